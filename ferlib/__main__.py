@@ -1,0 +1,7 @@
+"""`python -m ferlib ...`"""
+
+import sys
+
+from ferlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""Emotion classifiers: callables from preprocessed 48x48 uint8 faces to class probabilities.
+
+Two backends share one interface: the Keras model (called directly, no `predict` overhead) and its
+TFLite export (the fastest single-face path on a CPU).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferlib.classes import NUM_CLASSES
+from ferlib.modelio import default_model_path, load_model, read_metadata
+from ferlib.preprocess import to_model_batch
+
+
+class KerasClassifier:
+    """Runs the .keras model through a compiled (tf.function) forward pass."""
+
+    backend = "keras"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, model: Any = None) -> None:
+        if model is None:
+            model, self.metadata = load_model(model_path)
+        else:
+            self.metadata = {}
+        self.model = model
+        import tensorflow as tf
+
+        self._forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        batch = to_model_batch(faces)
+        if batch.shape[0] == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        return np.asarray(self._forward(batch), dtype=np.float32)
+
+    def predict(self, batch: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+        """Keras-style batch prediction, so evaluation code can take either backend."""
+        return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
+
+
+class TFLiteClassifier:
+    """Runs a .tflite export with TensorFlow's interpreter; resizes its input for each batch size."""
+
+    backend = "tflite"
+
+    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None) -> None:
+        import tensorflow as tf
+
+        path = Path(model_path)
+        if not path.exists():
+            raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
+        self.metadata = read_metadata(path.with_suffix(".keras")) if path.with_suffix(".keras").exists() else {}
+        self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=num_threads)
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self.batch_size = 0
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        batch = to_model_batch(faces)
+        if batch.shape[0] == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        if batch.shape[0] != self.batch_size:
+            self.interpreter.resize_tensor_input(self.input_index, list(batch.shape))
+            self.interpreter.allocate_tensors()
+            self.batch_size = batch.shape[0]
+        self.interpreter.set_tensor(self.input_index, batch)
+        self.interpreter.invoke()
+        return np.array(self.interpreter.get_tensor(self.output_index), dtype=np.float32)
+
+    def predict(self, batch: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+        return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
+
+
+def make_classifier(model_path: str | os.PathLike | None = None, backend: str = "auto", num_threads: int | None = None):
+    """The fastest available classifier for a model: its .tflite sibling when present (auto), else Keras."""
+    path = Path(model_path) if model_path is not None else default_model_path()
+    if path.suffix == ".tflite":
+        return TFLiteClassifier(path, num_threads=num_threads)
+    if backend not in ("auto", "keras", "tflite"):
+        raise ValueError(f"Expected backend auto, keras or tflite; received {backend!r}")
+    tflite_path = path.with_suffix(".tflite")
+    if backend == "tflite" or (backend == "auto" and tflite_path.exists()):
+        return TFLiteClassifier(tflite_path, num_threads=num_threads)
+    return KerasClassifier(path)

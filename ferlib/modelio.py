@@ -1,0 +1,77 @@
+"""Saving and loading models together with their sidecar JSON (classes, input size, config, metrics)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ferlib.atomic import atomic_save, atomic_write_json, read_json
+from ferlib.classes import EMOTIONS
+from ferlib.preprocess import IMAGE_SIZE
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL_NAME = "fer_vgg.keras"
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """`model.keras` -> `model.json`."""
+    return Path(model_path).with_suffix(".json")
+
+
+def default_model_path() -> Path:
+    """The shipped model, or $FERLIB_MODEL when set."""
+    configured = os.environ.get("FERLIB_MODEL")
+    return Path(configured).expanduser() if configured else MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+def model_metadata(
+    config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The sidecar's content: what a consumer needs to feed the model and read its output."""
+    return {
+        "class_names": list(EMOTIONS),
+        "input_size": [IMAGE_SIZE, IMAGE_SIZE, 1],
+        "input_format": "grayscale uint8 pixels 0-255 as float32; the model rescales internally",
+        "config": config or {},
+        "metrics": metrics or {},
+        **extra,
+    }
+
+
+def save_model(model: Any, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write `model` (.keras, atomically) and its sidecar JSON."""
+    target = Path(path)
+    if target.suffix != ".keras":
+        raise ValueError(f"Expected a model path ending in .keras; received {str(path)!r}")
+    atomic_save(target, model.save)
+    atomic_write_json(sidecar_path(target), metadata)
+    return target
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of a model, or an empty dict when it has none."""
+    return read_json(sidecar_path(path), default={}) or {}
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load a .keras model and its sidecar; a wrong path names what was expected."""
+    import keras
+
+    target = Path(path) if path is not None else default_model_path()
+    if not target.exists():
+        hint = " (no model is shipped yet: train one with `python -m ferlib train`)" if path is None else ""
+        raise ValueError(f"Expected a trained .keras model file; received {str(target)!r}, which does not exist{hint}")
+    if target.suffix != ".keras":
+        raise ValueError(f"Expected a model file ending in .keras; received {str(target)!r}")
+    metadata = read_metadata(target)
+    class_names = metadata.get("class_names", list(EMOTIONS))
+    if list(class_names) != list(EMOTIONS):
+        raise ValueError(f"Expected a model over classes {list(EMOTIONS)}; received one over {class_names}")
+    try:
+        model = keras.saving.load_model(target, compile=False)
+    except Exception as error:
+        raise ValueError(
+            f"Expected a readable Keras model; received {str(target)!r} ({type(error).__name__}: {error})"
+        ) from None
+    return model, metadata

@@ -1,0 +1,67 @@
+"""Drawing predictions on frames: a box in the emotion's colour, label, confidence, probability bars."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ferlib.classes import EMOTION_COLORS_BGR, EMOTIONS
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    blue, green, red = background
+    return (0, 0, 0) if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else (255, 255, 255)
+
+
+def draw_face(
+    frame: np.ndarray,
+    box: tuple[int, int, int, int],
+    label: str,
+    confidence: float,
+    probabilities: np.ndarray | None = None,
+    *,
+    show_bars: bool = True,
+) -> None:
+    """Draw one face's result onto a BGR frame in place."""
+    x, y, width, height = box
+    color = EMOTION_COLORS_BGR[label]
+    scale = max(0.4, min(1.2, width / 160))
+    thickness = max(1, round(scale * 2))
+    cv2.rectangle(frame, (x, y), (x + width, y + height), color, thickness)
+    text = f"{label} {confidence:.0%}"
+    (text_width, text_height), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    top = y - text_height - baseline - 4
+    if top < 0:
+        top = y + height
+    cv2.rectangle(frame, (x, top), (x + text_width + 6, top + text_height + baseline + 4), color, -1)
+    cv2.putText(frame, text, (x + 3, top + text_height + 2), FONT, scale, _text_color(color), thickness, cv2.LINE_AA)
+    if show_bars and probabilities is not None:
+        _draw_bars(frame, x + width + 4, y, max(8, height // (len(EMOTIONS) + 1)), probabilities)
+
+
+def _draw_bars(frame: np.ndarray, left: int, top: int, row_height: int, probabilities: np.ndarray) -> None:
+    bar_width = max(30, row_height * 5)
+    if left + bar_width + 2 > frame.shape[1]:
+        return
+    scale = max(0.3, row_height / 30)
+    for index, name in enumerate(EMOTIONS):
+        row_top = top + index * row_height
+        if row_top + row_height > frame.shape[0]:
+            break
+        filled = round(bar_width * float(probabilities[index]))
+        cv2.rectangle(frame, (left, row_top + 1), (left + bar_width, row_top + row_height - 1), (60, 60, 60), -1)
+        cv2.rectangle(
+            frame, (left, row_top + 1), (left + filled, row_top + row_height - 1), EMOTION_COLORS_BGR[name], -1
+        )
+        cv2.putText(frame, name[:3], (left + 2, row_top + row_height - 3), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def draw_note(frame: np.ndarray, text: str) -> None:
+    """A small, discreet note in the bottom-left corner (e.g. 'no face')."""
+    scale = max(0.4, frame.shape[1] / 1200)
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    bottom = frame.shape[0] - 8
+    cv2.rectangle(frame, (6, bottom - height - baseline - 4), (14 + width, bottom + 2), (0, 0, 0), -1)
+    cv2.putText(frame, text, (10, bottom - baseline), FONT, scale, (220, 220, 220), 1, cv2.LINE_AA)

@@ -1,0 +1,247 @@
+"""Training runs: fit a model from a TrainConfig, writing everything to its run folder.
+
+`run_training` is what the separate training process executes (`python -m ferlib train`); the
+dashboard only starts that process and reads the folder.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferlib import runs
+from ferlib.atomic import atomic_write_json, read_json
+from ferlib.classes import NUM_CLASSES
+from ferlib.config import TrainConfig
+from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
+from ferlib.modelio import model_metadata, save_model
+
+
+def build_optimizer(config: TrainConfig):
+    import keras
+
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            config.learning_rate,
+            momentum=config.momentum,
+            nesterov=config.momentum > 0,
+            weight_decay=config.weight_decay or None,
+        )
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay or 0.004)
+    return keras.optimizers.Adam(config.learning_rate)
+
+
+def compile_model(model, config: TrainConfig) -> None:
+    import keras
+
+    model.compile(
+        optimizer=build_optimizer(config),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=2, name="top2"),
+        ],
+    )
+
+
+def select_training_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training split, reduced to a stratified `train_fraction` when asked."""
+    images, labels = dataset.subset("train")
+    if len(labels) == 0:
+        raise ValueError(f"Expected training images in {dataset.report.source!r}; received an empty train split")
+    if config.train_fraction < 1.0:
+        keep = stratified_holdout(labels, config.train_fraction, config.seed)
+        images, labels = images[keep], labels[keep]
+    return images, labels
+
+
+def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig):
+    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, one-hot labels)."""
+    import tensorflow as tf
+
+    from ferlib.augment import build_augmenter
+
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], one_hot))
+    pipeline = pipeline.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    pipeline = pipeline.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if config.augmentation.is_active():
+        augmenter = build_augmenter(config.augmentation, seed=config.seed)
+        pipeline = pipeline.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (NUM_CLASSES * np.maximum(counts, 1)), 0.0)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def run_training(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    *,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    verbose: int = 2,
+) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir` to completion, a stop request, or failure; returns the status."""
+    run_dir = Path(run_dir)
+    config = runs.load_config(run_dir)
+    if runs.read_status(run_dir).get("state") == "running":
+        raise ValueError(
+            f"Expected a run that is not running; received {run_dir.name}, whose process is still training"
+        )
+    runs.clear_stop_request(run_dir)
+    stop = _install_stop_signal(run_dir)
+    runs.write_status(run_dir, "running", resumed=resume)
+    try:
+        result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
+    except KeyboardInterrupt:
+        runs.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
+        raise
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        runs.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    runs.clear_stop_request(run_dir)
+    return result
+
+
+def _install_stop_signal(run_dir: Path):
+    from ferlib.callbacks import StopSignal
+
+    stop = StopSignal(run_dir)
+    if threading.current_thread() is threading.main_thread():
+
+        def handle(signum, frame):
+            stop.signalled = True
+
+        signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
+    import keras
+
+    from ferlib.architectures import build_model
+    from ferlib.callbacks import AtomicCheckpoint, EpochLearningRate, ProgressWriter, StopOnRequest
+    from ferlib.evaluation import evaluate_model
+
+    keras.utils.set_random_seed(config.seed)
+    source = data or config.data
+    if dataset is None:
+        if not source:
+            raise ValueError("Expected a dataset path (--data PATH or the config's 'data'); received none")
+        print(f"loading data from {source}", file=sys.stderr, flush=True)
+        dataset = load_dataset(source, progress=ProgressPrinter())
+    train_images, train_labels = select_training_data(dataset, config)
+    validation_images, validation_labels = dataset.subset("validation")
+    if len(validation_labels) == 0:
+        raise ValueError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
+
+    state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
+    initial_epoch = int(state.get("epochs_completed", 0)) if resume else 0
+    if resume and (run_dir / runs.LAST_MODEL).exists():
+        model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+        runs.truncate_history(run_dir, initial_epoch)
+    else:
+        if resume:
+            initial_epoch = 0
+        model = build_model(config.architecture, **config.hyperparameters)
+        compile_model(model, config)
+
+    pipeline = make_training_pipeline(train_images, train_labels, config)
+    steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
+    validation = (
+        validation_images[..., None].astype(np.float32),
+        np.eye(NUM_CLASSES, dtype=np.float32)[validation_labels],
+    )
+    callbacks = [
+        EpochLearningRate(config),
+        StopOnRequest(stop),
+        ProgressWriter(
+            run_dir,
+            stop,
+            steps_per_epoch=steps_per_epoch,
+            total_epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            batch_size=config.batch_size,
+            extra={
+                "train_images": len(train_labels),
+                "validation_images": len(validation_labels),
+                "resumed": resume,
+                "parameters": int(model.count_params()),
+            },
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),
+        AtomicCheckpoint(run_dir, stop, config),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR), write_graph=False, profile_batch=0),
+    ]
+    if config.schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_accuracy",
+                mode="max",
+                factor=config.plateau_factor,
+                patience=config.plateau_patience,
+                min_lr=config.learning_rate * 1e-3,
+            )
+        )
+    if config.early_stopping_patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.early_stopping_patience)
+        )
+    started = time.time()
+    if initial_epoch < config.epochs:
+        model.fit(
+            pipeline,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            validation_batch_size=256,
+            shuffle=False,  # the tf.data pipeline shuffles
+            callbacks=callbacks,
+            verbose=verbose,
+            class_weight=class_weights(train_labels) if config.class_weighting else None,
+        )
+    if stop.triggered:
+        state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
+        runs.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))
+        return runs.read_status(run_dir)
+
+    best_path = run_dir / runs.BEST_MODEL
+    best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
+    metrics = {
+        "validation": evaluate_model(best_model, validation_images, validation_labels),
+        "validation_tta": evaluate_model(best_model, validation_images, validation_labels, tta=True),
+        "train_seconds_this_session": time.time() - started,
+        "best_epoch": (read_json(run_dir / runs.STATE_FILE, default={}) or {}).get("best_epoch"),
+        "parameters": int(best_model.count_params()),
+    }
+    atomic_write_json(run_dir / runs.METRICS_FILE, metrics)
+    if best_path.exists():
+        metadata = model_metadata(config.to_dict(), _summary_metrics(metrics), parameters=metrics["parameters"])
+        save_model(best_model, best_path, metadata)
+    runs.write_status(run_dir, "finished", accuracy=metrics["validation"]["accuracy"])
+    return runs.read_status(run_dir)
+
+
+def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    validation, tta = metrics["validation"], metrics["validation_tta"]
+    return {
+        "validation_accuracy": validation["accuracy"],
+        "validation_macro_f1": validation["macro_f1"],
+        "validation_top2_accuracy": validation["top2_accuracy"],
+        "validation_accuracy_tta": tta["accuracy"],
+        "validation_macro_f1_tta": tta["macro_f1"],
+        "best_epoch": metrics.get("best_epoch"),
+    }

@@ -1,0 +1,1 @@
+"""Streamlit pages of FER Studio; `common` holds their shared, cached helpers."""

@@ -1,0 +1,68 @@
+"""Helpers shared by the pages: cached model and pipeline, model cards, friendly errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
+from ferlib.modelio import default_model_path, read_metadata
+
+
+def model_available(path: str | os.PathLike | None = None) -> bool:
+    return Path(path or default_model_path()).exists()
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…")
+def load_pipeline(model_path: str, detector: str = "haar"):
+    """One detector + classifier per model and detector, shared by every session."""
+    from ferlib.classifier import make_classifier
+    from ferlib.detection import make_detector
+    from ferlib.pipeline import EmotionPipeline
+
+    return EmotionPipeline(make_detector(detector), make_classifier(model_path))
+
+
+@st.cache_data(show_spinner=False)
+def load_model_card(model_path: str) -> dict:
+    """The model's sidecar JSON (its card); empty when the model has none."""
+    card_path = Path(model_path).with_name(Path(model_path).stem + ".card.json")
+    from ferlib.atomic import read_json
+
+    return read_json(card_path, default=None) or read_metadata(model_path)
+
+
+def probability_chart(probabilities: dict[str, float], height: int = 260):
+    """A horizontal bar chart of class probabilities in the emotion colours."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure(
+        go.Bar(
+            x=[probabilities[name] for name in EMOTIONS],
+            y=[f"{EMOTION_ICONS[name]} {name}" for name in EMOTIONS],
+            orientation="h",
+            marker_color=[EMOTION_COLORS[name] for name in EMOTIONS],
+            text=[f"{probabilities[name]:.0%}" for name in EMOTIONS],
+            textposition="auto",
+        )
+    )
+    figure.update_layout(
+        height=height,
+        margin=dict(l=0, r=10, t=10, b=0),
+        xaxis=dict(range=[0, 1], tickformat=".0%"),
+        yaxis=dict(autorange="reversed"),
+    )
+    return figure
+
+
+def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    return image[:, :, ::-1] if image.ndim == 3 and image.shape[2] == 3 else image
+
+
+def show_error(message: str, error: Exception | None = None) -> None:
+    """An explained error, never a traceback."""
+    detail = f" ({error})" if error is not None else ""
+    st.error(f"{message}{detail}", icon=":material/error:")

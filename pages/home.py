@@ -1,0 +1,115 @@
+"""Home: what the studio does, the active model's card, and 'upload a photo' to try it at once."""
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from ferlib.classes import EMOTION_ICONS, EMOTIONS
+from ferlib.modelio import default_model_path
+from ferlib.preprocess import decode_image
+from pages.common import bgr_to_rgb, load_model_card, load_pipeline, model_available, probability_chart, show_error
+
+st.title("🎭 FER Studio")
+st.caption(
+    "Facial emotion recognition on FER-2013: explore the data, train and tune models, read their metrics, "
+    "and see emotions live on your webcam."
+)
+
+model_path = str(default_model_path())
+card_column, try_column = st.columns([2, 3], gap="large")
+
+with card_column:
+    st.subheader("Active model")
+    if not model_available(model_path):
+        st.info(
+            "No trained model is installed yet. Train one on the **Training** page or with "
+            "`python -m ferlib train --data PATH`, then copy its `best.keras` into `models/`.",
+            icon=":material/model_training:",
+        )
+    else:
+        card = load_model_card(model_path)
+        metrics = card.get("metrics", {})
+        first, second, third = st.columns(3)
+        first.metric(
+            "Validation accuracy",
+            f"{metrics.get('validation_accuracy', 0):.1%}",
+            help="Accuracy on FER-2013 PublicTest (3,589 faces), the validation split used for selection.",
+        )
+        second.metric(
+            "Macro-F1",
+            f"{metrics.get('validation_macro_f1', 0):.3f}",
+            help="The F1 score averaged over the seven classes, so rare classes count as much as common ones.",
+        )
+        if "validation_accuracy_tta" in metrics:
+            third.metric(
+                "With flip TTA",
+                f"{metrics['validation_accuracy_tta']:.1%}",
+                help="Averaging the prediction of the face and its mirror image.",
+            )
+        per_class = card.get("per_class") or {}
+        if per_class:
+            table = pd.DataFrame(per_class).T.loc[list(EMOTIONS)]
+            st.dataframe(
+                table,
+                width="stretch",
+                column_config={
+                    "precision": st.column_config.ProgressColumn("precision", format="%.2f", min_value=0, max_value=1),
+                    "recall": st.column_config.ProgressColumn("recall", format="%.2f", min_value=0, max_value=1),
+                    "f1": st.column_config.ProgressColumn("F1", format="%.2f", min_value=0, max_value=1),
+                },
+            )
+        details = {
+            key: card[key]
+            for key in ("architecture", "parameters", "file_size_mb", "flops_per_face", "ms_per_face")
+            if key in card
+        }
+        if details:
+            st.json(details, expanded=False)
+
+with try_column:
+    st.subheader("Try it: upload a photo")
+    upload = st.file_uploader(
+        "A photo with one or more faces",
+        type=["jpg", "jpeg", "png", "bmp", "webp"],
+        help="Faces are found with OpenCV's Haar cascade; each one is classified separately. "
+        "The photo stays in this session and is not stored.",
+    )
+    if upload is None:
+        st.caption("Try a selfie, a group photo or a film still: every face gets a box, a label and its probabilities.")
+    elif not model_available(model_path):
+        show_error("There is no model to run yet; see 'Active model' on the left.")
+    else:
+        try:
+            image = decode_image(upload.getvalue())
+        except ValueError as error:
+            show_error("This file could not be read as an image.", error)
+        else:
+            try:
+                pipeline = load_pipeline(model_path)
+                analysis = pipeline.analyze(image)
+            except ValueError as error:
+                show_error("The model could not be run.", error)
+            else:
+                from ferlib.pipeline import annotate
+
+                annotated = annotate(image, analysis)
+                st.image(bgr_to_rgb(annotated), caption=f"{len(analysis.faces)} face(s) found", width="stretch")
+                if not analysis.faces:
+                    st.warning("No face was found. Faces should be frontal, well lit and at least ~40 pixels wide.")
+                for number, face in enumerate(analysis.faces, start=1):
+                    with st.expander(
+                        f"Face {number}: {EMOTION_ICONS[face.label]} {face.label} ({face.confidence:.0%})",
+                        expanded=len(analysis.faces) <= 2,
+                    ):
+                        st.plotly_chart(probability_chart(face.probabilities), key=f"face-{number}")
+                import cv2
+
+                ok, encoded = cv2.imencode(".png", annotated)
+                if ok:
+                    st.download_button(
+                        "Download the annotated photo",
+                        io.BytesIO(encoded.tobytes()),
+                        file_name="emotions.png",
+                        mime="image/png",
+                    )

@@ -1,0 +1,91 @@
+"""The command line as a user runs it: real subprocesses, one-line errors, documented last lines."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+
+def run_cli(*arguments, env=None):
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ferlib", *map(str, arguments)], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+def test_info_prints_counts_and_the_load_report(kaggle_dir, tmp_path):
+    bad = kaggle_dir / "train" / "fear" / "Training_broken.jpg"
+    bad.write_bytes(b"broken")
+    try:
+        result = run_cli("info", "--data", kaggle_dir, env={"FERLIB_CACHE_DIR": str(tmp_path)})
+    finally:
+        bad.unlink()
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^train\s+12\s+12\s+12\s+12\s+12\s+12\s+12\s+84$", result.stdout, re.M)
+    assert re.search(r"^validation(\s+4){7}\s+28$", result.stdout, re.M)
+    assert "skipped train/fear/Training_broken.jpg" in result.stdout
+    assert "decoding images" in result.stderr
+
+
+def test_user_mistakes_print_one_line_without_traceback(tmp_path):
+    result = run_cli("info", "--data", tmp_path / "nope")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected a dataset path")
+    result = run_cli("evaluate", "--data", tmp_path / "nope", "--model", tmp_path / "missing.keras")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_evaluate_last_line_and_json(training_data, tiny_model_path, tmp_path):
+    output = tmp_path / "metrics.json"
+    result = run_cli("evaluate", "--data", training_data, "--model", tiny_model_path, "--split", "validation",
+                     "--tta", "--json", output)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"accuracy=0\.\d{4} macro_f1=0\.\d{4} n=56", result.stdout.strip().splitlines()[-1])
+    metrics = json.loads(output.read_text())
+    assert metrics["tta"] is True and metrics["n"] == 56 and len(metrics["confusion_matrix"]) == 7
+
+
+def test_train_prints_the_run_folder(training_data, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"architecture": "compact_cnn", "hyperparameters": {"filters": [8, 8, 8], "dense_units": 8},
+                                  "train_fraction": 0.25, "augmentation": {"erasing": 0.5}}))
+    result = run_cli("train", "--data", training_data, "--config", config, "--epochs", 1, "--runs-dir", tmp_path / "runs",
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    run_dir = result.stdout.strip().splitlines()[0]
+    assert os.path.isdir(run_dir) and run_dir.startswith(str(tmp_path / "runs"))
+    assert json.loads(open(os.path.join(run_dir, "status.json")).read())["state"] == "finished"
+    assert json.loads(open(os.path.join(run_dir, "config.json")).read())["epochs"] == 1
+
+
+def test_bad_config_is_reported_in_one_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"optimizer": "rmsprop-ish"}')
+    result = run_cli("train", "--data", tmp_path, "--config", config)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: Expected optimizer among sgd, adam, adamw; received 'rmsprop-ish'"
+
+
+def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"nope")
+    result = run_cli("predict", photo, blank, broken, "--model", tiny_model_path, "--annotated-dir", tmp_path / "out")
+    assert result.returncode == 1, result.stderr  # one file could not be read
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{photo}: 1 face"
+    assert re.match(r"  face 1: box=\(\d+,\d+,\d+,\d+\) label=\w+ confidence=0\.\d{3} angry=", lines[1])
+    assert f"{blank}: no face found" in lines
+    assert any(line.startswith(f"{broken}: skipped (Expected a decodable image") for line in lines)
+    assert (tmp_path / "out" / "astronaut_annotated.png").exists()

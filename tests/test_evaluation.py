@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from ferlib.classes import EMOTIONS
+from ferlib.evaluation import classification_metrics, confusion_matrix
+
+
+def one_hot_probabilities(predictions, second_choices=None):
+    probabilities = np.full((len(predictions), 7), 0.01, np.float32)
+    probabilities[np.arange(len(predictions)), predictions] = 0.9
+    if second_choices is not None:
+        probabilities[np.arange(len(predictions)), second_choices] = 0.05
+    return probabilities
+
+
+def test_metrics_match_hand_computed_values():
+    labels = np.array([0, 0, 1, 3, 3, 3])
+    predictions = np.array([0, 3, 1, 3, 3, 0])
+    metrics = classification_metrics(labels, one_hot_probabilities(predictions, second_choices=[3, 0, 0, 0, 0, 3]))
+    assert metrics["n"] == 6
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    angry = metrics["per_class"]["angry"]
+    assert angry == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    happy = metrics["per_class"]["happy"]
+    assert happy["precision"] == pytest.approx(2 / 3) and happy["recall"] == pytest.approx(2 / 3)
+    # macro-F1 averages the classes that occur: angry 0.5, disgust 1.0, happy 2/3
+    assert metrics["macro_f1"] == pytest.approx((0.5 + 1.0 + 2 / 3) / 3)
+    assert metrics["top2_accuracy"] == pytest.approx(1.0)
+    assert metrics["confusion_matrix"][0] == [1, 0, 0, 1, 0, 0, 0]
+    assert metrics["class_names"] == list(EMOTIONS)
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    matrix = confusion_matrix(np.array([2, 2, 5]), np.array([2, 6, 5]))
+    assert matrix[2, 2] == 1 and matrix[2, 6] == 1 and matrix[5, 5] == 1 and matrix.sum() == 3
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="Expected probabilities shaped"):
+        classification_metrics(np.array([0, 1]), np.zeros((3, 7)))

@@ -1,0 +1,77 @@
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferlib.preprocess import crop_with_margin, decode_image, preprocess_face, to_grayscale, to_model_batch
+
+
+def encode_with_pillow(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((48, 48), 100, np.uint8),
+        np.full((96, 64, 3), 100, np.uint8),
+        np.full((30, 30, 4), 100, np.uint8),
+        np.full((200, 300), 100 * 257, np.uint16),
+        np.full((48, 48, 1), 100 / 255, np.float32),
+    ],
+    ids=["gray", "bgr", "bgra", "uint16", "float"],
+)
+def test_preprocess_face_makes_48x48_uint8_whatever_the_input(image):
+    face = preprocess_face(image)
+    assert face.shape == (48, 48)
+    assert face.dtype == np.uint8
+    assert abs(int(face.mean()) - 100) <= 1
+
+
+def test_bgr_is_converted_with_luminance_weights():
+    blue = np.zeros((10, 10, 3), np.uint8)
+    blue[..., 0] = 255
+    assert to_grayscale(blue)[0, 0] == 29  # 0.114 * 255
+
+
+def test_decode_handles_cmyk_jpeg_and_16bit_png():
+    cmyk = encode_with_pillow(Image.new("CMYK", (60, 40), (0, 0, 0, 0)), "JPEG")
+    assert preprocess_face(decode_image(cmyk)).mean() > 240  # no ink is white
+    sixteen = np.full((20, 20), 65535, np.uint16)
+    ok, png = cv2.imencode(".png", sixteen)
+    assert ok
+    decoded = decode_image(png.tobytes())
+    assert decoded.dtype == np.uint16
+    assert preprocess_face(decoded).min() == 255
+
+
+def test_decode_honours_exif_orientation():
+    wide = Image.new("L", (80, 40), 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    data = encode_with_pillow(wide, "JPEG", exif=exif)
+    assert decode_image(data).shape[:2] == (80, 40)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all", b"\xff\xd8\xff\xe0 truncated jpeg"])
+def test_decode_rejects_bad_bytes_with_a_clear_message(data):
+    with pytest.raises(ValueError, match="Expected"):
+        decode_image(data)
+
+
+def test_model_batch_shape_and_type():
+    batch = to_model_batch([np.zeros((48, 48), np.uint8)] * 3)
+    assert batch.shape == (3, 48, 48, 1)
+    assert batch.dtype == np.float32
+
+
+def test_crop_with_margin_is_clipped_to_the_image():
+    image = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100)
+    assert crop_with_margin(image, (10, 10, 20, 20), margin=0.5).shape == (40, 40)
+    assert crop_with_margin(image, (90, 90, 20, 20), margin=0.0).shape == (10, 10)
+    with pytest.raises(ValueError, match="Expected a box"):
+        crop_with_margin(image, (200, 200, 10, 10))

@@ -1,0 +1,135 @@
+"""Training runs end to end on generated data: run folder contents, stop, resume, SIGKILL, failure."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+from ferlib import runs
+from ferlib.atomic import read_json
+from ferlib.config import TrainConfig
+from ferlib.modelio import load_model, read_metadata
+from ferlib.training import run_training
+
+TINY = {"filters": (8, 16, 32), "dense_units": 16}
+
+
+def tiny_config(data, **changes) -> TrainConfig:
+    return TrainConfig(architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(data), **changes)
+
+
+def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
+    status = run_training(run_dir, verbose=0)
+    assert status["state"] == "finished"
+    for name in ("config.json", "status.json", "progress.jsonl", "history.csv", "best.keras", "best.json",
+                 "last.keras", "metrics.json", "state.json"):
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    events = [record["event"] for record in runs.read_progress(run_dir)]
+    assert events[0] == "start" and "batch" in events and events[-1] == "epoch"
+    epoch = runs.read_progress(run_dir)[-1]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "elapsed", "eta_seconds"):
+        assert key in epoch, key
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["validation"]["n"] == 56
+    assert set(metrics["validation"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "top2_accuracy"}
+    sidecar = read_metadata(run_dir / "best.keras")
+    assert sidecar["class_names"][0] == "angry" and sidecar["input_size"] == [48, 48, 1]
+    assert sidecar["config"]["architecture"] == "compact_cnn"
+    assert "validation_accuracy" in sidecar["metrics"]
+    model, _ = load_model(run_dir / "best.keras")
+    assert model.output_shape == (None, 7)
+
+
+def test_stop_request_then_resume_continues_the_history(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data, epochs=3), tmp_path)
+    runs.request_stop(run_dir)  # already there when training starts: cleared, so the run starts
+    from ferlib.callbacks import ProgressWriter
+
+    original = ProgressWriter.on_epoch_end
+
+    def stop_after_first_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            runs.request_stop(run_dir)
+
+    ProgressWriter.on_epoch_end = stop_after_first_epoch
+    try:
+        status = run_training(run_dir, verbose=0)
+    finally:
+        ProgressWriter.on_epoch_end = original
+    assert status["state"] == "stopped"
+    state = read_json(run_dir / "state.json")
+    assert state["epochs_completed"] in (1, 2)
+    assert (run_dir / "last.keras").exists()
+    partial = [r for r in runs.read_progress(run_dir) if r["event"] == "epoch" and r["partial"]]
+    assert len(partial) == 1 and partial[0]["epoch"] == state["epochs_completed"] + 1
+
+    status = run_training(run_dir, resume=True, verbose=0)
+    assert status["state"] == "finished"
+    assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == [0, 1, 2]
+    assert read_json(run_dir / "state.json")["epochs_completed"] == 3
+
+
+def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_data):
+    config = tiny_config(training_data, epochs=40)
+    run_dir = runs.create_run(config, tmp_path)
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ferlib", "train", "--run-dir", str(run_dir), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        state = read_json(run_dir / "state.json", default={}) or {}
+        if state.get("epochs_completed", 0) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    for path in run_dir.glob("*.json"):
+        json.loads(path.read_text())  # every JSON file parses
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+    completed = read_json(run_dir / "state.json")["epochs_completed"]
+    assert completed >= 2
+    load_model(run_dir / "last.keras")
+
+    config_path = run_dir / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "epochs": completed + 1}))
+    status = run_training(run_dir, resume=True, verbose=0)
+    assert status["state"] == "finished"
+    assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == list(range(completed + 1))
+
+
+def test_a_failing_run_records_the_error(tmp_path):
+    run_dir = runs.create_run(tiny_config(tmp_path / "nowhere.zip", epochs=1), tmp_path / "runs")
+    with pytest.raises(ValueError):
+        run_training(run_dir, verbose=0)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed"
+    assert "does not exist" in status["error"]
+
+
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match="Expected architecture among"):
+        TrainConfig(architecture="resnet9000")
+    with pytest.raises(ValueError, match="Expected epochs >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({"epochs": 2, "learning_rat": 0.1})
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
+def test_listing_runs(tmp_path, training_data):
+    first = runs.create_run(tiny_config(training_data), tmp_path)
+    summaries = runs.list_runs(tmp_path)
+    assert [summary.path for summary in summaries] == [first]
+    assert summaries[0].state == "created"
+    assert runs.list_runs(Path(tmp_path) / "missing") == []
