@@ -66,3 +66,41 @@ def show_error(message: str, error: Exception | None = None) -> None:
     """An explained error, never a traceback."""
     detail = f" ({error})" if error is not None else ""
     st.error(f"{message}{detail}", icon=":material/error:")
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_directories() -> list[Path]:
+    """Where the app looks for datasets: $FERLIB_DATA_DIR (os.pathsep-separated), else data/ and ../shared/data."""
+    configured = os.environ.get("FERLIB_DATA_DIR")
+    if configured:
+        return [Path(part).expanduser() for part in configured.split(os.pathsep) if part]
+    return [REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
+
+
+def upload_directory() -> Path:
+    """Where uploaded datasets are stored: the first data directory."""
+    return data_directories()[0]
+
+
+def dataset_sources() -> list[Path]:
+    """Datasets found in the data directories: .zip and .csv files and sub-folders."""
+    found: list[Path] = []
+    for directory in data_directories():
+        if not directory.is_dir():
+            continue
+        for child in sorted(directory.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir() or child.suffix.lower() in (".zip", ".csv"):
+                found.append(child)
+    return found
+
+
+@st.cache_data(show_spinner="Loading the dataset (the first time decodes every image)…", max_entries=2)
+def load_dataset_cached(path: str):
+    """ferlib's loader behind Streamlit's data cache (ferlib also keeps its own decoded cache on disk)."""
+    from ferlib.datasets import load_dataset
+
+    return load_dataset(path)
