@@ -43,19 +43,28 @@ class KerasClassifier:
         return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
 
 
+def tflite_interpreter_class():
+    """LiteRT's interpreter (ai-edge-litert, TFLite's maintained runtime); TensorFlow's deprecated one otherwise."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
 class TFLiteClassifier:
-    """Runs a .tflite export with TensorFlow's interpreter; resizes its input for each batch size."""
+    """Runs a .tflite export with the LiteRT interpreter; resizes its input for each batch size."""
 
     backend = "tflite"
 
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None) -> None:
-        import tensorflow as tf
-
         path = Path(model_path)
         if not path.exists():
             raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
         self.metadata = read_metadata(path.with_suffix(".keras")) if path.with_suffix(".keras").exists() else {}
-        self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=num_threads)
+        self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=num_threads)
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.batch_size = 0

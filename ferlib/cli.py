@@ -41,12 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--detector", default="haar", help="face detector: haar (default) or none (image is a face)")
     predict.add_argument("--annotated-dir", help="also write each photo with its faces drawn on it here")
     predict.add_argument("--json", help="write all predictions to this JSON file")
+    ship = commands.add_parser("ship", help="install a run's best model as a shipped model with its card and TFLite")
+    ship.add_argument("--run-dir", required=True, help="a finished (or stopped) run folder with best.keras")
+    ship.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
+    ship.add_argument("--output", help="target .keras path (default: the shipped model path)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    handlers = {"info": _info, "train": _train, "evaluate": _evaluate, "predict": _predict}
+    handlers = {"info": _info, "train": _train, "evaluate": _evaluate, "predict": _predict, "ship": _ship}
     try:
         return handlers[arguments.command](arguments)
     except ValueError as error:
@@ -184,6 +188,26 @@ def _predict(arguments: argparse.Namespace) -> int:
     if failures == len(arguments.images):
         raise ValueError(f"Expected readable image files; received none among {len(arguments.images)}")
     return 1 if failures else 0
+
+
+def _ship(arguments: argparse.Namespace) -> int:
+    from ferlib.export import ship_model
+    from ferlib.modelio import default_model_path
+
+    target = Path(arguments.output) if arguments.output else default_model_path()
+    card = ship_model(arguments.run_dir, arguments.data, target)
+    metrics = card["metrics"]
+    tflite = target.with_suffix(".tflite")
+    print(f"shipped {target} ({card['file_size_mb']} MB) and {tflite} ({card['tflite_size_mb']} MB)")
+    print(
+        f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "
+        f"tflite_agreement={card['tflite_top1_agreement']:.4f}"
+    )
+    print(
+        f"accuracy={metrics['validation_accuracy']:.4f} macro_f1={metrics['validation_macro_f1']:.4f} "
+        f"accuracy_tta={metrics['validation_accuracy_tta']:.4f} n={metrics['n']}"
+    )
+    return 0
 
 
 if __name__ == "__main__":

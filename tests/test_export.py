@@ -1,0 +1,46 @@
+"""Shipping a model: TFLite export agrees with Keras, FLOPs are counted, the card is complete."""
+
+import json
+
+import numpy as np
+
+from ferlib.classifier import KerasClassifier, TFLiteClassifier, make_classifier
+from ferlib.export import count_flops, ship_model
+from ferlib.modelio import load_model, read_metadata
+
+
+def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_data):
+    target = tmp_path / "models" / "shipped.keras"
+    card = ship_model(tiny_model_path.parent, training_data, target)
+    assert target.exists() and target.with_suffix(".tflite").exists()
+    stored = read_metadata(target)
+    assert stored == json.loads(json.dumps(card))
+    for key in ("architecture", "parameters", "flops_per_face", "config", "epochs_completed", "train_wall_seconds",
+                "per_class", "per_class_tta", "confusion_matrix", "tflite_top1_agreement", "file_size_mb"):
+        assert key in stored, key
+    assert stored["metrics"]["n"] == 56
+    assert set(stored["metrics"]) >= {"validation_accuracy", "validation_macro_f1", "validation_accuracy_tta"}
+    assert stored["tflite_top1_agreement"] >= 0.99
+    assert stored["epochs_completed"] == 1
+    assert target.with_suffix(".int8.tflite").exists() and 0 <= stored["int8_validation_accuracy"] <= 1
+    assert stored["int8_tflite_size_mb"] < stored["tflite_size_mb"]
+
+
+def test_tflite_and_keras_give_the_same_probabilities(tmp_path, tiny_model_path, training_data):
+    target = tmp_path / "m.keras"
+    ship_model(tiny_model_path.parent, training_data, target)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    keras_probabilities = KerasClassifier(target)(faces)
+    tflite_probabilities = TFLiteClassifier(target.with_suffix(".tflite"), num_threads=1)(faces)
+    assert np.allclose(keras_probabilities, tflite_probabilities, atol=1e-4)
+    assert np.allclose(tflite_probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert isinstance(make_classifier(target), TFLiteClassifier)  # auto picks the faster export
+    assert isinstance(make_classifier(target, backend="keras"), KerasClassifier)
+    assert tflite_probabilities[:1].shape == TFLiteClassifier(target.with_suffix(".tflite"))(faces[:1]).shape
+
+
+def test_flops_of_a_known_model(tiny_model_path):
+    model, _ = load_model(tiny_model_path)
+    # compact_cnn filters (8, 16, 32), dense 16: conv 48x48x9x1x8 + 24x24x9x8x16 + 12x12x9x16x32 ; dense 32x16 + 16x7
+    expected = 2 * (48 * 48 * 9 * 1 * 8 + 24 * 24 * 9 * 8 * 16 + 12 * 12 * 9 * 16 * 32 + 32 * 16 + 16 * 7)
+    assert count_flops(model) == expected
