@@ -6,6 +6,8 @@ st.set_page_config(page_title="FER Studio", page_icon="🎭", layout="wide", ini
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
 ]
 
 st.navigation(PAGES).run()

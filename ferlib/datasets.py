@@ -196,8 +196,8 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
     if source.is_file() and zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
             names = [info.filename for info in archive.infolist() if not info.is_dir()]
-            csv_names = [name for name in names if name.lower().endswith(".csv") and not _is_hidden(name)]
-            if csv_names and not _has_images(names):
+            csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
+            if csv_names and not has_images(names):
                 with archive.open(csv_names[0]) as raw:
                     text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                     return _load_csv(text, f"{source}:{csv_names[0]}", progress)
@@ -208,8 +208,8 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
             for root, _, files in os.walk(source)
             for name in files
         ]
-        csv_names = [name for name in names if name.lower().endswith(".csv") and not _is_hidden(name)]
-        if csv_names and not _has_images(names):
+        csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
+        if csv_names and not has_images(names):
             with open(source / csv_names[0], encoding="utf-8", newline="") as stream:
                 return _load_csv(stream, str(source / csv_names[0]), progress)
         return _load_files(str(source), names, lambda name: (source / name).read_bytes(), progress)
@@ -221,21 +221,21 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif"}
 
 
-def _has_images(names: Iterable[str]) -> bool:
+def has_images(names: Iterable[str]) -> bool:
     return any(PurePosixPath(name).suffix.lower() in _IMAGE_SUFFIXES for name in names)
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
     parts = PurePosixPath(name).parts
     return any(part.startswith(".") or part == "__MACOSX" for part in parts) or parts[-1].lower() in _SKIPPED_NAMES
 
 
-def _split_from_name(file_name: str) -> str | None:
+def split_from_name(file_name: str) -> str | None:
     prefix = file_name.split("_", 1)[0].lower() if "_" in file_name else ""
     return _PREFIX_SPLITS.get(prefix)
 
 
-def _classify_entry(name: str) -> tuple[str | None, str | None]:
+def classify_entry(name: str) -> tuple[str | None, str | None]:
     """(class, split folder) for a relative file path, from its parent folders."""
     parts = PurePosixPath(name).parts[:-1]
     for depth in range(len(parts) - 1, -1, -1):
@@ -257,13 +257,13 @@ def _load_files(
     entries: list[tuple[str, int, str | None]] = []
     unplaced: list[str] = []
     for name in sorted(names):
-        if _is_hidden(name):
+        if is_hidden(name):
             continue
-        emotion, split_folder = _classify_entry(name)
+        emotion, split_folder = classify_entry(name)
         if emotion is None:
             unplaced.append(name)
             continue
-        split = _split_from_name(PurePosixPath(name).name) or split_folder
+        split = split_from_name(PurePosixPath(name).name) or split_folder
         entries.append((name, EMOTIONS.index(emotion), split))
     if not entries:
         detail = f"found {len(names)} files but none inside a folder named after an emotion"

@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from typing import Any
 
 from ferlib.atomic import atomic_write_json, atomic_write_text, read_json, read_json_lines
 from ferlib.config import TrainConfig
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; launching is still checked, just not atomically
+    fcntl = None
 
 STATES = ("created", "running", "finished", "failed", "stopped", "interrupted")
 CONFIG_FILE = "config.json"
@@ -255,3 +261,245 @@ def terminate_run(run_dir: str | os.PathLike) -> None:
     if status.get("state") == "running" and status.get("pid"):
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(status["pid"]), signal.SIGTERM)
+
+
+# --- Dashboard support: one active run at a time, launching, resuming, deleting, reading progress. ---
+
+ACTIVE_STATES = ("created", "running")
+RESUMABLE_STATES = ("stopped", "interrupted")
+LAUNCH_LOCK_FILE = ".launch.lock"
+
+
+def active_runs(runs_dir: str | os.PathLike | None = None) -> list[RunSummary]:
+    """Runs that are starting or training, newest first (their folders say so and their process is alive)."""
+    return [run for run in list_runs(runs_dir) if run.state in ACTIVE_STATES]
+
+
+def ensure_no_active_run(runs_dir: str | os.PathLike | None = None) -> None:
+    """Raise ValueError naming the active run: a small machine trains one run at a time."""
+    active = active_runs(runs_dir)
+    if active:
+        described = ", ".join(f"{run.run_id} ({run.state})" for run in active)
+        raise ValueError(
+            f"Expected no active run, since one run trains at a time; received {described}: "
+            "stop it or wait for it to finish"
+        )
+
+
+@contextlib.contextmanager
+def _launch_lock(root: Path):
+    """Hold an exclusive lock on `root` so that checking for active runs and launching one is a single step."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LAUNCH_LOCK_FILE, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _launch_and_record(run_dir: Path, data: str, *, resume: bool, extra_env: dict[str, str] | None) -> subprocess.Popen:
+    """Launch the training process and name it in status.json.
+
+    create_run records the launching process's pid; recording the training process's pid instead means a
+    process that dies before it starts training reads as 'interrupted' (after read_status's grace minute)
+    rather than blocking new runs for as long as the dashboard lives. (The new process spends far longer
+    importing its libraries than this rewrite takes, so in practice it has not written 'running' yet.)
+    """
+    try:
+        process = launch_run(run_dir, data, resume=resume, extra_env=extra_env)
+    except OSError as error:
+        write_status(run_dir, "failed", error=f"the training process could not be started: {error}")
+        raise ValueError(f"Expected to start the training process; received {error}") from None
+    status = read_json(run_dir / STATUS_FILE, default={}) or {}
+    if status.get("state") == "created":
+        write_status(run_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
+    return process
+
+
+def _existing_dataset(data: str) -> str:
+    if not data:
+        raise ValueError("Expected the config to name its dataset ('data'); received none")
+    if not Path(data).expanduser().exists():
+        raise ValueError(f"Expected an existing dataset; received {data!r}, which does not exist")
+    return data
+
+
+def start_run(
+    config: TrainConfig,
+    runs_dir: str | os.PathLike | None = None,
+    *,
+    extra_env: dict[str, str] | None = None,
+) -> Path:
+    """Create a run folder for `config` and train it in a detached process; refused while another run is active."""
+    root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
+    data = _existing_dataset(config.data)
+    with _launch_lock(root):
+        ensure_no_active_run(root)
+        run_dir = create_run(config, root)
+        _launch_and_record(run_dir, data, resume=False, extra_env=extra_env)
+    return run_dir
+
+
+def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:
+    """Continue a stopped or interrupted run from its last checkpoint in a new detached process.
+
+    Refused while any run in the same runs folder is active; the run reads as 'created' until the new
+    process starts training, so a second click cannot launch it twice.
+    """
+    path = Path(run_dir).expanduser().resolve()
+    data = _existing_dataset(load_config(path).data)
+    with _launch_lock(path.parent):
+        state = read_status(path).get("state")
+        if state not in RESUMABLE_STATES:
+            raise ValueError(f"Expected a stopped or interrupted run to resume; received {path.name}, which is {state}")
+        ensure_no_active_run(path.parent)
+        write_status(path, "created", resumed=True)
+        _launch_and_record(path, data, resume=True, extra_env=extra_env)
+    return path
+
+
+def delete_run(run_dir: str | os.PathLike) -> None:
+    """Remove a run folder with everything in it; refuses active runs and folders that are not runs."""
+    path = Path(run_dir)
+    if not (path / CONFIG_FILE).is_file():
+        raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+    state = read_status(path).get("state")
+    if state in ACTIVE_STATES:
+        raise ValueError(f"Expected a run that is not training; received {path.name}, which is {state}: stop it first")
+    shutil.rmtree(path)
+
+
+def read_log_tail(run_dir: str | os.PathLike, max_lines: int = 40, max_bytes: int = 65536) -> str:
+    """The last lines of the run's log.txt (reading at most `max_bytes` from its end); empty when there is none."""
+    try:
+        with open(Path(run_dir) / LOG_FILE, "rb") as stream:
+            size = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, size - max_bytes))
+            data = stream.read()
+    except FileNotFoundError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > max_bytes:
+        lines = lines[1:]  # the first line read is most likely cut
+    return "\n".join(lines[-max_lines:])
+
+
+@dataclass
+class ProgressSnapshot:
+    """Where a run stands according to its latest progress record; epochs count from 1."""
+
+    epoch: int
+    epochs: int
+    batch: int | None
+    steps: int | None
+    fraction: float
+    eta_seconds: float | None
+    learning_rate: float | None
+    images_per_second: float | None
+    record_time: float | None
+
+    def eta_at(self, now: float) -> float | None:
+        """The ETA counted down by the time since the record was written."""
+        if self.eta_seconds is None:
+            return None
+        return max(0.0, self.eta_seconds - max(0.0, now - (self.record_time or now)))
+
+
+def progress_snapshot(records: list[dict[str, Any]]) -> ProgressSnapshot | None:
+    """Epoch, batch, overall fraction and ETA from progress.jsonl records; None before the first record."""
+    if not records:
+        return None
+    latest = records[-1]
+    epochs = max(1, int(latest.get("epochs", 1) or 1))
+    event = latest.get("event")
+    if event == "batch":
+        epoch, batch, steps = int(latest["epoch"]), int(latest["batch"]), max(1, int(latest["steps"]))
+        completed = epoch - 1 + batch / steps
+    elif event == "epoch":
+        epoch, batch, steps = int(latest["epoch"]), None, None
+        completed = epoch - 1 if latest.get("partial") else epoch
+    else:
+        epoch, batch, steps = int(latest.get("initial_epoch", 0) or 0), 0, latest.get("steps_per_epoch")
+        completed = epoch
+    learning_rates = [record["learning_rate"] for record in records if record.get("learning_rate") is not None]
+    return ProgressSnapshot(
+        epoch=epoch,
+        epochs=epochs,
+        batch=batch,
+        steps=steps,
+        fraction=min(1.0, max(0.0, completed / epochs)),
+        eta_seconds=latest.get("eta_seconds"),
+        learning_rate=learning_rates[-1] if learning_rates else None,
+        images_per_second=latest.get("images_per_second"),
+        record_time=latest.get("time"),
+    )
+
+
+def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per completed epoch, in epoch order, for curves.
+
+    Partial epochs (a stopped run) are left out; a resumed session (its start record) drops the epochs it
+    trains again, so a killed run's unsaved epochs never linger beside their retrained versions.
+    """
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if record.get("event") == "start":
+            initial = int(record.get("initial_epoch", 0) or 0)
+            by_epoch = {epoch: kept for epoch, kept in by_epoch.items() if epoch <= initial}
+        elif record.get("event") == "epoch" and not record.get("partial"):
+            by_epoch[int(record["epoch"])] = record
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def current_epoch_batches(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch records of the epoch in progress (those after the latest start or epoch record)."""
+    batches: list[dict[str, Any]] = []
+    for record in records:
+        if record.get("event") == "batch":
+            batches.append(record)
+        elif record.get("event") in ("start", "epoch"):
+            batches = []
+    return batches
+
+
+def run_duration(run: RunSummary, now: float | None = None) -> float | None:
+    """Wall-clock seconds since the run first started: up to now while active, up to its last write when
+    interrupted (its status was never closed), else up to its recorded end."""
+    if not run.started:
+        return None
+    if run.state in ACTIVE_STATES:
+        return (now if now is not None else time.time()) - float(run.started)
+    if run.state == "interrupted":
+        written = [path.stat().st_mtime for path in (run.path / PROGRESS_FILE, run.path / LOG_FILE) if path.exists()]
+        return max(written) - float(run.started) if written else run.duration_seconds
+    return run.duration_seconds
+
+
+def describe_config(config: TrainConfig) -> str:
+    """A one-line summary of a config's optimisation and augmentation settings, for tables."""
+    parts = [
+        f"{config.optimizer} lr {config.learning_rate:g}",
+        f"batch {config.batch_size}",
+        config.schedule + (f" (warm-up {config.warmup_epochs})" if config.warmup_epochs else ""),
+    ]
+    if config.label_smoothing:
+        parts.append(f"smoothing {config.label_smoothing:g}")
+    if config.weight_decay:
+        parts.append(f"decay {config.weight_decay:g}")
+    if config.train_fraction < 1:
+        parts.append(f"{config.train_fraction:.0%} of train")
+    augmentation = config.augmentation
+    switches = {
+        "flip": augmentation.horizontal_flip,
+        "translate": augmentation.translate,
+        "rotate": augmentation.rotate_degrees,
+        "zoom": augmentation.zoom,
+        "contrast": augmentation.contrast,
+        "erasing": augmentation.erasing,
+    }
+    active = [name for name, value in switches.items() if value]
+    parts.append("aug " + "+".join(active) if active else "no aug")
+    return ", ".join(parts)

@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ferlib.classes import EMOTIONS  # noqa: E402
+from ferlib.classes import EMOTIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "fer2013.zip"
@@ -76,8 +76,13 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
     from ferlib.runs import BEST_MODEL, create_run
     from ferlib.training import run_training
 
-    config = TrainConfig(architecture="compact_cnn", epochs=1, batch_size=32, data=str(training_data),
-                         hyperparameters={"filters": (8, 16, 32), "dense_units": 16})
+    config = TrainConfig(
+        architecture="compact_cnn",
+        epochs=1,
+        batch_size=32,
+        data=str(training_data),
+        hyperparameters={"filters": (8, 16, 32), "dense_units": 16},
+    )
     run_dir = create_run(config, tmp_path_factory.mktemp("tiny_runs"))
     run_training(run_dir, verbose=0)
     return run_dir / BEST_MODEL

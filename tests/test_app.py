@@ -3,9 +3,8 @@
 import shutil
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
 
 
 def run_app(timeout: float = 60) -> AppTest:

@@ -5,18 +5,23 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
 
 
 def run_cli(*arguments, env=None):
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "ferlib", *map(str, arguments)], capture_output=True, text=True,
-                          env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ferlib", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
 
 
 def test_info_prints_counts_and_the_load_report(kaggle_dir, tmp_path):
@@ -44,8 +49,18 @@ def test_user_mistakes_print_one_line_without_traceback(tmp_path):
 
 def test_evaluate_last_line_and_json(training_data, tiny_model_path, tmp_path):
     output = tmp_path / "metrics.json"
-    result = run_cli("evaluate", "--data", training_data, "--model", tiny_model_path, "--split", "validation",
-                     "--tta", "--json", output)
+    result = run_cli(
+        "evaluate",
+        "--data",
+        training_data,
+        "--model",
+        tiny_model_path,
+        "--split",
+        "validation",
+        "--tta",
+        "--json",
+        output,
+    )
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"accuracy=0\.\d{4} macro_f1=0\.\d{4} n=56", result.stdout.strip().splitlines()[-1])
     metrics = json.loads(output.read_text())
@@ -54,15 +69,24 @@ def test_evaluate_last_line_and_json(training_data, tiny_model_path, tmp_path):
 
 def test_train_prints_the_run_folder(training_data, tmp_path):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"architecture": "compact_cnn", "hyperparameters": {"filters": [8, 8, 8], "dense_units": 8},
-                                  "train_fraction": 0.25, "augmentation": {"erasing": 0.5}}))
-    result = run_cli("train", "--data", training_data, "--config", config, "--epochs", 1, "--runs-dir", tmp_path / "runs",
-                     "--quiet")
+    config.write_text(
+        json.dumps(
+            {
+                "architecture": "compact_cnn",
+                "hyperparameters": {"filters": [8, 8, 8], "dense_units": 8},
+                "train_fraction": 0.25,
+                "augmentation": {"erasing": 0.5},
+            }
+        )
+    )
+    result = run_cli(
+        "train", "--data", training_data, "--config", config, "--epochs", 1, "--runs-dir", tmp_path / "runs", "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     run_dir = result.stdout.strip().splitlines()[0]
     assert os.path.isdir(run_dir) and run_dir.startswith(str(tmp_path / "runs"))
-    assert json.loads(open(os.path.join(run_dir, "status.json")).read())["state"] == "finished"
-    assert json.loads(open(os.path.join(run_dir, "config.json")).read())["epochs"] == 1
+    assert json.loads(Path(run_dir, "status.json").read_text())["state"] == "finished"
+    assert json.loads(Path(run_dir, "config.json").read_text())["epochs"] == 1
 
 
 def test_bad_config_is_reported_in_one_line(tmp_path):
@@ -70,7 +94,10 @@ def test_bad_config_is_reported_in_one_line(tmp_path):
     config.write_text('{"optimizer": "rmsprop-ish"}')
     result = run_cli("train", "--data", tmp_path, "--config", config)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: Expected optimizer among sgd, adam, adamw; received 'rmsprop-ish'"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: Expected optimizer among sgd, adam, adamw; received 'rmsprop-ish'"
+    )
 
 
 def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp_path):

@@ -5,8 +5,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import synthetic_face, write_kaggle_tree, zip_tree
+
 from ferlib.classes import EMOTIONS, normalize_class_name
 from ferlib.datasets import SPLITS, load_dataset, stratified_holdout
 
@@ -57,7 +57,15 @@ def test_unprefixed_kaggle_layout_carves_a_stratified_seeded_validation(tmp_path
 
 def test_folder_names_are_normalised_and_plain_folders_are_a_test_set(tmp_path):
     generator = np.random.default_rng(0)
-    for folder, label in (("Anger", 0), ("disgusted", 1), ("fearful", 2), ("happiness", 3), ("sadness", 4), ("surprised", 5), ("neutral", 6)):
+    for folder, label in (
+        ("Anger", 0),
+        ("disgusted", 1),
+        ("fearful", 2),
+        ("happiness", 3),
+        ("sadness", 4),
+        ("surprised", 5),
+        ("neutral", 6),
+    ):
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / "a.png"), synthetic_face(label, generator))
     dataset = load_dataset(tmp_path)
@@ -126,7 +134,7 @@ def test_csv_inside_a_zip(tmp_path):
 def test_unknown_layout_names_the_expected_layouts(tmp_path):
     (tmp_path / "photos").mkdir()
     cv2.imwrite(str(tmp_path / "photos" / "x.jpg"), np.zeros((10, 10), np.uint8))
-    with pytest.raises(ValueError, match="Kaggle FER-2013 folder or .zip.*fer2013.csv.*<class>"):
+    with pytest.raises(ValueError, match=r"Kaggle FER-2013 folder or \.zip.*fer2013\.csv.*<class>"):
         load_dataset(tmp_path)
     with pytest.raises(ValueError, match="does not exist"):
         load_dataset(tmp_path / "missing.zip")

@@ -15,8 +15,19 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
     assert target.exists() and target.with_suffix(".tflite").exists()
     stored = read_metadata(target)
     assert stored == json.loads(json.dumps(card))
-    for key in ("architecture", "parameters", "flops_per_face", "config", "epochs_completed", "train_wall_seconds",
-                "per_class", "per_class_tta", "confusion_matrix", "tflite_top1_agreement", "file_size_mb"):
+    for key in (
+        "architecture",
+        "parameters",
+        "flops_per_face",
+        "config",
+        "epochs_completed",
+        "train_wall_seconds",
+        "per_class",
+        "per_class_tta",
+        "confusion_matrix",
+        "tflite_top1_agreement",
+        "file_size_mb",
+    ):
         assert key in stored, key
     assert stored["metrics"]["n"] == 56
     assert set(stored["metrics"]) >= {"validation_accuracy", "validation_macro_f1", "validation_accuracy_tta"}

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from ferlib import runs
 from ferlib.atomic import read_json
 from ferlib.config import TrainConfig
@@ -28,8 +28,17 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
     run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
     status = run_training(run_dir, verbose=0)
     assert status["state"] == "finished"
-    for name in ("config.json", "status.json", "progress.jsonl", "history.csv", "best.keras", "best.json",
-                 "last.keras", "metrics.json", "state.json"):
+    for name in (
+        "config.json",
+        "status.json",
+        "progress.jsonl",
+        "history.csv",
+        "best.keras",
+        "best.json",
+        "last.keras",
+        "metrics.json",
+        "state.json",
+    ):
         assert (run_dir / name).exists(), name
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     events = [record["event"] for record in runs.read_progress(run_dir)]
@@ -84,7 +93,9 @@ def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_d
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "ferlib", "train", "--run-dir", str(run_dir), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
     )
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -1,0 +1,52 @@
+"""Shared helpers of the benchmark scripts: timing, thread pinning, real faces to run on."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "fer2013.zip"
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def limit_threads(threads: int) -> None:
+    """Pin this process to `threads` cores (0 = all) before TensorFlow starts, so 'one core' means one core."""
+    if threads > 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)  # 0 lets TensorFlow use every core
+    tf.config.threading.set_inter_op_parallelism_threads(1 if threads == 1 else 0)
+
+
+def median_ms(function: Callable[[], object], repeats: int, warmup: int = 10) -> float:
+    """Median wall time of `function` in milliseconds, after warm-up calls."""
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append(1000 * (time.perf_counter() - started))
+    return statistics.median(samples)
+
+
+def validation_faces(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """FER-2013 PublicTest faces and labels from ../shared/data, or random faces when the data is absent."""
+    if SHARED_ZIP.exists():
+        from ferlib.datasets import load_dataset
+
+        images, labels = load_dataset(SHARED_ZIP).subset("validation")
+    else:
+        print(f"note: {SHARED_ZIP} not found; timing on random faces", file=sys.stderr)
+        generator = np.random.default_rng(0)
+        images, labels = generator.integers(0, 256, (512, 48, 48), dtype=np.uint8), np.zeros(512, dtype=np.int64)
+    return (images[:limit], labels[:limit]) if limit else (images, labels)

@@ -1,0 +1,293 @@
+"""The Training page under Streamlit's AppTest: empty states, a finished run, an active run (stop), a stopped
+run (resume), deleting with confirmation, and a form submission that trains a tiny real run in its own process."""
+
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
+
+from ferlib import runs
+from ferlib.atomic import append_json_line, read_json
+from ferlib.config import TrainConfig
+
+TINY = {"filters": (8, 16, 32), "dense_units": 16}
+LAUNCH_DEADLINE_SECONDS = 180  # the tiny run takes well under a minute alone; leave room for a busy machine
+
+
+def tiny_config(data, **changes) -> TrainConfig:
+    return TrainConfig(architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(data), **changes)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs folder and an empty data folder, seen by the page through the environment."""
+    directory = tmp_path / "runs"
+    directory.mkdir()
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(directory))
+    monkeypatch.setenv("FERLIB_DATA_DIR", str(tmp_path / "data"))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, training_data) -> Path:
+    """A one-epoch compact run trained in this process, to copy into each test's runs folder."""
+    from ferlib.datasets import load_dataset
+    from ferlib.training import run_training
+
+    run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path_factory.mktemp("finished_runs"))
+    # Module scope runs before the per-test cache folder is set: decode without writing a cache.
+    run_training(run_dir, dataset=load_dataset(training_data, use_cache=False), verbose=0)
+    (run_dir / runs.LOG_FILE).write_text("loading data\nEpoch 1/1 - loss: 1.9\nstatus=finished\n")
+    return run_dir
+
+
+@pytest.fixture(autouse=True)
+def clear_streamlit_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_training_page() -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    app.switch_page("pages/training.py")
+    return app.run()
+
+
+def start_button(app: AppTest):
+    (button,) = [button for button in app.button if button.label == "Start training"]
+    return button
+
+
+def button_labelled(app: AppTest, label: str):
+    matches = [button for button in app.button if button.label == label]
+    assert matches, f"no {label!r} button among {[button.label for button in app.button]}"
+    return matches[0]
+
+
+def texts(elements) -> str:
+    return "\n".join(element.value for element in elements)
+
+
+def fake_active_run(runs_dir: Path, data: Path) -> Path:
+    """A run whose 'training process' is this test process (alive), halfway through its second epoch."""
+    run_dir = runs.create_run(tiny_config(data, epochs=5), runs_dir, run_id="20260101-000000-compact_cnn-aaaa")
+    runs.write_status(run_dir, "running")
+    now = time.time()
+    progress = run_dir / runs.PROGRESS_FILE
+    append_json_line(progress, {"event": "start", "epochs": 5, "initial_epoch": 0, "steps_per_epoch": 10})
+    epoch_record = {"event": "epoch", "epoch": 1, "epochs": 5, "partial": False, "learning_rate": 0.005}
+    epoch_record.update({"loss": 1.9, "accuracy": 0.2, "val_loss": 1.8, "val_accuracy": 0.25, "eta_seconds": 80.0})
+    append_json_line(progress, epoch_record)
+    batch_record = {"event": "batch", "epoch": 2, "epochs": 5, "batch": 3, "steps": 10, "loss": 1.7}
+    batch_record.update({"accuracy": 0.3, "learning_rate": 0.01, "eta_seconds": 600.0, "time": now})
+    append_json_line(progress, batch_record)
+    (run_dir / runs.LOG_FILE).write_text("loading data from somewhere\nEpoch 1/5 done\n")
+    return run_dir
+
+
+# --- empty states -------------------------------------------------------------------------------------------
+
+
+def test_with_no_runs_and_no_dataset_the_page_says_what_to_do(runs_dir):
+    app = open_training_page()
+    assert not app.exception
+    assert app.title[0].value == "Training"
+    information = texts(app.info)
+    assert "No runs yet" in information
+    assert "No dataset found" in information
+    assert start_button(app).disabled  # nothing to train on
+    assert not app.dataframe
+
+
+def test_a_dataset_enables_the_start_button(runs_dir, training_data):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    app = open_training_page()
+    assert not app.exception
+    assert "No dataset found" not in texts(app.info)
+    assert not start_button(app).disabled
+    assert app.selectbox(key="training_dataset").value.name == "fer_small.zip"
+
+
+# --- a finished run -----------------------------------------------------------------------------------------
+
+
+def test_a_finished_run_shows_its_result_curves_log_and_table_row(runs_dir, finished_run):
+    shutil.copytree(finished_run, runs_dir / finished_run.name)
+    app = open_training_page()
+    assert not app.exception
+    assert app.selectbox(key="training_watched_run").value == finished_run.name
+    assert "Finished with validation accuracy" in texts(app.success)
+    assert app.get("progress")[0].value == 100  # AppTest reports the bar in percent
+    assert len(app.get("plotly_chart")) == 3  # loss, accuracy, learning rate
+    assert "status=finished" in app.code[0].value
+    table = app.dataframe[0].value
+    assert list(table["Run"]) == [finished_run.name]
+    assert list(table["Status"]) == ["finished"]
+    assert 0 <= table["Best val. accuracy"][0] <= 1
+    assert "aug flip" in table["Settings"][0]
+    assert not [button for button in app.button if button.label in ("Stop", "Resume")]
+
+
+def test_deleting_a_run_asks_for_confirmation_first(runs_dir, finished_run):
+    run_dir = runs_dir / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    app = open_training_page()
+    button_labelled(app, "Delete…").click().run()
+    assert not app.exception
+    assert "cannot be undone" in texts(app.warning)
+    assert run_dir.exists()
+    button_labelled(app, "Cancel").click().run()
+    assert run_dir.exists() and "cannot be undone" not in texts(app.warning)
+
+    button_labelled(app, "Delete…").click().run()
+    button_labelled(app, "Yes, delete").click().run()
+    assert not app.exception
+    assert not run_dir.exists()
+    assert "No runs yet" in texts(app.info)
+
+
+# --- an active run ------------------------------------------------------------------------------------------
+
+
+def test_an_active_run_is_watched_refuses_a_new_start_and_can_be_stopped(runs_dir, training_data):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    run_dir = fake_active_run(runs_dir, training_data)
+    app = open_training_page()
+    assert not app.exception
+    assert app.selectbox(key="training_watched_run").value == run_dir.name
+    assert "one run at a time" in texts(app.warning)
+    assert start_button(app).disabled
+    progress = app.get("progress")[0]
+    assert progress.value == 26  # 1.3 of 5 epochs
+    # The record's 10-minute ETA, counted down by the seconds since it was written.
+    assert re.fullmatch(r"Epoch 2/5 · batch 3/10 · about (9 min [0-5]\d s|10 min 00 s) left", progress.proto.text)
+    assert "Epoch 1/5 done" in app.code[0].value
+    assert [row for row in app.dataframe[0].value["Status"]] == ["running"]
+    assert "Delete…" not in [button.label for button in app.button]  # an active run cannot be deleted
+
+    button_labelled(app, "Stop").click().run()
+    assert not app.exception
+    assert runs.stop_requested(run_dir)
+    assert button_labelled(app, "Stopping after the current batch…").disabled
+
+
+def test_a_start_that_ferlib_refuses_shows_an_error_not_a_traceback(runs_dir, training_data, monkeypatch):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    app = open_training_page()
+
+    def refuse(*arguments, **keywords):
+        raise ValueError("Expected no active run, since one run trains at a time; received another (running)")
+
+    monkeypatch.setattr(runs, "start_run", refuse)  # another session started a run after this page was drawn
+    start_button(app).click().run()
+    assert not app.exception
+    assert "The run could not be started" in texts(app.error)
+    assert "one run trains at a time" in texts(app.error)
+
+
+def test_invalid_settings_are_explained(runs_dir, training_data):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    app = open_training_page()
+    app.text_input(key="training_hp_vgg_fer_filters").set_value("32, lots")
+    start_button(app).click().run()
+    assert not app.exception
+    assert "These settings cannot be used" in texts(app.error)
+    assert runs.list_runs(runs_dir) == []
+
+
+# --- resuming -----------------------------------------------------------------------------------------------
+
+
+def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
+    run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
+    runs.write_status(run_dir, "stopped", epochs_completed=1)
+    launched = []
+
+    def fake_launch(path, data, *, resume=False, extra_env=None):
+        launched.append((Path(path).name, resume))
+        return SimpleNamespace(pid=os.getpid())
+
+    monkeypatch.setattr(runs, "launch_run", fake_launch)
+    app = open_training_page()
+    assert not app.exception
+    assert "Resume" in texts(app.info)
+    button_labelled(app, "Resume").click().run()
+    assert not app.exception
+    assert launched == [(run_dir.name, True)]
+    assert runs.read_status(run_dir)["state"] == "created"
+    assert "Resume" not in [button.label for button in app.button]
+    assert "Stop" in [button.label for button in app.button]
+
+
+# --- a real run from the form -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def launched_processes(monkeypatch):
+    """Record the training processes the page starts, and end any still running when the test ends."""
+    processes = []
+    original_launch = runs.launch_run
+
+    def recording_launch(*arguments, **keywords):
+        process = original_launch(*arguments, **keywords)
+        processes.append(process)
+        return process
+
+    monkeypatch.setattr(runs, "launch_run", recording_launch)
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except Exception:
+                process.kill()
+                process.wait()
+
+
+def test_submitting_the_form_trains_a_tiny_run_in_its_own_process(runs_dir, training_data, launched_processes):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    app = open_training_page()
+    app.selectbox(key="training_architecture").set_value("compact_cnn").run()
+    app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
+    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(16)
+    app.number_input(key="training_epochs").set_value(1)
+    app.number_input(key="training_batch_size").set_value(32)
+    start_button(app).click().run()
+    assert not app.exception, app.exception
+
+    (run,) = runs.list_runs(runs_dir)
+    config = runs.load_config(run.path)
+    assert (config.architecture, config.epochs, config.batch_size) == ("compact_cnn", 1, 32)
+    assert config.hyperparameters["filters"] == [8, 16, 32] and config.hyperparameters["dense_units"] == 16
+    assert config.data == str((Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip").resolve())
+    assert len(launched_processes) == 1 and launched_processes[0].pid != os.getpid()
+    assert app.selectbox(key="training_watched_run").value == run.run_id
+    assert start_button(app).disabled  # the new run is active
+
+    deadline = time.time() + LAUNCH_DEADLINE_SECONDS
+    state = None
+    while time.time() < deadline:
+        state = (read_json(run.path / runs.STATUS_FILE, default={}) or {}).get("state")
+        if state in ("finished", "failed") or launched_processes[0].poll() is not None:
+            break
+        time.sleep(1)
+    log = runs.read_log_tail(run.path)
+    assert runs.read_status(run.path)["state"] == "finished", log
+    assert (run.path / runs.BEST_MODEL).exists()
+
+    app.run()  # the page, reopened, shows the finished run
+    assert not app.exception
+    assert "Finished with validation accuracy" in texts(app.success)
+    assert list(app.dataframe[0].value["Status"]) == ["finished"]
+    assert not start_button(app).disabled

@@ -1,0 +1,325 @@
+"""ferlib.runs' dashboard support: one active run at a time, launching, resuming, deleting, reading progress."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ferlib import runs
+from ferlib.atomic import atomic_write_json, read_json
+from ferlib.config import AugmentationConfig, TrainConfig
+
+TINY = {"filters": (8, 16, 32), "dense_units": 16}
+
+
+def tiny_config(data, **changes) -> TrainConfig:
+    return TrainConfig(architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(data), **changes)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has already exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def set_status(run_dir: Path, **fields) -> None:
+    """Overwrite fields of status.json directly, e.g. to age it or point it at another process."""
+    path = run_dir / runs.STATUS_FILE
+    atomic_write_json(path, {**read_json(path), **fields})
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Replace the process launch with a recorder; the 'process' is this test process, so it reads as alive."""
+    calls = []
+
+    def fake_launch(run_dir, data, *, resume=False, extra_env=None):
+        calls.append({"run_dir": Path(run_dir), "data": str(data), "resume": resume})
+        return SimpleNamespace(pid=os.getpid())
+
+    monkeypatch.setattr(runs, "launch_run", fake_launch)
+    return calls
+
+
+# --- active runs --------------------------------------------------------------------------------------------
+
+
+def test_active_runs_are_the_created_and_running_ones_with_a_live_process(tmp_path, training_data):
+    assert runs.active_runs(tmp_path / "missing") == []
+    runs.create_run(tiny_config(training_data), tmp_path, run_id="a-created")
+    running = runs.create_run(tiny_config(training_data), tmp_path, run_id="b-running")
+    runs.write_status(running, "running")  # this test process is its 'training process'
+    dead = runs.create_run(tiny_config(training_data), tmp_path, run_id="c-dead")
+    runs.write_status(dead, "running", pid=dead_pid())
+    finished = runs.create_run(tiny_config(training_data), tmp_path, run_id="d-finished")
+    runs.write_status(finished, "finished")
+    assert [run.run_id for run in runs.active_runs(tmp_path)] == ["b-running", "a-created"]
+    assert runs.read_status(dead)["state"] == "interrupted"
+
+
+def test_ensure_no_active_run_names_the_active_run(tmp_path, training_data):
+    runs.ensure_no_active_run(tmp_path)  # nothing there: no error
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path, run_id="busy")
+    runs.write_status(run_dir, "running")
+    with pytest.raises(ValueError, match=r"Expected no active run.*busy \(running\)"):
+        runs.ensure_no_active_run(tmp_path)
+    runs.write_status(run_dir, "stopped")
+    runs.ensure_no_active_run(tmp_path)
+
+
+# --- starting and resuming ----------------------------------------------------------------------------------
+
+
+def test_start_run_creates_the_folder_and_launches_its_process(tmp_path, training_data, launches):
+    run_dir = runs.start_run(tiny_config(training_data, epochs=2), tmp_path)
+    assert run_dir.parent == tmp_path.resolve()
+    assert runs.load_config(run_dir).epochs == 2
+    assert launches == [{"run_dir": run_dir, "data": str(training_data), "resume": False}]
+    status = read_json(run_dir / runs.STATUS_FILE)
+    assert status["state"] == "created" and status["pid"] == os.getpid() and status["launched"] > 0
+    assert [run.run_id for run in runs.active_runs(tmp_path)] == [run_dir.name]
+
+
+def test_a_second_start_is_refused_while_a_run_is_active(tmp_path, training_data, launches):
+    first = runs.start_run(tiny_config(training_data), tmp_path)
+    with pytest.raises(ValueError, match=f"Expected no active run.*{first.name}"):
+        runs.start_run(tiny_config(training_data), tmp_path)
+    assert [path.name for path in tmp_path.iterdir() if path.is_dir()] == [first.name]
+    assert len(launches) == 1
+    runs.write_status(first, "finished")
+    second = runs.start_run(tiny_config(training_data), tmp_path)
+    assert second != first and len(launches) == 2
+
+
+def test_start_run_refuses_a_missing_dataset_without_creating_a_folder(tmp_path, launches):
+    with pytest.raises(ValueError, match="Expected an existing dataset"):
+        runs.start_run(tiny_config(tmp_path / "nowhere.zip"), tmp_path / "runs")
+    with pytest.raises(ValueError, match="name its dataset"):
+        runs.start_run(TrainConfig(architecture="compact_cnn"), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or runs.list_runs(tmp_path / "runs") == []
+    assert launches == []
+
+
+def test_a_process_that_cannot_start_marks_the_run_failed(tmp_path, training_data, monkeypatch):
+    def failing_launch(*arguments, **keywords):
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(runs, "launch_run", failing_launch)
+    with pytest.raises(ValueError, match="no such interpreter"):
+        runs.start_run(tiny_config(training_data), tmp_path)
+    (run,) = runs.list_runs(tmp_path)
+    assert run.state == "failed"
+    assert runs.active_runs(tmp_path) == []
+
+
+def test_a_launched_process_that_dies_before_training_stops_blocking_after_the_grace_minute(
+    tmp_path, training_data, monkeypatch
+):
+    gone = dead_pid()
+    monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=gone))
+    run_dir = runs.start_run(tiny_config(training_data), tmp_path)
+    assert read_json(run_dir / runs.STATUS_FILE)["pid"] == gone  # the training process, not this one
+    assert runs.is_active(run_dir)  # still within the minute a new process gets to start
+    set_status(run_dir, updated=time.time() - 120)
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+    assert runs.active_runs(tmp_path) == []
+
+
+def test_simultaneous_starts_launch_only_one_run(tmp_path, training_data, launches, monkeypatch):
+    original_create = runs.create_run
+
+    def slow_create(*arguments, **keywords):
+        time.sleep(0.3)  # widen the gap between checking for active runs and creating the folder
+        return original_create(*arguments, **keywords)
+
+    monkeypatch.setattr(runs, "create_run", slow_create)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            runs.start_run(tiny_config(training_data), tmp_path)
+            outcomes.append("started")
+        except ValueError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "started"]
+    assert len(launches) == 1 and len(runs.list_runs(tmp_path)) == 1
+
+
+def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, training_data, launches):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    runs.write_status(run_dir, "stopped")
+    assert runs.resume_run(run_dir) == run_dir.resolve()
+    assert launches == [{"run_dir": run_dir.resolve(), "data": str(training_data), "resume": True}]
+    status = runs.read_status(run_dir)
+    assert status["state"] == "created" and status["resumed"] is True
+    with pytest.raises(ValueError, match="Expected a stopped or interrupted run to resume"):
+        runs.resume_run(run_dir)  # a second click while it starts
+    assert len(launches) == 1
+
+
+def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, training_data, launches):
+    interrupted = runs.create_run(tiny_config(training_data), tmp_path, run_id="interrupted")
+    runs.write_status(interrupted, "running", pid=dead_pid())
+    finished = runs.create_run(tiny_config(training_data), tmp_path, run_id="finished")
+    runs.write_status(finished, "finished")
+    with pytest.raises(ValueError, match="which is finished"):
+        runs.resume_run(finished)
+    runs.resume_run(interrupted)
+    assert [call["run_dir"].name for call in launches] == ["interrupted"]
+
+
+def test_resume_run_is_refused_while_another_run_is_active(tmp_path, training_data, launches):
+    stopped = runs.create_run(tiny_config(training_data), tmp_path, run_id="stopped")
+    runs.write_status(stopped, "stopped")
+    busy = runs.create_run(tiny_config(training_data), tmp_path, run_id="busy")
+    runs.write_status(busy, "running")
+    with pytest.raises(ValueError, match="Expected no active run"):
+        runs.resume_run(stopped)
+    assert runs.read_status(stopped)["state"] == "stopped"
+    assert launches == []
+
+
+# --- deleting -----------------------------------------------------------------------------------------------
+
+
+def test_delete_run_removes_a_finished_run(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    (run_dir / runs.LOG_FILE).write_text("trained\n")
+    runs.write_status(run_dir, "finished")
+    runs.delete_run(run_dir)
+    assert not run_dir.exists()
+
+
+def test_delete_run_refuses_an_active_run_and_other_folders(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    runs.write_status(run_dir, "running")
+    with pytest.raises(ValueError, match="stop it first"):
+        runs.delete_run(run_dir)
+    assert run_dir.exists()
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep")
+    with pytest.raises(ValueError, match="Expected a run folder"):
+        runs.delete_run(other)
+    assert (other / "precious.txt").exists()
+
+
+# --- reading a run ------------------------------------------------------------------------------------------
+
+
+def test_read_log_tail(tmp_path):
+    assert runs.read_log_tail(tmp_path) == ""
+    (tmp_path / runs.LOG_FILE).write_text("".join(f"line {number}\n" for number in range(100)))
+    assert runs.read_log_tail(tmp_path, max_lines=3) == "line 97\nline 98\nline 99"
+    # Reading only the last 20 bytes cuts a line in the middle: that fragment is left out.
+    assert runs.read_log_tail(tmp_path, max_lines=10, max_bytes=20) == "line 98\nline 99"
+
+
+START = {"event": "start", "epochs": 4, "initial_epoch": 0, "steps_per_epoch": 10, "time": 100.0}
+
+
+def batch(epoch: int, number: int, **fields) -> dict:
+    record = {"event": "batch", "epoch": epoch, "epochs": 4, "batch": number, "steps": 10, "time": 100.0}
+    return {**record, "loss": 1.0, "accuracy": 0.5, "learning_rate": 0.01, **fields}
+
+
+def epoch(number: int, partial: bool = False, **fields) -> dict:
+    record = {"event": "epoch", "epoch": number, "epochs": 4, "partial": partial, "learning_rate": 0.01}
+    return {**record, "loss": 1.0, "val_accuracy": 0.4, "eta_seconds": 30.0, "time": 100.0, **fields}
+
+
+def test_progress_snapshot_follows_the_latest_record():
+    assert runs.progress_snapshot([]) is None
+    started = runs.progress_snapshot([START])
+    assert (started.epoch, started.batch, started.steps, started.fraction) == (0, 0, 10, 0.0)
+    assert started.learning_rate is None and started.eta_seconds is None
+
+    mid = runs.progress_snapshot([START, epoch(1), batch(2, 5, eta_seconds=50.0, learning_rate=0.005)])
+    assert (mid.epoch, mid.epochs, mid.batch, mid.steps) == (2, 4, 5, 10)
+    assert mid.fraction == pytest.approx(1.5 / 4)
+    assert mid.learning_rate == 0.005
+    assert mid.eta_at(110.0) == pytest.approx(40.0)  # counted down by the record's age
+    assert mid.eta_at(1000.0) == 0.0
+
+    done = runs.progress_snapshot([START, epoch(1), epoch(2)])
+    assert done.fraction == pytest.approx(0.5) and done.batch is None
+    stopped = runs.progress_snapshot([START, epoch(1), epoch(2, partial=True)])
+    assert stopped.fraction == pytest.approx(0.25)
+    resumed = runs.progress_snapshot([{**START, "initial_epoch": 3}])
+    assert resumed.fraction == pytest.approx(0.75)
+
+
+def test_epoch_records_keep_one_completed_record_per_epoch():
+    records = [
+        START,
+        epoch(1, val_accuracy=0.1),
+        epoch(2, val_accuracy=0.2),
+        epoch(3, val_accuracy=0.3),  # never saved in state.json: the process was killed
+        {**START, "initial_epoch": 2},  # the resumed session trains epoch 3 again
+        epoch(3, partial=True),
+        {**START, "initial_epoch": 2},
+        epoch(3, val_accuracy=0.33),
+    ]
+    kept = runs.epoch_records(records)
+    assert [(record["epoch"], record["val_accuracy"]) for record in kept] == [(1, 0.1), (2, 0.2), (3, 0.33)]
+
+
+def test_current_epoch_batches_are_those_after_the_latest_epoch():
+    records = [START, batch(1, 5), batch(1, 10), epoch(1), batch(2, 3), batch(2, 6)]
+    assert [(record["epoch"], record["batch"]) for record in runs.current_epoch_batches(records)] == [(2, 3), (2, 6)]
+    assert runs.current_epoch_batches([START, batch(1, 5), epoch(1)]) == []
+
+
+def test_run_duration_depends_on_the_state(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    assert runs.run_duration(runs.summarize_run(run_dir)) is None  # never started
+    set_status(run_dir, state="running", pid=os.getpid(), started=1000.0)
+    assert runs.run_duration(runs.summarize_run(run_dir), now=1060.0) == pytest.approx(60.0)
+    set_status(run_dir, state="finished", started=1000.0, ended=1300.0, updated=1300.0)
+    assert runs.run_duration(runs.summarize_run(run_dir)) == pytest.approx(300.0)
+    set_status(run_dir, state="running", pid=dead_pid(), started=1000.0, ended=None, updated=1000.0)
+    (run_dir / runs.PROGRESS_FILE).write_text(json.dumps(START) + "\n")
+    os.utime(run_dir / runs.PROGRESS_FILE, (1500.0, 1500.0))
+    interrupted = runs.summarize_run(run_dir)
+    assert interrupted.state == "interrupted"
+    assert runs.run_duration(interrupted) == pytest.approx(500.0)  # up to the last progress write
+
+
+def test_describe_config():
+    config = TrainConfig(
+        optimizer="adamw",
+        learning_rate=0.001,
+        batch_size=128,
+        schedule="cosine",
+        warmup_epochs=2,
+        label_smoothing=0.1,
+        weight_decay=0.0,
+        train_fraction=0.25,
+        augmentation=AugmentationConfig(horizontal_flip=True, translate=0.1, rotate_degrees=0, zoom=0, erasing=0.5),
+    )
+    assert runs.describe_config(config) == (
+        "adamw lr 0.001, batch 128, cosine (warm-up 2), smoothing 0.1, 25% of train, aug flip+translate+erasing"
+    )
+    plain = TrainConfig(
+        schedule="constant",
+        warmup_epochs=0,
+        label_smoothing=0,
+        weight_decay=0,
+        augmentation=AugmentationConfig(horizontal_flip=False, translate=0, rotate_degrees=0, zoom=0),
+    )
+    assert runs.describe_config(plain) == "sgd lr 0.01, batch 64, constant, no aug"
