@@ -10,4 +10,11 @@ PAGES = [
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
 ]
 
-st.navigation(PAGES).run()
+# Pages opened by URL before app.py ever ran are run by Streamlit's legacy pages/ mode; they come back
+# through here (pages.common.require_app) so they get this navigation and page config.
+st.session_state["fer_studio_app"] = True
+navigation = st.navigation(PAGES)
+requested_page = st.session_state.pop("fer_studio_requested_page", None)
+if requested_page:
+    st.switch_page(requested_page)
+navigation.run()

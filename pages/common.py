@@ -12,6 +12,18 @@ from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
 from ferlib.modelio import default_model_path, read_metadata
 
 
+def require_app(page_file: str) -> None:
+    """Route a page through app.py when Streamlit ran it directly.
+
+    With a pages/ folder beside app.py, Streamlit's legacy multipage mode runs a page opened by URL before app.py
+    has ever run (e.g. the first request after a restart) without app.py's navigation and page config. Such a
+    run goes to app.py, which then switches to the requested page.
+    """
+    if "fer_studio_app" not in st.session_state:
+        st.session_state["fer_studio_requested_page"] = page_file
+        st.switch_page("app.py")
+
+
 def model_available(path: str | os.PathLike | None = None) -> bool:
     return Path(path or default_model_path()).exists()
 

@@ -30,9 +30,12 @@ from pages.common import (
     data_directories,
     dataset_sources,
     load_dataset_cached,
+    require_app,
     show_error,
     upload_directory,
 )
+
+require_app("pages/dataset.py")
 
 KAGGLE_DATASET = "msambare/fer2013"
 SOURCE_KEY = "dataset_source"

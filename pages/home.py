@@ -8,7 +8,17 @@ import streamlit as st
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.modelio import default_model_path
 from ferlib.preprocess import decode_image
-from pages.common import bgr_to_rgb, load_model_card, load_pipeline, model_available, probability_chart, show_error
+from pages.common import (
+    bgr_to_rgb,
+    load_model_card,
+    load_pipeline,
+    model_available,
+    probability_chart,
+    require_app,
+    show_error,
+)
+
+require_app("pages/home.py")
 
 st.title("🎭 FER Studio")
 st.caption(

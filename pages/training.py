@@ -19,7 +19,9 @@ import streamlit as st
 from ferlib import runs
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
-from pages.common import data_directories, dataset_sources, show_error
+from pages.common import data_directories, dataset_sources, require_app, show_error
+
+require_app("pages/training.py")
 
 REFRESH_SECONDS = 2.0
 LOG_LINES = 40
