@@ -8,6 +8,9 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+    st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
+    st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
 ]
 
 # Pages opened by URL before app.py ever ran are run by Streamlit's legacy pages/ mode; they come back

@@ -1,4 +1,4 @@
-"""Command line: `python -m ferlib info|train|evaluate|predict ...`.
+"""Command line: `python -m ferlib info|train|evaluate|predict|ship|tune ...`.
 
 User mistakes print one `error: ...` line and exit with status 2; no tracebacks.
 """
@@ -35,22 +35,49 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="validation", choices=["train", "validation", "test", "all"])
     evaluate.add_argument("--tta", action="store_true", help="average with the horizontally flipped face")
     evaluate.add_argument("--json", help="write all metrics to this JSON file")
-    predict = commands.add_parser("predict", help="find faces in photos and print each face's emotion")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos of any size (JPEG, PNG, ...)")
+    predict = commands.add_parser("predict", help="find faces in photos or a video and print each face's emotion")
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="photos of any size (JPEG, PNG, ...), or one video (MP4, ...)"
+    )
     predict.add_argument("--model", help="a .keras or .tflite file (default: the shipped model)")
-    predict.add_argument("--detector", default="haar", help="face detector: haar (default) or none (image is a face)")
+    predict.add_argument(
+        "--detector", default="haar", help="face detector: haar (default), mtcnn, or none (image is a face)"
+    )
     predict.add_argument("--annotated-dir", help="also write each photo with its faces drawn on it here")
     predict.add_argument("--json", help="write all predictions to this JSON file")
+    predict.add_argument("--csv", help="video: write one row per face per frame here (default: standard output)")
+    predict.add_argument("--video-out", help="video: also write the annotated video here (.mp4)")
     ship = commands.add_parser("ship", help="install a run's best model as a shipped model with its card and TFLite")
     ship.add_argument("--run-dir", required=True, help="a finished (or stopped) run folder with best.keras")
     ship.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
     ship.add_argument("--output", help="target .keras path (default: the shipped model path)")
+    tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
+    tune.add_argument("--data", help="dataset path (required for a new search)")
+    tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
+    tune.add_argument("--max-trials", type=int, default=10, help="at most this many trials (default 10)")
+    tune.add_argument("--epochs", type=int, default=3, help="epochs per trial, and Hyperband's maximum (default 3)")
+    tune.add_argument("--subset", type=float, default=0.2, help="fraction of the training split to use (default 0.2)")
+    tune.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock limit; 0 for none (default)")
+    tune.add_argument("--architecture", default="compact_cnn", help="the architecture to tune (default compact_cnn)")
+    tune.add_argument("--space", help="JSON file mapping hyperparameter names to the values to try")
+    tune.add_argument("--dir", help="where search folders go (default: searches/ or $FERLIB_SEARCHES_DIR)")
+    tune.add_argument("--runs-dir", help="training runs that must not be active (default: runs/ or $FERLIB_RUNS_DIR)")
+    tune.add_argument("--resume", metavar="SEARCH_DIR", help="continue a stopped or interrupted search")
+    tune.add_argument("--search-dir", help="run this existing, newly created search folder (as the dashboard does)")
+    tune.add_argument("--verbose", action="store_true", help="Keras progress output for every epoch")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    handlers = {"info": _info, "train": _train, "evaluate": _evaluate, "predict": _predict, "ship": _ship}
+    handlers = {
+        "info": _info,
+        "train": _train,
+        "evaluate": _evaluate,
+        "predict": _predict,
+        "ship": _ship,
+        "tune": _tune,
+    }
     try:
         return handlers[arguments.command](arguments)
     except ValueError as error:
@@ -146,6 +173,42 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
 
 def _predict(arguments: argparse.Namespace) -> int:
+    from ferlib.video import is_video_path
+
+    videos = [path for path in arguments.images if is_video_path(path)]
+    if videos:
+        if len(arguments.images) > 1:
+            raise ValueError(f"Expected photos or a single video; received {len(arguments.images)} files with a video")
+        return _predict_video(arguments, videos[0])
+    if arguments.csv or arguments.video_out:
+        raise ValueError("Expected a video file with --csv or --video-out; received only photos")
+    return _predict_photos(arguments)
+
+
+def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
+    """One CSV row per face per frame; the last line is `frames=N faces=M fps=X` (frames per processing second)."""
+    from ferlib.classifier import make_classifier
+    from ferlib.detection import make_detector
+    from ferlib.live import LiveAnalyzer, LiveSettings
+    from ferlib.video import analyze_video, write_records_csv
+
+    settings = LiveSettings(adaptive=False, detection_interval=1, detection_max_side=640)
+    analyzer = LiveAnalyzer(make_detector(arguments.detector), make_classifier(arguments.model), settings)
+    analysis = analyze_video(video_path, analyzer, video_out=arguments.video_out)
+    if arguments.csv:
+        Path(arguments.csv).parent.mkdir(parents=True, exist_ok=True)
+        with open(arguments.csv, "w", newline="", encoding="utf-8") as handle:
+            write_records_csv(analysis.records, handle)
+        print(f"{video_path}: {analysis.frames} frames, {analysis.width}x{analysis.height}, rows in {arguments.csv}")
+    else:
+        write_records_csv(analysis.records, sys.stdout)
+    if analysis.video_out is not None:
+        print(f"annotated video: {analysis.video_out}")
+    print(f"frames={analysis.frames} faces={analysis.faces} fps={analysis.fps:.1f}")
+    return 0
+
+
+def _predict_photos(arguments: argparse.Namespace) -> int:
     import cv2
 
     from ferlib.atomic import atomic_write_json
@@ -208,6 +271,76 @@ def _ship(arguments: argparse.Namespace) -> int:
         f"accuracy_tta={metrics['validation_accuracy_tta']:.4f} n={metrics['n']}"
     )
     return 0
+
+
+def _tune(arguments: argparse.Namespace) -> int:
+    from ferlib import searches
+
+    if arguments.resume and arguments.search_dir:
+        raise ValueError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
+    if arguments.resume:
+        search_dir = searches.claim_for_resume(arguments.resume, arguments.runs_dir)
+    elif arguments.search_dir:
+        search_dir = Path(arguments.search_dir)
+        searches.load_search_config(search_dir)
+    else:
+        search_dir = _new_search(arguments)
+    print(search_dir, flush=True)
+
+    from ferlib.tuning import run_search
+
+    status = run_search(
+        search_dir, arguments.data, resume=bool(arguments.resume), verbose=2 if arguments.verbose else 0
+    )
+    result = {key: status.get(key) for key in ("best_score", "baseline_score", "trials")}
+    print(f"status={status.get('state')} search={search_dir}", flush=True)
+
+    def shown(score: float | None) -> str:
+        return f"{score:.4f}" if isinstance(score, (int, float)) else "none"
+
+    print(
+        f"best_score={shown(result['best_score'])} baseline={shown(result['baseline_score'])} trials={result['trials']}"
+    )
+    return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def _new_search(arguments: argparse.Namespace) -> Path:
+    """Create a search folder from the command line's settings, refused while a run or a search is active."""
+    import json
+
+    from ferlib import runs, searches
+    from ferlib.config import TrainConfig
+    from ferlib.search_space import default_space
+
+    if not arguments.data:
+        raise ValueError("Expected --data PATH for a new search; received none")
+    data = Path(arguments.data).expanduser().resolve()
+    if not data.exists():
+        raise ValueError(f"Expected an existing dataset; received {arguments.data!r}, which does not exist")
+    space = default_space()
+    if arguments.space:
+        try:
+            space = json.loads(Path(arguments.space).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"Expected a readable JSON search space file; received {arguments.space!r} ({error})"
+            ) from None
+    config = searches.SearchConfig(
+        strategy=arguments.strategy,
+        max_trials=arguments.max_trials,
+        epochs=arguments.epochs,
+        subset=arguments.subset,
+        max_minutes=arguments.max_minutes,
+        space=space,
+        base=TrainConfig(architecture=arguments.architecture, data=str(data)),
+    )
+    searches_root = Path(arguments.dir) if arguments.dir else searches.default_searches_dir()
+    runs_root = Path(arguments.runs_dir) if arguments.runs_dir else runs.default_runs_dir()
+    with runs.launch_lock(runs_root.expanduser().resolve()):
+        runs.ensure_no_active_run(runs_root, searches_dir=searches_root)
+        search_dir = searches.create_search(config, searches_root)
+        runs.write_status(search_dir, "created", pid=os.getpid())
+    return search_dir
 
 
 if __name__ == "__main__":

@@ -23,22 +23,30 @@ def draw_face(
     probabilities: np.ndarray | None = None,
     *,
     show_bars: bool = True,
+    show_label: bool = True,
+    color: tuple[int, int, int] | None = None,
+    text: str | None = None,
 ) -> None:
-    """Draw one face's result onto a BGR frame in place."""
+    """Draw one face's result onto a BGR frame in place.
+
+    `color` and `text` replace the emotion's colour and the "label confidence" text (e.g. for uncertain faces).
+    """
     x, y, width, height = box
-    color = EMOTION_COLORS_BGR[label]
+    color = color or EMOTION_COLORS_BGR[label]
     scale = max(0.4, min(1.2, width / 160))
     thickness = max(1, round(scale * 2))
     cv2.rectangle(frame, (x, y), (x + width, y + height), color, thickness)
-    text = f"{label} {confidence:.0%}"
+    if show_bars and probabilities is not None:
+        _draw_bars(frame, x + width + 4, y, max(8, height // (len(EMOTIONS) + 1)), probabilities)
+    if not show_label:
+        return
+    text = text if text is not None else f"{label} {confidence:.0%}"
     (text_width, text_height), baseline = cv2.getTextSize(text, FONT, scale, thickness)
     top = y - text_height - baseline - 4
     if top < 0:
         top = y + height
     cv2.rectangle(frame, (x, top), (x + text_width + 6, top + text_height + baseline + 4), color, -1)
     cv2.putText(frame, text, (x + 3, top + text_height + 2), FONT, scale, _text_color(color), thickness, cv2.LINE_AA)
-    if show_bars and probabilities is not None:
-        _draw_bars(frame, x + width + 4, y, max(8, height // (len(EMOTIONS) + 1)), probabilities)
 
 
 def _draw_bars(frame: np.ndarray, left: int, top: int, row_height: int, probabilities: np.ndarray) -> None:

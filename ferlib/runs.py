@@ -275,8 +275,13 @@ def active_runs(runs_dir: str | os.PathLike | None = None) -> list[RunSummary]:
     return [run for run in list_runs(runs_dir) if run.state in ACTIVE_STATES]
 
 
-def ensure_no_active_run(runs_dir: str | os.PathLike | None = None) -> None:
-    """Raise ValueError naming the active run: a small machine trains one run at a time."""
+def ensure_no_active_run(
+    runs_dir: str | os.PathLike | None = None, searches_dir: str | os.PathLike | None = None
+) -> None:
+    """Raise ValueError naming the active run or hyperparameter search: a small machine runs one job at a time.
+
+    Searches are looked for in `searches_dir` (default: ferlib.searches.default_searches_dir()).
+    """
     active = active_runs(runs_dir)
     if active:
         described = ", ".join(f"{run.run_id} ({run.state})" for run in active)
@@ -284,10 +289,19 @@ def ensure_no_active_run(runs_dir: str | os.PathLike | None = None) -> None:
             f"Expected no active run, since one run trains at a time; received {described}: "
             "stop it or wait for it to finish"
         )
+    from ferlib.searches import active_searches  # imported here: ferlib.searches builds on this module
+
+    searching = active_searches(searches_dir)
+    if searching:
+        described = ", ".join(f"{search.search_id} ({search.state})" for search in searching)
+        raise ValueError(
+            f"Expected no active hyperparameter search, since one job runs at a time; received {described}: "
+            "stop it or wait for it to finish"
+        )
 
 
 @contextlib.contextmanager
-def _launch_lock(root: Path):
+def launch_lock(root: Path):
     """Hold an exclusive lock on `root` so that checking for active runs and launching one is a single step."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / LAUNCH_LOCK_FILE, "a+b") as handle:
@@ -336,7 +350,7 @@ def start_run(
     """Create a run folder for `config` and train it in a detached process; refused while another run is active."""
     root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
     data = _existing_dataset(config.data)
-    with _launch_lock(root):
+    with launch_lock(root):
         ensure_no_active_run(root)
         run_dir = create_run(config, root)
         _launch_and_record(run_dir, data, resume=False, extra_env=extra_env)
@@ -351,7 +365,7 @@ def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None =
     """
     path = Path(run_dir).expanduser().resolve()
     data = _existing_dataset(load_config(path).data)
-    with _launch_lock(path.parent):
+    with launch_lock(path.parent):
         state = read_status(path).get("state")
         if state not in RESUMABLE_STATES:
             raise ValueError(f"Expected a stopped or interrupted run to resume; received {path.name}, which is {state}")

@@ -79,6 +79,11 @@ def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: Train
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
 
+def validation_arrays(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validation faces as Keras takes them in `fit`: (float32 0-255 (N, 48, 48, 1), one-hot labels)."""
+    return images[..., None].astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / (NUM_CLASSES * np.maximum(counts, 1)), 0.0)
@@ -101,7 +106,7 @@ def run_training(
             f"Expected a run that is not running; received {run_dir.name}, whose process is still training"
         )
     runs.clear_stop_request(run_dir)
-    stop = _install_stop_signal(run_dir)
+    stop = install_stop_signal(run_dir)
     runs.write_status(run_dir, "running", resumed=resume)
     try:
         result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
@@ -116,7 +121,8 @@ def run_training(
     return result
 
 
-def _install_stop_signal(run_dir: Path):
+def install_stop_signal(run_dir: Path):
+    """A StopSignal for the folder (its stop.request file), also set by SIGTERM when called on the main thread."""
     from ferlib.callbacks import StopSignal
 
     stop = StopSignal(run_dir)
@@ -161,10 +167,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
 
     pipeline = make_training_pipeline(train_images, train_labels, config)
     steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
-    validation = (
-        validation_images[..., None].astype(np.float32),
-        np.eye(NUM_CLASSES, dtype=np.float32)[validation_labels],
-    )
+    validation = validation_arrays(validation_images, validation_labels)
     callbacks = [
         EpochLearningRate(config),
         StopOnRequest(stop),

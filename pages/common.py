@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
-from ferlib.modelio import default_model_path, read_metadata
+from ferlib.modelio import default_model_path, read_metadata, sidecar_path
 
 
 def require_app(page_file: str) -> None:
@@ -38,13 +38,17 @@ def load_pipeline(model_path: str, detector: str = "haar"):
     return EmotionPipeline(make_detector(detector), make_classifier(model_path))
 
 
-@st.cache_data(show_spinner=False)
 def load_model_card(model_path: str) -> dict:
-    """The model's sidecar JSON (its card); empty when the model has none."""
-    card_path = Path(model_path).with_name(Path(model_path).stem + ".card.json")
-    from ferlib.atomic import read_json
+    """The model's sidecar JSON (its card, written by `python -m ferlib ship`); empty when the model has none."""
+    sidecar = sidecar_path(model_path)
+    modified = sidecar.stat().st_mtime_ns if sidecar.exists() else 0
+    return _read_model_card(model_path, modified)
 
-    return read_json(card_path, default=None) or read_metadata(model_path)
+
+@st.cache_data(show_spinner=False)
+def _read_model_card(model_path: str, modified_ns: int) -> dict:
+    """Cached by the sidecar's modification time, so a re-shipped model shows its new card."""
+    return read_metadata(model_path)
 
 
 def probability_chart(probabilities: dict[str, float], height: int = 260):
@@ -116,3 +120,17 @@ def load_dataset_cached(path: str):
     from ferlib.datasets import load_dataset
 
     return load_dataset(path)
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1 h 05 min', '4 min 07 s' or '12 s': durations people read at a glance."""
+    if seconds is None:
+        return "–"
+    seconds = max(0, round(seconds))
+    hours, remainder = divmod(seconds, 3600)
+    minutes, seconds = divmod(remainder, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"

@@ -19,7 +19,7 @@ import streamlit as st
 from ferlib import runs
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
-from pages.common import data_directories, dataset_sources, require_app, show_error
+from pages.common import data_directories, dataset_sources, format_duration, require_app, show_error
 
 require_app("pages/training.py")
 
@@ -47,20 +47,6 @@ HYPERPARAMETER_HELP = {
 
 
 # --- small formatting helpers -------------------------------------------------------------------------------
-
-
-def format_duration(seconds: float | None) -> str:
-    """'1 h 05 min', '4 min 07 s' or '12 s': durations people read at a glance."""
-    if seconds is None:
-        return "–"
-    seconds = max(0, round(seconds))
-    hours, remainder = divmod(seconds, 3600)
-    minutes, seconds = divmod(remainder, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
 
 
 def state_badge(state: str) -> None:

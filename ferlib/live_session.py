@@ -1,0 +1,173 @@
+"""A live video stream's shared state: the analyzer the video thread runs and the results the page reads.
+
+The video thread calls `LiveSession.process_frame` for each frame; the page thread reads `snapshot()` and calls
+`configure()` when the user changes a control. A lock guards the results, and a frame arriving while another is
+still being processed is passed through untouched rather than queued, so the video never lags behind the camera.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ferlib.live import LIVE_DETECTOR_OPTIONS, LiveAnalyzer, LiveFrameResult, LiveSettings, annotate_live
+from ferlib.pipeline import FacePrediction
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """One runnable form of a model: a label for menus, its file and the classifier backend that runs it."""
+
+    label: str
+    path: Path
+    backend: str
+
+
+def model_variants(model_path: str | Path) -> list[ModelVariant]:
+    """The existing forms of a model, fastest first: int8 TFLite, float TFLite, then the Keras file itself."""
+    path = Path(model_path)
+    stem = path.name.removesuffix(".keras")
+    candidates = [
+        ModelVariant(f"{stem} · TFLite int8 (fastest)", path.with_name(f"{stem}.int8.tflite"), "tflite"),
+        ModelVariant(f"{stem} · TFLite float32", path.with_name(f"{stem}.tflite"), "tflite"),
+        ModelVariant(f"{stem} · Keras", path, "keras"),
+    ]
+    return [variant for variant in candidates if variant.path.exists()]
+
+
+def build_analyzer(
+    detector_name: str, variant: ModelVariant, settings: LiveSettings, webcam: bool = True
+) -> LiveAnalyzer:
+    """A LiveAnalyzer with its own detector and single-threaded classifier (interpreters are not shared).
+
+    `webcam` uses the faster detector options for large webcam faces (LIVE_DETECTOR_OPTIONS); video files and
+    photos use the detector's defaults, which also find small faces.
+    """
+    from ferlib.classifier import make_classifier
+    from ferlib.detection import make_detector
+
+    options = LIVE_DETECTOR_OPTIONS.get(detector_name, {}) if webcam else {}
+    classifier = make_classifier(variant.path, backend=variant.backend, num_threads=1)
+    return LiveAnalyzer(make_detector(detector_name, **options), classifier, settings)
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One face's smoothed emotion at one moment (seconds since the stream started)."""
+
+    seconds: float
+    face_id: int
+    label: str
+    confidence: float
+
+
+@dataclass
+class LiveSnapshot:
+    """What the page shows beside the video: current faces, recent timeline, speed, the latest annotated frame."""
+
+    faces: list[FacePrediction]
+    timeline: list[TimelinePoint]
+    frames: int
+    fps: float
+    ms_per_frame: float
+    detection_interval: int
+    seconds_since_update: float | None
+    frame: np.ndarray | None
+
+
+class LiveSession:
+    """Thread-safe holder of one stream's analyzer and results (one per browser session)."""
+
+    def __init__(self, history_seconds: float = 60.0, timeline_every_seconds: float = 0.2) -> None:
+        self.history_seconds = history_seconds
+        self.timeline_every_seconds = timeline_every_seconds
+        self._lock = threading.Lock()
+        self._busy = threading.Lock()
+        self._analyzer: LiveAnalyzer | None = None
+        self._key: tuple[str, str, str] | None = None
+        self._reset_results()
+
+    def _reset_results(self) -> None:
+        self._started: float | None = None
+        self._last_update: float | None = None
+        self._last_timeline = -1e9
+        self._faces: list[FacePrediction] = []
+        self._timeline: deque[TimelinePoint] = deque()
+        self._frame_times: deque[float] = deque(maxlen=60)
+        self._frames = 0
+        self._last_result: LiveFrameResult | None = None
+        self._last_frame: np.ndarray | None = None
+
+    def configure(self, detector_name: str, variant: ModelVariant, settings: LiveSettings) -> None:
+        """Use this detector, model and settings from the next frame on (builds a new analyzer only if needed)."""
+        key = (detector_name, str(variant.path), variant.backend)
+        if key != self._key:
+            analyzer = build_analyzer(detector_name, variant, settings)
+            with self._lock:
+                self._analyzer, self._key = analyzer, key
+        elif self._analyzer is not None:
+            with self._lock:
+                self._analyzer.update_settings(settings)
+
+    def reset(self) -> None:
+        """Forget results and face tracks (a new stream starts)."""
+        with self._lock:
+            self._reset_results()
+            if self._analyzer is not None:
+                self._analyzer.reset()
+
+    def process_frame(self, image: np.ndarray) -> np.ndarray:
+        """Analyse one video frame and return it annotated (BGR); the results are kept for `snapshot`."""
+        with self._lock:
+            analyzer = self._analyzer
+        if analyzer is None:
+            return annotate_live(image, [], LiveSettings())
+        if not self._busy.acquire(blocking=False):
+            return image  # another frame is in progress: never queue stale frames
+        try:
+            annotated, result = analyzer.process(image)
+        finally:
+            self._busy.release()
+        self._record(result, annotated)
+        return annotated
+
+    def _record(self, result: LiveFrameResult, annotated: np.ndarray) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._started is None:
+                self._started = now
+            self._frames += 1
+            self._frame_times.append(now)
+            self._last_update = now
+            self._faces = result.faces
+            self._last_result = result
+            self._last_frame = annotated
+            seconds = now - self._started
+            if result.faces and seconds - self._last_timeline >= self.timeline_every_seconds:
+                self._last_timeline = seconds
+                for face in result.faces:
+                    self._timeline.append(TimelinePoint(seconds, int(face.face_id or 0), face.label, face.confidence))
+            while self._timeline and self._timeline[0].seconds < seconds - self.history_seconds:
+                self._timeline.popleft()
+
+    def snapshot(self) -> LiveSnapshot:
+        """A consistent copy of the latest results, for the page thread."""
+        with self._lock:
+            times = self._frame_times
+            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+            result = self._last_result
+            return LiveSnapshot(
+                faces=list(self._faces),
+                timeline=list(self._timeline),
+                frames=self._frames,
+                fps=fps,
+                ms_per_frame=result.timings_ms.get("total", 0.0) if result else 0.0,
+                detection_interval=result.detection_interval if result else 0,
+                seconds_since_update=time.monotonic() - self._last_update if self._last_update else None,
+                frame=self._last_frame,
+            )

@@ -1,0 +1,333 @@
+"""Search folders: the on-disk contract between a hyperparameter search process and anyone watching it.
+
+A search folder holds config.json (the SearchConfig), status.json (the states of a training run, written with
+ferlib.runs.write_status), trials.jsonl (a record when each trial starts and ends), progress.jsonl (batch and
+epoch records of the baseline and of every trial), baseline.json (the untuned config's score on the same
+budget), best.json (the best trial so far, with its full TrainConfig), log.txt and tuner/ (keras-tuner's own
+project, reloaded on resume). Stop requests use the same stop.request file as training runs. Plain Python: no
+Keras, so the dashboard can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ferlib import runs
+from ferlib.atomic import atomic_write_json, read_json, read_json_lines
+from ferlib.config import TrainConfig
+from ferlib.search_space import default_space, validate_space
+
+STRATEGIES = ("random", "grid", "bayesian", "hyperband")
+TRIALS_FILE = "trials.jsonl"
+BASELINE_FILE = "baseline.json"
+BEST_FILE = "best.json"
+TUNER_DIR = "tuner"
+BASELINE_TRIAL = "baseline"
+
+
+def default_searches_dir() -> Path:
+    """$FERLIB_SEARCHES_DIR, else searches/ in the current directory."""
+    return Path(os.environ.get("FERLIB_SEARCHES_DIR", "searches")).expanduser()
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search needs: strategy, search space, budget and the untuned baseline config.
+
+    The budget (epochs per trial, fraction of the training data) is applied to `base`, so the baseline and
+    every trial train on exactly the same data for the same number of epochs.
+    """
+
+    strategy: str = "bayesian"
+    max_trials: int = 10
+    epochs: int = 3
+    subset: float = 0.2
+    max_minutes: float = 0.0  # 0: no wall-clock limit
+    space: dict[str, list[Any]] = field(default_factory=default_space)
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(architecture="compact_cnn"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base, dict):
+            self.base = TrainConfig.from_dict(self.base)
+        if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
+            raise ValueError(f"Expected strategy among {', '.join(STRATEGIES)}; received {self.strategy!r}")
+        _check(isinstance(self.max_trials, int) and self.max_trials >= 1, "max_trials >= 1", self.max_trials)
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", self.epochs)
+        _check(isinstance(self.subset, (int, float)) and 0 < self.subset <= 1, "subset in (0, 1]", self.subset)
+        _check(
+            isinstance(self.max_minutes, (int, float)) and math.isfinite(self.max_minutes) and self.max_minutes >= 0,
+            "max_minutes >= 0",
+            self.max_minutes,
+        )
+        self.space = validate_space(self.space)
+        self.base = self.base.updated(epochs=self.epochs, train_fraction=float(self.subset))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "base": self.base.to_dict()}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> SearchConfig:
+        names = {item.name for item in fields(cls)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise ValueError(f"Expected search config keys among {', '.join(sorted(names))}; received {unknown}")
+        return cls(**value)
+
+
+def _check(condition: bool, expected: str, received: Any) -> None:
+    if not condition:
+        raise ValueError(f"Expected {expected}; received {received!r}")
+
+
+def new_search_id(config: SearchConfig) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{config.strategy}-{secrets.token_hex(2)}"
+
+
+def create_search(
+    config: SearchConfig, searches_dir: str | os.PathLike | None = None, search_id: str | None = None
+) -> Path:
+    """Make a new search folder holding the config and a 'created' status."""
+    root = Path(searches_dir) if searches_dir is not None else default_searches_dir()
+    search_dir = root / (search_id or new_search_id(config))
+    if search_dir.exists():
+        raise ValueError(f"Expected a new search folder; received {str(search_dir)!r}, which already exists")
+    search_dir.mkdir(parents=True)
+    atomic_write_json(search_dir / runs.CONFIG_FILE, config.to_dict())
+    runs.write_status(search_dir, "created")
+    return search_dir
+
+
+def is_search(path: str | os.PathLike) -> bool:
+    config = read_json(Path(path) / runs.CONFIG_FILE, default=None)
+    return isinstance(config, dict) and "strategy" in config and "space" in config
+
+
+def load_search_config(search_dir: str | os.PathLike) -> SearchConfig:
+    path = Path(search_dir) / runs.CONFIG_FILE
+    value = read_json(path, default=None)
+    if not isinstance(value, dict):
+        raise ValueError(f"Expected a search folder containing a readable {runs.CONFIG_FILE}; received {search_dir!r}")
+    return SearchConfig.from_dict(value)
+
+
+# --- reading a search ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRow:
+    """One line of the trials table."""
+
+    trial: str
+    hyperparameters: dict[str, Any]
+    score: float | None
+    status: str  # running, completed, failed, invalid, interrupted (retried on resume)
+    duration_seconds: float | None
+    epochs: int | None
+    started: float | None
+
+
+def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list[TrialRow]:
+    """The trials in the order they first started; a trial killed or stopped mid-way reads as 'interrupted'.
+
+    A retried trial (resuming a search re-runs the trial it was in) keeps its first position and its latest state.
+    """
+    path = Path(search_dir)
+    active = runs.is_active(path)
+    rows: dict[str, TrialRow] = {}
+    for record in read_json_lines(path / TRIALS_FILE):
+        trial = str(record.get("trial"))
+        if record.get("event") == "trial_start":
+            rows[trial] = TrialRow(trial, dict(record.get("hyperparameters") or {}), None, "running", None, None, None)
+            rows[trial].started = record.get("time")
+        elif record.get("event") == "trial_end" and trial in rows:
+            row = rows[trial]
+            row.score = record.get("score")
+            row.status = str(record.get("status", "completed"))
+            row.duration_seconds = record.get("duration_seconds")
+            row.epochs = record.get("epochs")
+    current = (now if now is not None else time.time()) if active else None
+    for row in rows.values():
+        if row.status == "running":
+            if current is None:
+                row.status = "interrupted"
+            elif row.started:
+                row.duration_seconds = current - float(row.started)
+    return list(rows.values())
+
+
+def read_baseline(search_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The baseline's result ({'score', 'duration_seconds', 'config', ...}); None until it has trained."""
+    return read_json(Path(search_dir) / BASELINE_FILE, default=None)
+
+
+def read_best(search_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The best completed trial ({'trial', 'score', 'hyperparameters', 'config'}); None before one completes."""
+    return read_json(Path(search_dir) / BEST_FILE, default=None)
+
+
+def read_search_progress(search_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    return read_json_lines(Path(search_dir) / runs.PROGRESS_FILE)
+
+
+def best_so_far(trials: list[TrialRow]) -> list[tuple[int, float]]:
+    """(completed trial number from 1, best score up to it): the search's progress curve."""
+    curve: list[tuple[int, float]] = []
+    best = -math.inf
+    for row in [row for row in trials if row.status == "completed" and row.score is not None]:
+        best = max(best, float(row.score))
+        curve.append((len(curve) + 1, best))
+    return curve
+
+
+def gain(best_score: float | None, baseline_score: float | None) -> tuple[float, float] | None:
+    """(absolute gain in accuracy points, relative gain) of the best trial over the baseline; None if unknown."""
+    if best_score is None or baseline_score is None:
+        return None
+    relative = (best_score - baseline_score) / baseline_score if baseline_score > 0 else math.inf
+    return best_score - baseline_score, relative
+
+
+@dataclass
+class SearchSummary:
+    """One line of the searches list."""
+
+    search_id: str
+    path: Path
+    state: str
+    strategy: str
+    trials_completed: int
+    max_trials: int
+    best_score: float | None
+    baseline_score: float | None
+    started: float | None
+
+
+def summarize_search(search_dir: str | os.PathLike) -> SearchSummary:
+    path = Path(search_dir)
+    status = runs.read_status(path)
+    config = read_json(path / runs.CONFIG_FILE, default={}) or {}
+    trials = read_trials(path)
+    best = read_best(path) or {}
+    baseline = read_baseline(path) or {}
+    return SearchSummary(
+        search_id=path.name,
+        path=path,
+        state=str(status.get("state", "interrupted")),
+        strategy=str(config.get("strategy", "?")),
+        trials_completed=sum(row.status == "completed" for row in trials),
+        max_trials=int(config.get("max_trials", 0) or 0),
+        best_score=best.get("score"),
+        baseline_score=baseline.get("score"),
+        started=status.get("started"),
+    )
+
+
+def list_searches(searches_dir: str | os.PathLike | None = None) -> list[SearchSummary]:
+    """All search folders under `searches_dir`, newest first."""
+    root = Path(searches_dir) if searches_dir is not None else default_searches_dir()
+    if not root.is_dir():
+        return []
+    found = [summarize_search(child) for child in root.iterdir() if child.is_dir() and is_search(child)]
+    return sorted(found, key=lambda search: search.search_id, reverse=True)
+
+
+def active_searches(searches_dir: str | os.PathLike | None = None) -> list[SearchSummary]:
+    """Searches that are starting or running (their folders say so and their process is alive), newest first."""
+    return [search for search in list_searches(searches_dir) if search.state in runs.ACTIVE_STATES]
+
+
+# --- launching ----------------------------------------------------------------------------------------------
+
+
+def launch_search(search_dir: str | os.PathLike, *, resume: bool = False) -> subprocess.Popen:
+    """Start `python -m ferlib tune` on an existing search folder as a detached process writing to log.txt."""
+    path = Path(search_dir)
+    command = [sys.executable, "-m", "ferlib", "tune", "--resume" if resume else "--search-dir", str(path)]
+    environment = dict(os.environ)
+    project_root = str(Path(__file__).resolve().parent.parent)
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, environment.get("PYTHONPATH", "")]))
+    with open(path / runs.LOG_FILE, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=environment,
+        )
+
+
+def _launch_and_record(search_dir: Path, *, resume: bool) -> None:
+    """Launch the search process and name it in status.json (see ferlib.runs._launch_and_record for why)."""
+    try:
+        process = launch_search(search_dir, resume=resume)
+    except OSError as error:
+        runs.write_status(search_dir, "failed", error=f"the search process could not be started: {error}")
+        raise ValueError(f"Expected to start the search process; received {error}") from None
+    status = read_json(search_dir / runs.STATUS_FILE, default={}) or {}
+    if status.get("state") == "created":
+        runs.write_status(search_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
+
+
+def _existing_dataset(config: SearchConfig) -> None:
+    data = config.base.data
+    if not data:
+        raise ValueError("Expected the search's baseline config to name its dataset ('data'); received none")
+    if not Path(data).expanduser().exists():
+        raise ValueError(f"Expected an existing dataset; received {data!r}, which does not exist")
+
+
+def start_search(
+    config: SearchConfig,
+    searches_dir: str | os.PathLike | None = None,
+    runs_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Create a search folder and run it in a detached process; refused while a run or a search is active."""
+    searches_root = (Path(searches_dir) if searches_dir is not None else default_searches_dir()).expanduser().resolve()
+    runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
+    _existing_dataset(config)
+    with runs.launch_lock(runs_root):
+        runs.ensure_no_active_run(runs_root, searches_dir=searches_root)
+        search_dir = create_search(config, searches_root)
+        _launch_and_record(search_dir, resume=False)
+    return search_dir
+
+
+def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Check a search can resume (stopped or interrupted, no active job) and mark it 'created' under the lock."""
+    path = Path(search_dir).expanduser().resolve()
+    config = load_search_config(path)
+    runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
+    _existing_dataset(config)
+    with runs.launch_lock(runs_root):
+        state = runs.read_status(path).get("state")
+        if state not in runs.RESUMABLE_STATES:
+            raise ValueError(
+                f"Expected a stopped or interrupted search to resume; received {path.name}, which is {state}"
+            )
+        runs.ensure_no_active_run(runs_root, searches_dir=path.parent)
+        runs.write_status(path, "created", resumed=True)
+    return path
+
+
+def resume_search(search_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Continue a stopped or interrupted search in a new detached process (keras-tuner reloads its trials)."""
+    path = claim_for_resume(search_dir, runs_dir)
+    _launch_and_record(path, resume=True)
+    return path
+
+
+def full_training_config(search_dir: str | os.PathLike, epochs: int) -> TrainConfig:
+    """The best trial's TrainConfig for a full run: all the training data, `epochs` epochs."""
+    best = read_best(search_dir)
+    if not best or not isinstance(best.get("config"), dict):
+        raise ValueError(f"Expected a search with a completed trial; received {Path(search_dir).name}, which has none")
+    return TrainConfig.from_dict(best["config"]).updated(epochs=int(epochs), train_fraction=1.0)

@@ -1,0 +1,385 @@
+"""The live pipeline: tracking, smoothing, adaptive detection, overlay, the thread-safe session, ICE settings, video."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from ferlib.classes import EMOTIONS, NUM_CLASSES
+from ferlib.classifier import make_classifier
+from ferlib.detection import FaceBox, make_detector
+from ferlib.ice import ice_servers
+from ferlib.live import LIVE_DETECTOR_OPTIONS, UNCERTAIN_COLOR_BGR, LiveAnalyzer, LiveSettings, annotate_live
+from ferlib.live_session import LiveSession, ModelVariant, model_variants
+from ferlib.pipeline import FacePrediction
+from ferlib.tracking import FaceTracker, box_iou
+from ferlib.video import (
+    CSV_COLUMNS,
+    VideoWriter,
+    analyze_video,
+    is_video_path,
+    read_video_frames,
+    write_records_csv,
+    write_y4m,
+)
+
+
+@pytest.fixture(scope="module")
+def astronaut_face() -> np.ndarray:
+    """scikit-image's astronaut (a smiling face) as a 480x480 BGR image."""
+    skimage_data = pytest.importorskip("skimage.data")
+    return cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
+
+
+def astronaut_frame(face: np.ndarray, shift: int = 0) -> np.ndarray:
+    """A 640x480 frame with the astronaut `shift` pixels right of centre."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 80 + shift : 560 + shift] = face
+    return frame
+
+
+def two_face_frame(face: np.ndarray) -> np.ndarray:
+    half = cv2.resize(face, (320, 320))
+    frame = np.full((360, 680, 3), 30, np.uint8)
+    frame[20:340, 10:330] = half
+    frame[20:340, 350:670] = half
+    return frame
+
+
+def webcam_haar():
+    """The Haar detector as the live page builds it (for LiveSettings' downscaled detection)."""
+    return make_detector("haar", **LIVE_DETECTOR_OPTIONS["haar"])
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tiny_model_path):
+    return make_classifier(tiny_model_path)
+
+
+class ScriptedClassifier:
+    """Returns the given probability rows in turn, one per call (for every face of the call)."""
+
+    def __init__(self, rows: list[np.ndarray]) -> None:
+        self.rows = rows
+        self.calls = 0
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        row = self.rows[self.calls % len(self.rows)]
+        self.calls += 1
+        return np.repeat(row[None], len(faces), axis=0)
+
+
+class FixedDetector:
+    """Always finds the same boxes, optionally slowly (to exercise the adaptive interval)."""
+
+    def __init__(self, boxes: list[FaceBox], delay: float = 0.0) -> None:
+        self.boxes = boxes
+        self.delay = delay
+        self.calls = 0
+
+    def __call__(self, image: np.ndarray) -> list[FaceBox]:
+        self.calls += 1
+        time.sleep(self.delay)
+        return list(self.boxes)
+
+
+def one_hot(label: str, strength: float = 0.7) -> np.ndarray:
+    row = np.full(NUM_CLASSES, (1 - strength) / (NUM_CLASSES - 1), np.float32)
+    row[EMOTIONS.index(label)] = strength
+    return row
+
+
+# --- tracking -----------------------------------------------------------------------------------------------------
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_tracker_keeps_ids_confirms_new_faces_and_drops_lost_ones():
+    tracker = FaceTracker(window=3, max_missed=1, min_hits=2)
+    assert tracker.update([(100, 100, 50, 50)]) == []  # first sighting: not confirmed yet
+    first = tracker.update([(104, 102, 50, 50)])
+    assert [track.face_id for track in first] == [1]
+    # a fast move (no overlap) still matches by centre distance; a far-away box is a new face
+    moved = tracker.update([(130, 100, 50, 50), (400, 300, 60, 60)])
+    assert [track.face_id for track in moved] == [1]
+    assert [track.face_id for track in tracker.update([(132, 100, 50, 50), (402, 300, 60, 60)])] == [1, 2]
+    tracker.update([(402, 300, 60, 60)])  # face 1 missed once: kept
+    assert {track.face_id for track in tracker.tracks} == {1, 2}
+    tracker.update([(402, 300, 60, 60)])  # missed twice: dropped
+    assert {track.face_id for track in tracker.tracks} == {2}
+    tracker.update([(5, 5, 40, 40)])  # a one-off detection is dropped at its first miss
+    tracker.update([(402, 300, 60, 60)])
+    assert {track.face_id for track in tracker.tracks} == {2}
+
+
+def test_smoothing_averages_the_last_window_of_probabilities():
+    tracker = FaceTracker(window=3)
+    (track,) = tracker.update([(0, 0, 10, 10)])
+    for value in (0.1, 0.2, 0.3, 0.6):
+        track.add_probabilities(np.full(NUM_CLASSES, value))
+    assert np.allclose(track.smoothed(), (0.2 + 0.3 + 0.6) / 3)
+    tracker.set_window(1)
+    assert np.allclose(track.smoothed(), 0.6)
+    with pytest.raises(ValueError, match=r"^Expected a smoothing window"):
+        tracker.set_window(0)
+
+
+# --- the live analyzer --------------------------------------------------------------------------------------------
+
+
+def test_a_real_face_keeps_its_id_and_is_followed_between_detections(astronaut_face, tiny_classifier):
+    settings = LiveSettings(detection_interval=4, max_detection_interval=4, adaptive=False)
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier, settings)
+    results = [analyzer.analyze(astronaut_frame(astronaut_face, shift)) for shift in range(0, 48, 3)]
+    assert [result.detected for result in results[:5]] == [True, False, False, False, True]
+    assert results[0].faces == []  # a new face is shown from its second detection on
+    shown = [result for result in results if result.faces]
+    assert len(shown) >= len(results) - 4
+    assert {face.face_id for result in shown for face in result.faces} == {1}
+    xs = [result.faces[0].box[0] for result in shown]
+    assert xs[-1] - xs[0] >= 25  # the box moved with the face (it moved 45 px), also on tracking-only frames
+    for result in shown:
+        (face,) = result.faces
+        assert face.label in EMOTIONS and 0 <= face.confidence <= 1
+        assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+        x, y, width, height = face.box
+        assert 180 <= x + width / 2 <= 420 and 40 <= y + height / 2 <= 200  # on the astronaut's face
+
+
+def test_several_faces_get_distinct_stable_ids(astronaut_face, tiny_classifier):
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier, LiveSettings(adaptive=False))
+    frame = two_face_frame(astronaut_face)
+    results = [analyzer.process(frame)[1] for _ in range(4)]
+    for result in results[1:]:
+        assert [face.face_id for face in result.faces] == [1, 2]
+        left, right = (face.box for face in result.faces)
+        assert left[0] < 340 <= right[0]
+
+
+def test_no_face_passes_the_frame_through_with_a_note(tiny_classifier):
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier)
+    wall = np.full((480, 640, 3), 200, np.uint8)
+    annotated, result = analyzer.process(wall)
+    assert result.faces == [] and annotated.shape == wall.shape and annotated.dtype == np.uint8
+    assert np.array_equal(annotated[:400], wall[:400])  # untouched but for the note at the bottom
+    assert not np.array_equal(annotated, wall)
+    assert set(result.timings_ms) == {"detection", "classification", "overlay", "total"}
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((333, 517), 90, np.uint8),  # gray
+        np.full((333, 517, 1), 90, np.uint8),  # gray with a channel axis
+        np.full((241, 319, 4), 90, np.uint8),  # BGRA, odd sizes
+        np.full((7, 5, 3), 90, np.uint8),  # smaller than any face
+        np.full((100, 120, 3), 0.5, np.float32),  # float pixels
+        np.full((64, 48, 3), 40000, np.uint16),  # 16-bit
+    ],
+    ids=["gray", "gray-1", "bgra-odd", "tiny", "float", "uint16"],
+)
+def test_any_frame_shape_and_type_comes_back_as_bgr(image, tiny_classifier):
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier)
+    for _ in range(3):
+        annotated, result = analyzer.process(image)
+    assert annotated.shape == (*image.shape[:2], 3) and annotated.dtype == np.uint8
+    assert result.width == image.shape[1] and result.height == image.shape[0]
+
+
+def test_grayscale_real_frame_finds_the_face(astronaut_face, tiny_classifier):
+    gray = cv2.cvtColor(astronaut_frame(astronaut_face), cv2.COLOR_BGR2GRAY)
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier, LiveSettings(min_hits=1))
+    annotated, result = analyzer.process(gray)
+    assert len(result.faces) == 1 and annotated.shape == (480, 640, 3)
+
+
+def test_smoothing_stops_labels_flickering():
+    frame = np.zeros((200, 200, 3), np.uint8)
+    detector = FixedDetector([FaceBox(50, 50, 80, 80)])
+    flicker = [one_hot("happy", 0.6), one_hot("sad", 0.4)]  # happy, then a weaker sad, alternately
+
+    def labels(window: int) -> list[str]:
+        settings = LiveSettings(smoothing_window=window, min_hits=1, adaptive=False)
+        analyzer = LiveAnalyzer(detector, ScriptedClassifier(flicker), settings)
+        return [analyzer.analyze(frame).faces[0].label for _ in range(8)]
+
+    assert set(labels(1)) == {"happy", "sad"}
+    assert set(labels(4)) == {"happy"}
+
+
+def test_falling_behind_stretches_the_detection_interval():
+    frame = np.zeros((200, 200, 3), np.uint8)
+    slow = FixedDetector([FaceBox(50, 50, 80, 80)], delay=0.06)  # 60 ms > the 33 ms budget of 30 fps
+    classifier = ScriptedClassifier([one_hot("happy")])
+    analyzer = LiveAnalyzer(slow, classifier, LiveSettings(max_detection_interval=5, min_hits=1))
+    for _ in range(20):
+        analyzer.process(frame)
+    assert analyzer.detection_interval > 1 and slow.calls < 20
+    fixed = LiveAnalyzer(FixedDetector(slow.boxes, delay=0.06), classifier, LiveSettings(adaptive=False, min_hits=1))
+    for _ in range(5):
+        fixed.process(frame)
+    assert fixed.detection_interval == 1 and fixed.detector.calls == 5
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match=r"^Expected an overlay style among full, label, box; received 'fancy'$"):
+        LiveSettings(overlay_style="fancy")
+    with pytest.raises(ValueError, match=r"^Expected a confidence threshold in"):
+        LiveSettings(confidence_threshold=1.5)
+    with pytest.raises(ValueError, match=r"^Expected 1 <= detection_interval"):
+        LiveSettings(detection_interval=9, max_detection_interval=8)
+
+
+def test_overlay_styles_and_uncertain_faces():
+    frame = np.zeros((300, 400, 3), np.uint8)
+    face = FacePrediction(
+        (100, 100, 100, 100),
+        "happy",
+        0.4,
+        {name: float(one_hot("happy", 0.4)[i]) for i, name in enumerate(EMOTIONS)},
+        3,
+    )
+    full = annotate_live(frame, [face], LiveSettings(overlay_style="full"))
+    box_only = annotate_live(frame, [face], LiveSettings(overlay_style="box"))
+    assert full[100:200, 205:300].any() and not box_only[100:200, 205:300].any()  # the bars beside the box
+    assert not box_only[60:98, 100:200].any() and full[60:98, 100:200].any()  # the label above it
+    uncertain = annotate_live(frame, [face], LiveSettings(confidence_threshold=0.5))
+    assert tuple(uncertain[150, 100]) == UNCERTAIN_COLOR_BGR  # the box's left edge, grey
+    assert tuple(full[150, 100]) != UNCERTAIN_COLOR_BGR
+
+
+# --- the session shared by the video thread and the page ----------------------------------------------------------
+
+
+def test_model_variants_are_listed_fastest_first(tmp_path):
+    model = tmp_path / "fer_vgg.keras"
+    model.write_bytes(b"k")
+    assert [variant.backend for variant in model_variants(model)] == ["keras"]
+    (tmp_path / "fer_vgg.tflite").write_bytes(b"f")
+    (tmp_path / "fer_vgg.int8.tflite").write_bytes(b"i")
+    variants = model_variants(model)
+    assert [variant.path.name for variant in variants] == ["fer_vgg.int8.tflite", "fer_vgg.tflite", "fer_vgg.keras"]
+    assert variants[0].label == "fer_vgg · TFLite int8 (fastest)"
+
+
+def test_session_records_faces_and_timeline_and_never_queues(astronaut_face, tiny_model_path):
+    session = LiveSession(timeline_every_seconds=0)
+    frame = astronaut_frame(astronaut_face)
+    assert session.process_frame(frame).shape == frame.shape  # before configure: passes through with a note
+    session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(adaptive=False))
+    for _ in range(3):
+        annotated = session.process_frame(frame)
+    snapshot = session.snapshot()
+    assert snapshot.frames == 3 and [face.face_id for face in snapshot.faces] == [1]
+    assert [point.face_id for point in snapshot.timeline] == [1, 1]  # shown from the second frame on
+    assert snapshot.frame is annotated and snapshot.fps > 0
+    session._busy.acquire()  # a frame is being processed: the next one passes through, it does not wait
+    try:
+        finished = threading.Event()
+        passed = []
+        worker = threading.Thread(target=lambda: (passed.append(session.process_frame(frame)), finished.set()))
+        worker.start()
+        assert finished.wait(5)
+        assert passed[0] is frame
+    finally:
+        session._busy.release()
+    session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(smoothing_window=2))
+    session.reset()
+    assert session.snapshot().frames == 0 and session.snapshot().timeline == []
+
+
+# --- ICE servers --------------------------------------------------------------------------------------------------
+
+
+def test_ice_servers_default_to_none_and_come_from_secrets_or_environment():
+    assert ice_servers({}, {}) == []
+    turn = {"TURN_URL": "turn:turn.example.org:3478", "TURN_USERNAME": "user", "TURN_CREDENTIAL": "secret"}
+    assert ice_servers({}, turn) == [
+        {"urls": ["turn:turn.example.org:3478"], "username": "user", "credential": "secret"}
+    ]
+    listed = {"ICE_SERVERS": [{"urls": "turn:a.example:443", "username": "u", "credential": "c"}]}
+    assert ice_servers(listed, turn) == listed["ICE_SERVERS"]  # secrets first
+    assert ice_servers({}, {"ICE_SERVERS": '[{"urls": ["stun:s.example:3478"]}]'}) == [
+        {"urls": ["stun:s.example:3478"]}
+    ]
+    with pytest.raises(ValueError, match=r"^Expected ICE_SERVERS as a JSON list"):
+        ice_servers({}, {"ICE_SERVERS": "nonsense"})
+    with pytest.raises(ValueError, match=r"^Expected ICE_SERVERS as a list of objects with 'urls'"):
+        ice_servers({"ICE_SERVERS": [{"url": "x"}]}, {})
+
+
+# --- video files --------------------------------------------------------------------------------------------------
+
+
+def test_y4m_and_mp4_clips_round_trip(tmp_path, astronaut_face):
+    frames = [astronaut_frame(astronaut_face, shift) for shift in range(0, 24, 4)]
+    clip = write_y4m(tmp_path / "clip.y4m", frames, fps=10)
+    decoded = list(read_video_frames(clip))
+    assert [index for index, _, _ in decoded] == list(range(6))
+    assert decoded[1][1] == pytest.approx(0.1) and decoded[0][2].shape == (480, 640, 3)
+    assert np.abs(decoded[0][2].astype(int) - frames[0]).mean() < 6
+    with VideoWriter(tmp_path / "odd.mp4", 10, 101, 75) as writer:  # odd sizes are cropped to even
+        for _ in range(3):
+            writer.write(np.full((75, 101, 3), 128, np.uint8))
+    assert [frame.shape for _, _, frame in read_video_frames(tmp_path / "odd.mp4")] == [(74, 100, 3)] * 3
+    assert is_video_path("a.MP4") and is_video_path("b.y4m") and not is_video_path("c.jpg")
+    with pytest.raises(ValueError, match=r"^Expected a video file; received .*, which does not exist$"):
+        list(read_video_frames(tmp_path / "broken.mp4"))
+    tmp_path.joinpath("broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(ValueError, match=r"^Expected a readable video file"):
+        list(read_video_frames(tmp_path / "broken.mp4"))
+
+
+def test_analyze_video_rows_ids_and_annotated_clip(tmp_path, astronaut_face, tiny_classifier):
+    frames = [astronaut_frame(astronaut_face, shift) for shift in range(0, 40, 4)]
+    clip = write_y4m(tmp_path / "clip.y4m", frames, fps=10)
+    seen = []
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier, LiveSettings(adaptive=False))
+    analysis = analyze_video(
+        clip, analyzer, video_out=tmp_path / "out.mp4", progress=lambda done, total: seen.append((done, total))
+    )
+    assert analysis.frames == 10 and analysis.faces == 1 and analysis.fps > 0
+    assert seen[-1] == (10, 10)
+    assert [record.frame for record in analysis.records] == list(range(1, 10))  # confirmed from frame 1
+    assert {record.face_id for record in analysis.records} == {1}
+    assert len(list(read_video_frames(tmp_path / "out.mp4"))) == 10
+    import io
+
+    buffer = io.StringIO()
+    write_records_csv(analysis.records, buffer)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == ",".join(CSV_COLUMNS) and len(lines) == 10
+    assert lines[1].startswith("1,0.1,1,")
+
+
+def test_mtcnn_detector_finds_the_astronaut(astronaut_face):
+    pytest.importorskip("mtcnn")
+    detector = make_detector("mtcnn")
+    frame = astronaut_frame(astronaut_face)
+    (box,) = detector(frame)
+    assert 180 <= box.x + box.width / 2 <= 420 and 40 <= box.y + box.height / 2 <= 200 and box.score >= 0.9
+    assert detector(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))  # gray input works too
+    assert detector(np.full((240, 320, 3), 200, np.uint8)) == []
+
+
+def test_webrtc_loads_after_tensorflow_without_crashing():
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    code = (
+        "import tensorflow\n"
+        "from ferlib.webrtc_support import preload_srtp\n"
+        "preload_srtp()\n"
+        "import streamlit_webrtc\n"
+        "print('loaded')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "loaded", result.stderr[-2000:]

@@ -1,0 +1,118 @@
+"""The Live page under Streamlit's AppTest: renders in each situation; the photo and video tabs analyse uploads."""
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
+
+from ferlib.video import VideoWriter
+from ferlib.webrtc_support import preload_srtp
+
+
+@pytest.fixture(autouse=True)
+def webrtc_without_a_server(monkeypatch):
+    """AppTest's mock runtime has no session manager; streamlit-webrtc then runs as it does outside a live server."""
+    preload_srtp()  # TensorFlow is already loaded by the tiny model (see ferlib.webrtc_support)
+    monkeypatch.setattr("streamlit_webrtc.component.get_this_session_info", lambda: None)
+
+
+@pytest.fixture(autouse=True)
+def clear_streamlit_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def installed_model(monkeypatch, tmp_path, tiny_model_path):
+    model = tmp_path / "model.keras"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(tiny_model_path.with_suffix(".json"), model.with_suffix(".json"))
+    monkeypatch.setenv("FERLIB_MODEL", str(model))
+    return model
+
+
+@pytest.fixture
+def astronaut_bgr():
+    skimage_data = pytest.importorskip("skimage.data")
+    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def open_live_page(timeout: float = 120) -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=timeout)
+    app.run()
+    return app.switch_page("pages/live.py").run()
+
+
+def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("FERLIB_MODEL", str(tmp_path / "absent.keras"))
+    app = open_live_page()
+    assert not app.exception
+    assert app.title[0].value == "🎥 Live"
+    assert any("No trained model is installed yet" in info.value for info in app.info)
+
+
+def test_live_page_renders_its_tabs_and_controls(installed_model):
+    app = open_live_page()
+    assert not app.exception
+    assert [tab.label.split(" ", 1)[1] for tab in app.tabs] == ["Live camera", "Photo", "Snapshot", "Video file"]
+    assert [box.label for box in app.sidebar.selectbox] == ["Face detector", "Model", "Model format"]
+    assert [slider.label for slider in app.sidebar.slider] == ["Confidence threshold", "Smoothing window (frames)"]
+    assert any("Waiting for the video" in caption.value for caption in app.caption)
+    assert any("no STUN or TURN" in caption.value for caption in app.caption)
+    app.sidebar.radio[0].set_value("box").run()
+    app.sidebar.slider[1].set_value(3).run()
+    assert not app.exception
+
+
+def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr):
+    app = open_live_page()
+    head = astronaut_bgr[:300, 110:410]
+    photo = np.full((300, 640, 3), 30, np.uint8)
+    photo[:, :300], photo[:, 340:] = head, head
+    ok, encoded = cv2.imencode(".png", photo)
+    assert ok
+    app.get("file_uploader")[0].upload("two.png", encoded.tobytes(), "image/png").run()
+    assert not app.exception
+    (table,) = app.dataframe
+    faces = table.value
+    assert list(faces["face"]) == list(range(1, len(faces) + 1))  # one row per face found
+    centres = [int(box.split(", ")[0]) + int(box.split(", ")[2]) / 2 for box in faces["box (x, y, w, h)"]]
+    assert any(50 < centre < 200 for centre in centres) and any(390 < centre < 540 for centre in centres)
+    assert set(table.value.columns) >= {"emotion", "confidence", "angry", "neutral"}
+    (annotated,) = app.image
+    assert annotated.captions == [f"{len(faces)} face(s) found"]
+    assert "Download the annotated photo" in [button.label for button in app.get("download_button")]
+
+
+def test_photo_tab_says_when_there_is_no_face(installed_model):
+    app = open_live_page()
+    _, encoded = cv2.imencode(".png", np.full((200, 300, 3), 180, np.uint8))
+    app.get("file_uploader")[0].upload("wall.png", encoded.tobytes(), "image/png").run()
+    assert not app.exception
+    assert any("No face was found" in warning.value for warning in app.warning)
+
+
+def test_video_tab_analyses_a_clip(installed_model, astronaut_bgr, tmp_path):
+    head = astronaut_bgr[:240, 110:410]
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, 10, 320, 240) as writer:
+        for index in range(8):
+            frame = np.zeros((240, 320, 3), np.uint8)
+            frame[:, 10 + 2 * index : 310] = head[:, : 300 - 2 * index]
+            writer.write(frame)
+    app = open_live_page()
+    app.get("file_uploader")[1].upload("clip.mp4", clip.read_bytes(), "video/mp4").run()
+    assert not app.exception
+    next(button for button in app.button if button.label == "Analyse the video").click().run()
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Frames"] == "8" and metrics["Faces"] == "1"
+    (table,) = app.dataframe
+    assert list(table.value["frame"]) == list(range(1, 8)) and set(table.value["face_id"]) == {1}
+    labels = [button.label for button in app.get("download_button")]
+    assert "Download the CSV" in labels and "Download the annotated video" in labels

@@ -1,0 +1,287 @@
+"""The Metrics page under Streamlit's AppTest: empty state, a finished run, two runs compared, the shipped model's
+card, the mistakes gallery with Grad-CAM on a dataset, an uploaded photo, and unreadable metrics."""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
+
+from ferlib import runs
+from ferlib.classes import EMOTIONS
+from ferlib.config import TrainConfig
+
+TINY = {"filters": (8, 16, 32), "dense_units": 16}
+CAPTION = re.compile(r"#\d+ (\w+) → (\w+) \d+%")
+
+
+@pytest.fixture
+def environment(tmp_path, monkeypatch) -> dict[str, Path]:
+    """No shipped model, an empty runs folder and an empty data folder, seen by the page through the environment."""
+    folders = {"runs": tmp_path / "runs", "data": tmp_path / "data", "model": tmp_path / "models" / "fer_vgg.keras"}
+    folders["runs"].mkdir()
+    folders["data"].mkdir()
+    folders["model"].parent.mkdir()
+    monkeypatch.setenv("FERLIB_MODEL", str(folders["model"]))
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(folders["runs"]))
+    monkeypatch.setenv("FERLIB_DATA_DIR", str(folders["data"]))
+    return folders
+
+
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory, training_data) -> Path:
+    """A two-epoch compact run with another seed, trained in this process (a second model to compare)."""
+    from ferlib.datasets import load_dataset
+    from ferlib.training import run_training
+
+    config = TrainConfig(
+        architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(training_data), epochs=2, seed=7
+    )
+    run_dir = runs.create_run(
+        config, tmp_path_factory.mktemp("second_runs"), run_id="20260102-000000-compact_cnn-seed7"
+    )
+    # Module scope runs before the per-test cache folder is set: decode without writing a cache.
+    run_training(run_dir, dataset=load_dataset(training_data, use_cache=False), verbose=0)
+    return run_dir
+
+
+@pytest.fixture
+def first_run(tiny_model_path) -> Path:
+    """The finished one-epoch run that produced conftest's tiny model."""
+    return tiny_model_path.parent
+
+
+@pytest.fixture(autouse=True)
+def clear_streamlit_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_metrics_page() -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    app.run()
+    return app.switch_page("pages/metrics.py").run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def chart_count(app: AppTest) -> int:
+    return len(app.get("plotly_chart"))
+
+
+def image_captions(app: AppTest) -> list[str]:
+    return [caption for image in app.get("image") for caption in image.captions]
+
+
+def install_run(run_dir: Path, environment: dict[str, Path]) -> Path:
+    return Path(shutil.copytree(run_dir, environment["runs"] / run_dir.name))
+
+
+def ship_card_from_run(run_dir: Path) -> dict:
+    """A model card shaped like ferlib.export.ship_model's, built from a run's recorded metrics."""
+    recorded = json.loads((run_dir / runs.METRICS_FILE).read_text())
+    plain, tta = recorded["validation"], recorded["validation_tta"]
+    history = [
+        {key: record.get(key) for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")}
+        for record in runs.epoch_records(runs.read_progress(run_dir))
+    ]
+    return {
+        "class_names": list(EMOTIONS),
+        "input_size": [48, 48, 1],
+        "metrics": {
+            "validation_accuracy": plain["accuracy"],
+            "validation_macro_f1": plain["macro_f1"],
+            "validation_top2_accuracy": plain["top2_accuracy"],
+            "validation_accuracy_tta": tta["accuracy"],
+            "validation_macro_f1_tta": tta["macro_f1"],
+            "n": plain["n"],
+        },
+        "architecture": "compact_cnn",
+        "per_class": plain["per_class"],
+        "per_class_tta": tta["per_class"],
+        "confusion_matrix": plain["confusion_matrix"],
+        "confusion_matrix_tta": tta["confusion_matrix"],
+        "history": history,
+        "source_run": run_dir.name,
+    }
+
+
+# --- empty state --------------------------------------------------------------------------------------------
+
+
+def test_with_no_model_and_no_runs_the_page_says_what_to_do(environment):
+    app = open_metrics_page()
+    assert not app.exception
+    assert app.title[0].value == "Metrics"
+    assert "There is no model to show yet" in texts(app.info)
+    assert "Training" in texts(app.info)
+    assert not app.tabs and chart_count(app) == 0
+
+
+# --- a finished run -----------------------------------------------------------------------------------------
+
+
+def test_a_finished_run_shows_curves_confusion_matrices_per_class_table_and_downloads(environment, first_run):
+    install_run(first_run, environment)
+    app = open_metrics_page()
+    assert not app.exception
+    assert app.selectbox(key="metrics_model").value == first_run.name
+    assert [tab.label for tab in app.tabs] == [
+        "Overview",
+        "Compare models",
+        "Most confident mistakes",
+        "Explain a photo",
+    ]
+    metrics = {metric.label: metric.value for metric in app.metric}
+    recorded = json.loads((first_run / runs.METRICS_FILE).read_text())["validation"]
+    assert metrics["Accuracy"] == f"{recorded['accuracy']:.1%}"
+    assert metrics["Top-2 accuracy"] == f"{recorded['top2_accuracy']:.1%}"
+    assert metrics["Macro-F1"] == f"{recorded['macro_f1']:.3f}"
+    assert chart_count(app) == 5  # loss, accuracy, learning rate; confusion counts and normalised
+    table = app.dataframe[0].value
+    assert list(table.index) == list(EMOTIONS) and int(table["support"].sum()) == 56
+    labels = {button.label: button for button in app.get("download_button")}
+    assert not labels["Metrics (JSON)"].disabled and not labels["Per-class metrics (CSV)"].disabled
+    assert "needs at least two models" in texts(app.info)  # compare tab
+    assert "No dataset found" in texts(app.info)  # mistakes tab
+
+    app.toggle(key="metrics_use_tta").set_value(True).run()
+    assert not app.exception
+    tta_accuracy = json.loads((first_run / runs.METRICS_FILE).read_text())["validation_tta"]["accuracy"]
+    assert {metric.label: metric.value for metric in app.metric}["Accuracy"] == f"{tta_accuracy:.1%}"
+
+
+def test_two_finished_runs_are_compared_side_by_side(environment, first_run, second_run):
+    install_run(first_run, environment)
+    install_run(second_run, environment)
+    app = open_metrics_page()
+    assert not app.exception
+    assert app.selectbox(key="metrics_model").value == max(first_run.name, second_run.name)  # newest first
+    assert "Pick two or more models" in texts(app.caption)
+    charts_alone = chart_count(app)
+
+    app.multiselect(key="metrics_compare").set_value([first_run.name, second_run.name]).run()
+    assert not app.exception
+    assert chart_count(app) == charts_alone + 3  # validation accuracy, validation loss, F1 per class
+    table = app.dataframe[1].value
+    assert list(table["model"]) == [first_run.name, second_run.name]
+    assert list(table["epochs"]) == [1, 2]
+    assert table["accuracy"].between(0, 1).all()
+
+    app.toggle(key="metrics_compare_train").set_value(True).run()
+    assert not app.exception
+
+
+def test_unreadable_metrics_are_an_explained_error(environment, first_run):
+    copy = install_run(first_run, environment)
+    (copy / runs.METRICS_FILE).write_text("{not json")
+    app = open_metrics_page()
+    assert not app.exception
+    assert "This model's metrics could not be read" in texts(app.error)
+
+
+# --- the shipped model --------------------------------------------------------------------------------------
+
+
+def test_the_shipped_model_shows_its_cards_metrics(environment, first_run):
+    model = environment["model"]
+    shutil.copy(first_run / runs.BEST_MODEL, model)
+    model.with_suffix(".json").write_text(json.dumps(ship_card_from_run(first_run)))
+    install_run(first_run, environment)
+    app = open_metrics_page()
+    assert not app.exception
+    assert app.selectbox(key="metrics_model").value == "__shipped__"
+    assert app.selectbox(key="metrics_model").format_func("__shipped__") == "Shipped model (fer_vgg.keras)"
+    assert chart_count(app) == 5
+    assert list(app.dataframe[0].value.index) == list(EMOTIONS)
+
+    app.multiselect(key="metrics_compare").set_value(["__shipped__", first_run.name]).run()
+    assert not app.exception
+    assert list(app.dataframe[1].value["model"]) == ["shipped model", first_run.name]
+
+
+def test_a_shipped_checkpoint_without_a_full_card_says_what_is_missing(environment, first_run):
+    model = environment["model"]
+    shutil.copy(first_run / runs.BEST_MODEL, model)
+    shutil.copy(first_run / "best.json", model.with_suffix(".json"))  # summary metrics only
+    app = open_metrics_page()
+    assert not app.exception
+    assert "records no confusion matrix" in texts(app.caption)
+    assert "records no per-class metrics" in texts(app.caption)
+    assert "No training curves" in texts(app.caption)
+    assert {button.label: button for button in app.get("download_button")}["Per-class metrics (CSV)"].disabled
+
+
+# --- mistakes, Grad-CAM and photos --------------------------------------------------------------------------
+
+
+def test_the_mistakes_gallery_shows_the_surest_mistakes_and_their_heatmaps(environment, first_run, training_data):
+    install_run(first_run, environment)
+    shutil.copy(training_data, environment["data"] / "fer_small.zip")
+    app = open_metrics_page()
+    assert "Choose a dataset above" in texts(app.caption)
+    app.selectbox(key="metrics_dataset").set_value(environment["data"] / "fer_small.zip").run()
+    assert not app.exception, app.exception
+    assert re.search(r"On 56 validation faces of fer_small\.zip: accuracy", texts(app.caption))
+    captions = image_captions(app)
+    gallery = [caption for caption in captions if CAPTION.fullmatch(caption)]
+    assert gallery, captions
+    for caption in gallery:
+        true_label, predicted_label = CAPTION.fullmatch(caption).groups()
+        assert true_label != predicted_label and {true_label, predicted_label} <= set(EMOTIONS)
+    heatmaps = [caption for caption in captions if " heatmap for " in caption]
+    assert len(heatmaps) == min(4, len(gallery))
+    first_predicted = CAPTION.fullmatch(gallery[0]).group(2)
+    assert heatmaps[0].startswith(f"#1 heatmap for {first_predicted} ")
+
+    app.radio(key="metrics_explain_target").set_value("true class").run()
+    assert not app.exception
+    first_true = CAPTION.fullmatch(gallery[0]).group(1)
+    explained = [caption for caption in image_captions(app) if " heatmap for " in caption]
+    assert explained[0].startswith(f"#1 heatmap for {first_true} ")
+    app.selectbox(key="metrics_true_class").set_value(EMOTIONS.index(first_true)).run()
+    assert not app.exception
+    filtered = [caption for caption in image_captions(app) if CAPTION.fullmatch(caption)]
+    assert filtered and all(CAPTION.fullmatch(caption).group(1) == first_true for caption in filtered)
+
+
+def test_an_uploaded_photo_is_explained_face_by_face(environment, first_run, tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    install_run(first_run, environment)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert ok
+    app = open_metrics_page()
+    uploader = app.get("file_uploader")[0]
+    uploader.set_value(("astronaut.png", encoded.tobytes(), "image/png"))
+    app.run()
+    assert not app.exception, app.exception
+    assert re.search(r"\*\*Face 1\*\*: \S+ (\w+) \(\d+%\); heatmap for \*\*\1\*\*", texts(app.markdown))
+    assert {"the face", "Grad-CAM"} <= set(image_captions(app))
+
+    app.selectbox(key="metrics_photo_class").set_value("surprise").run()
+    assert not app.exception
+    assert "heatmap for **surprise**" in texts(app.markdown)
+
+
+def test_an_unreadable_upload_is_an_explained_error(environment, first_run):
+    install_run(first_run, environment)
+    app = open_metrics_page()
+    app.get("file_uploader")[0].set_value(("notes.png", b"not an image", "image/png"))
+    app.run()
+    assert not app.exception
+    assert "could not be read as an image" in texts(app.error)
+
+
+def test_the_page_is_registered_in_the_navigation():
+    source = (REPO_ROOT / "app.py").read_text()
+    assert 'st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:")' in source
+    assert os.path.exists(REPO_ROOT / "pages" / "metrics.py")

@@ -1,0 +1,174 @@
+"""The Tune page under Streamlit's AppTest: empty state, a finished search (table, plots, gain, training the best
+configuration), an active search (stop) and starting a search from the form."""
+
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
+
+from ferlib import runs, searches
+from ferlib.atomic import append_json_line, atomic_write_json
+from ferlib.config import TrainConfig
+from ferlib.search_space import default_space, trial_config
+
+TINY = {"filters": (8, 16, 32), "dense_units": 16}
+SPACE = {"width_multiplier": [0.5, 1.0], "learning_rate": [0.001, 0.01], "optimizer": ["sgd", "adam"]}
+TRIALS = [
+    ("0", {"width_multiplier": 0.5, "learning_rate": 0.01, "optimizer": "sgd"}, 0.31),
+    ("1", {"width_multiplier": 1.0, "learning_rate": 0.001, "optimizer": "adam"}, 0.42),
+    ("2", {"width_multiplier": 1.0, "learning_rate": 0.01, "optimizer": "adam"}, 0.38),
+]
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch) -> SimpleNamespace:
+    """Empty searches, runs and data folders, seen by the page through the environment."""
+    paths = SimpleNamespace(searches=tmp_path / "searches", runs=tmp_path / "runs", data=tmp_path / "data")
+    for path in vars(paths).values():
+        path.mkdir()
+    monkeypatch.setenv("FERLIB_SEARCHES_DIR", str(paths.searches))
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(paths.runs))
+    monkeypatch.setenv("FERLIB_DATA_DIR", str(paths.data))
+    return paths
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runs, "launch_run", lambda run_dir, data, **_: calls.append(Path(run_dir)) or fake_process())
+    monkeypatch.setattr(searches, "launch_search", lambda path, **_: calls.append(Path(path)) or fake_process())
+    return calls
+
+
+def fake_process() -> SimpleNamespace:
+    return SimpleNamespace(pid=os.getpid())
+
+
+def written_search(searches_dir: Path, data: Path, state: str = "finished") -> Path:
+    """A search folder as `ferlib tune` leaves it: config, status, trials, baseline and best (no training)."""
+    base = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(data))
+    config = searches.SearchConfig(strategy="random", max_trials=4, epochs=1, subset=0.5, space=SPACE, base=base)
+    search_dir = searches.create_search(config, searches_dir, search_id="20260101-000000-random-aaaa")
+    write_trials(search_dir)
+    atomic_write_json(search_dir / searches.BASELINE_FILE, {"score": 0.3, "config": config.base.to_dict()})
+    best_values = TRIALS[1][1]
+    best = {"trial": "1", "score": 0.42, "hyperparameters": best_values}
+    atomic_write_json(
+        search_dir / searches.BEST_FILE, {**best, "config": trial_config(config.base, best_values).to_dict()}
+    )
+    runs.write_status(search_dir, "running")
+    if state != "running":
+        runs.write_status(search_dir, state, reason="all trials done")
+    (search_dir / runs.LOG_FILE).write_text("baseline: val_accuracy=0.3000\ntrial 0: val_accuracy=0.3100\n")
+    return search_dir
+
+
+def write_trials(search_dir: Path) -> None:
+    """trials.jsonl as the search process writes it: a start and an end record per trial."""
+    path = search_dir / searches.TRIALS_FILE
+    for trial, values, score in TRIALS:
+        append_json_line(path, {"event": "trial_start", "trial": trial, "hyperparameters": values})
+        end = {"event": "trial_end", "trial": trial, "status": "completed", "score": score}
+        append_json_line(path, {**end, "duration_seconds": 12.0, "epochs": 1})
+
+
+def open_tune_page() -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60).run()
+    app.switch_page("pages/tune.py")
+    return app.run()
+
+
+def button_labelled(app: AppTest, label: str):
+    matches = [button for button in app.button if button.label == label]
+    assert matches, f"no {label!r} button among {[button.label for button in app.button]}"
+    return matches[0]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def test_with_no_searches_and_no_dataset_the_page_says_what_to_do(folders):
+    app = open_tune_page()
+    assert not app.exception
+    assert app.title[0].value == "Tune"
+    information = texts(app.info)
+    assert "No searches yet" in information and "No dataset found" in information
+    assert button_labelled(app, "Start search").disabled
+    assert not app.dataframe
+
+
+def test_a_finished_search_shows_its_trials_plots_and_gain(folders, training_data):
+    written_search(folders.searches, training_data)
+    app = open_tune_page()
+    assert not app.exception
+    (table,) = app.dataframe
+    assert list(table.value["Trial"]) == ["0", "1", "2"]
+    assert list(table.value["Status"]) == ["completed"] * 3
+    assert {"width_multiplier", "learning_rate", "optimizer", "Val. accuracy", "Duration"} <= set(table.value.columns)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Baseline"] == "30.0%" and metrics["Best trial"] == "42.0%"
+    assert metrics["Gain over baseline"] == "+12.0 pts"
+    charts = app.get("plotly_chart")
+    assert len(charts) == 2
+    assert '"parcoords"' in charts[1].proto.spec
+    assert "Finished" in texts(app.success)
+
+
+def test_one_click_trains_the_best_configuration(folders, training_data, launches):
+    written_search(folders.searches, training_data)
+    app = open_tune_page()
+    app.number_input(key="tune-full-epochs-20260101-000000-random-aaaa").set_value(12)
+    button_labelled(app, "Train with the best hyperparameters").click()
+    app.run()
+    assert not app.exception
+    (run_dir,) = [path for path in folders.runs.iterdir() if path.is_dir()]
+    assert launches == [run_dir]
+    config = runs.load_config(run_dir)
+    assert (config.epochs, config.train_fraction, config.optimizer, config.learning_rate) == (12, 1.0, "adam", 0.001)
+    assert tuple(config.hyperparameters["filters"]) == TINY["filters"]
+
+
+def test_an_active_search_can_be_stopped_and_blocks_new_jobs(folders, training_data):
+    search_dir = written_search(folders.searches, training_data, state="running")
+    shutil.copy(training_data, folders.data / "fer_small.zip")
+    app = open_tune_page()
+    assert not app.exception
+    assert button_labelled(app, "Start search").disabled
+    assert "runs one job at a time" in texts(app.warning)
+    assert button_labelled(app, "Train with the best hyperparameters").disabled
+    button_labelled(app, "Stop").click()
+    app.run()
+    assert runs.stop_requested(search_dir)
+
+
+def test_the_form_starts_a_search_in_its_own_process(folders, training_data, launches):
+    shutil.copy(training_data, folders.data / "fer_small.zip")
+    app = open_tune_page()
+    app.selectbox(key="tune_strategy").set_value("grid")
+    app.number_input(key="tune_max_trials").set_value(3)
+    app.multiselect(key="tune_space_optimizer").set_value(["adam"])
+    button_labelled(app, "Start search").click()
+    app.run()
+    assert not app.exception
+    (search_dir,) = list(folders.searches.iterdir())
+    assert launches == [search_dir]
+    config = searches.load_search_config(search_dir)
+    assert (config.strategy, config.max_trials, config.space["optimizer"]) == ("grid", 3, ["adam"])
+    assert config.base.data.endswith("fer_small.zip")
+
+
+def test_an_empty_search_space_is_explained_not_raised(folders, training_data, launches):
+    shutil.copy(training_data, folders.data / "fer_small.zip")
+    app = open_tune_page()
+    for name in default_space():
+        app.multiselect(key=f"tune_space_{name}").set_value([])
+    button_labelled(app, "Start search").click()
+    app.run()
+    assert not app.exception
+    assert "These settings cannot be used" in texts(app.error)
+    assert not launches
