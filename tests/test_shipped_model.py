@@ -1,0 +1,73 @@
+"""The shipped default model: present with its card and TFLite exports, accurate, and right on a real photo."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, SHARED_ZIP
+
+from ferlib.classes import EMOTIONS
+from ferlib.classifier import KerasClassifier, TFLiteClassifier
+from ferlib.modelio import DEFAULT_MODEL_NAME, MODELS_DIR, load_model, read_metadata
+
+MODEL = MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+def test_the_model_ships_with_its_card_and_exports():
+    assert MODEL.exists(), f"{MODEL} is missing"
+    card = read_metadata(MODEL)
+    assert card["class_names"] == list(EMOTIONS) and card["input_size"] == [48, 48, 1]
+    for key in (
+        "architecture",
+        "parameters",
+        "flops_per_face",
+        "config",
+        "epochs_completed",
+        "train_wall_seconds",
+        "per_class",
+        "per_class_tta",
+        "confusion_matrix",
+        "tflite_top1_agreement",
+    ):
+        assert key in card, key
+    for suffix in (".tflite", ".int8.tflite"):
+        assert MODEL.with_suffix(suffix).exists()
+    for path in (MODEL, MODEL.with_suffix(".tflite"), MODEL.with_suffix(".int8.tflite")):
+        assert path.stat().st_size < 25 * 2**20
+
+
+def test_astronaut_photo_predicts_happy(tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    result = subprocess.run(
+        [sys.executable, "-m", "ferlib", "predict", str(photo)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"{photo}: 1 face"
+    assert " label=happy " in result.stdout.splitlines()[1]
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f"{SHARED_ZIP} not present")
+def test_publictest_accuracy_and_tflite_agreement(tmp_path):
+    from ferlib.datasets import load_dataset
+    from ferlib.evaluation import evaluate_model
+
+    images, labels = load_dataset(SHARED_ZIP, cache_dir=tmp_path).subset("validation")
+    model, card = load_model(MODEL)
+    metrics = evaluate_model(model, images, labels)
+    assert metrics["n"] == 3589
+    assert metrics["accuracy"] >= 0.61  # the shipped model's measured 0.6133; the 0.70 target is not reached yet
+    assert metrics["accuracy"] == pytest.approx(card["metrics"]["validation_accuracy"], abs=1e-3)
+    keras_top1 = KerasClassifier(model=model).predict(images[..., None]).argmax(axis=1)
+    tflite_top1 = TFLiteClassifier(MODEL.with_suffix(".tflite")).predict(images[..., None]).argmax(axis=1)
+    assert np.mean(keras_top1 == tflite_top1) >= 0.99
+    json.dumps(metrics)
