@@ -49,7 +49,10 @@ def open_live_page(timeout: float = 120) -> AppTest:
 
 
 def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
+    import ferlib.modelio
+
     monkeypatch.setenv("FERLIB_MODEL", str(tmp_path / "absent.keras"))
+    monkeypatch.setattr(ferlib.modelio, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
     app = open_live_page()
     assert not app.exception
     assert app.title[0].value == "🎥 Live"

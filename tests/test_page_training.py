@@ -291,3 +291,7 @@ def test_submitting_the_form_trains_a_tiny_run_in_its_own_process(runs_dir, trai
     assert "Finished with validation accuracy" in texts(app.success)
     assert list(app.dataframe[0].value["Status"]) == ["finished"]
     assert not start_button(app).disabled
+
+    app.switch_page("pages/metrics.py").run()  # the finished run is offered on the Metrics page
+    assert not app.exception, app.exception
+    assert any(run.run_id in str(option) for option in app.selectbox(key="metrics_model").options)
