@@ -114,7 +114,7 @@ def wait_for_app(page, timeout_ms: int = 90000, settle_ms: int = 2000) -> None:
         current = page.inner_text("[data-testid='stMain']")
         if current != previous:
             previous, stable_since = current, time.time()
-        elif time.time() - stable_since >= settle_ms / 1000:
+        elif current.strip() and time.time() - stable_since >= settle_ms / 1000:
             return
         page.wait_for_timeout(250)
     raise TimeoutError(f"the page kept changing for {timeout_ms} ms")
