@@ -134,3 +134,65 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {seconds:02d} s"
     return f"{seconds} s"
+
+
+def flash(scope: str, message: str, icon: str = ":material/check_circle:") -> None:
+    """Keep a toast for the page's next script run (a rerun would otherwise drop it)."""
+    st.session_state[f"{scope}_flash"] = (message, icon)
+
+
+def show_flash(scope: str) -> None:
+    """Show the toast kept by `flash`, once."""
+    if f"{scope}_flash" in st.session_state:
+        message, icon = st.session_state.pop(f"{scope}_flash")
+        st.toast(message, icon=icon)
+
+
+def show_monitor_message(scope: str) -> None:
+    """Show the error a Stop or Resume click left for this run of the page."""
+    if f"{scope}_monitor_message" in st.session_state:
+        show_error(*st.session_state.pop(f"{scope}_monitor_message"))
+
+
+def stop_resume_buttons(
+    job_dir: Path, state: str, *, scope: str, noun: str, resume, stop_help: str, resume_help: str
+) -> None:
+    """Stop (active jobs) or Resume (stopped or interrupted ones) for a training run or a search folder.
+
+    `resume(job_dir)` relaunches the job's process; errors are kept for `show_monitor_message`.
+    """
+    from ferlib import runs
+
+    def stop_clicked() -> None:
+        try:
+            runs.request_stop(job_dir)
+        except ValueError as error:
+            st.session_state[f"{scope}_monitor_message"] = (f"The {noun} could not be stopped.", error)
+
+    def resume_clicked() -> None:
+        try:
+            resume(job_dir)
+        except ValueError as error:
+            st.session_state[f"{scope}_monitor_message"] = (f"The {noun} could not be resumed.", error)
+        else:
+            flash(scope, f"Resumed {job_dir.name}: it continues in its own process.", ":material/play_circle:")
+
+    if state in runs.ACTIVE_STATES:
+        stopping = runs.stop_requested(job_dir)
+        st.button(
+            "Stopping after the current batch…" if stopping else "Stop",
+            icon=":material/stop:",
+            disabled=stopping,
+            on_click=stop_clicked,
+            key=f"{scope}-stop-{job_dir.name}",
+            help=stop_help,
+        )
+    elif state in runs.RESUMABLE_STATES:
+        st.button(
+            "Resume",
+            icon=":material/play_arrow:",
+            type="primary",
+            on_click=resume_clicked,
+            key=f"{scope}-resume-{job_dir.name}",
+            help=resume_help,
+        )

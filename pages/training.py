@@ -19,7 +19,17 @@ import streamlit as st
 from ferlib import runs
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
-from pages.common import data_directories, dataset_sources, format_duration, require_app, show_error
+from pages.common import (
+    data_directories,
+    dataset_sources,
+    flash,
+    format_duration,
+    require_app,
+    show_error,
+    show_flash,
+    show_monitor_message,
+    stop_resume_buttons,
+)
 
 require_app("pages/training.py")
 
@@ -69,20 +79,6 @@ def parse_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def flash(message: str, icon: str = ":material/check_circle:") -> None:
-    """Keep a message for the next script run (a rerun would otherwise drop it)."""
-    st.session_state["training_flash"] = (message, icon)
-
-
-def show_flash() -> None:
-    if "training_flash" in st.session_state:
-        message, icon = st.session_state.pop("training_flash")
-        st.toast(message, icon=icon)
-
-
-# --- watching a run -----------------------------------------------------------------------------------------
-
-
 def choose_watched_run(all_runs: list[runs.RunSummary], active: list[runs.RunSummary]) -> str:
     """The run shown in the monitor: the one just started, else the user's choice, else the active or newest."""
     run_ids = [run.run_id for run in all_runs]
@@ -125,14 +121,23 @@ def render_monitor(run_dir: Path, was_live: bool) -> None:
     state = str(status.get("state"))
     if (state in runs.ACTIVE_STATES) != was_live:
         st.rerun()  # the run started or ended: refresh the whole page (runs table, Start button, refresh timer)
-    if "training_monitor_message" in st.session_state:
-        show_error(*st.session_state.pop("training_monitor_message"))
+    show_monitor_message("training")
     records = runs.read_progress(run_dir)
     summary = runs.summarize_run(run_dir)
     render_status(run_dir, status, summary)
     render_progress(records, state, summary)
     render_curves(run_dir.name, records)
-    render_actions(run_dir, state)
+    stop_resume_buttons(
+        run_dir,
+        state,
+        scope="training",
+        noun="run",
+        resume=runs.resume_run,
+        stop_help="Ask the training process to stop after its current batch; it saves a checkpoint first, "
+        "so the run can be resumed later.",
+        resume_help="Continue from the last completed epoch (last.keras) in a new training process. "
+        "Refused while another run is training.",
+    )
     render_log(run_dir)
 
 
@@ -246,48 +251,6 @@ def render_curves(run_id: str, records: list[dict[str, Any]]) -> None:
         container.plotly_chart(curve_figure(title, series, percent), key=f"curve-{key}-{run_id}", width="stretch")
     rates = [("learning rate", x_epochs, column(epochs, "learning_rate"), "solid")]
     rate_column.plotly_chart(curve_figure("Learning rate", rates, False), key=f"curve-lr-{run_id}", width="stretch")
-
-
-def request_stop_callback(run_dir: Path) -> None:
-    try:
-        runs.request_stop(run_dir)
-    except ValueError as error:
-        st.session_state["training_monitor_message"] = ("The run could not be stopped.", error)
-
-
-def resume_callback(run_dir: Path) -> None:
-    try:
-        runs.resume_run(run_dir)
-    except ValueError as error:
-        st.session_state["training_monitor_message"] = ("The run could not be resumed.", error)
-    else:
-        flash(f"Resumed {run_dir.name}: it continues in its own process.", ":material/play_circle:")
-
-
-def render_actions(run_dir: Path, state: str) -> None:
-    if state in runs.ACTIVE_STATES:
-        stopping = runs.stop_requested(run_dir)
-        st.button(
-            "Stopping after the current batch…" if stopping else "Stop",
-            icon=":material/stop:",
-            disabled=stopping,
-            on_click=request_stop_callback,
-            args=(run_dir,),
-            key=f"stop-{run_dir.name}",
-            help="Ask the training process to stop after its current batch; it saves a checkpoint first, "
-            "so the run can be resumed later.",
-        )
-    elif state in runs.RESUMABLE_STATES:
-        st.button(
-            "Resume",
-            icon=":material/play_arrow:",
-            type="primary",
-            on_click=resume_callback,
-            args=(run_dir,),
-            key=f"resume-{run_dir.name}",
-            help="Continue from the last completed epoch (last.keras) in a new training process. "
-            "Refused while another run is training.",
-        )
 
 
 def render_log(run_dir: Path) -> None:
@@ -563,7 +526,11 @@ def start_training(runs_dir: Path, architecture: str, settings: dict[str, Any], 
         show_error("The run could not be started.", error)
         return
     st.session_state["training_watch_next"] = run_dir.name
-    flash(f"Started {run_dir.name}. It trains in its own process; you can close this tab.", ":material/rocket_launch:")
+    flash(
+        "training",
+        f"Started {run_dir.name}. It trains in its own process; you can close this tab.",
+        ":material/rocket_launch:",
+    )
     st.rerun()
 
 
@@ -675,7 +642,7 @@ def delete_controls(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
         except ValueError as error:
             show_error("The run could not be deleted.", error)
             return
-        flash(f"Deleted {pending}.", ":material/delete:")
+        flash("training", f"Deleted {pending}.", ":material/delete:")
         st.rerun()
     if cancel_column.button("Cancel", key="training_delete_cancel", width="stretch", help="Keep the run."):
         st.session_state.pop("training_delete_pending")
@@ -707,7 +674,7 @@ st.caption(
     "Train a model on FER-2013 in a background process, watch its loss and accuracy live, stop and resume it, "
     "and compare runs. Runs keep going when you close the tab."
 )
-show_flash()
+show_flash("training")
 runs_directory = runs.default_runs_dir()
 every_run = runs.list_runs(runs_directory)
 active_now = [run for run in every_run if run.state in runs.ACTIVE_STATES]

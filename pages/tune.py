@@ -20,7 +20,17 @@ from ferlib import runs, searches
 from ferlib.architectures import architecture_names
 from ferlib.config import TrainConfig
 from ferlib.search_space import SPECS, baseline_values
-from pages.common import data_directories, dataset_sources, format_duration, require_app, show_error
+from pages.common import (
+    data_directories,
+    dataset_sources,
+    flash,
+    format_duration,
+    require_app,
+    show_error,
+    show_flash,
+    show_monitor_message,
+    stop_resume_buttons,
+)
 
 require_app("pages/tune.py")
 
@@ -47,17 +57,6 @@ STATE_LABELS = {
 
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state, (state,))[0]
-
-
-def flash(message: str, icon: str = ":material/check_circle:") -> None:
-    """Keep a message for the next script run (a rerun would otherwise drop it)."""
-    st.session_state["tune_flash"] = (message, icon)
-
-
-def show_flash() -> None:
-    if "tune_flash" in st.session_state:
-        message, icon = st.session_state.pop("tune_flash")
-        st.toast(message, icon=icon)
 
 
 def percent(value: float | None) -> str:
@@ -111,8 +110,7 @@ def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
     state = str(status.get("state"))
     if (state in runs.ACTIVE_STATES) != was_live:
         st.rerun()  # the search started or ended: refresh the whole page
-    if "tune_monitor_message" in st.session_state:
-        show_error(*st.session_state.pop("tune_monitor_message"))
+    show_monitor_message("tune")
     try:
         config = searches.load_search_config(search_dir)
     except ValueError as error:
@@ -126,7 +124,17 @@ def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
     render_current(search_dir, state, trials, baseline)
     render_trials_table(config, trials)
     render_charts(search_dir.name, config, trials, baseline)
-    render_actions(search_dir, state)
+    stop_resume_buttons(
+        search_dir,
+        state,
+        scope="tune",
+        noun="search",
+        resume=searches.resume_search,
+        stop_help="Ask the search process to stop after its current batch. Finished trials are kept; the trial in "
+        "progress runs again when you resume.",
+        resume_help="Continue the search in a new process: keras-tuner reloads the finished trials. Refused while "
+        "another run or search is active.",
+    )
     render_train_best(search_dir, state, best, runs_dir)
     with st.expander("Log"):
         st.code(runs.read_log_tail(search_dir, max_lines=LOG_LINES) or "(the log is empty so far)", language="text")
@@ -340,48 +348,6 @@ def render_charts(
     )
 
 
-def request_stop_callback(search_dir: Path) -> None:
-    try:
-        runs.request_stop(search_dir)
-    except ValueError as error:
-        st.session_state["tune_monitor_message"] = ("The search could not be stopped.", error)
-
-
-def resume_callback(search_dir: Path) -> None:
-    try:
-        searches.resume_search(search_dir)
-    except ValueError as error:
-        st.session_state["tune_monitor_message"] = ("The search could not be resumed.", error)
-    else:
-        flash(f"Resumed {search_dir.name}: it continues in its own process.", ":material/play_circle:")
-
-
-def render_actions(search_dir: Path, state: str) -> None:
-    if state in runs.ACTIVE_STATES:
-        stopping = runs.stop_requested(search_dir)
-        st.button(
-            "Stopping after the current batch…" if stopping else "Stop",
-            icon=":material/stop:",
-            disabled=stopping,
-            on_click=request_stop_callback,
-            args=(search_dir,),
-            key=f"tune-stop-{search_dir.name}",
-            help="Ask the search process to stop after its current batch. Finished trials are kept; the trial in "
-            "progress runs again when you resume.",
-        )
-    elif state in runs.RESUMABLE_STATES:
-        st.button(
-            "Resume",
-            icon=":material/play_arrow:",
-            type="primary",
-            on_click=resume_callback,
-            args=(search_dir,),
-            key=f"tune-resume-{search_dir.name}",
-            help="Continue the search in a new process: keras-tuner reloads the finished trials. Refused while "
-            "another run or search is active.",
-        )
-
-
 def render_train_best(search_dir: Path, state: str, best: dict[str, Any] | None, runs_dir: Path) -> None:
     """The best trial's settings and one click to train them in full as a training run."""
     st.markdown("**Train the best configuration**")
@@ -416,7 +382,9 @@ def render_train_best(search_dir: Path, state: str, best: dict[str, Any] | None,
             show_error("The training run could not be started.", error)
             return
         st.session_state["training_watch_next"] = run_dir.name
-        flash(f"Started training run {run_dir.name}: watch it on the Training page.", ":material/rocket_launch:")
+        flash(
+            "tune", f"Started training run {run_dir.name}: watch it on the Training page.", ":material/rocket_launch:"
+        )
         st.rerun()
 
 
@@ -496,7 +464,11 @@ def start_search(searches_dir: Path, runs_dir: Path, settings: dict[str, Any]) -
         show_error("The search could not be started.", error)
         return
     st.session_state["tune_watch_next"] = search_dir.name
-    flash(f"Started {search_dir.name}. It runs in its own process; you can close this tab.", ":material/rocket_launch:")
+    flash(
+        "tune",
+        f"Started {search_dir.name}. It runs in its own process; you can close this tab.",
+        ":material/rocket_launch:",
+    )
     st.rerun()
 
 
@@ -571,7 +543,7 @@ st.caption(
     "Search the architecture and optimisation settings with keras-tuner (random, grid, Bayesian or Hyperband), "
     "compare every trial with the untuned baseline trained on the same budget, then train the best one in full."
 )
-show_flash()
+show_flash("tune")
 searches_directory = searches.default_searches_dir()
 runs_directory = runs.default_runs_dir()
 every_search = searches.list_searches(searches_directory)
