@@ -111,7 +111,8 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     if not best.exists():
         raise ValueError(f"Expected a run folder with best.keras; received {str(run_dir)!r}")
     model = keras.saving.load_model(best, compile=False)
-    images, labels = load_dataset(data).subset("validation")
+    dataset = load_dataset(data)
+    images, labels = dataset.subset("validation")
     if len(labels) == 0:
         raise ValueError(f"Expected a validation split in {str(data)!r}; received none")
     plain = evaluate_model(model, images, labels)
@@ -128,7 +129,7 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     tflite_path = export_tflite(model, target.with_suffix(".tflite"))
-    calibration, _ = load_dataset(data).subset("train")
+    calibration, _ = dataset.subset("train")
     calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:300]]
     int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
     int8_metrics = evaluate_model(TFLiteClassifier(int8_path), images, labels)

@@ -196,3 +196,13 @@ def stop_resume_buttons(
             key=f"{scope}-resume-{job_dir.name}",
             help=resume_help,
         )
+
+
+def show_no_dataset_hint() -> None:
+    """The empty state of pages that need a dataset: where to put one."""
+    places = ", ".join(f"`{directory}`" for directory in data_directories())
+    st.info(
+        f"No dataset found. Put FER-2013 (Kaggle's `.zip` or folder, or `fer2013.csv`) in {places}, or set "
+        "`FERLIB_DATA_DIR` to the folder that holds it, then reload this page.",
+        icon=":material/dataset:",
+    )

@@ -28,6 +28,7 @@ from pages.common import (
     show_error,
     show_flash,
     show_monitor_message,
+    show_no_dataset_hint,
     stop_resume_buttons,
 )
 
@@ -544,12 +545,7 @@ def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
             icon=":material/block:",
         )
     if not sources:
-        places = ", ".join(f"`{directory}`" for directory in data_directories())
-        st.info(
-            f"No dataset found. Put FER-2013 (Kaggle's `.zip` or folder, or `fer2013.csv`) in {places}, "
-            "or set `FERLIB_DATA_DIR` to the folder that holds it, then reload this page.",
-            icon=":material/dataset:",
-        )
+        show_no_dataset_hint()
     names = architecture_names()
     architecture = st.selectbox(
         "Architecture",

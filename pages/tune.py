@@ -21,7 +21,6 @@ from ferlib.architectures import architecture_names
 from ferlib.config import TrainConfig
 from ferlib.search_space import SPECS, baseline_values
 from pages.common import (
-    data_directories,
     dataset_sources,
     flash,
     format_duration,
@@ -29,6 +28,7 @@ from pages.common import (
     show_error,
     show_flash,
     show_monitor_message,
+    show_no_dataset_hint,
     stop_resume_buttons,
 )
 
@@ -482,12 +482,7 @@ def new_search_section(searches_dir: Path, runs_dir: Path, busy: list[str]) -> N
             icon=":material/block:",
         )
     if not sources:
-        places = ", ".join(f"`{directory}`" for directory in data_directories())
-        st.info(
-            f"No dataset found. Put FER-2013 (Kaggle's `.zip` or folder, or `fer2013.csv`) in {places}, or set "
-            "`FERLIB_DATA_DIR` to the folder that holds it, then reload this page.",
-            icon=":material/dataset:",
-        )
+        show_no_dataset_hint()
     with st.form("tune_new_search", border=True):
         first, second, third, fourth = st.columns([3, 2, 2, 1])
         dataset = first.selectbox(
