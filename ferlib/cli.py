@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="dataset path (default: the config's 'data')")
     train.add_argument("--config", help="JSON file with TrainConfig settings")
     train.add_argument("--epochs", type=int, help="override the config's epochs")
+    train.add_argument(
+        "--initial-model", help="start from this .keras model's weights (same architecture) with a fresh schedule"
+    )
     train.add_argument("--runs-dir", help="where run folders go (default: runs/ or $FERLIB_RUNS_DIR)")
     train.add_argument("--run-dir", help="train in this existing run folder (as the dashboard does)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
@@ -137,9 +140,15 @@ def _train(arguments: argparse.Namespace) -> int:
             changes["epochs"] = arguments.epochs
         if arguments.data:
             changes["data"] = str(Path(arguments.data).expanduser().resolve())
+        if arguments.initial_model:
+            changes["initial_model"] = str(Path(arguments.initial_model).expanduser().resolve())
         config = config.updated(**changes)
         if not config.data:
             raise ValueError("Expected --data PATH (or 'data' in the config); received none")
+        if config.initial_model:
+            from ferlib.modelio import check_initial_model
+
+            check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
         run_dir = runs.create_run(config, arguments.runs_dir)
     print(run_dir, flush=True)
     status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)

@@ -53,6 +53,7 @@ class TrainConfig:
     train_fraction: float = 1.0  # stratified fraction of the training split to use
     seed: int = 2013
     data: str = ""
+    initial_model: str = ""  # a .keras model of the same architecture whose weights start the run
 
     def __post_init__(self) -> None:
         if isinstance(self.augmentation, dict):

@@ -97,6 +97,46 @@ def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[str, Any]:
+    """`training_summary` over every stage: a run warm-started from `initial_model` adds that model's card.
+
+    Epochs and wall time become totals, the history runs on across stages (epochs renumbered), and
+    `stages` lists each stage's run, epochs, wall time and validation accuracy.
+    """
+    from ferlib.modelio import sidecar_path
+
+    current = training_summary(run_dir)
+    current_stage = {
+        "source_run": Path(run_dir).name,
+        "initial_model": config.get("initial_model") or None,
+        "epochs": current["epochs_completed"],
+        "train_wall_seconds": current["train_wall_seconds"],
+    }
+    initial = config.get("initial_model")
+    previous = read_json(sidecar_path(initial), default=None) if initial else None
+    if not isinstance(previous, dict) or "epochs_completed" not in previous:
+        return {**current, "stages": [current_stage]}
+    offset = int(previous["epochs_completed"])
+    stages = previous.get("stages") or [
+        {
+            "source_run": previous.get("source_run"),
+            "initial_model": None,
+            "epochs": offset,
+            "train_wall_seconds": previous.get("train_wall_seconds", 0.0),
+            "validation_accuracy": (previous.get("metrics") or {}).get("validation_accuracy"),
+        }
+    ]
+    history = list(previous.get("history") or []) + [
+        {**row, "epoch": int(row["epoch"]) + offset} for row in current["history"]
+    ]
+    return {
+        "epochs_completed": offset + current["epochs_completed"],
+        "train_wall_seconds": float(previous.get("train_wall_seconds", 0.0)) + current["train_wall_seconds"],
+        "history": history,
+        "stages": [*stages, current_stage],
+    }
+
+
 def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str | os.PathLike) -> dict[str, Any]:
     """Copy a run's best checkpoint to `target` (.keras), export TFLite, and write the full model card sidecar."""
     import keras
@@ -150,8 +190,9 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
         int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images),
         int8_validation_accuracy=int8_metrics["accuracy"],
         source_run=run_dir.name,
-        **training_summary(run_dir),
+        **lineage_summary(run_dir, config),
     )
+    card["stages"][-1]["validation_accuracy"] = plain["accuracy"]
     save_model(model, target, card)
     card["file_size_mb"] = round(target.stat().st_size / 2**20, 2)
     card["tflite_size_mb"] = round(tflite_path.stat().st_size / 2**20, 2)

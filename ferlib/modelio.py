@@ -54,6 +54,39 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return read_json(sidecar_path(path), default={}) or {}
 
 
+def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
+    """Refuse, before a run starts, a warm-start model whose layers the configured architecture cannot take.
+
+    Compares the sidecar's architecture and layer-shaping settings (dropout rates may differ); a model
+    without a sidecar is checked weight by weight when training starts.
+    """
+    from ferlib.architectures import ARCHITECTURE_DEFAULTS
+
+    target = Path(path).expanduser()
+    if target.suffix != ".keras" or not target.is_file():
+        raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
+    stored = read_metadata(target).get("config") or {}
+    if not stored.get("architecture"):
+        return target
+
+    def shaping(name: str, values: dict[str, Any]) -> dict[str, Any]:
+        merged = {**ARCHITECTURE_DEFAULTS.get(name, {}), **values}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in merged.items()
+            if "dropout" not in key
+        }
+
+    expected = (architecture, shaping(architecture, hyperparameters))
+    received = (stored["architecture"], shaping(stored["architecture"], stored.get("hyperparameters") or {}))
+    if expected != received:
+        raise ValueError(
+            f"Expected initial_model to be a {architecture} with {expected[1]}; received {target.name}, "
+            f"a {received[0]} with {received[1]}"
+        )
+    return target
+
+
 def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:
     """Load a .keras model and its sidecar; a wrong path names what was expected."""
     import keras

@@ -23,6 +23,7 @@ from typing import Any
 
 from ferlib.atomic import atomic_write_json, atomic_write_text, read_json, read_json_lines
 from ferlib.config import TrainConfig
+from ferlib.modelio import check_initial_model
 
 try:
     import fcntl
@@ -350,6 +351,8 @@ def start_run(
     """Create a run folder for `config` and train it in a detached process; refused while another run is active."""
     root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
     data = _existing_dataset(config.data)
+    if config.initial_model:
+        check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
     with launch_lock(root):
         ensure_no_active_run(root)
         run_dir = create_run(config, root)

@@ -135,6 +135,29 @@ def install_stop_signal(run_dir: Path):
     return stop
 
 
+def load_initial_weights(model, path: str | Path) -> None:
+    """Start `model` from the weights of a saved model of the same architecture (a warm restart).
+
+    Only weights are taken: the run's own optimizer, schedule and regularisation apply from epoch 1,
+    which is how a longer schedule continues from an earlier run whose folder is gone.
+    """
+    import keras
+
+    path = Path(path).expanduser()
+    if path.suffix != ".keras" or not path.is_file():
+        raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
+    source = keras.saving.load_model(path, compile=False)
+    expected = [tuple(weight.shape) for weight in model.get_weights()]
+    received = [tuple(weight.shape) for weight in source.get_weights()]
+    if expected != received:
+        raise ValueError(
+            f"Expected initial_model weights shaped like the configured {model.name!r} "
+            f"({len(expected)} arrays, {model.count_params():,} parameters); received {str(path)!r} "
+            f"with {len(received)} arrays, {source.count_params():,} parameters"
+        )
+    model.set_weights(source.get_weights())
+
+
 def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
     import keras
 
@@ -163,6 +186,8 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         if resume:
             initial_epoch = 0
         model = build_model(config.architecture, **config.hyperparameters)
+        if config.initial_model:
+            load_initial_weights(model, config.initial_model)
         compile_model(model, config)
 
     pipeline = make_training_pipeline(train_images, train_labels, config)

@@ -71,7 +71,16 @@ with card_column:
             )
         details = {
             key: card[key]
-            for key in ("architecture", "parameters", "file_size_mb", "flops_per_face", "ms_per_face")
+            for key in (
+                "architecture",
+                "parameters",
+                "file_size_mb",
+                "flops_per_face",
+                "ms_per_face",
+                "epochs_completed",
+                "train_wall_seconds",
+                "stages",
+            )
             if key in card
         }
         if details:

@@ -19,6 +19,7 @@ import streamlit as st
 from ferlib import runs
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
+from ferlib.modelio import default_model_path, read_metadata
 from pages.common import (
     data_directories,
     dataset_sources,
@@ -512,6 +513,35 @@ def data_controls(sources: list[Path]) -> dict[str, Any]:
     }
 
 
+def warm_start_choices(runs_dir: Path, architecture: str) -> dict[str, str]:
+    """Saved models of `architecture` a run can start from: label by path, the shipped model first."""
+    choices = {"": "Random initialisation"}
+    shipped = default_model_path()
+    if shipped.exists() and read_metadata(shipped).get("config", {}).get("architecture") == architecture:
+        accuracy = read_metadata(shipped).get("metrics", {}).get("validation_accuracy")
+        suffix = f" · {accuracy:.1%}" if isinstance(accuracy, float) else ""
+        choices[str(shipped)] = f"Shipped model ({shipped.name}{suffix})"
+    for run in runs.list_runs(runs_dir):
+        best = run.path / runs.BEST_MODEL
+        if run.architecture == architecture and run.state in ("finished", "stopped") and best.exists():
+            accuracy = f" · {run.best_val_accuracy:.1%}" if run.best_val_accuracy is not None else ""
+            choices[str(best)] = f"Run {run.run_id} (best{accuracy})"
+    return choices
+
+
+def warm_start_control(runs_dir: Path, architecture: str) -> str:
+    choices = warm_start_choices(runs_dir, architecture)
+    return st.selectbox(
+        "Start from",
+        list(choices),
+        format_func=choices.get,
+        key=f"training_initial_model_{architecture}",
+        help="Random initialisation trains from scratch. A saved model of the same architecture and layer sizes "
+        "continues from its weights with this run's own schedule and settings (a warm restart): how a longer "
+        "training continues in a new run.",
+    )
+
+
 def start_training(runs_dir: Path, architecture: str, settings: dict[str, Any], entered: dict[str, Any]) -> None:
     """Validate the settings, start the run in its own process and switch the monitor to it."""
     try:
@@ -557,6 +587,7 @@ def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
     )
     with st.form("training_new_run", border=True):
         settings = data_controls(sources)
+        settings["initial_model"] = warm_start_control(runs_dir, architecture)
         settings.update(optimisation_controls())
         settings["augmentation"] = augmentation_controls()
         entered = hyperparameter_controls(architecture)

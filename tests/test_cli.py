@@ -100,6 +100,15 @@ def test_bad_config_is_reported_in_one_line(tmp_path):
     )
 
 
+def test_an_initial_model_of_another_architecture_is_refused_before_training(training_data, tiny_model_path, tmp_path):
+    result = run_cli(
+        "train", "--data", training_data, "--initial-model", tiny_model_path, "--runs-dir", tmp_path / "runs"
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected initial_model to be a vgg_fer with")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp_path):
     skimage_data = pytest.importorskip("skimage.data")
     photo = tmp_path / "astronaut.jpg"

@@ -55,3 +55,34 @@ def test_flops_of_a_known_model(tiny_model_path):
     # compact_cnn filters (8, 16, 32), dense 16: conv 48x48x9x1x8 + 24x24x9x8x16 + 12x12x9x16x32 ; dense 32x16 + 16x7
     expected = 2 * (48 * 48 * 9 * 1 * 8 + 24 * 24 * 9 * 8 * 16 + 12 * 12 * 9 * 16 * 32 + 32 * 16 + 16 * 7)
     assert count_flops(model) == expected
+
+
+def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
+    from ferlib.export import lineage_summary
+
+    run_dir = tmp_path / "run-b"
+    run_dir.mkdir()
+    records = [
+        {"event": "epoch", "epoch": epoch, "partial": False, "epoch_seconds": 10.0, "val_accuracy": 0.5 + epoch / 100}
+        for epoch in (1, 2)
+    ]
+    (run_dir / "progress.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    alone = lineage_summary(run_dir, {})
+    assert alone["epochs_completed"] == 2 and [stage["source_run"] for stage in alone["stages"]] == ["run-b"]
+
+    previous_card = {
+        "source_run": "run-a",
+        "epochs_completed": 3,
+        "train_wall_seconds": 30.0,
+        "history": [{"epoch": epoch, "val_accuracy": 0.4} for epoch in (1, 2, 3)],
+        "metrics": {"validation_accuracy": 0.45},
+    }
+    (tmp_path / "first.json").write_text(json.dumps(previous_card))
+    summary = lineage_summary(run_dir, {"initial_model": str(tmp_path / "first.keras")})
+    assert summary["epochs_completed"] == 5
+    assert summary["train_wall_seconds"] == 50.0
+    assert [row["epoch"] for row in summary["history"]] == [1, 2, 3, 4, 5]
+    assert summary["history"][3]["val_accuracy"] == 0.51
+    assert [stage["source_run"] for stage in summary["stages"]] == ["run-a", "run-b"]
+    assert summary["stages"][0]["validation_accuracy"] == 0.45
+    assert summary["stages"][1]["initial_model"].endswith("first.keras")

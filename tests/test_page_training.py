@@ -205,6 +205,30 @@ def test_invalid_settings_are_explained(runs_dir, training_data):
     assert runs.list_runs(runs_dir) == []
 
 
+def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data, finished_run, monkeypatch):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    shutil.copytree(finished_run, runs_dir / finished_run.name)
+    monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
+    app = open_training_page()
+    app.selectbox(key="training_architecture").set_value("compact_cnn").run()
+    start_from = app.selectbox(key="training_initial_model_compact_cnn")
+    best = str(runs_dir / finished_run.name / runs.BEST_MODEL)
+    assert start_from.options[0] == "Random initialisation"
+    assert any(finished_run.name in option for option in start_from.options)
+    start_from.set_value(best)
+    start_button(app).click().run()  # the form's default layer sizes are not the tiny run's
+    assert not app.exception
+    assert "The run could not be started" in texts(app.error)
+    assert "Expected initial_model to be a compact_cnn" in texts(app.error)
+
+    app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
+    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(16)
+    start_button(app).click().run()
+    assert not app.exception and not app.error
+    (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
+    assert runs.load_config(started.path).initial_model == best
+
+
 # --- resuming -----------------------------------------------------------------------------------------------
 
 

@@ -144,3 +144,29 @@ def test_listing_runs(tmp_path, training_data):
     assert [summary.path for summary in summaries] == [first]
     assert summaries[0].state == "created"
     assert runs.list_runs(Path(tmp_path) / "missing") == []
+
+
+def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
+    import keras
+    import numpy as np
+
+    from ferlib.architectures import build_model
+    from ferlib.training import load_initial_weights
+
+    first = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
+    run_training(first, verbose=0)
+    source = keras.saving.load_model(first / "best.keras", compile=False)
+
+    model = build_model("compact_cnn", **TINY)
+    load_initial_weights(model, first / "best.keras")
+    for loaded, saved in zip(model.get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(loaded, saved)
+
+    second = runs.create_run(tiny_config(training_data, epochs=1, initial_model=str(first / "best.keras")), tmp_path)
+    assert run_training(second, verbose=0)["state"] == "finished"
+    assert read_metadata(second / "best.keras")["config"]["initial_model"].endswith("best.keras")
+
+    with pytest.raises(ValueError, match="Expected initial_model weights shaped like"):
+        load_initial_weights(build_model("compact_cnn", filters=(8, 16, 64), dense_units=16), first / "best.keras")
+    with pytest.raises(ValueError, match=r"Expected initial_model to be an existing \.keras file"):
+        load_initial_weights(model, tmp_path / "missing.keras")
