@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ferlib.atomic import atomic_save, read_json
+from ferlib.atomic import atomic_save, atomic_write_text, read_json
+from ferlib.model_card import render_model_card
 from ferlib.preprocess import IMAGE_SIZE
 
 CALIBRATION_FACES = 1000  # training faces calibrating int8 ranges (agreed with the float model more often than 300)
@@ -200,4 +201,6 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     card["tflite_size_mb"] = round(tflite_path.stat().st_size / 2**20, 2)
     card["int8_tflite_size_mb"] = round(int8_path.stat().st_size / 2**20, 2)
     save_model(model, target, card)
+    markdown = render_model_card(card, target.name)
+    atomic_write_text(target.with_suffix(".md"), markdown)
     return card

@@ -1,6 +1,7 @@
 """Home: what the studio does, the active model's card, and 'upload a photo' to try it at once."""
 
 import io
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -85,6 +86,10 @@ with card_column:
         }
         if details:
             st.json(details, expanded=False)
+        card_page = Path(model_path).with_suffix(".md")
+        if card_page.exists():
+            with st.expander("Model card: intended use, limitations, training, evaluation"):
+                st.markdown(card_page.read_text(encoding="utf-8"))
 
 with try_column:
     st.subheader("Try it: upload a photo")

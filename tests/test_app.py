@@ -24,12 +24,15 @@ def test_home_with_a_model_shows_its_card(monkeypatch, tmp_path, tiny_model_path
     model = tmp_path / "model.keras"
     shutil.copy(tiny_model_path, model)
     shutil.copy(tiny_model_path.with_suffix(".json"), model.with_suffix(".json"))
+    model.with_suffix(".md").write_text("# Model card: model.keras\n\n## Limitations and risks\n")
     monkeypatch.setenv("FERLIB_MODEL", str(model))
     app = run_app()
     assert not app.exception
     labels = [metric.label for metric in app.metric]
     assert "Validation accuracy" in labels and "Macro-F1" in labels
     assert app.metric[0].value.endswith("%")
+    (card,) = [expander for expander in app.expander if expander.label.startswith("Model card")]
+    assert "Limitations and risks" in "\n".join(markdown.value for markdown in card.markdown)
 
 
 @pytest.fixture(autouse=True)

@@ -86,3 +86,30 @@ def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
     assert [stage["source_run"] for stage in summary["stages"]] == ["run-a", "run-b"]
     assert summary["stages"][0]["validation_accuracy"] == 0.45
     assert summary["stages"][1]["initial_model"].endswith("first.keras")
+
+
+def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_data):
+    target = tmp_path / "models" / "shipped.keras"
+    card = ship_model(tiny_model_path.parent, training_data, target)
+    text = target.with_suffix(".md").read_text(encoding="utf-8")
+    assert text.startswith("# Model card: shipped.keras")
+    for heading in ("## Intended use", "## Limitations and risks", "## Training data and procedure", "## Evaluation"):
+        assert heading in text
+    assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in text
+    assert "| **angry** |" in text and f"{card['parameters']:,} parameters" in text
+
+
+def test_model_card_of_a_warm_restarted_model_lists_its_stages():
+    from ferlib.model_card import render_model_card
+
+    card = {
+        "epochs_completed": 66,
+        "train_wall_seconds": 3 * 3600 + 60,
+        "stages": [
+            {"source_run": "run-a", "epochs": 26, "train_wall_seconds": 5000, "validation_accuracy": 0.61},
+            {"source_run": "run-b", "epochs": 40, "train_wall_seconds": 6000, "validation_accuracy": 0.65},
+        ],
+    }
+    text = render_model_card(card, "m.keras")
+    assert "66 epochs in all, 3 h 01 min" in text
+    assert "| 2 | `run-b` | 40 | 1 h 40 min | 0.6500 |" in text
