@@ -124,6 +124,11 @@ def _train(arguments: argparse.Namespace) -> int:
     from ferlib.training import run_training
 
     if arguments.resume or arguments.run_dir:
+        if arguments.initial_model:
+            raise ValueError(
+                "Expected --initial-model only for a new run; received it with --run-dir/--resume, "
+                "whose run keeps the starting weights it was created with"
+            )
         if not arguments.run_dir:
             raise ValueError("Expected --run-dir RUN_FOLDER with --resume; received none")
         run_dir = Path(arguments.run_dir)
@@ -141,14 +146,15 @@ def _train(arguments: argparse.Namespace) -> int:
         if arguments.data:
             changes["data"] = str(Path(arguments.data).expanduser().resolve())
         if arguments.initial_model:
-            changes["initial_model"] = str(Path(arguments.initial_model).expanduser().resolve())
+            changes["initial_model"] = arguments.initial_model
         config = config.updated(**changes)
         if not config.data:
             raise ValueError("Expected --data PATH (or 'data' in the config); received none")
         if config.initial_model:
             from ferlib.modelio import check_initial_model
 
-            check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
+            initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
+            config = config.updated(initial_model=str(initial))
         run_dir = runs.create_run(config, arguments.runs_dir)
     print(run_dir, flush=True)
     status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ferlib.atomic import atomic_save, atomic_write_text, read_json
+from ferlib.lineage import lineage_summary
 from ferlib.model_card import render_model_card
 from ferlib.preprocess import IMAGE_SIZE
 
@@ -80,64 +81,14 @@ def tflite_agreement(keras_model: Any, tflite_path: str | os.PathLike, images: n
     return agree / max(1, len(images))
 
 
-def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Epochs and wall time of a run, from its progress log (all sessions, resumed ones included)."""
-    from ferlib.runs import read_progress
-
-    by_epoch = {
-        record["epoch"]: record
-        for record in read_progress(run_dir)
-        if record.get("event") == "epoch" and not record.get("partial")
-    }  # a resumed run may repeat an epoch whose record was written just before a kill: keep the last
-    epochs = [by_epoch[number] for number in sorted(by_epoch)]
-    return {
-        "epochs_completed": len(epochs),
-        "train_wall_seconds": float(sum(record.get("epoch_seconds", 0.0) for record in epochs)),
-        "history": [
-            {key: record.get(key) for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")}
-            for record in epochs
-        ],
-    }
-
-
-def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[str, Any]:
-    """`training_summary` over every stage: a run warm-started from `initial_model` adds that model's card.
-
-    Epochs and wall time become totals, the history runs on across stages (epochs renumbered), and
-    `stages` lists each stage's run, epochs, wall time and validation accuracy.
-    """
-    from ferlib.modelio import sidecar_path
-
-    current = training_summary(run_dir)
-    current_stage = {
-        "source_run": Path(run_dir).name,
-        "initial_model": config.get("initial_model") or None,
-        "epochs": current["epochs_completed"],
-        "train_wall_seconds": current["train_wall_seconds"],
-    }
-    initial = config.get("initial_model")
-    previous = read_json(sidecar_path(initial), default=None) if initial else None
-    if not isinstance(previous, dict) or "epochs_completed" not in previous:
-        return {**current, "stages": [current_stage]}
-    offset = int(previous["epochs_completed"])
-    stages = previous.get("stages") or [
-        {
-            "source_run": previous.get("source_run"),
-            "initial_model": None,
-            "epochs": offset,
-            "train_wall_seconds": previous.get("train_wall_seconds", 0.0),
-            "validation_accuracy": (previous.get("metrics") or {}).get("validation_accuracy"),
-        }
-    ]
-    history = list(previous.get("history") or []) + [
-        {**row, "epoch": int(row["epoch"]) + offset} for row in current["history"]
-    ]
-    return {
-        "epochs_completed": offset + current["epochs_completed"],
-        "train_wall_seconds": float(previous.get("train_wall_seconds", 0.0)) + current["train_wall_seconds"],
-        "history": history,
-        "stages": [*stages, current_stage],
-    }
+def describe_validation_split(dataset) -> str:
+    """How the validation faces were chosen, in words for the card."""
+    source = Path(dataset.report.source).name
+    if dataset.report.validation_from_train:
+        return f"validation (a seeded stratified 10% of the training images of {source})"
+    if dataset.report.layout in ("kaggle", "csv"):
+        return f"validation (FER-2013 PublicTest, from {source})"
+    return f"validation (from {source})"
 
 
 def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str | os.PathLike) -> dict[str, Any]:
@@ -162,7 +113,7 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     tta = evaluate_model(model, images, labels, tta=True)
     config = read_json(run_dir / "config.json", default={}) or {}
     metrics = {
-        "split": "validation (FER-2013 PublicTest)",
+        "split": describe_validation_split(dataset),
         "validation_accuracy": plain["accuracy"],
         "validation_macro_f1": plain["macro_f1"],
         "validation_top2_accuracy": plain["top2_accuracy"],

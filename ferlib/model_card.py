@@ -12,9 +12,9 @@ from typing import Any
 from ferlib.classes import EMOTIONS
 
 LIMITATIONS = (
-    "FER-2013 faces were found by web image search with emotion keywords; the labels are noisy (people labelling "
-    "the data agree with them about 65% of the time, Goodfellow et al. 2013), and some images are duplicated across "
-    "splits or are not faces (`ferlib.quality` lists them).",
+    "FER-2013 faces were found by web image search with emotion keywords, and its labels are noisy: human accuracy "
+    "on it is about 65 ± 5% (Goodfellow et al., 2013). Some images are duplicated across splits or nearly blank "
+    "(`ferlib.quality` lists them).",
     "It recognises facial *expressions* in seven categories, not felt emotions, intentions or mental states.",
     "The data's age, skin-tone and cultural make-up is undocumented; accuracy across groups has not been measured "
     "and should be expected to differ.",
@@ -38,6 +38,8 @@ def _number(value: Any, digits: int = 4) -> str:
 def _duration(seconds: Any) -> str:
     if not isinstance(seconds, (int, float)):
         return "–"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     hours, remainder = divmod(round(seconds), 3600)
     return f"{hours} h {remainder // 60:02d} min" if hours else f"{remainder // 60} min"
 
@@ -45,6 +47,18 @@ def _duration(seconds: Any) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def data_line(card: dict[str, Any]) -> str:
+    """Which faces trained and selected the model, from the card's counts."""
+    metrics = card.get("metrics") or {}
+    split = str(metrics.get("split", "the validation split"))
+    train_images = card.get("train_images")
+    trained = f"{train_images:,} training faces" if isinstance(train_images, int) else "the training split"
+    line = f"Trained on {trained}; the checkpoint was selected on {split}, {metrics.get('n', '?')} faces."
+    if "PublicTest" in split:
+        line += " FER-2013's PrivateTest split was not used for training or selection."
+    return line
 
 
 def training_lines(card: dict[str, Any]) -> list[str]:
@@ -58,20 +72,26 @@ def training_lines(card: dict[str, Any]) -> list[str]:
             (f"±{augmentation.get('translate', 0):.0%} shifts", augmentation.get("translate")),
             (f"±{augmentation.get('rotate_degrees', 0):g}° rotations", augmentation.get("rotate_degrees")),
             (f"±{augmentation.get('zoom', 0):.0%} zoom", augmentation.get("zoom")),
+            (f"±{augmentation.get('contrast', 0):.0%} contrast", augmentation.get("contrast")),
             (f"random erasing (p = {augmentation.get('erasing', 0):g})", augmentation.get("erasing")),
         )
         if active
     ]
+    optimizer = str(config.get("optimizer", "?"))
+    if optimizer == "sgd":
+        optimizer += f" (Nesterov momentum {config.get('momentum', '?')})"
     lines = [
-        f"- Recipe of the last stage: {config.get('optimizer', '?')} (momentum {config.get('momentum', '?')}), "
+        f"- Recipe of the last stage: {optimizer}, "
         f"learning rate {config.get('learning_rate', '?')} with {config.get('schedule', '?')} schedule and "
         f"{config.get('warmup_epochs', 0)} warm-up epoch(s), weight decay {config.get('weight_decay', '?')}, "
         f"label smoothing {config.get('label_smoothing', '?')}, batch {config.get('batch_size', '?')}; "
         f"augmentation: {', '.join(transforms) or 'none'}.",
         f"- Hyperparameters: `{config.get('hyperparameters', {})}`.",
         f"- {card.get('epochs_completed', '?')} epochs in all, {_duration(card.get('train_wall_seconds'))} of "
-        "wall time on 2 CPU cores.",
+        "wall time.",
     ]
+    if card.get("lineage_complete") is False:
+        lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
     stages = card.get("stages") or []
     if len(stages) > 1:
         lines += [
@@ -84,8 +104,8 @@ def training_lines(card: dict[str, Any]) -> list[str]:
             [
                 [
                     str(index),
-                    f"`{stage.get('source_run')}`",
-                    str(stage.get("epochs", "–")),
+                    f"`{stage['source_run']}`" if stage.get("source_run") else "unknown",
+                    "unknown" if stage.get("epochs") is None else str(stage["epochs"]),
                     _duration(stage.get("train_wall_seconds")),
                     _number(stage.get("validation_accuracy")),
                 ]
@@ -186,8 +206,7 @@ def render_model_card(card: dict[str, Any], name: str = "model") -> str:
         "",
         "## Training data and procedure",
         "",
-        "FER-2013 Training (28,709 faces); selected on PublicTest (3,589 faces), the validation split. PrivateTest "
-        "was never used.",
+        data_line(card),
         "",
         *training_lines(card),
         "",

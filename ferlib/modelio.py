@@ -65,8 +65,9 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
     target = Path(path).expanduser()
     if target.suffix != ".keras" or not target.is_file():
         raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
-    stored = read_metadata(target).get("config") or {}
-    if not stored.get("architecture"):
+    target = target.resolve()
+    stored = read_metadata(target).get("config")
+    if not isinstance(stored, dict) or not stored.get("architecture"):
         return target
 
     def shaping(name: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +79,9 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
         }
 
     expected = (architecture, shaping(architecture, hyperparameters))
-    received = (stored["architecture"], shaping(stored["architecture"], stored.get("hyperparameters") or {}))
+    stored_hyperparameters = stored.get("hyperparameters")
+    stored_hyperparameters = stored_hyperparameters if isinstance(stored_hyperparameters, dict) else {}
+    received = (stored["architecture"], shaping(stored["architecture"], stored_hyperparameters))
     if expected != received:
         raise ValueError(
             f"Expected initial_model to be a {architecture} with {expected[1]}; received {target.name}, "

@@ -352,7 +352,8 @@ def start_run(
     root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
     data = _existing_dataset(config.data)
     if config.initial_model:
-        check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
+        initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
+        config = config.updated(initial_model=str(initial))
     with launch_lock(root):
         ensure_no_active_run(root)
         run_dir = create_run(config, root)

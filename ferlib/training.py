@@ -21,6 +21,7 @@ from ferlib.atomic import atomic_write_json, read_json
 from ferlib.classes import NUM_CLASSES
 from ferlib.config import TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
+from ferlib.lineage import record_initial_lineage
 from ferlib.modelio import model_metadata, save_model
 
 
@@ -188,6 +189,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         model = build_model(config.architecture, **config.hyperparameters)
         if config.initial_model:
             load_initial_weights(model, config.initial_model)
+            record_initial_lineage(run_dir, config.initial_model)
         compile_model(model, config)
 
     pipeline = make_training_pipeline(train_images, train_labels, config)

@@ -516,16 +516,14 @@ def data_controls(sources: list[Path]) -> dict[str, Any]:
 def warm_start_choices(runs_dir: Path, architecture: str) -> dict[str, str]:
     """Saved models of `architecture` a run can start from: label by path, the shipped model first."""
     choices = {"": "Random initialisation"}
-    shipped = default_model_path()
-    if shipped.exists() and read_metadata(shipped).get("config", {}).get("architecture") == architecture:
-        accuracy = read_metadata(shipped).get("metrics", {}).get("validation_accuracy")
-        suffix = f" · {accuracy:.1%}" if isinstance(accuracy, float) else ""
-        choices[str(shipped)] = f"Shipped model ({shipped.name}{suffix})"
+    shipped = default_model_path().expanduser().resolve()
+    shipped_config = read_metadata(shipped).get("config") if shipped.exists() else None
+    if isinstance(shipped_config, dict) and shipped_config.get("architecture") == architecture:
+        choices[str(shipped)] = f"Shipped model ({shipped.name})"  # labels stay stable, so a choice survives reruns
     for run in runs.list_runs(runs_dir):
-        best = run.path / runs.BEST_MODEL
+        best = (run.path / runs.BEST_MODEL).resolve()
         if run.architecture == architecture and run.state in ("finished", "stopped") and best.exists():
-            accuracy = f" · {run.best_val_accuracy:.1%}" if run.best_val_accuracy is not None else ""
-            choices[str(best)] = f"Run {run.run_id} (best{accuracy})"
+            choices[str(best)] = f"Run {run.run_id} (best checkpoint)"
     return choices
 
 

@@ -107,6 +107,9 @@ def test_an_initial_model_of_another_architecture_is_refused_before_training(tra
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: Expected initial_model to be a vgg_fer with")
     assert not (tmp_path / "runs").exists()
+    result = run_cli("train", "--run-dir", tmp_path, "--resume", "--initial-model", tiny_model_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected --initial-model only for a new run")
 
 
 def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp_path):

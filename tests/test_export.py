@@ -1,6 +1,7 @@
 """Shipping a model: TFLite export agrees with Keras, FLOPs are counted, the card is complete."""
 
 import json
+import shutil
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def test_flops_of_a_known_model(tiny_model_path):
 
 
 def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
-    from ferlib.export import lineage_summary
+    from ferlib.lineage import lineage_summary
 
     run_dir = tmp_path / "run-b"
     run_dir.mkdir()
@@ -113,3 +114,45 @@ def test_model_card_of_a_warm_restarted_model_lists_its_stages():
     text = render_model_card(card, "m.keras")
     assert "66 epochs in all, 3 h 01 min" in text
     assert "| 2 | `run-b` | 40 | 1 h 40 min | 0.6500 |" in text
+
+
+def write_epochs(run_dir, epochs: int, seconds: float = 10.0) -> None:
+    run_dir.mkdir(parents=True)
+    records = [{"event": "start", "train_images": 100, "validation_images": 20}]
+    records += [{"event": "epoch", "epoch": epoch, "epoch_seconds": seconds} for epoch in range(1, epochs + 1)]
+    (run_dir / "progress.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    (run_dir / "config.json").write_text("{}")
+
+
+def test_lineage_is_recorded_at_start_and_chains_through_run_folders(tmp_path):
+    from ferlib.lineage import lineage_summary, record_initial_lineage
+
+    write_epochs(tmp_path / "run-a", 3)
+    write_epochs(tmp_path / "run-b", 2)
+    (tmp_path / "run-b" / "config.json").write_text(json.dumps({"initial_model": str(tmp_path / "run-a/best.keras")}))
+    record_initial_lineage(tmp_path / "run-b", tmp_path / "run-a" / "best.keras")
+    write_epochs(tmp_path / "run-c", 4)
+    record_initial_lineage(tmp_path / "run-c", tmp_path / "run-b" / "best.keras")  # a run's checkpoint: its folder
+
+    # The starting run's folder changes later (e.g. it is resumed): run-c keeps what was true when it started.
+    write_epochs(tmp_path / "run-b2", 9)
+    shutil.rmtree(tmp_path / "run-b")
+    (tmp_path / "run-b2").rename(tmp_path / "run-b")
+
+    summary = lineage_summary(tmp_path / "run-c", {"initial_model": str(tmp_path / "run-b" / "best.keras")})
+    assert [stage["source_run"] for stage in summary["stages"]] == ["run-a", "run-b", "run-c"]
+    assert [stage["epochs"] for stage in summary["stages"]] == [3, 2, 4]
+    assert summary["epochs_completed"] == 9 and summary["train_wall_seconds"] == 90.0
+    assert summary["lineage_complete"] is True and summary["train_images"] == 100
+
+
+def test_a_starting_model_of_unknown_training_is_flagged(tmp_path):
+    from ferlib.lineage import lineage_summary
+    from ferlib.model_card import render_model_card
+
+    write_epochs(tmp_path / "run", 2)
+    summary = lineage_summary(tmp_path / "run", {"initial_model": str(tmp_path / "downloaded.keras")})
+    assert summary["lineage_complete"] is False and summary["epochs_completed"] == 2
+    assert summary["stages"][0]["epochs"] is None
+    text = render_model_card(summary, "m.keras")
+    assert "The starting weights' own training is unknown" in text and "| 1 | unknown | unknown |" in text

@@ -162,9 +162,21 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     for loaded, saved in zip(model.get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(loaded, saved)
 
-    second = runs.create_run(tiny_config(training_data, epochs=1, initial_model=str(first / "best.keras")), tmp_path)
+    # A second run from those weights, with a learning rate too small to move them: its checkpoint keeps them.
+    second_config = tiny_config(
+        training_data, epochs=1, initial_model=str(first / "best.keras"), schedule="constant", learning_rate=1e-9
+    )
+    second = runs.create_run(second_config, tmp_path)
     assert run_training(second, verbose=0)["state"] == "finished"
-    assert read_metadata(second / "best.keras")["config"]["initial_model"].endswith("best.keras")
+    continued = keras.saving.load_model(second / "last.keras", compile=False)
+    source_kernels = [layer.kernel.numpy() for layer in source.layers if hasattr(layer, "kernel")]
+    continued_kernels = [layer.kernel.numpy() for layer in continued.layers if hasattr(layer, "kernel")]
+    assert len(source_kernels) == len(continued_kernels) > 0
+    for before, after in zip(source_kernels, continued_kernels, strict=True):
+        np.testing.assert_allclose(after, before, atol=1e-5)
+    recorded = json.loads((second / "initial_model.json").read_text())
+    assert recorded["initial_model"] == str((first / "best.keras").resolve())
+    assert recorded["lineage"]["epochs_completed"] == 1 and recorded["lineage"]["stages"][0]["source_run"] == first.name
 
     with pytest.raises(ValueError, match="Expected initial_model weights shaped like"):
         load_initial_weights(build_model("compact_cnn", filters=(8, 16, 64), dense_units=16), first / "best.keras")

@@ -1,0 +1,124 @@
+"""How a model's weights came to be: the epochs, wall time and history of every training stage.
+
+A run warm-started from `initial_model` (see `TrainConfig.initial_model`) continues the training of that
+model. When the run starts, the starting model's own lineage is copied into the run folder
+(`initial_model.json`), so shipping the run later reports every stage even if the starting file has since been
+replaced (for example by shipping over it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ferlib.atomic import atomic_write_json, read_json
+from ferlib.modelio import sidecar_path
+
+LINEAGE_FILE = "initial_model.json"
+
+
+def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Epochs, wall time, history and data size of one run, from its progress log (resumed sessions included)."""
+    from ferlib.runs import read_progress
+
+    records = read_progress(run_dir)
+    by_epoch = {
+        record["epoch"]: record for record in records if record.get("event") == "epoch" and not record.get("partial")
+    }  # a resumed run may repeat an epoch whose record was written just before a kill: keep the last
+    epochs = [by_epoch[number] for number in sorted(by_epoch)]
+    starts = [record for record in records if record.get("event") == "start"]
+    return {
+        "epochs_completed": len(epochs),
+        "train_wall_seconds": float(sum(record.get("epoch_seconds", 0.0) for record in epochs)),
+        "train_images": starts[-1].get("train_images") if starts else None,
+        "validation_images": starts[-1].get("validation_images") if starts else None,
+        "history": [
+            {key: record.get(key) for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")}
+            for record in epochs
+        ],
+    }
+
+
+def _is_run_checkpoint(path: Path) -> bool:
+    return (path.parent / "config.json").exists() and (path.parent / "progress.jsonl").exists()
+
+
+def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The stages behind a saved model: from its run folder when it is a run's checkpoint, else from its card.
+
+    None when neither says how it was trained.
+    """
+    path = Path(model_path).expanduser().resolve()
+    if _is_run_checkpoint(path):
+        config = read_json(path.parent / "config.json", default={}) or {}
+        summary = lineage_summary(path.parent, config)
+        state = read_json(path.parent / "state.json", default={}) or {}
+        summary["stages"][-1]["validation_accuracy"] = state.get("best_val_accuracy")
+        return summary
+    card = read_json(sidecar_path(path), default=None)
+    if not isinstance(card, dict) or not isinstance(card.get("epochs_completed"), int):
+        return None
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    stages = card.get("stages") or [
+        {
+            "source_run": card.get("source_run"),
+            "initial_model": None,
+            "epochs": card["epochs_completed"],
+            "train_wall_seconds": card.get("train_wall_seconds"),
+            "validation_accuracy": metrics.get("validation_accuracy"),
+        }
+    ]
+    return {
+        "epochs_completed": card["epochs_completed"],
+        "train_wall_seconds": float(card.get("train_wall_seconds") or 0.0),
+        "history": list(card.get("history") or []),
+        "stages": stages,
+    }
+
+
+def record_initial_lineage(run_dir: str | os.PathLike, initial_model: str | os.PathLike) -> None:
+    """Copy the starting model's lineage into the run folder, as it is when the run starts."""
+    lineage = model_lineage(initial_model)
+    atomic_write_json(
+        Path(run_dir) / LINEAGE_FILE,
+        {"initial_model": str(Path(initial_model).expanduser().resolve()), "lineage": lineage},
+    )
+
+
+def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[str, Any]:
+    """`training_summary` over every stage that produced the run's weights.
+
+    Epochs and wall time are totals, the history runs on across stages (epochs renumbered), and `stages`
+    lists each stage's run, epochs, wall time and validation accuracy. A starting model whose training is
+    unknown is listed as a stage with unknown epochs, and `lineage_complete` is False.
+    """
+    run_dir = Path(run_dir)
+    current = training_summary(run_dir)
+    initial = config.get("initial_model") or None
+    current_stage = {
+        "source_run": run_dir.name,
+        "initial_model": initial,
+        "epochs": current["epochs_completed"],
+        "train_wall_seconds": current["train_wall_seconds"],
+    }
+    if not initial:
+        return {**current, "stages": [current_stage], "lineage_complete": True}
+    recorded = read_json(run_dir / LINEAGE_FILE, default=None)
+    # Runs started before the lineage was recorded at start fall back to the starting model as it is now.
+    previous = recorded.get("lineage") if isinstance(recorded, dict) else model_lineage(initial)
+    if not previous:
+        unknown = {"source_run": None, "initial_model": None, "epochs": None, "train_wall_seconds": None}
+        return {**current, "stages": [unknown, current_stage], "lineage_complete": False}
+    offset = int(previous["epochs_completed"])
+    history = list(previous.get("history") or []) + [
+        {**row, "epoch": int(row["epoch"]) + offset} for row in current["history"]
+    ]
+    return {
+        **current,
+        "epochs_completed": offset + current["epochs_completed"],
+        "train_wall_seconds": float(previous.get("train_wall_seconds") or 0.0) + current["train_wall_seconds"],
+        "history": history,
+        "stages": [*previous["stages"], current_stage],
+        "lineage_complete": all(stage.get("epochs") is not None for stage in previous["stages"]),
+    }
