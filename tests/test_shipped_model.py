@@ -37,6 +37,8 @@ def test_the_model_ships_with_its_card_and_exports():
         assert MODEL.with_suffix(suffix).exists()
     for path in (MODEL, MODEL.with_suffix(".tflite"), MODEL.with_suffix(".int8.tflite")):
         assert path.stat().st_size < 25 * 2**20
+    markdown = MODEL.with_suffix(".md").read_text(encoding="utf-8")  # the human-readable card, from the same JSON
+    assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in markdown
 
 
 def test_astronaut_photo_predicts_happy(tmp_path):
@@ -65,7 +67,7 @@ def test_publictest_accuracy_and_tflite_agreement(tmp_path):
     model, card = load_model(MODEL)
     metrics = evaluate_model(model, images, labels)
     assert metrics["n"] == 3589
-    assert metrics["accuracy"] >= 0.61  # the shipped model's measured 0.6133; the 0.70 target is not reached yet
+    assert metrics["accuracy"] >= 0.63  # the shipped model's measured 0.6333; the 0.70 target is not reached yet
     assert metrics["accuracy"] == pytest.approx(card["metrics"]["validation_accuracy"], abs=1e-3)
     keras_top1 = KerasClassifier(model=model).predict(images[..., None]).argmax(axis=1)
     tflite_top1 = TFLiteClassifier(MODEL.with_suffix(".tflite")).predict(images[..., None]).argmax(axis=1)
