@@ -64,18 +64,34 @@ def select_training_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndar
     return images, labels
 
 
-def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig):
-    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, one-hot labels)."""
+def session_seed(config: TrainConfig, initial_epoch: int = 0) -> int:
+    """The seed for a training session that starts at `initial_epoch`.
+
+    A fresh run uses the config's seed. A resumed run must not reuse it: the shuffles, augmentations and
+    dropout masks would replay those of the run's first epochs, which the network has already seen, so
+    each resume point gets its own (still reproducible) seed.
+    """
+    if initial_epoch <= 0:
+        return config.seed
+    return int(np.random.SeedSequence([config.seed, initial_epoch]).generate_state(1)[0] % (2**31 - 1))
+
+
+def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int | None = None):
+    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, one-hot labels).
+
+    `seed` (default: the config's) fixes the shuffle order and the augmentation draws.
+    """
     import tensorflow as tf
 
     from ferlib.augment import build_augmenter
 
+    seed = config.seed if seed is None else seed
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], one_hot))
-    pipeline = pipeline.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
     pipeline = pipeline.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if config.augmentation.is_active():
-        augmenter = build_augmenter(config.augmentation, seed=config.seed)
+        augmenter = build_augmenter(config.augmentation, seed=seed)
         pipeline = pipeline.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
@@ -166,7 +182,11 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     from ferlib.callbacks import AtomicCheckpoint, EpochLearningRate, ProgressWriter, StopOnRequest
     from ferlib.evaluation import evaluate_model
 
-    keras.utils.set_random_seed(config.seed)
+    state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
+    resuming = resume and (run_dir / runs.LAST_MODEL).exists()
+    initial_epoch = int(state.get("epochs_completed", 0)) if resuming else 0
+    seed = session_seed(config, initial_epoch)
+    keras.utils.set_random_seed(seed)
     source = data or config.data
     if dataset is None:
         if not source:
@@ -178,21 +198,17 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     if len(validation_labels) == 0:
         raise ValueError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
 
-    state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
-    initial_epoch = int(state.get("epochs_completed", 0)) if resume else 0
-    if resume and (run_dir / runs.LAST_MODEL).exists():
+    if resuming:
         model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
         runs.truncate_history(run_dir, initial_epoch)
     else:
-        if resume:
-            initial_epoch = 0
         model = build_model(config.architecture, **config.hyperparameters)
         if config.initial_model:
             load_initial_weights(model, config.initial_model)
             record_initial_lineage(run_dir, config.initial_model)
         compile_model(model, config)
 
-    pipeline = make_training_pipeline(train_images, train_labels, config)
+    pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
     steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
     validation = validation_arrays(validation_images, validation_labels)
     callbacks = [
@@ -209,6 +225,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
                 "train_images": len(train_labels),
                 "validation_images": len(validation_labels),
                 "resumed": resume,
+                "seed": seed,
                 "parameters": int(model.count_params()),
             },
         ),

@@ -63,6 +63,14 @@ def training_data(tmp_path_factory) -> Path:
     return zip_tree(root, tmp_path_factory.mktemp("training_zip") / "fer_small.zip")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """Session fixtures (the tiny trained model) decode into a temporary cache, never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FERLIB_CACHE_DIR", str(tmp_path_factory.mktemp("session_cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own dataset cache, so tests never see each other's decoded data."""

@@ -85,6 +85,37 @@ def test_stop_request_then_resume_continues_the_history(tmp_path, training_data)
     assert status["state"] == "finished"
     assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == [0, 1, 2]
     assert read_json(run_dir / "state.json")["epochs_completed"] == 3
+    seeds = [r["seed"] for r in runs.read_progress(run_dir) if r["event"] == "start"]
+    assert seeds[0] == 2013 and len(seeds) == 2 and seeds[1] != seeds[0]
+
+
+def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
+    """Resuming with the first session's seed would replay its shuffles and augmentations epoch for epoch.
+
+    Augmentation is switched off here: Keras' random layers inside tf.data repeat only across processes,
+    so the shuffle order is what can be compared within one.
+    """
+    import keras
+    import numpy as np
+
+    from ferlib.config import AugmentationConfig
+    from ferlib.datasets import load_dataset
+    from ferlib.training import make_training_pipeline, session_seed
+
+    off = AugmentationConfig(horizontal_flip=False, translate=0.0, rotate_degrees=0.0, zoom=0.0)
+    config = tiny_config(training_data, epochs=3, augmentation=off)
+    images, labels = load_dataset(training_data).subset("train")
+
+    def first_batch(initial_epoch: int) -> np.ndarray:
+        seed = session_seed(config, initial_epoch)
+        keras.utils.set_random_seed(seed)
+        return next(iter(make_training_pipeline(images, labels, config, seed=seed)))[0].numpy()
+
+    assert session_seed(config, 0) == config.seed
+    assert len({session_seed(config, epoch) for epoch in range(1, 50)}) == 49
+    np.testing.assert_array_equal(first_batch(0), first_batch(0))
+    np.testing.assert_array_equal(first_batch(2), first_batch(2))
+    assert not np.array_equal(first_batch(0), first_batch(2))
 
 
 def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_data):
