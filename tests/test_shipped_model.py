@@ -67,7 +67,7 @@ def test_publictest_accuracy_and_tflite_agreement(tmp_path):
     model, card = load_model(MODEL)
     metrics = evaluate_model(model, images, labels)
     assert metrics["n"] == 3589
-    assert metrics["accuracy"] >= 0.63  # the shipped model's measured 0.6333; the 0.70 target is not reached yet
+    assert metrics["accuracy"] >= 0.64  # the shipped model's measured 0.6453; the 0.70 target is not reached yet
     assert metrics["accuracy"] == pytest.approx(card["metrics"]["validation_accuracy"], abs=1e-3)
     keras_top1 = KerasClassifier(model=model).predict(images[..., None]).argmax(axis=1)
     tflite_top1 = TFLiteClassifier(MODEL.with_suffix(".tflite")).predict(images[..., None]).argmax(axis=1)
