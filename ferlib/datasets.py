@@ -7,7 +7,9 @@ Layouts:
 
 File-name prefixes `Training_`, `PublicTest_`, `PrivateTest_` decide the split wherever present (the
 ICML 2013 protocol); otherwise the folder does, and validation is a stratified, seeded 10% of train.
-Decoded arrays are cached outside the repo, keyed by the source's path, size and mtime.
+Decoded arrays are cached outside the repo, keyed by the source's content (a file's SHA-256; a folder's
+file names, sizes and mtimes), so a re-copied archive still hits the cache; writing a new cache for a path
+deletes that path's older ones.
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ def load_dataset(
     dataset = _load_uncached(source, progress)
     if cache_file is not None:
         _write_cache(cache_file, dataset)
+        _remove_stale_caches(cache_file, source)
     return dataset
 
 
@@ -395,24 +398,42 @@ def _finish(dataset: Dataset) -> Dataset:
 
 
 def _source_signature(source: Path) -> dict:
+    """What the cache key depends on: a file's bytes, or a folder's names, sizes and mtimes (hashing images is slow)."""
+    digest = hashlib.sha256()
     if source.is_dir():
-        digest = hashlib.sha256()
         for root, dirs, files in os.walk(source):
             dirs.sort()
             for name in sorted(files):
                 stat = (Path(root) / name).stat()
                 relative = (Path(root) / name).relative_to(source).as_posix()
                 digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return {"path": str(source), "tree": digest.hexdigest()}
-    stat = source.stat()
-    return {"path": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"tree": digest.hexdigest()}
+    with open(source, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest()}
+
+
+def _cache_prefix(source: Path) -> str:
+    """The part of a cache file name that stands for the source's path: `<stem>-<path digest>-`."""
+    return f"{source.stem}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}-"
 
 
 def _cache_file(source: Path, cache_dir: str | os.PathLike | None) -> Path:
     signature = {"version": CACHE_FORMAT_VERSION, "size": IMAGE_SIZE, **_source_signature(source)}
-    key = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return directory / f"{source.stem}-{key}.npz"
+    return directory / f"{_cache_prefix(source)}{key}.npz"
+
+
+def _remove_stale_caches(cache_file: Path, source: Path) -> None:
+    """Delete caches of the same source path whose content key no longer matches (each is ~80 MB for FER-2013)."""
+    for stale in cache_file.parent.glob(f"{_cache_prefix(source)}*.npz"):
+        if stale != cache_file:
+            try:
+                stale.unlink()
+            except OSError as error:
+                print(f"warning: could not remove the stale dataset cache {stale}: {error}", file=sys.stderr)
 
 
 def _write_cache(cache_file: Path, dataset: Dataset) -> None:

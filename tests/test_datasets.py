@@ -151,8 +151,36 @@ def test_second_load_comes_from_the_cache_and_a_change_invalidates_it(kaggle_dir
     try:
         third = load_dataset(kaggle_dir, cache_dir=tmp_path)
         assert not third.report.from_cache and len(third) == len(first) + 1
+        assert len(list(tmp_path.glob("*.npz"))) == 1  # the stale cache of this folder was removed
     finally:
         extra.unlink()
+
+
+def test_a_recopied_archive_hits_the_cache_and_a_changed_one_replaces_it(kaggle_dir, tmp_path):
+    archive = zip_tree(kaggle_dir, tmp_path / "fer2013.zip")
+    cache = tmp_path / "cache"
+    first = load_dataset(archive, cache_dir=cache)
+    recopied = archive.read_bytes()
+    archive.unlink()
+    archive.write_bytes(recopied)  # a fresh copy: same bytes, new mtime
+    assert load_dataset(archive, cache_dir=cache).report.from_cache
+    with zipfile.ZipFile(archive, "a") as bundle:
+        bundle.writestr("train/happy/Training_99999.jpg", (kaggle_dir / first.paths[0]).read_bytes())
+    changed = load_dataset(archive, cache_dir=cache)
+    assert not changed.report.from_cache and len(changed) == len(first) + 1
+    assert len(list(cache.glob("*.npz"))) == 1
+
+
+def test_same_named_archives_in_different_folders_keep_their_own_caches(kaggle_dir, tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = zip_tree(kaggle_dir, tmp_path / "one" / "fer2013.zip")
+    two = zip_tree(kaggle_dir, tmp_path / "two" / "fer2013.zip", wrapper="archive/")
+    cache = tmp_path / "cache"
+    load_dataset(one, cache_dir=cache)
+    load_dataset(two, cache_dir=cache)
+    assert load_dataset(one, cache_dir=cache).report.from_cache
+    assert len(list(cache.glob("*.npz"))) == 2
 
 
 def test_stratified_holdout_keeps_every_class():
