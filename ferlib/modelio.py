@@ -57,8 +57,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
     """Refuse, before a run starts, a warm-start model whose layers the configured architecture cannot take.
 
-    Compares the sidecar's architecture and layer-shaping settings (dropout rates may differ); a model
-    without a sidecar is checked weight by weight when training starts.
+    Compares the sidecar's architecture and layer-shaping settings (dropout rates may differ; widths may
+    grow, for a Net2WiderNet warm start); a model without a sidecar is checked weight by weight when
+    training starts.
     """
     from ferlib.architectures import ARCHITECTURE_DEFAULTS
 
@@ -82,12 +83,29 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
     stored_hyperparameters = stored.get("hyperparameters")
     stored_hyperparameters = stored_hyperparameters if isinstance(stored_hyperparameters, dict) else {}
     received = (stored["architecture"], shaping(stored["architecture"], stored_hyperparameters))
-    if expected != received:
+    if expected[0] != received[0] or not _widens(received[1], expected[1]):
         raise ValueError(
-            f"Expected initial_model to be a {architecture} with {expected[1]}; received {target.name}, "
+            f"Expected initial_model to be a {architecture} with {expected[1]} (or narrower); received {target.name}, "
             f"a {received[0]} with {received[1]}"
         )
     return target
+
+
+def _widens(narrow: dict[str, Any], wide: dict[str, Any]) -> bool:
+    """Whether `wide` has `narrow`'s layer settings with equal or larger widths (filters, dense units)."""
+    if narrow.keys() != wide.keys():
+        return False
+    for key, value in narrow.items():
+        other = wide[key]
+        if key == "filters" and isinstance(value, list) and isinstance(other, list):
+            if len(value) != len(other) or any(int(a) > int(b) for a, b in zip(value, other, strict=True)):
+                return False
+        elif key == "dense_units":
+            if int(value) > int(other) or (int(value) == 0) != (int(other) == 0):
+                return False
+        elif value != other:
+            return False
+    return True
 
 
 def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:

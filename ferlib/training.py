@@ -24,6 +24,8 @@ from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_h
 from ferlib.lineage import record_initial_lineage
 from ferlib.modelio import model_metadata, save_model
 
+WIDENING_NOISE = 0.01  # relative noise on the copied channels when a narrower initial model is widened
+
 
 def build_optimizer(config: TrainConfig):
     import keras
@@ -152,13 +154,17 @@ def install_stop_signal(run_dir: Path):
     return stop
 
 
-def load_initial_weights(model, path: str | Path) -> None:
+def load_initial_weights(model, path: str | Path, seed: int = 0) -> str:
     """Start `model` from the weights of a saved model of the same architecture (a warm restart).
 
     Only weights are taken: the run's own optimizer, schedule and regularisation apply from epoch 1,
-    which is how a longer schedule continues from an earlier run whose folder is gone.
+    which is how a longer schedule continues from an earlier run whose folder is gone. A narrower model of
+    the same layers is widened into `model` with Net2WiderNet (`ferlib.widening`), so a wider network starts
+    at the narrow one's accuracy. Returns how the weights were taken: "copied" or "widened".
     """
     import keras
+
+    from ferlib.widening import widen_into
 
     path = Path(path).expanduser()
     if path.suffix != ".keras" or not path.is_file():
@@ -166,13 +172,18 @@ def load_initial_weights(model, path: str | Path) -> None:
     source = keras.saving.load_model(path, compile=False)
     expected = [tuple(weight.shape) for weight in model.get_weights()]
     received = [tuple(weight.shape) for weight in source.get_weights()]
-    if expected != received:
+    if expected == received:
+        model.set_weights(source.get_weights())
+        return "copied"
+    try:
+        widen_into(source, model, noise=WIDENING_NOISE, seed=seed)
+    except ValueError as error:
         raise ValueError(
             f"Expected initial_model weights shaped like the configured {model.name!r} "
-            f"({len(expected)} arrays, {model.count_params():,} parameters); received {str(path)!r} "
-            f"with {len(received)} arrays, {source.count_params():,} parameters"
-        )
-    model.set_weights(source.get_weights())
+            f"({len(expected)} arrays, {model.count_params():,} parameters) or a narrower model of its layers; "
+            f"received {str(path)!r} with {len(received)} arrays, {source.count_params():,} parameters ({error})"
+        ) from None
+    return "widened"
 
 
 def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
@@ -198,13 +209,14 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     if len(validation_labels) == 0:
         raise ValueError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
 
+    warm_start = None
     if resuming:
         model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
         runs.truncate_history(run_dir, initial_epoch)
     else:
         model = build_model(config.architecture, **config.hyperparameters)
         if config.initial_model:
-            load_initial_weights(model, config.initial_model)
+            warm_start = load_initial_weights(model, config.initial_model, seed=config.seed)
             record_initial_lineage(run_dir, config.initial_model)
         compile_model(model, config)
 
@@ -226,6 +238,8 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
                 "validation_images": len(validation_labels),
                 "resumed": resume,
                 "seed": seed,
+                "initial_model": config.initial_model or None,
+                "warm_start": warm_start,
                 "parameters": int(model.count_params()),
             },
         ),

@@ -177,6 +177,36 @@ def test_listing_runs(tmp_path, training_data):
     assert runs.list_runs(Path(tmp_path) / "missing") == []
 
 
+def test_a_wider_run_starts_from_a_narrower_model_by_widening_it(tmp_path, training_data):
+    import keras
+    import numpy as np
+
+    from ferlib.modelio import check_initial_model
+
+    first = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
+    run_training(first, verbose=0)
+    wider = {"filters": (12, 24, 48), "dense_units": 16}
+    assert check_initial_model(first / "best.keras", "compact_cnn", wider) == (first / "best.keras").resolve()
+    with pytest.raises(ValueError, match=r"Expected initial_model to be a compact_cnn .*\(or narrower\)"):
+        check_initial_model(first / "best.keras", "compact_cnn", {"filters": (8, 8, 32), "dense_units": 16})
+
+    # One epoch at a learning rate too small to move the weights: the wider model still computes the narrow one's
+    # function, up to the 1% symmetry-breaking noise on the copied channels.
+    config = tiny_config(
+        training_data, epochs=1, initial_model=str(first / "best.keras"), schedule="constant", learning_rate=1e-9
+    )
+    config.hyperparameters = wider
+    second = runs.create_run(config, tmp_path)
+    assert run_training(second, verbose=0)["state"] == "finished"
+    start = next(record for record in runs.read_progress(second) if record["event"] == "start")
+    assert start["warm_start"] == "widened"
+    narrow = keras.saving.load_model(first / "best.keras", compile=False)
+    widened = keras.saving.load_model(second / "last.keras", compile=False)
+    assert widened.count_params() > narrow.count_params()
+    images = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(widened.predict(images, verbose=0), narrow.predict(images, verbose=0), atol=0.02)
+
+
 def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     import keras
     import numpy as np
@@ -209,7 +239,7 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     assert recorded["initial_model"] == str((first / "best.keras").resolve())
     assert recorded["lineage"]["epochs_completed"] == 1 and recorded["lineage"]["stages"][0]["source_run"] == first.name
 
-    with pytest.raises(ValueError, match="Expected initial_model weights shaped like"):
-        load_initial_weights(build_model("compact_cnn", filters=(8, 16, 64), dense_units=16), first / "best.keras")
+    with pytest.raises(ValueError, match=r"shaped like.*Expected a width of at least 32"):
+        load_initial_weights(build_model("compact_cnn", filters=(8, 16, 16), dense_units=16), first / "best.keras")
     with pytest.raises(ValueError, match=r"Expected initial_model to be an existing \.keras file"):
         load_initial_weights(model, tmp_path / "missing.keras")

@@ -1,0 +1,70 @@
+"""Training throughput (images/s) of candidate designs, measured before committing CPU hours to one.
+
+Each design trains for a few hundred real FER-2013 faces through ferlib's own training pipeline (the same
+augmentation, optimizer and loss as `python -m ferlib train`), after a warm-up that absorbs tracing. Run it
+with nothing else on the CPU: the figure is what one epoch of 28,709 faces will cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from common import limit_threads, validation_faces
+
+DESIGNS: dict[str, dict] = {
+    "compact_cnn 32-64-128": {"architecture": "compact_cnn", "hyperparameters": {}},
+    "vgg_fer 32-64-128-256 (shipped)": {"architecture": "vgg_fer", "hyperparameters": {}},
+    "vgg_fer 40-80-160-320": {"architecture": "vgg_fer", "hyperparameters": {"filters": [40, 80, 160, 320]}},
+    "vgg_fer 48-96-192-384": {"architecture": "vgg_fer", "hyperparameters": {"filters": [48, 96, 192, 384]}},
+    "vgg_fer 64-128-256-512": {"architecture": "vgg_fer", "hyperparameters": {"filters": [64, 128, 256, 512]}},
+}
+
+
+def measure(design: dict, steps: int, threads: int) -> dict:
+    """Images/s of `steps` training batches of 64 after two warm-up epochs of the same batches."""
+    limit_threads(threads)
+    from ferlib.architectures import build_model
+    from ferlib.config import TrainConfig
+    from ferlib.training import compile_model, make_training_pipeline
+
+    config = TrainConfig(architecture=design["architecture"], hyperparameters=design["hyperparameters"])
+    images, labels = validation_faces(limit=steps * config.batch_size)
+    model = build_model(config.architecture, **config.hyperparameters)
+    compile_model(model, config)
+    pipeline = make_training_pipeline(images, labels, config)
+    model.fit(pipeline.take(3), epochs=1, verbose=0)  # tracing and first-call costs
+    started = time.perf_counter()
+    model.fit(pipeline, epochs=1, verbose=0)
+    seconds = time.perf_counter() - started
+    return {
+        "parameters": model.count_params(),
+        "images_per_second": len(labels) / seconds,
+        "epoch_minutes": 28709 / (len(labels) / seconds) / 60,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20, help="batches of 64 to time per design")
+    parser.add_argument("--threads", type=int, default=0, help="cores to use (0 = all)")
+    parser.add_argument("--design", help=argparse.SUPPRESS)  # worker mode: one design per process
+    arguments = parser.parse_args()
+    if arguments.design is not None:
+        print(json.dumps(measure(DESIGNS[arguments.design], arguments.steps, arguments.threads)))
+        return
+    print(f"{'design':<34} {'parameters':>11} {'images/s':>9} {'min/epoch':>10}")
+    for name in DESIGNS:
+        command = [sys.executable, __file__, "--design", name, "--steps", str(arguments.steps)]
+        output = subprocess.run([*command, "--threads", str(arguments.threads)], capture_output=True, text=True)
+        if output.returncode != 0:
+            sys.exit(output.stderr)
+        row = json.loads(output.stdout.strip().splitlines()[-1])
+        print(f"{name:<34} {row['parameters']:>11,} {row['images_per_second']:>9.1f} {row['epoch_minutes']:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
