@@ -41,12 +41,19 @@ def median_ms(function: Callable[[], object], repeats: int, warmup: int = 10) ->
 
 def validation_faces(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """FER-2013 PublicTest faces and labels from ../shared/data, or random faces when the data is absent."""
+    return split_faces("validation", limit)
+
+
+def split_faces(split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One split's faces and labels from ../shared/data, or random faces when the data is absent."""
     if SHARED_ZIP.exists():
         from ferlib.datasets import load_dataset
 
-        images, labels = load_dataset(SHARED_ZIP).subset("validation")
+        images, labels = load_dataset(SHARED_ZIP).subset(split)
     else:
         print(f"note: {SHARED_ZIP} not found; timing on random faces", file=sys.stderr)
         generator = np.random.default_rng(0)
-        images, labels = generator.integers(0, 256, (512, 48, 48), dtype=np.uint8), np.zeros(512, dtype=np.int64)
+        count = max(512, limit or 0)
+        images = generator.integers(0, 256, (count, 48, 48), dtype=np.uint8)
+        labels = generator.integers(0, 7, count).astype(np.int64)
     return (images[:limit], labels[:limit]) if limit else (images, labels)

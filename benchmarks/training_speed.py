@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from common import limit_threads, validation_faces
+from common import limit_threads, split_faces
 
 DESIGNS: dict[str, dict] = {
     "compact_cnn 32-64-128": {"architecture": "compact_cnn", "hyperparameters": {}},
@@ -32,7 +32,7 @@ def measure(design: dict, steps: int, threads: int) -> dict:
     from ferlib.training import compile_model, make_training_pipeline
 
     config = TrainConfig(architecture=design["architecture"], hyperparameters=design["hyperparameters"])
-    images, labels = validation_faces(limit=steps * config.batch_size)
+    images, labels = split_faces("train", limit=steps * config.batch_size)
     model = build_model(config.architecture, **config.hyperparameters)
     compile_model(model, config)
     pipeline = make_training_pipeline(images, labels, config)
