@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="JSON file with TrainConfig settings")
     train.add_argument("--epochs", type=int, help="override the config's epochs")
     train.add_argument(
-        "--initial-model", help="start from this .keras model's weights (same architecture) with a fresh schedule"
+        "--initial-model",
+        help="start from this .keras model's weights (same architecture, or a narrower one to widen), fresh schedule",
     )
     train.add_argument("--runs-dir", help="where run folders go (default: runs/ or $FERLIB_RUNS_DIR)")
     train.add_argument("--run-dir", help="train in this existing run folder (as the dashboard does)")
