@@ -536,7 +536,8 @@ def warm_start_control(runs_dir: Path, architecture: str) -> str:
         key=f"training_initial_model_{architecture}",
         help="Random initialisation trains from scratch. A saved model of the same architecture and layer sizes "
         "continues from its weights with this run's own schedule and settings (a warm restart): how a longer "
-        "training continues in a new run.",
+        "training continues in a new run. A narrower one (fewer filters or dense units) is widened into the "
+        "configured sizes first (Net2WiderNet), so a wider network starts at its accuracy.",
     )
 
 
