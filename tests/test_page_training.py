@@ -216,17 +216,22 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     assert start_from.options[0] == "Random initialisation"
     assert any(finished_run.name in option for option in start_from.options)
     start_from.set_value(best)
-    start_button(app).click().run()  # the form's default layer sizes are not the tiny run's
+    app.text_input(key="training_hp_compact_cnn_filters").set_value("4, 16, 32")  # narrower than the run's 8, 16, 32
+    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(16)
+    start_button(app).click().run()
     assert not app.exception
     assert "The run could not be started" in texts(app.error)
     assert "Expected initial_model to be a compact_cnn" in texts(app.error)
+    assert [run.run_id for run in runs.list_runs(runs_dir)] == [finished_run.name]
 
-    app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
-    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(16)
+    # The form's default sizes (32, 64, 128; 128 dense units) are wider than the run's: its model is widened.
+    app.text_input(key="training_hp_compact_cnn_filters").set_value("32, 64, 128")
+    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(128)
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
-    assert runs.load_config(started.path).initial_model == best
+    config = runs.load_config(started.path)
+    assert config.initial_model == best and list(config.hyperparameters["filters"]) == [32, 64, 128]
 
 
 # --- resuming -----------------------------------------------------------------------------------------------
