@@ -25,7 +25,7 @@ DESIGNS: dict[str, dict] = {
 
 
 def measure(design: dict, steps: int, threads: int) -> dict:
-    """Images/s of `steps` training batches of 64 after two warm-up epochs of the same batches."""
+    """Images/s of one epoch of `steps` training batches of 64, after three warm-up batches."""
     limit_threads(threads)
     from ferlib.architectures import build_model
     from ferlib.config import TrainConfig

@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
-_PASS_THROUGH = {"InputLayer", "Rescaling", "Activation", "MaxPooling2D", "AveragePooling2D", "Dropout"}
+# Layers that keep each channel where it is and hold no weights: the channel map passes through them.
+_PASS_THROUGH = {"Rescaling", "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dropout"}
 
 
 def widening_map(old_width: int, new_width: int, generator: np.random.Generator) -> np.ndarray:
     """For each of `new_width` channels, the old channel it copies: the old ones in place, then random copies."""
     if new_width < old_width:
         raise ValueError(f"Expected a width of at least {old_width} to widen into; received {new_width}")
-    extra = generator.integers(0, old_width, new_width - old_width) if new_width > old_width else []
-    return np.concatenate([np.arange(old_width), np.asarray(extra, dtype=np.int64)]).astype(np.int64)
+    return np.concatenate([np.arange(old_width), generator.integers(0, old_width, new_width - old_width)])
 
 
 def widen_into(source: Any, target: Any, *, noise: float = 0.0, seed: int = 0) -> None:
@@ -51,8 +51,6 @@ def widen_into(source: Any, target: Any, *, noise: float = 0.0, seed: int = 0) -
             continue
         if kind == "Flatten":
             incoming = _flattened_map(incoming, old_layer, new_layer)
-        elif kind == "GlobalAveragePooling2D":
-            continue
         elif kind == "BatchNormalization":
             weights = old_layer.get_weights()
             new_layer.set_weights(weights if incoming is None else [weight[incoming] for weight in weights])
