@@ -133,6 +133,7 @@ def _train(arguments: argparse.Namespace) -> int:
         if not arguments.run_dir:
             raise ValueError("Expected --run-dir RUN_FOLDER with --resume; received none")
         run_dir = Path(arguments.run_dir)
+        runs.ensure_run_may_train(run_dir)
         config = runs.load_config(run_dir)
         if arguments.epochs:
             config = config.updated(epochs=arguments.epochs)
@@ -151,12 +152,7 @@ def _train(arguments: argparse.Namespace) -> int:
         config = config.updated(**changes)
         if not config.data:
             raise ValueError("Expected --data PATH (or 'data' in the config); received none")
-        if config.initial_model:
-            from ferlib.modelio import check_initial_model
-
-            initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
-            config = config.updated(initial_model=str(initial))
-        run_dir = runs.create_run(config, arguments.runs_dir)
+        run_dir = runs.create_checked_run(config, arguments.runs_dir)
     print(run_dir, flush=True)
     status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)
     print(f"status={status.get('state')} run={run_dir}", flush=True)
@@ -172,7 +168,12 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
     if len(labels) == 0:
-        raise ValueError(f"Expected images in the {arguments.split!r} split of {arguments.data!r}; received none")
+        present = [f"{split} ({sum(per_class.values())})" for split, per_class in dataset.counts().items()]
+        present = [entry for entry in present if not entry.endswith("(0)")]
+        raise ValueError(
+            f"Expected images in the {arguments.split!r} split of {str(arguments.data)!r}; received none "
+            f"(it has: {', '.join(present) or 'no images'}); choose one with --split, or --split all"
+        )
     model, _ = load_model(arguments.model)
     metrics = evaluate_model(model, images, labels, tta=arguments.tta)
     metrics.update({"split": arguments.split, "data": str(arguments.data), "model": str(arguments.model or "default")})

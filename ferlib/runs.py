@@ -277,13 +277,17 @@ def active_runs(runs_dir: str | os.PathLike | None = None) -> list[RunSummary]:
 
 
 def ensure_no_active_run(
-    runs_dir: str | os.PathLike | None = None, searches_dir: str | os.PathLike | None = None
+    runs_dir: str | os.PathLike | None = None,
+    searches_dir: str | os.PathLike | None = None,
+    *,
+    except_run: str | None = None,
 ) -> None:
     """Raise ValueError naming the active run or hyperparameter search: a small machine runs one job at a time.
 
-    Searches are looked for in `searches_dir` (default: ferlib.searches.default_searches_dir()).
+    Searches are looked for in `searches_dir` (default: ferlib.searches.default_searches_dir()). `except_run`
+    names a run id to leave out: the run a launched training process is about to train.
     """
-    active = active_runs(runs_dir)
+    active = [run for run in active_runs(runs_dir) if run.run_id != except_run]
     if active:
         described = ", ".join(f"{run.run_id} ({run.state})" for run in active)
         raise ValueError(
@@ -349,16 +353,43 @@ def start_run(
     extra_env: dict[str, str] | None = None,
 ) -> Path:
     """Create a run folder for `config` and train it in a detached process; refused while another run is active."""
+    run_dir = create_checked_run(config, runs_dir)
+    _launch_and_record(run_dir, config.data, resume=False, extra_env=extra_env)
+    return run_dir
+
+
+def create_checked_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Check a new run's dataset and starting model, then create its folder; refused while another job is active.
+
+    Nothing is written when a check fails. The new folder reads as 'created' by this process, so it blocks
+    other launches until this process (or the training process it hands over to) trains or ends.
+    """
     root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
-    data = _existing_dataset(config.data)
+    _existing_dataset(config.data)
     if config.initial_model:
         initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
         config = config.updated(initial_model=str(initial))
     with launch_lock(root):
         ensure_no_active_run(root)
-        run_dir = create_run(config, root)
-        _launch_and_record(run_dir, data, resume=False, extra_env=extra_env)
-    return run_dir
+        return create_run(config, root)
+
+
+def ensure_run_may_train(run_dir: str | os.PathLike) -> None:
+    """Refuse to train a run that is already training, or while another run or search in its folder is active.
+
+    A run that reads as 'created' passes: that is a launcher handing it over to this process.
+    """
+    path = Path(run_dir).expanduser().resolve()
+    if not (path / CONFIG_FILE).is_file():
+        raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+    with launch_lock(path.parent):
+        status = read_status(path)
+        if status.get("state") == "running":
+            raise ValueError(
+                f"Expected a run that is not already training; received {path.name}, "
+                f"which is running in process {status.get('pid')}"
+            )
+        ensure_no_active_run(path.parent, except_run=path.name)
 
 
 def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:

@@ -112,6 +112,56 @@ def test_an_initial_model_of_another_architecture_is_refused_before_training(tra
     assert result.stderr.strip().splitlines()[-1].startswith("error: Expected --initial-model only for a new run")
 
 
+def test_train_checks_its_dataset_before_creating_a_run_folder(tmp_path):
+    result = run_cli("train", "--data", tmp_path / "missing.zip", "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected an existing dataset; received")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
+    from ferlib import runs
+    from ferlib.config import TrainConfig
+
+    runs_dir = tmp_path / "runs"
+    config = TrainConfig(architecture="compact_cnn", data=str(training_data))
+    active = runs.create_run(config, runs_dir, run_id="a-active")  # 'created' by this live test process
+    stopped = runs.create_run(config, runs_dir, run_id="b-stopped")
+    runs.write_status(stopped, "stopped")
+
+    result = run_cli("train", "--data", training_data, "--runs-dir", runs_dir, "--epochs", 1)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected no active run")
+    assert "a-active (created)" in result.stderr
+    assert sorted(path.name for path in runs_dir.iterdir() if path.is_dir()) == ["a-active", "b-stopped"]
+
+    result = run_cli("train", "--run-dir", stopped, "--resume")
+    assert result.returncode == 2 and "a-active (created)" in result.stderr
+    assert runs.read_status(stopped)["state"] == "stopped"
+
+    runs.write_status(active, "running")
+    result = run_cli("train", "--run-dir", active, "--resume")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Expected a run that is not already training; "
+        f"received a-active, which is running in process {os.getpid()}"
+    )
+
+
+def test_evaluate_names_the_splits_a_dataset_has(tmp_path):
+    folder = tmp_path / "labelled"
+    for emotion in ("happy", "sad"):
+        (folder / emotion).mkdir(parents=True)
+        for index in range(3):
+            cv2.imwrite(str(folder / emotion / f"{index}.png"), np.full((48, 48), 40 * index, np.uint8))
+    result = run_cli("evaluate", "--data", folder, env={"FERLIB_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: Expected images in the 'validation' split of {str(folder)!r}; received none "
+        "(it has: test (6)); choose one with --split, or --split all"
+    )
+
+
 def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp_path):
     skimage_data = pytest.importorskip("skimage.data")
     photo = tmp_path / "astronaut.jpg"
