@@ -12,6 +12,7 @@ import keras
 from ferlib import runs
 from ferlib.atomic import append_json_line, atomic_write_json, read_json
 from ferlib.config import TrainConfig
+from ferlib.lineage import checkpoint_lineage
 from ferlib.modelio import model_metadata, save_model
 
 
@@ -179,7 +180,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if not partial and score is not None and (self.best is None or float(score) > float(self.best)):
             self.best, self.best_epoch = float(score), epoch + 1
             metrics = {self.monitor: float(score), "epoch": epoch + 1}
-            save_model(self.model, self.run_dir / runs.BEST_MODEL, model_metadata(self.config.to_dict(), metrics))
+            metadata = model_metadata(self.config.to_dict(), metrics)
+            metadata.update(checkpoint_lineage(self.run_dir, self.config.to_dict(), float(score)))
+            save_model(self.model, self.run_dir / runs.BEST_MODEL, metadata)
         atomic_write_json(
             self.run_dir / runs.STATE_FILE,
             {

@@ -16,6 +16,8 @@ from ferlib.atomic import atomic_write_json, read_json
 from ferlib.modelio import sidecar_path
 
 LINEAGE_FILE = "initial_model.json"
+# The sidecar keys that say how a model's weights came to be (see checkpoint_lineage).
+LINEAGE_KEYS = ("epochs_completed", "train_wall_seconds", "history", "stages", "lineage_complete")
 
 
 def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -122,3 +124,15 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "stages": [*previous["stages"], current_stage],
         "lineage_complete": all(stage.get("epochs") is not None for stage in previous["stages"]),
     }
+
+
+def checkpoint_lineage(
+    run_dir: str | os.PathLike, config: dict[str, Any], validation_accuracy: float
+) -> dict[str, Any]:
+    """The stages behind a run's new best checkpoint, for its sidecar, so a copy of best.keras keeps its history.
+
+    Called after the epoch's progress record is written; the last stage ends at this epoch with this score.
+    """
+    summary = lineage_summary(run_dir, config)
+    summary["stages"][-1]["validation_accuracy"] = validation_accuracy
+    return {key: summary[key] for key in LINEAGE_KEYS}

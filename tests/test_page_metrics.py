@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from ferlib import runs
 from ferlib.classes import EMOTIONS
 from ferlib.config import TrainConfig
+from ferlib.lineage import LINEAGE_KEYS
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 CAPTION = re.compile(r"#\d+ (\w+) → (\w+) \d+%")
@@ -212,13 +213,20 @@ def test_the_shipped_model_shows_its_cards_metrics(environment, first_run):
 def test_a_shipped_checkpoint_without_a_full_card_says_what_is_missing(environment, first_run):
     model = environment["model"]
     shutil.copy(first_run / runs.BEST_MODEL, model)
-    shutil.copy(first_run / "best.json", model.with_suffix(".json"))  # summary metrics only
+    shutil.copy(first_run / "best.json", model.with_suffix(".json"))  # summary metrics and training lineage
     app = open_metrics_page()
     assert not app.exception
     assert "records no confusion matrix" in texts(app.caption)
     assert "records no per-class metrics" in texts(app.caption)
-    assert "No training curves" in texts(app.caption)
+    assert "No training curves" not in texts(app.caption)  # the checkpoint's sidecar carries its history
     assert {button.label: button for button in app.get("download_button")}["Per-class metrics (CSV)"].disabled
+
+    sidecar = json.loads((first_run / "best.json").read_text())
+    bare = {key: value for key, value in sidecar.items() if key not in LINEAGE_KEYS}  # e.g. written by another tool
+    model.with_suffix(".json").write_text(json.dumps(bare))
+    app = open_metrics_page()
+    assert not app.exception
+    assert "No training curves" in texts(app.caption)
 
 
 # --- mistakes, Grad-CAM and photos --------------------------------------------------------------------------

@@ -239,6 +239,21 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     assert recorded["initial_model"] == str((first / "best.keras").resolve())
     assert recorded["lineage"]["epochs_completed"] == 1 and recorded["lineage"]["stages"][0]["source_run"] == first.name
 
+    # The best checkpoint's sidecar carries the stages, so a copy outside its run folder keeps its history.
+    import shutil
+
+    from ferlib.lineage import model_lineage
+
+    copied = tmp_path / "elsewhere" / "model.keras"
+    copied.parent.mkdir()
+    shutil.copy(second / "best.keras", copied)
+    shutil.copy(second / "best.json", copied.with_suffix(".json"))
+    lineage = model_lineage(copied)
+    assert [stage["source_run"] for stage in lineage["stages"]] == [first.name, second.name]
+    assert lineage["epochs_completed"] == 2 and [row["epoch"] for row in lineage["history"]] == [1, 2]
+    assert lineage["stages"][1]["validation_accuracy"] == read_json(second / "state.json")["best_val_accuracy"]
+    assert read_metadata(copied)["lineage_complete"] is True
+
     with pytest.raises(ValueError, match=r"shaped like.*Expected a width of at least 32"):
         load_initial_weights(build_model("compact_cnn", filters=(8, 16, 16), dense_units=16), first / "best.keras")
     with pytest.raises(ValueError, match=r"Expected initial_model to be an existing \.keras file"):
