@@ -168,11 +168,11 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
     if len(labels) == 0:
-        present = [f"{split} ({sum(per_class.values())})" for split, per_class in dataset.counts().items()]
-        present = [entry for entry in present if not entry.endswith("(0)")]
+        sizes = {split: sum(per_class.values()) for split, per_class in dataset.counts().items()}
+        present = ", ".join(f"{split} ({size})" for split, size in sizes.items() if size) or "no images"
         raise ValueError(
             f"Expected images in the {arguments.split!r} split of {str(arguments.data)!r}; received none "
-            f"(it has: {', '.join(present) or 'no images'}); choose one with --split, or --split all"
+            f"(it has: {present}); choose one with --split, or --split all"
         )
     model, _ = load_model(arguments.model)
     metrics = evaluate_model(model, images, labels, tta=arguments.tta)
