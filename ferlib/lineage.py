@@ -54,10 +54,8 @@ def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(model_path).expanduser().resolve()
     if _is_run_checkpoint(path):
         config = read_json(path.parent / "config.json", default={}) or {}
-        summary = lineage_summary(path.parent, config)
         state = read_json(path.parent / "state.json", default={}) or {}
-        summary["stages"][-1]["validation_accuracy"] = state.get("best_val_accuracy")
-        return summary
+        return checkpoint_lineage(path.parent, config, state.get("best_val_accuracy"))
     card = read_json(sidecar_path(path), default=None)
     if not isinstance(card, dict) or not isinstance(card.get("epochs_completed"), int):
         return None
@@ -127,11 +125,12 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
 
 
 def checkpoint_lineage(
-    run_dir: str | os.PathLike, config: dict[str, Any], validation_accuracy: float
+    run_dir: str | os.PathLike, config: dict[str, Any], validation_accuracy: float | None
 ) -> dict[str, Any]:
-    """The stages behind a run's new best checkpoint, for its sidecar, so a copy of best.keras keeps its history.
+    """The stages behind a run's best checkpoint, the last one ending with its score.
 
-    Called after the epoch's progress record is written; the last stage ends at this epoch with this score.
+    Written into best.json with each new best (after the epoch's progress record), so a copy of best.keras
+    keeps its history, and read from the run folder by `model_lineage`.
     """
     summary = lineage_summary(run_dir, config)
     summary["stages"][-1]["validation_accuracy"] = validation_accuracy

@@ -21,7 +21,7 @@ from ferlib.atomic import atomic_write_json, read_json
 from ferlib.classes import NUM_CLASSES
 from ferlib.config import TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
-from ferlib.lineage import LINEAGE_KEYS, record_initial_lineage
+from ferlib.lineage import record_initial_lineage
 from ferlib.modelio import model_metadata, save_model, sidecar_path
 
 WIDENING_NOISE = 0.01  # relative noise on the copied channels when a narrower initial model is widened
@@ -290,10 +290,9 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     }
     atomic_write_json(run_dir / runs.METRICS_FILE, metrics)
     if best_path.exists():
-        checkpoint = read_json(sidecar_path(best_path), default={}) or {}
-        lineage = {key: checkpoint[key] for key in LINEAGE_KEYS if key in checkpoint}  # written with the checkpoint
+        checkpoint = read_json(sidecar_path(best_path), default={}) or {}  # keeps the lineage the checkpoint wrote
         metadata = model_metadata(config.to_dict(), _summary_metrics(metrics), parameters=metrics["parameters"])
-        save_model(best_model, best_path, {**metadata, **lineage})
+        save_model(best_model, best_path, {**checkpoint, **metadata})
     runs.write_status(run_dir, "finished", accuracy=metrics["validation"]["accuracy"])
     return runs.read_status(run_dir)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from conftest import REPO_ROOT
 from ferlib import runs
 from ferlib.atomic import read_json
 from ferlib.config import TrainConfig
+from ferlib.lineage import model_lineage
 from ferlib.modelio import load_model, read_metadata
 from ferlib.training import run_training
 
@@ -240,10 +242,6 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     assert recorded["lineage"]["epochs_completed"] == 1 and recorded["lineage"]["stages"][0]["source_run"] == first.name
 
     # The best checkpoint's sidecar carries the stages, so a copy outside its run folder keeps its history.
-    import shutil
-
-    from ferlib.lineage import model_lineage
-
     copied = tmp_path / "elsewhere" / "model.keras"
     copied.parent.mkdir()
     shutil.copy(second / "best.keras", copied)
