@@ -10,7 +10,7 @@ from typing import Any
 import keras
 
 from ferlib import runs
-from ferlib.atomic import append_json_line, atomic_write_json, read_json
+from ferlib.atomic import append_json_line, atomic_write_json
 from ferlib.config import TrainConfig
 from ferlib.lineage import checkpoint_lineage
 from ferlib.modelio import model_metadata, save_model
@@ -163,7 +163,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.stop = stop
         self.config = config
         self.monitor = monitor
-        state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
+        state = runs.saved_state(run_dir)
         self.best = state.get("best_val_accuracy")
         self.best_epoch = state.get("best_epoch")
 

@@ -133,10 +133,11 @@ def _train(arguments: argparse.Namespace) -> int:
         if not arguments.run_dir:
             raise ValueError("Expected --run-dir RUN_FOLDER with --resume; received none")
         run_dir = Path(arguments.run_dir)
-        runs.ensure_run_may_train(run_dir)
         config = runs.load_config(run_dir)
         if arguments.epochs:
             config = config.updated(epochs=arguments.epochs)
+        runs.ensure_run_may_train(run_dir, resume=arguments.resume)
+        if arguments.epochs:
             from ferlib.atomic import atomic_write_json
 
             atomic_write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
@@ -295,20 +296,18 @@ def _tune(arguments: argparse.Namespace) -> int:
 
     if arguments.resume and arguments.search_dir:
         raise ValueError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
+    resume = bool(arguments.resume)
     if arguments.resume:
         search_dir = searches.claim_for_resume(arguments.resume, arguments.runs_dir)
     elif arguments.search_dir:
-        search_dir = Path(arguments.search_dir)
-        searches.load_search_config(search_dir)
+        search_dir, resume = _handed_over_search(Path(arguments.search_dir))
     else:
         search_dir = _new_search(arguments)
     print(search_dir, flush=True)
 
     from ferlib.tuning import run_search
 
-    status = run_search(
-        search_dir, arguments.data, resume=bool(arguments.resume), verbose=2 if arguments.verbose else 0
-    )
+    status = run_search(search_dir, arguments.data, resume=resume, verbose=2 if arguments.verbose else 0)
     result = {key: status.get(key) for key in ("best_score", "baseline_score", "trials")}
     print(f"status={status.get('state')} search={search_dir}", flush=True)
 
@@ -319,6 +318,20 @@ def _tune(arguments: argparse.Namespace) -> int:
         f"best_score={shown(result['best_score'])} baseline={shown(result['baseline_score'])} trials={result['trials']}"
     )
     return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
+    """A search folder a launcher created or claimed for this process ('created'); whether it is a resume."""
+    from ferlib import runs, searches
+
+    searches.load_search_config(search_dir)
+    status = runs.read_status(search_dir)
+    if status.get("state") != "created":
+        raise ValueError(
+            f"Expected a search folder just created or claimed for this process with --search-dir; received "
+            f"{search_dir.name}, which is {status.get('state')}: continue a stopped search with --resume"
+        )
+    return search_dir, bool(status.get("resumed"))
 
 
 def _new_search(arguments: argparse.Namespace) -> Path:

@@ -61,7 +61,9 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first setting that is out of range."""
+        """Raise ValueError naming the first setting of the wrong type or out of range."""
+        _check_types(self, "")
+        _check_types(self.augmentation, "augmentation.")
         if self.architecture not in architecture_names():
             raise ValueError(
                 f"Expected architecture among {', '.join(architecture_names())}; received {self.architecture!r}"
@@ -73,8 +75,8 @@ class TrainConfig:
             raise ValueError(f"Expected hyperparameters of {self.architecture!r} among {names}; received {unknown}")
         _check(self.optimizer in OPTIMIZERS, "optimizer among " + ", ".join(OPTIMIZERS), self.optimizer)
         _check(self.schedule in SCHEDULES, "schedule among " + ", ".join(SCHEDULES), self.schedule)
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", self.epochs)
-        _check(isinstance(self.batch_size, int) and 1 <= self.batch_size <= 4096, "batch_size 1-4096", self.batch_size)
+        _check(self.epochs >= 1, "epochs >= 1", self.epochs)
+        _check(1 <= self.batch_size <= 4096, "batch_size 1-4096", self.batch_size)
         _check(0 < self.learning_rate <= 10, "learning_rate in (0, 10]", self.learning_rate)
         _check(0 <= self.momentum < 1, "momentum in [0, 1)", self.momentum)
         _check(0 <= self.weight_decay < 1, "weight_decay in [0, 1)", self.weight_decay)
@@ -118,6 +120,24 @@ class TrainConfig:
     def updated(self, **changes: Any) -> TrainConfig:
         """A copy with some settings changed (validated)."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+_TYPE_CHECKS: dict[str, tuple[str, Any]] = {
+    "int": ("a whole number", lambda value: isinstance(value, int) and not isinstance(value, bool)),
+    "float": ("a number", lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)),
+    "bool": ("true or false", lambda value: isinstance(value, bool)),
+    "str": ("a string", lambda value: isinstance(value, str)),
+    "dict[str, Any]": ("an object", lambda value: isinstance(value, dict)),
+}
+
+
+def _check_types(instance: Any, prefix: str) -> None:
+    """Refuse a setting of the wrong type (say "0.01" from a hand-edited JSON file) before any comparison."""
+    for item in fields(instance):
+        expected = _TYPE_CHECKS.get(str(item.type))
+        value = getattr(instance, item.name)
+        if expected is not None and not expected[1](value):
+            raise ValueError(f"Expected {prefix}{item.name} to be {expected[0]}; received {value!r}")
 
 
 def _check(condition: bool, expected: str, received: Any) -> None:

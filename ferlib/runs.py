@@ -23,7 +23,7 @@ from typing import Any
 
 from ferlib.atomic import atomic_write_json, atomic_write_text, read_json, read_json_lines
 from ferlib.config import TrainConfig
-from ferlib.modelio import check_initial_model
+from ferlib.modelio import check_initial_model, sidecar_path
 
 try:
     import fcntl
@@ -90,25 +90,67 @@ def write_status(run_dir: str | os.PathLike, state: str, **details: Any) -> None
         status["started"] = now
     if state in ("finished", "failed", "stopped"):
         status["ended"] = now
+    status.update(process_identity(int(status["pid"])))
     atomic_write_json(Path(run_dir) / STATUS_FILE, status)
 
 
-def _process_alive(pid: int) -> bool:
+def process_identity(pid: int) -> dict[str, Any]:
+    """What tells this process apart from a later one given the same pid: the boot and the process's start time.
+
+    Linux only (from /proc); elsewhere empty, and a recorded pid is trusted as it is.
+    """
+    boot_id, start_ticks = _boot_id(), _process_start_ticks(pid)
+    identity: dict[str, Any] = {}
+    if boot_id:
+        identity["boot_id"] = boot_id
+    if start_ticks is not None:
+        identity["pid_start_ticks"] = start_ticks
+    return identity
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def _process_stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
+            return stream.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    fields = _process_stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None  # field 22 of stat: start time in clock ticks after boot
+    except (IndexError, ValueError):
+        return None
+
+
+def _process_alive(pid: int, status: dict[str, Any] | None = None) -> bool:
+    """Whether the process a status names still runs: its pid exists, is not a zombie and, when the status
+    recorded them, belongs to the same boot and started at the same time (so a reused pid does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return _is_not_zombie(pid)
-
-
-def _is_not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
-            return stream.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
+    fields = _process_stat_fields(pid)
+    if fields is None:
         return True
+    if fields and fields[0] == "Z":
+        return False
+    status = status or {}
+    recorded_boot, recorded_start = status.get("boot_id"), status.get("pid_start_ticks")
+    if recorded_boot and _boot_id() and recorded_boot != _boot_id():
+        return False
+    return recorded_start is None or _process_start_ticks(pid) in (None, recorded_start)
 
 
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -119,7 +161,7 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     state, pid = status.get("state"), status.get("pid")
     # A 'created' run is given a minute for its process to start before it counts as lost.
     recently_created = state == "created" and time.time() - float(status.get("updated", 0)) < 60
-    if state in ("running", "created") and pid and not recently_created and not _process_alive(int(pid)):
+    if state in ("running", "created") and pid and not recently_created and not _process_alive(int(pid), status):
         status = {**status, "state": "interrupted", "error": "the training process ended without finishing"}
     return status
 
@@ -374,26 +416,73 @@ def create_checked_run(config: TrainConfig, runs_dir: str | os.PathLike | None =
         return create_run(config, root)
 
 
-def ensure_run_may_train(run_dir: str | os.PathLike) -> None:
-    """Refuse to train a run that is already training, or while another run or search in its folder is active.
+def ensure_run_may_train(run_dir: str | os.PathLike, *, resume: bool) -> None:
+    """Claim a run folder for this process to train, or raise ValueError saying why it may not.
 
-    A run that reads as 'created' passes: that is a launcher handing it over to this process.
+    Refused: a run that is already training; any run while another run or search in its folder is active;
+    without `resume`, a run that has trained before (training it afresh would overwrite its checkpoints and
+    history). A run that reads as 'created' passes: that is a launcher handing it over to this process. Any
+    other run is marked 'created' by this process under the launch lock, so no one launches it twice, and a
+    stale stop request from an earlier session is dropped.
     """
     path = Path(run_dir).expanduser().resolve()
     if not (path / CONFIG_FILE).is_file():
         raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
     with launch_lock(path.parent):
         status = read_status(path)
-        if status.get("state") == "running":
+        state = status.get("state")
+        if state == "running":
             raise ValueError(
                 f"Expected a run that is not already training; received {path.name}, "
                 f"which is running in process {status.get('pid')}"
             )
+        if not resume and has_trained(path):
+            epochs = (read_json(path / STATE_FILE, default={}) or {}).get("epochs_completed", 0)
+            raise ValueError(
+                f"Expected a new run folder without --resume; received {path.name}, which is {state} with "
+                f"{epochs} saved epoch(s): add --resume to continue it, or start a new run"
+            )
         ensure_no_active_run(path.parent, except_run=path.name)
+        if state != "created":
+            clear_stop_request(path)
+            write_status(path, "created", resumed=resume)
+
+
+def saved_state(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """state.json corrected by the checkpoints' own sidecars, which are written first at each epoch's end.
+
+    A process killed after saving last.keras or best.keras but before state.json would otherwise resume
+    from an older epoch count, or compare later epochs with an older best score and overwrite a better
+    best.keras.
+    """
+    path = Path(run_dir)
+    state = dict(read_json(path / STATE_FILE, default={}) or {})
+    last = read_json(sidecar_path(path / LAST_MODEL), default={}) or {}
+    if (path / LAST_MODEL).exists() and isinstance(last.get("epochs_completed"), int):
+        state["epochs_completed"] = last["epochs_completed"]
+    best = (read_json(sidecar_path(path / BEST_MODEL), default={}) or {}).get("metrics") or {}
+    score, epoch = best.get("val_accuracy"), best.get("epoch")
+    recorded = state.get("best_val_accuracy")
+    newer_best = isinstance(score, (int, float)) and (recorded is None or float(score) >= float(recorded))
+    if (path / BEST_MODEL).exists() and isinstance(epoch, int) and newer_best:
+        state["best_val_accuracy"], state["best_epoch"] = float(score), epoch
+    return state
+
+
+def has_trained(run_dir: str | os.PathLike) -> bool:
+    """Whether a run folder holds anything training wrote (a checkpoint, saved state or progress)."""
+    path = Path(run_dir)
+    return any((path / name).exists() for name in (LAST_MODEL, BEST_MODEL, STATE_FILE, PROGRESS_FILE))
+
+
+def may_resume(run_dir: str | os.PathLike, state: str | None) -> bool:
+    """Whether a run in `state` can continue: stopped or interrupted, or failed after saving a checkpoint
+    (say the disk filled up at epoch 40; once there is room again, it goes on from last.keras)."""
+    return state in RESUMABLE_STATES or (state == "failed" and (Path(run_dir) / LAST_MODEL).exists())
 
 
 def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:
-    """Continue a stopped or interrupted run from its last checkpoint in a new detached process.
+    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process.
 
     Refused while any run in the same runs folder is active; the run reads as 'created' until the new
     process starts training, so a second click cannot launch it twice.
@@ -402,9 +491,13 @@ def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None =
     data = _existing_dataset(load_config(path).data)
     with launch_lock(path.parent):
         state = read_status(path).get("state")
-        if state not in RESUMABLE_STATES:
-            raise ValueError(f"Expected a stopped or interrupted run to resume; received {path.name}, which is {state}")
+        if not may_resume(path, state):
+            raise ValueError(
+                f"Expected a stopped or interrupted run, or a failed one with a checkpoint, to resume; "
+                f"received {path.name}, which is {state}"
+            )
         ensure_no_active_run(path.parent)
+        clear_stop_request(path)
         write_status(path, "created", resumed=True)
         _launch_and_record(path, data, resume=True, extra_env=extra_env)
     return path

@@ -250,7 +250,8 @@ def active_searches(searches_dir: str | os.PathLike | None = None) -> list[Searc
 def launch_search(search_dir: str | os.PathLike, *, resume: bool = False) -> subprocess.Popen:
     """Start `python -m ferlib tune` on an existing search folder as a detached process writing to log.txt."""
     path = Path(search_dir)
-    command = [sys.executable, "-m", "ferlib", "tune", "--resume" if resume else "--search-dir", str(path)]
+    # The folder reads as 'created' (resumed or not) when this runs: the process takes it over with --search-dir.
+    command = [sys.executable, "-m", "ferlib", "tune", "--search-dir", str(path)]
     environment = dict(os.environ)
     project_root = str(Path(__file__).resolve().parent.parent)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, environment.get("PYTHONPATH", "")]))
@@ -314,6 +315,7 @@ def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike 
                 f"Expected a stopped or interrupted search to resume; received {path.name}, which is {state}"
             )
         runs.ensure_no_active_run(runs_root, searches_dir=path.parent)
+        runs.clear_stop_request(path)
         runs.write_status(path, "created", resumed=True)
     return path
 

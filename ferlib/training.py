@@ -124,8 +124,11 @@ def run_training(
         raise ValueError(
             f"Expected a run that is not running; received {run_dir.name}, whose process is still training"
         )
-    runs.clear_stop_request(run_dir)
     stop = install_stop_signal(run_dir)
+    if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
+        runs.clear_stop_request(run_dir)
+        runs.write_status(run_dir, "stopped", reason="stopped before training started")
+        return runs.read_status(run_dir)
     runs.write_status(run_dir, "running", resumed=resume)
     try:
         result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
@@ -133,7 +136,8 @@ def run_training(
         runs.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
         raise
     except Exception as error:
-        traceback.print_exc(file=sys.stderr)
+        if not isinstance(error, ValueError):  # a ValueError is a message for the user, not a bug to trace
+            traceback.print_exc(file=sys.stderr)
         runs.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
         raise
     runs.clear_stop_request(run_dir)
@@ -193,7 +197,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     from ferlib.callbacks import AtomicCheckpoint, EpochLearningRate, ProgressWriter, StopOnRequest
     from ferlib.evaluation import evaluate_model
 
-    state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
+    state = runs.saved_state(run_dir)
     resuming = resume and (run_dir / runs.LAST_MODEL).exists()
     initial_epoch = int(state.get("epochs_completed", 0)) if resuming else 0
     seed = session_seed(config, initial_epoch)

@@ -384,8 +384,11 @@ def run_search(
     config = load_search_config(path)
     if runs.read_status(path).get("state") == "running":
         raise ValueError(f"Expected a search that is not running; received {path.name}, whose process is still running")
-    runs.clear_stop_request(path)
     stop = install_stop_signal(path)
+    if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
+        runs.clear_stop_request(path)
+        runs.write_status(path, "stopped", reason="stopped before the search started", **search_result(path))
+        return runs.read_status(path)
     runs.write_status(path, "running", resumed=resume)
     try:
         status = _search(path, config, data, dataset, stop, verbose)
@@ -393,7 +396,8 @@ def run_search(
         runs.write_status(path, "stopped", reason="interrupted from the keyboard", **search_result(path))
         raise
     except Exception as error:
-        traceback.print_exc(file=sys.stderr)
+        if not isinstance(error, ValueError):  # a ValueError is a message for the user, not a bug to trace
+            traceback.print_exc(file=sys.stderr)
         runs.write_status(path, "failed", error=f"{type(error).__name__}: {error}", **search_result(path))
         raise
     runs.clear_stop_request(path)

@@ -155,9 +155,17 @@ def show_monitor_message(scope: str) -> None:
 
 
 def stop_resume_buttons(
-    job_dir: Path, state: str, *, scope: str, noun: str, resume, stop_help: str, resume_help: str
+    job_dir: Path,
+    state: str,
+    *,
+    scope: str,
+    noun: str,
+    resume,
+    stop_help: str,
+    resume_help: str,
+    resumable: bool | None = None,
 ) -> None:
-    """Stop (active jobs) or Resume (stopped or interrupted ones) for a training run or a search folder.
+    """Stop (active jobs) or Resume (stopped or interrupted ones, or as `resumable` says) for a run or a search.
 
     `resume(job_dir)` relaunches the job's process; errors are kept for `show_monitor_message`.
     """
@@ -187,7 +195,7 @@ def stop_resume_buttons(
             key=f"{scope}-stop-{job_dir.name}",
             help=stop_help,
         )
-    elif state in runs.RESUMABLE_STATES:
+    elif state in runs.RESUMABLE_STATES if resumable is None else resumable:
         st.button(
             "Resume",
             icon=":material/play_arrow:",

@@ -139,6 +139,7 @@ def render_monitor(run_dir: Path, was_live: bool) -> None:
         "so the run can be resumed later.",
         resume_help="Continue from the last completed epoch (last.keras) in a new training process. "
         "Refused while another run is training.",
+        resumable=runs.may_resume(run_dir, state),
     )
     render_log(run_dir)
 
@@ -154,15 +155,19 @@ def render_status(run_dir: Path, status: dict[str, Any], summary: runs.RunSummar
     with badge:
         state_badge(state)
     explanations = {
-        "created": "Starting: the training process is loading the data and building the model.",
+        "created": "Starting: the training process is starting up (loading its libraries, then the data).",
         "stopped": f"Stopped after epoch {summary.epochs_completed}. **Resume** continues from that checkpoint.",
         "interrupted": "The training process ended without finishing (it was killed or the machine restarted). "
         f"**Resume** continues from the last saved epoch ({summary.epochs_completed}).",
     }
     if state == "failed":
+        if runs.may_resume(run_dir, state):
+            saved = summary.epochs_completed
+            then = f"Once the cause is fixed, **Resume** continues from the last saved epoch ({saved})."
+        else:
+            then = "Start a new run once the cause is fixed."
         st.error(
-            f"The run failed: {status.get('error', 'no reason was recorded')}. The log below has the details; "
-            "start a new run once the cause is fixed.",
+            f"The run failed: {status.get('error', 'no reason was recorded')}. The log below has the details. {then}",
             icon=":material/error:",
         )
     elif state == "finished":

@@ -121,6 +121,7 @@ def test_train_checks_its_dataset_before_creating_a_run_folder(tmp_path):
 
 def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
     from ferlib import runs
+    from ferlib.atomic import atomic_write_json
     from ferlib.config import TrainConfig
 
     runs_dir = tmp_path / "runs"
@@ -138,6 +139,14 @@ def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
     result = run_cli("train", "--run-dir", stopped, "--resume")
     assert result.returncode == 2 and "a-active (created)" in result.stderr
     assert runs.read_status(stopped)["state"] == "stopped"
+
+    atomic_write_json(stopped / runs.STATE_FILE, {"epochs_completed": 12, "best_val_accuracy": 0.6, "best_epoch": 9})
+    result = run_cli("train", "--run-dir", stopped)  # --resume forgotten: would overwrite its checkpoints
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Expected a new run folder without --resume; received b-stopped, which is stopped with 12 saved "
+        "epoch(s): add --resume to continue it, or start a new run"
+    )
 
     runs.write_status(active, "running")
     result = run_cli("train", "--run-dir", active, "--resume")

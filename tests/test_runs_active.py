@@ -167,7 +167,7 @@ def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, train
     assert launches == [{"run_dir": run_dir.resolve(), "data": str(training_data), "resume": True}]
     status = runs.read_status(run_dir)
     assert status["state"] == "created" and status["resumed"] is True
-    with pytest.raises(ValueError, match="Expected a stopped or interrupted run to resume"):
+    with pytest.raises(ValueError, match="which is created"):
         runs.resume_run(run_dir)  # a second click while it starts
     assert len(launches) == 1
 
@@ -192,6 +192,63 @@ def test_resume_run_is_refused_while_another_run_is_active(tmp_path, training_da
         runs.resume_run(stopped)
     assert runs.read_status(stopped)["state"] == "stopped"
     assert launches == []
+
+
+def test_resume_run_accepts_a_failed_run_only_with_a_checkpoint(tmp_path, training_data, launches):
+    failed = runs.create_run(tiny_config(training_data), tmp_path)
+    runs.write_status(failed, "failed", error="OSError: [Errno 28] No space left on device")
+    with pytest.raises(ValueError, match="which is failed"):
+        runs.resume_run(failed)
+    (failed / runs.LAST_MODEL).write_bytes(b"a checkpoint")
+    runs.request_stop(failed)  # left over from an earlier session
+    runs.resume_run(failed)
+    assert runs.read_status(failed)["state"] == "created" and not runs.stop_requested(failed)
+    assert [call["resume"] for call in launches] == [True]
+
+
+def test_ensure_run_may_train_claims_a_resumed_run_and_refuses_a_fresh_start_of_a_trained_one(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    runs.ensure_run_may_train(run_dir, resume=False)  # a new run handed over by its launcher
+    atomic_write_json(run_dir / runs.STATE_FILE, {"epochs_completed": 25, "best_val_accuracy": 0.6, "best_epoch": 20})
+    runs.write_status(run_dir, "running", pid=dead_pid())  # killed at epoch 25
+    with pytest.raises(ValueError, match=r"which is interrupted with 25 saved epoch.*add --resume to continue it"):
+        runs.ensure_run_may_train(run_dir, resume=False)  # training it afresh would overwrite its checkpoints
+    runs.request_stop(run_dir)
+    runs.ensure_run_may_train(run_dir, resume=True)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "created" and status["pid"] == os.getpid() and status["resumed"] is True
+    assert not runs.stop_requested(run_dir)  # a stale request would stop the resumed run at once
+    runs.request_stop(run_dir)  # ...but Stop pressed while it starts up is kept for the process
+    runs.ensure_run_may_train(run_dir, resume=True)
+    assert runs.stop_requested(run_dir)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
+def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    runs.write_status(run_dir, "running")  # this test process, with its boot and start time
+    status = read_json(run_dir / runs.STATUS_FILE)
+    assert status["pid"] == os.getpid() and isinstance(status["pid_start_ticks"], int)
+    assert runs.read_status(run_dir)["state"] == "running"
+    set_status(run_dir, pid_start_ticks=status["pid_start_ticks"] - 1)  # the pid now names a later process
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+    set_status(run_dir, pid_start_ticks=status["pid_start_ticks"], boot_id="an-earlier-boot")
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+    set_status(run_dir, boot_id=status["boot_id"])
+    assert runs.read_status(run_dir)["state"] == "running"
+
+
+def test_saved_state_trusts_the_checkpoints_written_before_state_json(tmp_path, training_data):
+    """Killed between saving the epoch's checkpoints and state.json: the sidecars have the newer counts."""
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    atomic_write_json(run_dir / runs.STATE_FILE, {"epochs_completed": 3, "best_val_accuracy": 0.5, "best_epoch": 2})
+    atomic_write_json(run_dir / "last.json", {"epochs_completed": 4})
+    atomic_write_json(run_dir / "best.json", {"metrics": {"val_accuracy": 0.6, "epoch": 4}})
+    assert runs.saved_state(run_dir)["epochs_completed"] == 3  # sidecars without their checkpoints count for nothing
+    (run_dir / runs.LAST_MODEL).write_bytes(b"epoch 4")
+    (run_dir / runs.BEST_MODEL).write_bytes(b"epoch 4")
+    state = runs.saved_state(run_dir)
+    assert (state["epochs_completed"], state["best_val_accuracy"], state["best_epoch"]) == (4, 0.6, 4)
 
 
 # --- deleting -----------------------------------------------------------------------------------------------

@@ -61,7 +61,10 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
 
 def test_stop_request_then_resume_continues_the_history(tmp_path, training_data):
     run_dir = runs.create_run(tiny_config(training_data, epochs=3), tmp_path)
-    runs.request_stop(run_dir)  # already there when training starts: cleared, so the run starts
+    runs.request_stop(run_dir)  # Stop pressed while the process started up: it stops before training
+    status = run_training(run_dir, verbose=0)
+    assert status["state"] == "stopped" and status["reason"] == "stopped before training started"
+    assert not runs.has_trained(run_dir) and not runs.stop_requested(run_dir)
     from ferlib.callbacks import ProgressWriter
 
     original = ProgressWriter.on_epoch_end

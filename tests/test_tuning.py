@@ -169,6 +169,22 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
     assert not (search_dir / runs.STOP_FILE).exists()
 
 
+def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether_it_resumes(tmp_path, training_data):
+    """The dashboard claims or creates the folder, then launches `tune --search-dir`; the process must accept
+    the 'created' folder (a second claim would refuse it) and resume only a claimed one."""
+    from ferlib.cli import _handed_over_search
+
+    new = searches.create_search(tiny_search(training_data), tmp_path / "searches")
+    assert _handed_over_search(new) == (new, False)
+    runs.write_status(new, "stopped")
+    with pytest.raises(ValueError, match="which is stopped: continue a stopped search with --resume"):
+        _handed_over_search(new)
+    runs.request_stop(new)  # left over from the earlier session
+    searches.claim_for_resume(new, tmp_path / "runs")
+    assert _handed_over_search(new) == (new, True)
+    assert not runs.stop_requested(new)
+
+
 def summary_state(search_dir: Path) -> str:
     return searches.summarize_search(search_dir).state
 
