@@ -193,8 +193,8 @@ def tune_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "ferlib", "tune", *arguments]
 
 
-def test_a_sigkilled_search_resumes_from_the_command_line(tmp_path, training_data):
-    """Kill the CLI mid-trial, then `tune --resume` re-runs the partial trial and prints the last line."""
+def test_a_sigkilled_search_resumes_in_a_process_launched_like_the_dashboards(tmp_path, training_data):
+    """Kill the CLI mid-trial, then a resumed search process re-runs the partial trial and prints the last line."""
     space_file = tmp_path / "space.json"
     space_file.write_text(json.dumps(TINY_SPACE))
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FERLIB_RUNS_DIR": str(tmp_path / "runs")}
@@ -220,11 +220,14 @@ def test_a_sigkilled_search_resumes_from_the_command_line(tmp_path, training_dat
     assert summary_state(search_dir) == "interrupted"
     assert [row.status for row in searches.read_trials(search_dir)][-1] == "interrupted"
 
-    finished = subprocess.run(
-        tune_command("--resume", str(search_dir)), cwd=tmp_path, env=environment, capture_output=True, text=True
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    last_line = finished.stdout.strip().splitlines()[-1]
+    # Resume as the dashboard does: claim the folder, launch `tune --search-dir` detached, watch status.json.
+    searches.resume_search(search_dir, tmp_path / "runs")
+    deadline = time.time() + 300
+    while time.time() < deadline and runs.is_active(search_dir):
+        time.sleep(0.5)
+    log = (search_dir / runs.LOG_FILE).read_text()
+    assert summary_state(search_dir) == "finished", log[-3000:]
+    last_line = log.strip().splitlines()[-1]
     assert LAST_LINE.match(last_line), last_line
     assert LAST_LINE.match(last_line).group(1) == "2"
     trials = searches.read_trials(search_dir)
