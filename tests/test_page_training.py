@@ -258,6 +258,23 @@ def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
     assert "Stop" in [button.label for button in app.button]
 
 
+def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, training_data, monkeypatch):
+    run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
+    runs.write_status(run_dir, "failed", error="OSError: [Errno 28] No space left on device")
+    monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
+    app = open_training_page()
+    assert not app.exception
+    assert "Start a new run once the cause is fixed" in texts(app.error)
+    assert "Resume" not in [button.label for button in app.button]
+
+    (run_dir / runs.LAST_MODEL).write_bytes(b"the epoch-2 checkpoint")
+    app = open_training_page()
+    assert "No space left on device" in texts(app.error) and "**Resume** continues" in texts(app.error)
+    button_labelled(app, "Resume").click().run()
+    assert not app.exception
+    assert runs.read_status(run_dir)["state"] == "created"
+
+
 # --- a real run from the form -------------------------------------------------------------------------------
 
 
