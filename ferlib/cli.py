@@ -331,6 +331,7 @@ def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
             f"Expected a search folder just created or claimed for this process with --search-dir; received "
             f"{search_dir.name}, which is {status.get('state')}: continue a stopped search with --resume"
         )
+    runs.ensure_handed_over(search_dir, status)
     return search_dir, bool(status.get("resumed"))
 
 

@@ -58,6 +58,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.augmentation, dict):
             self.augmentation = _from_dict(AugmentationConfig, self.augmentation, "augmentation")
+        if not isinstance(self.augmentation, AugmentationConfig):
+            raise ValueError(f"Expected augmentation to be an object; received {self.augmentation!r}")
         self.validate()
 
     def validate(self) -> None:

@@ -132,24 +132,40 @@ def _process_start_ticks(pid: int) -> int | None:
         return None
 
 
+def _boot_time() -> float | None:
+    """When the machine booted (Linux: btime in /proc/stat), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _process_alive(pid: int, status: dict[str, Any] | None = None) -> bool:
-    """Whether the process a status names still runs: its pid exists, is not a zombie and, when the status
-    recorded them, belongs to the same boot and started at the same time (so a reused pid does not count)."""
+    """Whether the process a status names still runs: same boot, its pid exists and is not a zombie and, when the
+    status recorded it, the process started at the same time (so a pid reused by a later process does not count)."""
+    status = status or {}
+    recorded_boot, current_boot = status.get("boot_id"), _boot_id()
+    if recorded_boot and current_boot and recorded_boot != current_boot:
+        return False
+    booted = _boot_time()
+    if not recorded_boot and booted and float(status.get("updated") or booted) < booted:
+        return False  # an older status without a boot id, last written before this boot
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: /proc still tells its start time
     fields = _process_stat_fields(pid)
     if fields is None:
         return True
     if fields and fields[0] == "Z":
         return False
-    status = status or {}
-    recorded_boot, recorded_start = status.get("boot_id"), status.get("pid_start_ticks")
-    if recorded_boot and _boot_id() and recorded_boot != _boot_id():
-        return False
+    recorded_start = status.get("pid_start_ticks")
     return recorded_start is None or _process_start_ticks(pid) in (None, recorded_start)
 
 
@@ -168,6 +184,14 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def is_active(run_dir: str | os.PathLike) -> bool:
     return read_status(run_dir).get("state") in ("created", "running")
+
+
+def is_user_error(error: BaseException) -> bool:
+    """ferlib's own 'Expected …; received …' ValueErrors: messages for the user, printed without a traceback.
+
+    Keras and TensorFlow raise ValueError for bugs too (shape mismatches, a corrupt checkpoint); those keep theirs.
+    """
+    return isinstance(error, ValueError) and str(error).startswith("Expected ")
 
 
 def request_stop(run_dir: str | os.PathLike) -> None:
@@ -244,7 +268,7 @@ def summarize_run(run_dir: str | os.PathLike) -> RunSummary:
     path = Path(run_dir)
     status = read_status(path)
     config = read_json(path / CONFIG_FILE, default={}) or {}
-    state = read_json(path / STATE_FILE, default={}) or {}
+    state = saved_state(path)
     started, ended = status.get("started"), status.get("ended") or status.get("updated")
     return RunSummary(
         run_id=path.name,
@@ -421,8 +445,8 @@ def ensure_run_may_train(run_dir: str | os.PathLike, *, resume: bool) -> None:
 
     Refused: a run that is already training; any run while another run or search in its folder is active;
     without `resume`, a run that has trained before (training it afresh would overwrite its checkpoints and
-    history). A run that reads as 'created' passes: that is a launcher handing it over to this process. Any
-    other run is marked 'created' by this process under the launch lock, so no one launches it twice, and a
+    history). A run that reads as 'created' by this process or its parent passes: a launcher handing it over.
+    Any other run is marked 'created' by this process under the launch lock, so no one launches it twice, and a
     stale stop request from an earlier session is dropped.
     """
     path = Path(run_dir).expanduser().resolve()
@@ -437,15 +461,29 @@ def ensure_run_may_train(run_dir: str | os.PathLike, *, resume: bool) -> None:
                 f"which is running in process {status.get('pid')}"
             )
         if not resume and has_trained(path):
-            epochs = (read_json(path / STATE_FILE, default={}) or {}).get("epochs_completed", 0)
+            epochs = saved_state(path).get("epochs_completed", 0)
             raise ValueError(
                 f"Expected a new run folder without --resume; received {path.name}, which is {state} with "
                 f"{epochs} saved epoch(s): add --resume to continue it, or start a new run"
             )
+        if state == "created":
+            ensure_handed_over(path, status)
         ensure_no_active_run(path.parent, except_run=path.name)
         if state != "created":
             clear_stop_request(path)
             write_status(path, "created", resumed=resume)
+
+
+def ensure_handed_over(job_dir: Path, status: dict[str, Any]) -> None:
+    """Refuse a 'created' run or search folder that this process's launcher did not create or claim for it.
+
+    A launcher records itself, then the process it started: either this process or its parent.
+    """
+    if status.get("pid") not in (os.getpid(), os.getppid()):
+        raise ValueError(
+            f"Expected a folder created or claimed for this process; received {job_dir.name}, which process "
+            f"{status.get('pid')} is starting: wait for it, or stop it"
+        )
 
 
 def saved_state(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def run_training(
         runs.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
         raise
     except Exception as error:
-        if not isinstance(error, ValueError):  # a ValueError is a message for the user, not a bug to trace
+        if not runs.is_user_error(error):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
         runs.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -279,7 +279,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
             class_weight=class_weights(train_labels) if config.class_weighting else None,
         )
     if stop.triggered:
-        state = read_json(run_dir / runs.STATE_FILE, default={}) or {}
+        state = runs.saved_state(run_dir)
         runs.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))
         return runs.read_status(run_dir)
 
@@ -289,7 +289,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         "validation": evaluate_model(best_model, validation_images, validation_labels),
         "validation_tta": evaluate_model(best_model, validation_images, validation_labels, tta=True),
         "train_seconds_this_session": time.time() - started,
-        "best_epoch": (read_json(run_dir / runs.STATE_FILE, default={}) or {}).get("best_epoch"),
+        "best_epoch": runs.saved_state(run_dir).get("best_epoch"),
         "parameters": int(best_model.count_params()),
     }
     atomic_write_json(run_dir / runs.METRICS_FILE, metrics)

@@ -396,7 +396,7 @@ def run_search(
         runs.write_status(path, "stopped", reason="interrupted from the keyboard", **search_result(path))
         raise
     except Exception as error:
-        if not isinstance(error, ValueError):  # a ValueError is a message for the user, not a bug to trace
+        if not runs.is_user_error(error):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
         runs.write_status(path, "failed", error=f"{type(error).__name__}: {error}", **search_result(path))
         raise

@@ -14,6 +14,7 @@ from ferlib.config import TrainConfig
         ({"augmentation": {"zoom": "a lot"}}, "Expected augmentation.zoom to be a number; received 'a lot'"),
         ({"hyperparameters": [32, 64]}, "Expected hyperparameters to be an object; received [32, 64]"),
         ({"data": None}, "Expected data to be a string; received None"),
+        ({"augmentation": None}, "Expected augmentation to be an object; received None"),
         ({"momentum": 1.5}, "Expected momentum in [0, 1); received 1.5"),
     ],
 )

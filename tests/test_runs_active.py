@@ -236,6 +236,31 @@ def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path, training_data):
     assert runs.read_status(run_dir)["state"] == "interrupted"
     set_status(run_dir, boot_id=status["boot_id"])
     assert runs.read_status(run_dir)["state"] == "running"
+    older = {key: value for key, value in status.items() if key not in ("boot_id", "pid_start_ticks")}
+    atomic_write_json(run_dir / runs.STATUS_FILE, older)  # written by an older ferlib: only the pid to go on
+    assert runs.read_status(run_dir)["state"] == "running"
+    stat_lines = Path("/proc/stat").read_text().splitlines()
+    booted = float(next(line for line in stat_lines if line.startswith("btime ")).split()[1])
+    atomic_write_json(run_dir / runs.STATUS_FILE, {**older, "updated": booted - 60})  # before this boot
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+
+
+def test_a_created_run_is_taken_over_only_by_the_process_its_launcher_started(tmp_path, training_data):
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        set_status(run_dir, pid=other.pid)  # a dashboard launch, still importing TensorFlow
+        with pytest.raises(ValueError, match=f"which process {other.pid} is starting: wait for it, or stop it"):
+            runs.ensure_run_may_train(run_dir, resume=True)
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_only_ferlibs_own_expected_errors_go_without_a_traceback():
+    assert runs.is_user_error(ValueError("Expected a dataset; received none"))
+    assert not runs.is_user_error(ValueError("Input 0 of layer 'dense' is incompatible with the layer"))
+    assert not runs.is_user_error(KeyError("Expected"))
 
 
 def test_saved_state_trusts_the_checkpoints_written_before_state_json(tmp_path, training_data):
