@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import os
 import secrets
@@ -108,6 +109,7 @@ def process_identity(pid: int) -> dict[str, Any]:
     return identity
 
 
+@functools.cache
 def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
@@ -132,6 +134,7 @@ def _process_start_ticks(pid: int) -> int | None:
         return None
 
 
+@functools.cache
 def _boot_time() -> float | None:
     """When the machine booted (Linux: btime in /proc/stat), or None."""
     try:
@@ -514,8 +517,8 @@ def has_trained(run_dir: str | os.PathLike) -> bool:
 
 
 def may_resume(run_dir: str | os.PathLike, state: str | None) -> bool:
-    """Whether a run in `state` can continue: stopped or interrupted, or failed after saving a checkpoint
-    (say the disk filled up at epoch 40; once there is room again, it goes on from last.keras)."""
+    """Whether a run (or search) in `state` can continue: stopped or interrupted, or failed after saving a
+    checkpoint (say the disk filled up at epoch 40; once there is room again, it goes on from last.keras)."""
     return state in RESUMABLE_STATES or (state == "failed" and (Path(run_dir) / LAST_MODEL).exists())
 
 

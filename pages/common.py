@@ -163,9 +163,8 @@ def stop_resume_buttons(
     resume,
     stop_help: str,
     resume_help: str,
-    resumable: bool | None = None,
 ) -> None:
-    """Stop (active jobs) or Resume (stopped or interrupted ones, or as `resumable` says) for a run or a search.
+    """Stop (active jobs) or Resume (those `runs.may_resume` accepts) for a training run or a search folder.
 
     `resume(job_dir)` relaunches the job's process; errors are kept for `show_monitor_message`.
     """
@@ -195,7 +194,7 @@ def stop_resume_buttons(
             key=f"{scope}-stop-{job_dir.name}",
             help=stop_help,
         )
-    elif state in runs.RESUMABLE_STATES if resumable is None else resumable:
+    elif runs.may_resume(job_dir, state):
         st.button(
             "Resume",
             icon=":material/play_arrow:",

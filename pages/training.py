@@ -139,7 +139,6 @@ def render_monitor(run_dir: Path, was_live: bool) -> None:
         "so the run can be resumed later.",
         resume_help="Continue from the last completed epoch (last.keras) in a new training process. "
         "Refused while another run is training.",
-        resumable=runs.may_resume(run_dir, state),
     )
     render_log(run_dir)
 
