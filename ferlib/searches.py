@@ -247,10 +247,13 @@ def active_searches(searches_dir: str | os.PathLike | None = None) -> list[Searc
 # --- launching ----------------------------------------------------------------------------------------------
 
 
-def launch_search(search_dir: str | os.PathLike, *, resume: bool = False) -> subprocess.Popen:
-    """Start `python -m ferlib tune` on an existing search folder as a detached process writing to log.txt."""
+def launch_search(search_dir: str | os.PathLike) -> subprocess.Popen:
+    """Start `python -m ferlib tune` on an existing search folder as a detached process writing to log.txt.
+
+    The folder reads as 'created' when this runs, new or resumed alike; the process takes it over with
+    --search-dir and learns from status.json's `resumed` whether to reload the tuner's trials.
+    """
     path = Path(search_dir)
-    # The folder reads as 'created' (resumed or not) when this runs: the process takes it over with --search-dir.
     command = [sys.executable, "-m", "ferlib", "tune", "--search-dir", str(path)]
     environment = dict(os.environ)
     project_root = str(Path(__file__).resolve().parent.parent)
@@ -269,7 +272,7 @@ def launch_search(search_dir: str | os.PathLike, *, resume: bool = False) -> sub
 def _launch_and_record(search_dir: Path, *, resume: bool) -> None:
     """Launch the search process and name it in status.json (see ferlib.runs._launch_and_record for why)."""
     try:
-        process = launch_search(search_dir, resume=resume)
+        process = launch_search(search_dir)
     except OSError as error:
         runs.write_status(search_dir, "failed", error=f"the search process could not be started: {error}")
         raise ValueError(f"Expected to start the search process; received {error}") from None

@@ -256,8 +256,9 @@ def launches(monkeypatch):
         calls.append(("run", Path(run_dir)))
         return SimpleNamespace(pid=os.getpid())
 
-    def fake_search(search_dir, *, resume=False):
-        calls.append(("search", Path(search_dir), resume))
+    def fake_search(search_dir):
+        resumed = runs.read_status(search_dir).get("resumed", False)
+        calls.append(("search", Path(search_dir), resumed))
         return SimpleNamespace(pid=os.getpid())
 
     monkeypatch.setattr(runs, "launch_run", fake_run)
