@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from ferlib import runs
 from ferlib.atomic import append_json_line, atomic_write_json
@@ -157,12 +158,20 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     state.json records completed epochs and the best score so a stopped or killed run can resume.
     """
 
-    def __init__(self, run_dir: Path, stop: StopSignal, config: TrainConfig, monitor: str = "val_accuracy") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        stop: StopSignal,
+        config: TrainConfig,
+        monitor: str = "val_accuracy",
+        patience_callbacks: dict[str, ResumableCounters] | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.stop = stop
         self.config = config
         self.monitor = monitor
+        self.patience_callbacks = patience_callbacks or {}
         state = runs.saved_state(run_dir)
         self.best = state.get("best_val_accuracy")
         self.best_epoch = state.get("best_epoch")
@@ -171,10 +180,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         partial = self.stop.triggered
         completed = epoch if partial else epoch + 1
+        counters = {name: callback.counters() for name, callback in self.patience_callbacks.items()}
         save_model(
             self.model,
             self.run_dir / runs.LAST_MODEL,
-            model_metadata(self.config.to_dict(), {}, epochs_completed=completed),
+            model_metadata(self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters),
         )
         score = logs.get(self.monitor)
         if not partial and score is not None and (self.best is None or float(score) > float(self.best)):
@@ -192,6 +202,44 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 "updated": time.time(),
             },
         )
+
+
+PATIENCE_COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter")
+
+
+class ResumableCounters:
+    """Mixin for ReduceLROnPlateau and EarlyStopping: patience survives a resume, a partial epoch is ignored.
+
+    Keras resets `wait` and `best` in on_train_begin, so a resumed run would wait a whole patience again;
+    AtomicCheckpoint saves `counters()` beside last.keras and the resumed session passes them back as `saved`.
+    The validation score of a stopped run's partial epoch must not count towards patience or cut the rate.
+    """
+
+    def __init__(self, *args: Any, stop: StopSignal, saved: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop = stop
+        self.saved = dict(saved or {})
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        for name in PATIENCE_COUNTERS:
+            if name in self.saved and hasattr(self, name):
+                setattr(self, name, self.saved[name])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.stop.triggered:
+            super().on_epoch_end(epoch, logs)
+
+    def counters(self) -> dict[str, Any]:
+        return {name: _counter(getattr(self, name)) for name in PATIENCE_COUNTERS if hasattr(self, name)}
+
+
+class ResumableReduceLROnPlateau(ResumableCounters, keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose patience and cooldown carry over a resume (see ResumableCounters)."""
+
+
+class ResumableEarlyStopping(ResumableCounters, keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience carries over a resume (see ResumableCounters)."""
 
 
 class EpochLearningRate(keras.callbacks.Callback):
@@ -218,6 +266,13 @@ def learning_rate_for_epoch(config: TrainConfig, epoch: int) -> float:
     span = max(1, config.epochs - config.warmup_epochs)
     progress = min(1.0, (epoch - config.warmup_epochs) / span)
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _counter(value: Any) -> int | float | None:
+    """A patience counter as JSON: epochs stay integers, scores become floats, unset or infinite is None."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return _number(value)
 
 
 def _number(value: Any) -> float | None:

@@ -190,6 +190,38 @@ def load_initial_weights(model, path: str | Path, seed: int = 0) -> str:
     return "widened"
 
 
+def _saved_counters(run_dir: Path) -> dict[str, dict]:
+    """The plateau and early-stopping counters saved beside last.keras ({} for runs saved before they were)."""
+    counters = (read_json(sidecar_path(run_dir / runs.LAST_MODEL), default={}) or {}).get("patience_counters")
+    return counters if isinstance(counters, dict) else {}
+
+
+def _patience_callbacks(config: TrainConfig, stop, saved: dict[str, dict]) -> dict:
+    """ReduceLROnPlateau (plateau schedule) and EarlyStopping (patience > 0), resuming their saved counters."""
+    from ferlib.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
+
+    callbacks = {}
+    if config.schedule == "plateau":
+        callbacks["plateau"] = ResumableReduceLROnPlateau(
+            monitor="val_accuracy",
+            mode="max",
+            factor=config.plateau_factor,
+            patience=config.plateau_patience,
+            min_lr=config.learning_rate * 1e-3,
+            stop=stop,
+            saved=saved.get("plateau"),
+        )
+    if config.early_stopping_patience > 0:
+        callbacks["early_stopping"] = ResumableEarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=config.early_stopping_patience,
+            stop=stop,
+            saved=saved.get("early_stopping"),
+        )
+    return callbacks
+
+
 def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
     import keras
 
@@ -227,6 +259,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
     steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
     validation = validation_arrays(validation_images, validation_labels)
+    patience_callbacks = _patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
     callbacks = [
         EpochLearningRate(config),
         StopOnRequest(stop),
@@ -248,23 +281,11 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
             },
         ),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),
-        AtomicCheckpoint(run_dir, stop, config),
+        # Before the checkpoint, so last.keras holds a rate just cut and the counters after this epoch.
+        *patience_callbacks.values(),
+        AtomicCheckpoint(run_dir, stop, config, patience_callbacks=patience_callbacks),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR), write_graph=False, profile_batch=0),
     ]
-    if config.schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_accuracy",
-                mode="max",
-                factor=config.plateau_factor,
-                patience=config.plateau_patience,
-                min_lr=config.learning_rate * 1e-3,
-            )
-        )
-    if config.early_stopping_patience > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.early_stopping_patience)
-        )
     started = time.time()
     if initial_epoch < config.epochs:
         model.fit(

@@ -1,0 +1,106 @@
+"""Plateau and early-stopping patience carry over a stop and resume, and ignore a stopped run's partial epoch."""
+
+from pathlib import Path
+
+import keras
+import pytest
+
+from ferlib import runs
+from ferlib.atomic import read_json
+from ferlib.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau, StopSignal
+from ferlib.config import TrainConfig
+from ferlib.modelio import sidecar_path
+from ferlib.training import run_training
+
+
+def tiny_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    return model
+
+
+def learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def session(callback, scores: list[float], first_epoch: int, model: keras.Model) -> int | None:
+    """Feed validation scores to a callback as one fit() would; returns the epoch it stopped training at."""
+    callback.set_model(model)
+    model.stop_training = False
+    callback.on_train_begin()
+    for epoch, score in enumerate(scores, start=first_epoch):
+        callback.on_epoch_end(epoch, {"val_accuracy": score})
+        if model.stop_training:
+            return epoch
+    return None
+
+
+def test_early_stopping_patience_spans_a_resume(tmp_path):
+    model, stop = tiny_model(), StopSignal(tmp_path)
+    options = {"monitor": "val_accuracy", "mode": "max", "patience": 3}
+    first = ResumableEarlyStopping(stop=stop, **options)
+    assert session(first, [0.5, 0.6, 0.55, 0.55], 0, model) is None
+    saved = first.counters()
+    assert saved["wait"] == 2 and saved["best"] == pytest.approx(0.6) and saved["best_epoch"] == 1
+
+    assert session(ResumableEarlyStopping(stop=stop, saved=saved, **options), [0.55], 4, model) == 4
+    assert session(ResumableEarlyStopping(stop=stop, **options), [0.55], 4, model) is None  # what Keras alone did
+
+
+def test_plateau_cut_and_cooldown_span_a_resume(tmp_path):
+    model, stop = tiny_model(), StopSignal(tmp_path)
+    options = {"monitor": "val_accuracy", "mode": "max", "patience": 2, "factor": 0.5, "cooldown": 1}
+    first = ResumableReduceLROnPlateau(stop=stop, **options)
+    session(first, [0.5, 0.4], 0, model)
+    assert learning_rate(model) == pytest.approx(0.1)
+    resumed = ResumableReduceLROnPlateau(stop=stop, saved=first.counters(), **options)
+    session(resumed, [0.4], 2, model)
+    assert learning_rate(model) == pytest.approx(0.05)
+    assert resumed.counters()["cooldown_counter"] == 1
+
+
+def test_a_partial_epoch_does_not_count(tmp_path):
+    model, stop = tiny_model(), StopSignal(tmp_path)
+    callback = ResumableEarlyStopping(stop=stop, monitor="val_accuracy", mode="max", patience=1)
+    session(callback, [0.5], 0, model)
+    stop.triggered = True  # a stop arrived during epoch 1: Keras still validates and reports the partial epoch
+    callback.on_epoch_end(1, {"val_accuracy": 0.1})
+    assert callback.counters()["wait"] == 0 and not model.stop_training
+
+
+def test_a_stopped_plateau_run_saves_its_counters_and_resumes_them(tmp_path, training_data):
+    config = TrainConfig(
+        architecture="compact_cnn",
+        hyperparameters={"filters": (8, 16, 32), "dense_units": 16},
+        batch_size=32,
+        epochs=3,
+        schedule="plateau",
+        plateau_patience=1,
+        early_stopping_patience=5,
+        data=str(training_data),
+    )
+    run_dir = runs.create_run(config, tmp_path)
+    from ferlib.callbacks import ProgressWriter
+
+    original = ProgressWriter.on_epoch_end
+
+    def stop_after_first_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            runs.request_stop(run_dir)
+
+    ProgressWriter.on_epoch_end = stop_after_first_epoch
+    try:
+        assert run_training(run_dir, verbose=0)["state"] == "stopped"
+    finally:
+        ProgressWriter.on_epoch_end = original
+    sidecar = read_json(sidecar_path(Path(run_dir) / runs.LAST_MODEL))
+    assert sidecar["epochs_completed"] == 1
+    counters = sidecar["patience_counters"]
+    first_score = float(runs.read_history(run_dir)[0]["val_accuracy"])
+    # The partial second epoch (stopped mid-way, yet validated by Keras) neither moved the best nor the wait.
+    assert counters["early_stopping"] == {"wait": 0, "best": pytest.approx(first_score), "best_epoch": 0}
+    assert counters["plateau"]["wait"] == 0 and counters["plateau"]["best"] == pytest.approx(first_score)
+
+    assert run_training(run_dir, resume=True, verbose=0)["state"] == "finished"
+    assert read_json(sidecar_path(Path(run_dir) / runs.LAST_MODEL))["epochs_completed"] == 3
