@@ -215,7 +215,9 @@ class ResumableCounters:
     The validation score of a stopped run's partial epoch must not count towards patience or cut the rate.
     """
 
-    def __init__(self, *args: Any, stop: StopSignal, saved: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, stop: StopSignal | None = None, saved: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.stop = stop
         self.saved = dict(saved or {})
@@ -227,7 +229,7 @@ class ResumableCounters:
                 setattr(self, name, self.saved[name])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if not self.stop.triggered:
+        if self.stop is None or not self.stop.triggered:
             super().on_epoch_end(epoch, logs)
 
     def counters(self) -> dict[str, Any]:
@@ -240,6 +242,34 @@ class ResumableReduceLROnPlateau(ResumableCounters, keras.callbacks.ReduceLROnPl
 
 class ResumableEarlyStopping(ResumableCounters, keras.callbacks.EarlyStopping):
     """EarlyStopping whose patience carries over a resume (see ResumableCounters)."""
+
+
+def patience_callbacks(
+    config: TrainConfig, stop: StopSignal | None = None, saved: dict[str, dict] | None = None
+) -> dict[str, ResumableCounters]:
+    """The config's ReduceLROnPlateau (plateau schedule) and EarlyStopping (patience > 0), by name, continuing
+    from `saved` counters; runs and search trials alike, so a searched 'plateau' schedule really cuts its rate."""
+    saved = saved or {}
+    callbacks: dict[str, ResumableCounters] = {}
+    if config.schedule == "plateau":
+        callbacks["plateau"] = ResumableReduceLROnPlateau(
+            monitor="val_accuracy",
+            mode="max",
+            factor=config.plateau_factor,
+            patience=config.plateau_patience,
+            min_lr=config.learning_rate * 1e-3,
+            stop=stop,
+            saved=saved.get("plateau"),
+        )
+    if config.early_stopping_patience > 0:
+        callbacks["early_stopping"] = ResumableEarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=config.early_stopping_patience,
+            stop=stop,
+            saved=saved.get("early_stopping"),
+        )
+    return callbacks
 
 
 class EpochLearningRate(keras.callbacks.Callback):

@@ -1,12 +1,15 @@
 """A live video stream's shared state: the analyzer the video thread runs and the results the page reads.
 
 The video thread calls `LiveSession.process_frame` for each frame; the page thread reads `snapshot()` and calls
-`configure()` when the user changes a control. A lock guards the results, and a frame arriving while another is
-still being processed is passed through untouched rather than queued, so the video never lags behind the camera.
+`configure()` or `reset()` when the user changes a control or starts the stream. A lock guards the results; the
+analyzer's face tracks belong to the video thread alone, so changed settings and resets are queued under the
+lock and applied by the video thread before its next frame. An error inside the analyzer is caught and reported
+in the snapshot: an exception escaping the frame callback would end streamlit-webrtc's worker and freeze the video.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -17,6 +20,8 @@ import numpy as np
 
 from ferlib.live import LIVE_DETECTOR_OPTIONS, LiveAnalyzer, LiveFrameResult, LiveSettings, annotate_live
 from ferlib.pipeline import FacePrediction
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class LiveSnapshot:
     detection_interval: int
     seconds_since_update: float | None
     frame: np.ndarray | None
+    error: str | None = None  # the analyzer's last error, until a frame succeeds again
 
 
 class LiveSession:
@@ -90,6 +96,9 @@ class LiveSession:
         self._busy = threading.Lock()
         self._analyzer: LiveAnalyzer | None = None
         self._key: tuple[str, str, str] | None = None
+        self._pending_settings: LiveSettings | None = None
+        self._pending_reset = False
+        self._error: str | None = None
         self._reset_results()
 
     def _reset_results(self) -> None:
@@ -110,31 +119,51 @@ class LiveSession:
             analyzer = build_analyzer(detector_name, variant, settings)
             with self._lock:
                 self._analyzer, self._key = analyzer, key
-        elif self._analyzer is not None:
+                self._pending_settings, self._pending_reset = None, False
+        else:
             with self._lock:
-                self._analyzer.update_settings(settings)
+                self._pending_settings = settings
 
     def reset(self) -> None:
-        """Forget results and face tracks (a new stream starts)."""
+        """Forget results and face tracks (a new stream starts); the tracks go before the next frame."""
         with self._lock:
             self._reset_results()
-            if self._analyzer is not None:
-                self._analyzer.reset()
+            self._error = None
+            self._pending_reset = True
 
     def process_frame(self, image: np.ndarray) -> np.ndarray:
-        """Analyse one video frame and return it annotated (BGR); the results are kept for `snapshot`."""
+        """Analyse one video frame and return it annotated (BGR); the results are kept for `snapshot`.
+
+        Never raises: on an error the frame goes back unannotated and the message waits in `snapshot().error`.
+        """
         with self._lock:
             analyzer = self._analyzer
+            settings, self._pending_settings = self._pending_settings, None
+            reset, self._pending_reset = self._pending_reset, False
         if analyzer is None:
             return annotate_live(image, [], LiveSettings())
         if not self._busy.acquire(blocking=False):
-            return image  # another frame is in progress: never queue stale frames
+            return image  # only if two threads ever call at once: never queue stale frames
         try:
+            if reset:
+                analyzer.reset()
+            if settings is not None:
+                analyzer.update_settings(settings)
             annotated, result = analyzer.process(image)
+        except Exception as error:  # whatever the analyzer raised, the video must keep playing
+            self._report_error(error)
+            return image
         finally:
             self._busy.release()
         self._record(result, annotated)
         return annotated
+
+    def _report_error(self, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"
+        with self._lock:
+            repeated, self._error = message == self._error, message
+        if not repeated:  # a failure repeated on every frame is logged once
+            LOGGER.error("live frame analysis failed", exc_info=error)
 
     def _record(self, result: LiveFrameResult, annotated: np.ndarray) -> None:
         now = time.monotonic()
@@ -142,6 +171,7 @@ class LiveSession:
             if self._started is None:
                 self._started = now
             self._frames += 1
+            self._error = None
             self._frame_times.append(now)
             self._last_update = now
             self._faces = result.faces
@@ -170,4 +200,5 @@ class LiveSession:
                 detection_interval=result.detection_interval if result else 0,
                 seconds_since_update=time.monotonic() - self._last_update if self._last_update else None,
                 frame=self._last_frame,
+                error=self._error,
             )

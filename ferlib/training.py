@@ -196,37 +196,17 @@ def _saved_counters(run_dir: Path) -> dict[str, dict]:
     return counters if isinstance(counters, dict) else {}
 
 
-def _patience_callbacks(config: TrainConfig, stop, saved: dict[str, dict]) -> dict:
-    """ReduceLROnPlateau (plateau schedule) and EarlyStopping (patience > 0), resuming their saved counters."""
-    from ferlib.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
-
-    callbacks = {}
-    if config.schedule == "plateau":
-        callbacks["plateau"] = ResumableReduceLROnPlateau(
-            monitor="val_accuracy",
-            mode="max",
-            factor=config.plateau_factor,
-            patience=config.plateau_patience,
-            min_lr=config.learning_rate * 1e-3,
-            stop=stop,
-            saved=saved.get("plateau"),
-        )
-    if config.early_stopping_patience > 0:
-        callbacks["early_stopping"] = ResumableEarlyStopping(
-            monitor="val_accuracy",
-            mode="max",
-            patience=config.early_stopping_patience,
-            stop=stop,
-            saved=saved.get("early_stopping"),
-        )
-    return callbacks
-
-
 def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
     import keras
 
     from ferlib.architectures import build_model
-    from ferlib.callbacks import AtomicCheckpoint, EpochLearningRate, ProgressWriter, StopOnRequest
+    from ferlib.callbacks import (
+        AtomicCheckpoint,
+        EpochLearningRate,
+        ProgressWriter,
+        StopOnRequest,
+        patience_callbacks,
+    )
     from ferlib.evaluation import evaluate_model
 
     state = runs.saved_state(run_dir)
@@ -259,7 +239,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
     steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
     validation = validation_arrays(validation_images, validation_labels)
-    patience_callbacks = _patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
+    patience = patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
     callbacks = [
         EpochLearningRate(config),
         StopOnRequest(stop),
@@ -282,8 +262,8 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         ),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),
         # Before the checkpoint, so last.keras holds a rate just cut and the counters after this epoch.
-        *patience_callbacks.values(),
-        AtomicCheckpoint(run_dir, stop, config, patience_callbacks=patience_callbacks),
+        *patience.values(),
+        AtomicCheckpoint(run_dir, stop, config, patience_callbacks=patience),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR), write_graph=False, profile_batch=0),
     ]
     started = time.time()

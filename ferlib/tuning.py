@@ -27,7 +27,7 @@ import numpy as np
 from ferlib import runs
 from ferlib.architectures import build_model
 from ferlib.atomic import append_json_line, atomic_write_json, read_json
-from ferlib.callbacks import EpochLearningRate, StopSignal
+from ferlib.callbacks import EpochLearningRate, StopSignal, patience_callbacks
 from ferlib.config import TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset
 from ferlib.search_space import trial_config
@@ -99,7 +99,8 @@ def fit_config(
     initial_epoch: int = 0,
     verbose: int = 0,
 ):
-    """Train `model` on the config's augmented pipeline with its learning-rate schedule; returns the History."""
+    """Train `model` on the config's augmented pipeline with its learning-rate schedule (plateau cuts and early
+    stopping included, as in a training run); returns the History."""
     pipeline = make_training_pipeline(data.train_images, data.train_labels, config)
     return model.fit(
         pipeline,
@@ -107,7 +108,7 @@ def fit_config(
         initial_epoch=initial_epoch,
         validation_data=data.validation,
         validation_batch_size=256,
-        callbacks=[EpochLearningRate(config), *callbacks],
+        callbacks=[EpochLearningRate(config), *patience_callbacks(config).values(), *callbacks],
         verbose=verbose,
     )
 

@@ -293,6 +293,8 @@ with camera_tab:
             st.subheader("Now")
             if not playing and snapshot.frames == 0:
                 st.caption("Waiting for the video: press START.")
+            elif snapshot.error:
+                st.warning(f"The last frame could not be analysed, so it is shown as it came: {snapshot.error}")
             elif not snapshot.faces:
                 st.caption("No face in view.")
             for face in snapshot.faces:

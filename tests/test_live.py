@@ -294,6 +294,45 @@ def test_session_records_faces_and_timeline_and_never_queues(astronaut_face, tin
     assert session.snapshot().frames == 0 and session.snapshot().timeline == []
 
 
+def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_face, tiny_model_path):
+    """The page thread once trimmed track histories while the video thread averaged them ('deque mutated')."""
+    session = LiveSession(timeline_every_seconds=0)
+    frame = astronaut_frame(astronaut_face)
+    variant = ModelVariant("tiny", tiny_model_path, "keras")
+    session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=8))
+    for _ in range(3):
+        session.process_frame(frame)
+    analyzer = session._analyzer
+    track = analyzer.tracker.tracks[0]
+    kept = len(track.history)
+    assert kept >= 2
+    session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=1))
+    session.reset()
+    assert analyzer.settings.smoothing_window == 8 and len(track.history) == kept  # untouched by the page thread
+    assert session.snapshot().frames == 0
+    session.process_frame(frame)
+    assert session._analyzer is analyzer and analyzer.settings.smoothing_window == 1
+    assert [t.face_id for t in analyzer.tracker.tracks] == [1] and analyzer.tracker.tracks[0] is not track
+
+
+def test_an_analyzer_error_keeps_the_video_playing_and_is_reported(astronaut_face, tiny_model_path, monkeypatch):
+    session = LiveSession()
+    frame = astronaut_frame(astronaut_face)
+    session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(adaptive=False))
+    original = session._analyzer.process
+
+    def broken(image):
+        raise RuntimeError("interpreter exploded")
+
+    monkeypatch.setattr(session._analyzer, "process", broken)
+    assert session.process_frame(frame) is frame
+    assert session.process_frame(frame) is frame
+    assert session.snapshot().error == "RuntimeError: interpreter exploded" and session.snapshot().frames == 0
+    monkeypatch.setattr(session._analyzer, "process", original)
+    session.process_frame(frame)
+    assert session.snapshot().error is None and session.snapshot().frames == 1
+
+
 # --- ICE servers --------------------------------------------------------------------------------------------------
 
 

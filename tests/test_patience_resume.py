@@ -104,3 +104,24 @@ def test_a_stopped_plateau_run_saves_its_counters_and_resumes_them(tmp_path, tra
 
     assert run_training(run_dir, resume=True, verbose=0)["state"] == "finished"
     assert read_json(sidecar_path(Path(run_dir) / runs.LAST_MODEL))["epochs_completed"] == 3
+
+
+def test_search_trials_use_the_configs_plateau_and_early_stopping(monkeypatch):
+    """A searched 'plateau' schedule used to train at a constant rate after warm-up: trials had no plateau callback."""
+    from types import SimpleNamespace
+
+    from ferlib import tuning
+
+    captured = {}
+
+    class RecordingModel:
+        def fit(self, *args, callbacks, **kwargs):
+            captured["callbacks"] = callbacks
+
+    monkeypatch.setattr(tuning, "make_training_pipeline", lambda *args, **kwargs: None)
+    config = TrainConfig(architecture="compact_cnn", schedule="plateau", plateau_patience=4, early_stopping_patience=6)
+    data = SimpleNamespace(train_images=None, train_labels=None, validation=None)
+    tuning.fit_config(RecordingModel(), config, data, [], epochs=3)
+    by_kind = {type(callback).__name__: callback for callback in captured["callbacks"]}
+    assert by_kind["ResumableReduceLROnPlateau"].patience == 4
+    assert by_kind["ResumableEarlyStopping"].patience == 6
