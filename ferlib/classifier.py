@@ -7,6 +7,7 @@ TFLite export (the fastest single-face path on a CPU).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,11 @@ def tflite_interpreter_class():
 
 
 class TFLiteClassifier:
-    """Runs a .tflite export with the LiteRT interpreter; resizes its input for each batch size."""
+    """Runs a .tflite export with the LiteRT interpreter; resizes its input for each batch size.
+
+    Callable from several threads (Streamlit sessions share one cached classifier): an interpreter is not
+    thread-safe, so a lock spans each resize, set, invoke and read.
+    """
 
     backend = "tflite"
 
@@ -68,18 +73,20 @@ class TFLiteClassifier:
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.batch_size = 0
+        self._lock = threading.Lock()
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         batch = to_model_batch(faces)
         if batch.shape[0] == 0:
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
-        if batch.shape[0] != self.batch_size:
-            self.interpreter.resize_tensor_input(self.input_index, list(batch.shape))
-            self.interpreter.allocate_tensors()
-            self.batch_size = batch.shape[0]
-        self.interpreter.set_tensor(self.input_index, batch)
-        self.interpreter.invoke()
-        return np.array(self.interpreter.get_tensor(self.output_index), dtype=np.float32)
+        with self._lock:
+            if batch.shape[0] != self.batch_size:
+                self.interpreter.resize_tensor_input(self.input_index, list(batch.shape))
+                self.interpreter.allocate_tensors()
+                self.batch_size = batch.shape[0]
+            self.interpreter.set_tensor(self.input_index, batch)
+            self.interpreter.invoke()
+            return np.array(self.interpreter.get_tensor(self.output_index), dtype=np.float32)
 
     def predict(self, batch: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
         return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])

@@ -238,6 +238,7 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
 
     pipeline = EmotionPipeline(make_detector(arguments.detector), make_classifier(arguments.model))
     results: list[dict] = []
+    written: set[Path] = set()
     failures = 0
     for image_path in arguments.images:
         try:
@@ -247,7 +248,13 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
             print(f"{image_path}: skipped ({reason})")
             failures += 1
             continue
-        analysis = pipeline.analyze(image)
+        try:
+            analysis = pipeline.analyze(image)
+        except (ValueError, cv2.error) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            print(f"{image_path}: skipped (the analysis failed: {reason})")
+            failures += 1
+            continue
         if not analysis.faces:
             print(f"{image_path}: no face found")
         else:
@@ -261,14 +268,29 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
             )
         results.append({"image": image_path, "faces": [face.__dict__ for face in analysis.faces]})
         if arguments.annotated_dir:
-            target = Path(arguments.annotated_dir) / f"{Path(image_path).stem}_annotated.png"
+            target = _annotated_path(Path(arguments.annotated_dir), image_path, written)
             target.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(target), annotate(image, analysis))
+            if cv2.imwrite(str(target), annotate(image, analysis)):
+                written.add(target)
+            else:
+                print(f"{image_path}: the annotated copy could not be written to {target}")
+                failures += 1
     if arguments.json:
         atomic_write_json(arguments.json, results)
     if failures == len(arguments.images):
         raise ValueError(f"Expected readable image files; received none among {len(arguments.images)}")
     return 1 if failures else 0
+
+
+def _annotated_path(folder: Path, image_path: str, taken: set[Path]) -> Path:
+    """NAME_annotated.png in `folder`, numbered (NAME_annotated-2.png, ...) when two inputs share a name."""
+    stem = Path(image_path).stem
+    target = folder / f"{stem}_annotated.png"
+    number = 2
+    while target in taken:
+        target = folder / f"{stem}_annotated-{number}.png"
+        number += 1
+    return target
 
 
 def _ship(arguments: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +73,21 @@ class HaarFaceDetector:
         self.min_neighbors = min_neighbors
         self.min_face_fraction = min_face_fraction
         self.max_side = max_side
+        self._lock = threading.Lock()  # a CascadeClassifier keeps per-image state: one detection at a time
 
     def __call__(self, image: np.ndarray) -> list[FaceBox]:
         gray = to_grayscale(image)
         factor = 1.0
         if self.max_side and max(gray.shape) > self.max_side:
             factor = max(gray.shape) / self.max_side
-            size = (round(gray.shape[1] / factor), round(gray.shape[0] / factor))
+            size = (max(1, round(gray.shape[1] / factor)), max(1, round(gray.shape[0] / factor)))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
         minimum = max(24, round(min(gray.shape) * self.min_face_fraction))
-        found = self.cascade.detectMultiScale(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(minimum, minimum)
-        )
+        with self._lock:
+            found = self.cascade.detectMultiScale(
+                gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(minimum, minimum)
+            )
         boxes = [FaceBox(int(x), int(y), int(w), int(h)) for x, y, w, h in (found if len(found) else [])]
         if factor != 1.0:
             boxes = [box.scaled(factor) for box in boxes]
@@ -124,7 +127,7 @@ class MtcnnFaceDetector:
         factor = 1.0
         if self.max_side and max(rgb.shape[:2]) > self.max_side:
             factor = max(rgb.shape[:2]) / self.max_side
-            size = (round(rgb.shape[1] / factor), round(rgb.shape[0] / factor))
+            size = (max(1, round(rgb.shape[1] / factor)), max(1, round(rgb.shape[0] / factor)))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         if min(rgb.shape[:2]) < 12:
             return []

@@ -50,7 +50,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
     denominator = precision + recall
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
-    present = support > 0
+    present = (support > 0) | (predicted > 0)  # as scikit-learn: a class predicted but absent scores 0
     top2 = np.argsort(-probabilities, axis=1)[:, :2] if count else np.zeros((0, 2), dtype=np.int64)
     return {
         "n": count,

@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from ferlib.classes import EMOTIONS
-from ferlib.preprocess import IMAGE_SIZE, crop_with_margin, preprocess_face, to_grayscale, to_model_batch, to_uint8
+from ferlib.preprocess import (
+    IMAGE_SIZE,
+    crop_with_margin,
+    preprocess_face,
+    to_bgr_uint8,
+    to_grayscale,
+    to_model_batch,
+)
 
 
 def spatial_layer_types() -> tuple[type, ...]:
@@ -158,19 +165,15 @@ def overlay_heatmap(
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if heatmap.ndim != 2:
         raise ValueError(f"Expected a 2-D heatmap; received shape {heatmap.shape}")
-    base = cv2.cvtColor(to_grayscale(image), cv2.COLOR_GRAY2BGR) if _is_gray(image) else to_uint8(image)[:, :, :3]
+    base = to_bgr_uint8(image)
     resized = resize_heatmap(np.nan_to_num(heatmap), (base.shape[1], base.shape[0]))
     colored = cv2.applyColorMap(np.round(resized * 255).astype(np.uint8), colormap)
     return cv2.addWeighted(colored, alpha, np.ascontiguousarray(base), 1.0 - alpha, 0.0)
 
 
-def _is_gray(image: np.ndarray) -> bool:
-    return image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)
-
-
 @dataclass
 class FaceExplanation:
-    """One face of a photo: its box, the photo's crop, the 48x48 model input, heatmap and probabilities."""
+    """One face of a photo: its box, the photo's crop (8-bit BGR), the 48x48 model input, heatmap and probabilities."""
 
     box: tuple[int, int, int, int]
     crop: np.ndarray
@@ -206,7 +209,7 @@ def explain_photo(
     return [
         FaceExplanation(
             box=box,
-            crop=crop,
+            crop=to_bgr_uint8(crop),
             face=face,
             heatmap=heatmap,
             probabilities=probabilities,

@@ -18,7 +18,7 @@ from ferlib.classes import EMOTIONS
 from ferlib.detection import FaceBox
 from ferlib.overlay import draw_face, draw_note
 from ferlib.pipeline import FacePrediction
-from ferlib.preprocess import crop_with_margin, preprocess_face, to_grayscale, to_uint8
+from ferlib.preprocess import crop_with_margin, preprocess_face, to_bgr_uint8, to_grayscale, to_uint8
 from ferlib.tracking import FaceTracker, Track, follow_template
 
 OVERLAY_STYLES: dict[str, str] = {
@@ -241,7 +241,7 @@ def annotate_live(
     image: np.ndarray, faces: list[FacePrediction], settings: LiveSettings, no_face_note: bool = True
 ) -> np.ndarray:
     """A BGR copy of the frame with each face drawn in `settings.overlay_style`; a discreet note when none."""
-    frame = _bgr_copy(image)
+    frame = to_bgr_uint8(image)
     style = settings.overlay_style
     for face in faces:
         uncertain = face.confidence < settings.confidence_threshold
@@ -260,12 +260,3 @@ def annotate_live(
     if not faces and no_face_note:
         draw_note(frame, "no face")
     return frame
-
-
-def _bgr_copy(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return to_uint8(image).copy()
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(to_uint8(image), cv2.COLOR_BGRA2BGR)
-    return cv2.cvtColor(to_grayscale(image), cv2.COLOR_GRAY2BGR)

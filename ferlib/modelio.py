@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-from ferlib.atomic import atomic_save, atomic_write_json, read_json
+from ferlib.atomic import atomic_save, atomic_write_json
 from ferlib.classes import EMOTIONS
 from ferlib.preprocess import IMAGE_SIZE
 
@@ -50,8 +51,20 @@ def save_model(model: Any, path: str | os.PathLike, metadata: dict[str, Any]) ->
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The sidecar of a model, or an empty dict when it has none."""
-    return read_json(sidecar_path(path), default={}) or {}
+    """The sidecar of a model, or an empty dict when it has none; a damaged one is refused, not taken as none."""
+    sidecar = sidecar_path(path)
+    try:
+        with open(sidecar, encoding="utf-8") as stream:
+            metadata = json.load(stream)
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"Expected a readable JSON sidecar {str(sidecar)!r}; received {error}") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(
+            f"Expected a JSON object in the sidecar {str(sidecar)!r}; received a {type(metadata).__name__}"
+        )
+    return metadata
 
 
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 from ferlib.classes import EMOTIONS
 from ferlib.detection import FaceBox
 from ferlib.overlay import draw_face, draw_note
-from ferlib.preprocess import crop_with_margin, preprocess_face, to_grayscale
+from ferlib.preprocess import crop_with_margin, preprocess_face, to_bgr_uint8, to_grayscale
 
 
 @dataclass
@@ -72,7 +72,7 @@ class EmotionPipeline:
     def analyze(self, image: np.ndarray) -> FrameAnalysis:
         started = time.perf_counter()
         gray = to_grayscale(image)
-        boxes = self.detector(gray)
+        boxes = self.detector(image if getattr(self.detector, "needs_color", False) else gray)
         detected = time.perf_counter()
         faces: list[FacePrediction] = []
         if boxes:
@@ -86,17 +86,10 @@ class EmotionPipeline:
 def annotate(
     image: np.ndarray, analysis: FrameAnalysis, *, show_bars: bool = True, no_face_note: bool = True
 ) -> np.ndarray:
-    """A BGR copy of `image` with every face's result drawn on it."""
-    frame = image.copy() if image.ndim == 3 and image.shape[2] == 3 else _to_bgr(image)
+    """An 8-bit BGR copy of `image` (any depth) with every face's result drawn on it."""
+    frame = to_bgr_uint8(image)
     for face in analysis.faces:
         draw_face(frame, face.box, face.label, face.confidence, face.probability_vector(), show_bars=show_bars)
     if not analysis.faces and no_face_note:
         draw_note(frame, "no face")
     return frame
-
-
-def _to_bgr(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    gray = to_grayscale(image)
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)

@@ -7,10 +7,15 @@ inference path (Keras, TFLite, the live pipeline) feeds the same uint8 pixels.
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
 IMAGE_SIZE = 48
+
+# Larger images are refused before decoding: a few MB of PNG can decode to gigabytes (a decompression bomb).
+MAX_IMAGE_PIXELS = 150_000_000
 
 # Keep EXIF orientation (unlike IMREAD_UNCHANGED) and keep 16-bit depth for proper scaling.
 _DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
@@ -20,11 +25,28 @@ def decode_image(data: bytes) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP...) to an OpenCV array (BGR or gray)."""
     if not data:
         raise ValueError("Expected image bytes; received an empty file")
+    _check_pixel_count(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buffer, _DECODE_FLAGS)
     if image is None or image.size == 0:
         raise ValueError("Expected a decodable image (JPEG, PNG, BMP, TIFF, WebP); received undecodable bytes")
     return image
+
+
+def _check_pixel_count(data: bytes) -> None:
+    """Refuse an image over MAX_IMAGE_PIXELS from its header alone (Pillow reads no pixels to get the size)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+    except Exception:  # a format Pillow cannot read: OpenCV decides (and refuses what it cannot decode)
+        return
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; "
+            f"received {width}x{height} ({width * height / 1e6:.0f} megapixels)"
+        )
 
 
 def read_image(path: str) -> np.ndarray:
@@ -48,6 +70,16 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(image.dtype, np.integer):
         return np.clip(image, 0, 255).astype(np.uint8)
     raise ValueError(f"Expected an image of integer, float or bool pixels; received dtype {image.dtype}")
+
+
+def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """A new 8-bit BGR copy of a gray, BGR or BGRA image of any depth: a canvas to draw results on and show."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return to_uint8(image).copy()
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(to_uint8(image), cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(to_grayscale(image), cv2.COLOR_GRAY2BGR)
 
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:

@@ -71,8 +71,23 @@ def _open_video(path: str | os.PathLike):
     return container
 
 
+def upright(image: np.ndarray, rotation: int | float | None) -> np.ndarray:
+    """The frame as it is meant to be shown: turned by its display rotation (degrees counterclockwise, as PyAV's
+    `VideoFrame.rotation` gives it). Phones record portrait clips as landscape frames plus this rotation."""
+    import cv2
+
+    quarter_turns = round((rotation or 0) / 90) % 4
+    if quarter_turns == 1:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if quarter_turns == 2:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if quarter_turns == 3:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    return image
+
+
 def read_video_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in seconds, BGR frame) for every frame of a clip."""
+    """(frame index, time in seconds, BGR frame, upright) for every frame of a clip."""
     import av
 
     with _open_video(path) as container:
@@ -82,7 +97,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.
         try:
             for index, frame in enumerate(container.decode(stream)):
                 seconds = float(frame.time) if frame.time is not None else index / rate
-                yield index, seconds, frame.to_ndarray(format="bgr24")
+                yield index, seconds, upright(frame.to_ndarray(format="bgr24"), getattr(frame, "rotation", 0))
         except av.FFmpegError as error:
             raise ValueError(f"Expected a decodable video; received {str(path)!r} ({error})") from error
 
@@ -224,9 +239,12 @@ def analyze_video(
     face_ids: set[int] = set()
     writer: VideoWriter | None = None
     frames = 0
+    size = (info.width, info.height)  # replaced by the first upright frame's size (a rotated clip swaps them)
     started = time.perf_counter()
     try:
         for index, seconds, frame in read_video_frames(path):
+            if frames == 0:
+                size = (int(frame.shape[1]), int(frame.shape[0]))
             annotated, result = analyzer.process(frame)
             for face in result.faces:
                 face_id = int(face.face_id or 0)
@@ -250,8 +268,8 @@ def analyze_video(
     return VideoAnalysis(
         records=records,
         frames=frames,
-        width=info.width,
-        height=info.height,
+        width=size[0],
+        height=size[1],
         video_fps=info.fps,
         processing_seconds=elapsed,
         video_out=Path(video_out) if writer is not None else None,

@@ -24,13 +24,28 @@ def require_app(page_file: str) -> None:
         st.switch_page("app.py")
 
 
+NO_FACE_HINT = (
+    "No face was found. Faces should be frontal, well lit and at least 6% as wide as the photo's shorter side "
+    "(the detectors skip smaller faces, which are too small to read an expression from)."
+)
+
+
 def model_available(path: str | os.PathLike | None = None) -> bool:
     return Path(path or default_model_path()).exists()
 
 
-@st.cache_resource(show_spinner="Loading the emotion model…")
 def load_pipeline(model_path: str, detector: str = "haar"):
-    """One detector + classifier per model and detector, shared by every session."""
+    """One detector + classifier per model and detector, shared by every session (both are thread-safe).
+
+    Keyed by the model file's modification time too, so a model shipped while the app runs replaces the old one.
+    """
+    path = Path(model_path)
+    modified = path.stat().st_mtime_ns if path.exists() else 0
+    return _load_pipeline(model_path, detector, modified)
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
+def _load_pipeline(model_path: str, detector: str, modified_ns: int):
     from ferlib.classifier import make_classifier
     from ferlib.detection import make_detector
     from ferlib.pipeline import EmotionPipeline

@@ -10,6 +10,7 @@ from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.modelio import default_model_path
 from ferlib.preprocess import decode_image
 from pages.common import (
+    NO_FACE_HINT,
     bgr_to_rgb,
     load_model_card,
     load_pipeline,
@@ -20,6 +21,12 @@ from pages.common import (
 )
 
 require_app("pages/home.py")
+
+
+def figure(value, template: str) -> str:
+    """A card's number formatted, or a dash when the card does not record it."""
+    return template.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
 
 st.title("🎭 FER Studio")
 st.caption(
@@ -39,17 +46,21 @@ with card_column:
             icon=":material/model_training:",
         )
     else:
-        card = load_model_card(model_path)
+        try:
+            card = load_model_card(model_path)
+        except ValueError as error:
+            show_error("The model's card could not be read, so its figures are not shown.", error)
+            card = {}
         metrics = card.get("metrics", {})
         first, second, third = st.columns(3)
         first.metric(
             "Validation accuracy",
-            f"{metrics.get('validation_accuracy', 0):.1%}",
+            figure(metrics.get("validation_accuracy"), "{:.1%}"),
             help="Accuracy on FER-2013 PublicTest (3,589 faces), the validation split used for selection.",
         )
         second.metric(
             "Macro-F1",
-            f"{metrics.get('validation_macro_f1', 0):.3f}",
+            figure(metrics.get("validation_macro_f1"), "{:.3f}"),
             help="The F1 score averaged over the seven classes, so rare classes count as much as common ones.",
         )
         if "validation_accuracy_tta" in metrics:
@@ -120,7 +131,7 @@ with try_column:
                 annotated = annotate(image, analysis)
                 st.image(bgr_to_rgb(annotated), caption=f"{len(analysis.faces)} face(s) found", width="stretch")
                 if not analysis.faces:
-                    st.warning("No face was found. Faces should be frontal, well lit and at least ~40 pixels wide.")
+                    st.warning(NO_FACE_HINT)
                 for number, face in enumerate(analysis.faces, start=1):
                     with st.expander(
                         f"Face {number}: {EMOTION_ICONS[face.label]} {face.label} ({face.confidence:.0%})",

@@ -19,7 +19,7 @@ from ferlib.modelio import MODELS_DIR, default_model_path
 from ferlib.preprocess import decode_image
 from ferlib.video import CSV_COLUMNS
 from ferlib.webrtc_support import preload_srtp
-from pages.common import bgr_to_rgb, model_available, require_app, show_error
+from pages.common import NO_FACE_HINT, bgr_to_rgb, model_available, require_app, show_error
 
 require_app("pages/live.py")
 
@@ -97,7 +97,7 @@ def show_photo_result(image: np.ndarray, detector: str, variant: ModelVariant, s
     annotated = annotate_live(image, analysis.faces, settings)
     st.image(bgr_to_rgb(annotated), caption=f"{len(analysis.faces)} face(s) found", width="stretch")
     if not analysis.faces:
-        st.warning("No face was found. Faces should be frontal, well lit and at least ~40 pixels wide.")
+        st.warning(NO_FACE_HINT)
         return
     percent = st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)
     st.dataframe(

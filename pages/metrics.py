@@ -22,6 +22,7 @@ from ferlib.datasets import SPLITS
 from ferlib.modelio import default_model_path, sidecar_path
 from ferlib.preprocess import decode_image
 from pages.common import (
+    NO_FACE_HINT,
     bgr_to_rgb,
     data_directories,
     dataset_sources,
@@ -640,10 +641,7 @@ def photo_section(report: reports.ModelReport) -> None:
         show_error("The photo could not be explained.", error)
         return
     if not faces:
-        st.warning(
-            "No face was found. Faces should be frontal, well lit and at least ~40 pixels wide; for a photo that "
-            "is already a face crop, switch on **The photo is one face crop**."
-        )
+        st.warning(NO_FACE_HINT + " For a photo that is already a face crop, switch on **The photo is one face crop**.")
         return
     for number, face in enumerate(faces, start=1):
         render_photo_face(number, face)

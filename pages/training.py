@@ -521,7 +521,10 @@ def warm_start_choices(runs_dir: Path, architecture: str) -> dict[str, str]:
     """Saved models of `architecture` a run can start from: label by path, the shipped model first."""
     choices = {"": "Random initialisation"}
     shipped = default_model_path().expanduser().resolve()
-    shipped_config = read_metadata(shipped).get("config") if shipped.exists() else None
+    try:
+        shipped_config = read_metadata(shipped).get("config") if shipped.exists() else None
+    except ValueError:  # a damaged card: the shipped model is not offered (the Home page says why)
+        shipped_config = None
     if isinstance(shipped_config, dict) and shipped_config.get("architecture") == architecture:
         choices[str(shipped)] = f"Shipped model ({shipped.name})"  # labels stay stable, so a choice survives reruns
     for run in runs.list_runs(runs_dir):

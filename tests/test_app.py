@@ -35,6 +35,18 @@ def test_home_with_a_model_shows_its_card(monkeypatch, tmp_path, tiny_model_path
     assert "Limitations and risks" in "\n".join(markdown.value for markdown in card.markdown)
 
 
+def test_home_with_a_damaged_card_says_so(monkeypatch, tmp_path, tiny_model_path):
+    """A truncated sidecar used to read as 'no card': the page showed 0.0% accuracy with no explanation."""
+    model = tmp_path / "model.keras"
+    shutil.copy(tiny_model_path, model)
+    model.with_suffix(".json").write_text('{"class_names": ["angry", ')
+    monkeypatch.setenv("FERLIB_MODEL", str(model))
+    app = run_app()
+    assert not app.exception
+    assert any("card could not be read" in error.value and "model.json" in error.value for error in app.error)
+    assert app.metric[0].value == "–"
+
+
 @pytest.fixture(autouse=True)
 def clear_streamlit_caches():
     import streamlit as st

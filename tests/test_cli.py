@@ -179,11 +179,22 @@ def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp
     cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"nope")
-    result = run_cli("predict", photo, blank, broken, "--model", tiny_model_path, "--annotated-dir", tmp_path / "out")
+    sliver = tmp_path / "sliver.png"  # shrunk to the detector's 640 pixels, it used to become 0 pixels tall
+    cv2.imwrite(str(sliver), np.full((1, 2000), 128, np.uint8))
+    (tmp_path / "again").mkdir()
+    same_name = tmp_path / "again" / "astronaut.png"  # 16-bit
+    cv2.imwrite(str(same_name), cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE).astype(np.uint16) * 257)
+    result = run_cli(
+        "predict", photo, blank, broken, sliver, same_name,
+        "--model", tiny_model_path, "--annotated-dir", tmp_path / "out",
+    )  # fmt: skip
     assert result.returncode == 1, result.stderr  # one file could not be read
     lines = result.stdout.splitlines()
     assert lines[0] == f"{photo}: 1 face"
     assert re.match(r"  face 1: box=\(\d+,\d+,\d+,\d+\) label=\w+ confidence=0\.\d{3} angry=", lines[1])
-    assert f"{blank}: no face found" in lines
+    assert f"{blank}: no face found" in lines and f"{sliver}: no face found" in lines
     assert any(line.startswith(f"{broken}: skipped (Expected a decodable image") for line in lines)
+    assert f"{same_name}: 1 face" in lines
     assert (tmp_path / "out" / "astronaut_annotated.png").exists()
+    second = cv2.imread(str(tmp_path / "out" / "astronaut_annotated-2.png"), cv2.IMREAD_UNCHANGED)
+    assert second.dtype == np.uint8 and second.ndim == 3  # a 16-bit photo gets an 8-bit annotated copy

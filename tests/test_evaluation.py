@@ -23,11 +23,23 @@ def test_metrics_match_hand_computed_values():
     assert angry == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
     happy = metrics["per_class"]["happy"]
     assert happy["precision"] == pytest.approx(2 / 3) and happy["recall"] == pytest.approx(2 / 3)
-    # macro-F1 averages the classes that occur: angry 0.5, disgust 1.0, happy 2/3
+    # macro-F1 averages the classes that occur or are predicted: angry 0.5, disgust 1.0, happy 2/3
     assert metrics["macro_f1"] == pytest.approx((0.5 + 1.0 + 2 / 3) / 3)
     assert metrics["top2_accuracy"] == pytest.approx(1.0)
     assert metrics["confusion_matrix"][0] == [1, 0, 0, 1, 0, 0, 0]
     assert metrics["class_names"] == list(EMOTIONS)
+
+
+def test_macro_f1_agrees_with_scikit_learn_when_a_predicted_class_is_absent():
+    """A folder without 'disgust' images: wrong 'disgust' predictions must lower macro-F1, not vanish from it."""
+    from sklearn.metrics import f1_score
+
+    labels = np.array([0, 0, 3, 3, 3, 4])
+    predictions = np.array([0, 1, 3, 3, 1, 4])
+    metrics = classification_metrics(labels, one_hot_probabilities(predictions))
+    assert metrics["per_class"]["disgust"]["support"] == 0
+    assert metrics["macro_f1"] == pytest.approx(f1_score(labels, predictions, average="macro"))
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0 + 0.8 + 1) / 4)
 
 
 def test_confusion_matrix_rows_are_true_classes():

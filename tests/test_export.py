@@ -2,8 +2,10 @@
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from ferlib.classifier import KerasClassifier, TFLiteClassifier, make_classifier
 from ferlib.export import count_flops, ship_model
@@ -49,6 +51,16 @@ def test_tflite_and_keras_give_the_same_probabilities(tmp_path, tiny_model_path,
     assert isinstance(make_classifier(target), TFLiteClassifier)  # auto picks the faster export
     assert isinstance(make_classifier(target, backend="keras"), KerasClassifier)
     assert tflite_probabilities[:1].shape == TFLiteClassifier(target.with_suffix(".tflite"))(faces[:1]).shape
+
+    # Streamlit sessions share one cached classifier: concurrent calls with different batch sizes stay correct.
+    shared = TFLiteClassifier(target.with_suffix(".tflite"), num_threads=1)
+    expected = {size: shared(faces[:size]) for size in range(1, 6)}
+
+    def repeated_calls_agree(size: int) -> bool:
+        return all(np.allclose(shared(faces[:size]), expected[size], atol=1e-6) for _ in range(40))
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        assert all(pool.map(repeated_calls_agree, range(1, 6)))
 
 
 def test_flops_of_a_known_model(tiny_model_path):
@@ -156,3 +168,16 @@ def test_a_starting_model_of_unknown_training_is_flagged(tmp_path):
     assert summary["stages"][0]["epochs"] is None
     text = render_model_card(summary, "m.keras")
     assert "The starting weights' own training is unknown" in text and "| 1 | unknown | unknown |" in text
+
+
+def test_a_damaged_sidecar_is_refused_with_its_path(tmp_path, tiny_model_path):
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, model)
+    model.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"^Expected a JSON object in the sidecar .*m\.json'; received a list$"):
+        load_model(model)
+    model.with_suffix(".json").write_text('{"class_names": ')
+    with pytest.raises(ValueError, match=r"^Expected a readable JSON sidecar .*m\.json'; received Expecting value"):
+        read_metadata(model)
+    model.with_suffix(".json").unlink()
+    assert read_metadata(model) == {}

@@ -21,6 +21,7 @@ from ferlib.video import (
     analyze_video,
     is_video_path,
     read_video_frames,
+    upright,
     write_records_csv,
     write_y4m,
 )
@@ -373,6 +374,30 @@ def test_y4m_and_mp4_clips_round_trip(tmp_path, astronaut_face):
     tmp_path.joinpath("broken.mp4").write_bytes(b"not a video")
     with pytest.raises(ValueError, match=r"^Expected a readable video file"):
         list(read_video_frames(tmp_path / "broken.mp4"))
+
+
+def test_a_phone_clip_with_a_display_rotation_is_read_upright(tmp_path):
+    """Phones store portrait clips as landscape frames plus a rotation; players (and now ferlib) turn them."""
+    import av
+
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)  # counterclockwise, as FFmpeg's display matrix counts
+        coded = np.zeros((32, 64, 3), np.uint8)
+        coded[:8, :8] = 255  # a mark in the coded frame's top-left corner
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(coded, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    frames = [frame for _, _, frame in read_video_frames(path)]
+    assert [frame.shape for frame in frames] == [(64, 32, 3)] * 2
+    assert frames[0][56:, :8].mean() > 200 and frames[0][:8, :8].mean() < 50  # turned counterclockwise
+    marked = np.zeros((2, 3), np.uint8)
+    marked[0, 0] = 1
+    assert upright(marked, -90)[0, -1] == 1 and upright(marked, 180)[-1, -1] == 1 and upright(marked, 0) is marked
 
 
 def test_analyze_video_rows_ids_and_annotated_clip(tmp_path, astronaut_face, tiny_classifier):

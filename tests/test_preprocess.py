@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferlib.preprocess import crop_with_margin, decode_image, preprocess_face, to_grayscale, to_model_batch
+from ferlib.preprocess import (
+    crop_with_margin,
+    decode_image,
+    preprocess_face,
+    to_bgr_uint8,
+    to_grayscale,
+    to_model_batch,
+)
 
 
 def encode_with_pillow(image: Image.Image, fmt: str, **options) -> bytes:
@@ -75,3 +82,28 @@ def test_crop_with_margin_is_clipped_to_the_image():
     assert crop_with_margin(image, (90, 90, 20, 20), margin=0.0).shape == (10, 10)
     with pytest.raises(ValueError, match="Expected a box"):
         crop_with_margin(image, (200, 200, 10, 10))
+
+
+def test_decode_refuses_an_image_over_the_pixel_limit_from_its_header(monkeypatch):
+    """A few MB of PNG can claim 30000x30000 pixels: refused before OpenCV allocates gigabytes."""
+    from ferlib import preprocess
+
+    monkeypatch.setattr(preprocess, "MAX_IMAGE_PIXELS", 1_000_000)
+    ok, png = cv2.imencode(".png", np.zeros((1000, 1001), np.uint8))
+    assert ok
+    expected = r"^Expected an image of at most 1 megapixels; received 1001x1000 \(1 megapixels\)$"
+    with pytest.raises(ValueError, match=expected):
+        decode_image(png.tobytes())
+    ok, png = cv2.imencode(".png", np.zeros((1000, 1000), np.uint8))
+    assert decode_image(png.tobytes()).shape == (1000, 1000)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.full((30, 40, 3), 65535, np.uint16), np.full((30, 40, 4), 255, np.uint8), np.full((30, 40), 1.0, np.float32)],
+    ids=["bgr16", "bgra", "gray-float"],
+)
+def test_to_bgr_uint8_makes_a_white_8bit_canvas(image):
+    canvas = to_bgr_uint8(image)
+    assert canvas.shape == (30, 40, 3) and canvas.dtype == np.uint8 and canvas.min() == 255
+    assert canvas is not image
