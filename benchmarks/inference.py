@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ def measure(model_path: Path, threads: int, repeats: int) -> list[dict]:
     import keras
     import tensorflow as tf
 
-    from ferlib.classifier import TFLiteClassifier
+    from ferlib.classifier import TFLiteClassifier, available_cores
     from ferlib.preprocess import to_model_batch
 
     faces, _ = validation_faces(limit=256)
@@ -37,7 +36,7 @@ def measure(model_path: Path, threads: int, repeats: int) -> list[dict]:
     for suffix, name in ((".tflite", "tflite float32"), (".int8.tflite", "tflite int8")):
         tflite_path = model_path.with_suffix(suffix)
         if tflite_path.exists():
-            classifier = TFLiteClassifier(tflite_path, num_threads=threads or None)
+            classifier = TFLiteClassifier(tflite_path, num_threads=threads or available_cores())
             paths[name] = lambda x, classifier=classifier: classifier(x[..., 0])
     rows = []
     for name, function in paths.items():
@@ -46,7 +45,7 @@ def measure(model_path: Path, threads: int, repeats: int) -> list[dict]:
         rows.append(
             {
                 "path": name,
-                "threads": threads or os.cpu_count(),
+                "threads": threads or available_cores(),
                 "ms_per_face": single_ms,
                 "faces_per_second_batch256": 256 / (batch_ms / 1000),
             }
@@ -85,7 +84,9 @@ def main() -> None:
         if output.returncode != 0:
             sys.exit(output.stderr)
         rows += json.loads(output.stdout.strip().splitlines()[-1])
-    print(f"model: {model_path.name}   cores: {os.cpu_count()}")
+    from ferlib.classifier import available_cores
+
+    print(f"model: {model_path.name}   cores: {available_cores()}")
     print(f"{'path':<16} {'threads':>7} {'ms/face (1 face)':>17} {'faces/s (batch 256)':>20}")
     for row in rows:
         speed = row["faces_per_second_batch256"]

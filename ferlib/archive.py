@@ -205,7 +205,7 @@ def _check_layout(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], zip_by
 
 def _check_csv_header(archive: zipfile.ZipFile, name: str) -> None:
     with archive.open(name) as raw:
-        first_line = raw.readline(64 * 1024).decode("utf-8", errors="replace")
+        first_line = raw.readline(64 * 1024).decode("utf-8-sig", errors="replace")  # -sig: Excel writes a BOM
     header = [column.strip().lower() for column in next(csv.reader([first_line]), [])]
     if "emotion" not in header or "pixels" not in header:
         raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received CSV {name!r} with columns {header}")

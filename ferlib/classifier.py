@@ -44,6 +44,11 @@ class KerasClassifier:
         return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def tflite_interpreter_class():
     """LiteRT's interpreter (ai-edge-litert, TFLite's maintained runtime); TensorFlow's deprecated one otherwise."""
     try:
@@ -69,7 +74,9 @@ class TFLiteClassifier:
         if not path.exists():
             raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
         self.metadata = read_metadata(path.with_suffix(".keras")) if path.with_suffix(".keras").exists() else {}
-        self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=num_threads)
+        # LiteRT takes None as one thread; None here means every core this process may use.
+        threads = num_threads if num_threads is not None else available_cores()
+        self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=threads)
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.batch_size = 0

@@ -194,7 +194,7 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
 
 def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
     if source.is_file() and source.suffix.lower() == ".csv":
-        with open(source, encoding="utf-8", newline="") as stream:
+        with open(source, encoding="utf-8-sig", newline="") as stream:
             return _load_csv(stream, str(source), progress)
     if source.is_file() and zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
@@ -202,7 +202,7 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
             csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
             if csv_names and not has_images(names):
                 with archive.open(csv_names[0]) as raw:
-                    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
                     return _load_csv(text, f"{source}:{csv_names[0]}", progress)
             return _load_files(str(source), names, archive.read, progress)
     if source.is_dir():
@@ -213,7 +213,7 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
         ]
         csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
         if csv_names and not has_images(names):
-            with open(source / csv_names[0], encoding="utf-8", newline="") as stream:
+            with open(source / csv_names[0], encoding="utf-8-sig", newline="") as stream:
                 return _load_csv(stream, str(source / csv_names[0]), progress)
         return _load_files(str(source), names, lambda name: (source / name).read_bytes(), progress)
     raise ValueError(

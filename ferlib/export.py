@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +88,9 @@ def describe_validation_split(dataset) -> str:
     source = Path(dataset.report.source).name
     if dataset.report.validation_from_train:
         return f"validation (a seeded stratified 10% of the training images of {source})"
-    if dataset.report.layout in ("kaggle", "csv"):
+    names = [Path(str(path)).name for path in dataset.paths[dataset.split_mask("validation")]]
+    public_test = dataset.report.layout == "csv" or (names and all(name.startswith("PublicTest_") for name in names))
+    if public_test:  # a CSV's Usage column or Kaggle's file names say so; a folder named val/ does not
         return f"validation (FER-2013 PublicTest, from {source})"
     return f"validation (from {source})"
 
@@ -95,10 +99,8 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     """Copy a run's best checkpoint to `target` (.keras), export TFLite, and write the full model card sidecar."""
     import keras
 
-    from ferlib.classifier import TFLiteClassifier
     from ferlib.datasets import load_dataset
     from ferlib.evaluation import evaluate_model
-    from ferlib.modelio import model_metadata, save_model
 
     run_dir, target = Path(run_dir), Path(target)
     best = run_dir / "best.keras"
@@ -122,6 +124,34 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
         "n": plain["n"],
     }
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is written to a staging folder beside the target and moved into place only once all of it
+    # succeeded: a failed int8 conversion or a full disk must not leave a new .tflite beside the old card.
+    staging = Path(tempfile.mkdtemp(prefix=".ship-", dir=target.parent))
+    try:
+        card = _write_shipped_files(model, dataset, metrics, config, run_dir, staging / target.name, plain, tta)
+        for suffix in (".int8.tflite", ".tflite", ".md", ".json", ".keras"):  # .keras last: readers key on it
+            os.replace(staging / f"{target.stem}{suffix}", target.with_name(f"{target.stem}{suffix}"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def _write_shipped_files(
+    model: Any,
+    dataset: Any,
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    run_dir: Path,
+    target: Path,
+    plain: dict[str, Any],
+    tta: dict[str, Any],
+) -> dict[str, Any]:
+    """The .keras model, its float and int8 TFLite exports, the card sidecar and the Markdown card, at `target`."""
+    from ferlib.classifier import TFLiteClassifier
+    from ferlib.evaluation import evaluate_model
+    from ferlib.modelio import model_metadata, save_model
+
+    images, labels = dataset.subset("validation")
     tflite_path = export_tflite(model, target.with_suffix(".tflite"))
     calibration, _ = dataset.subset("train")
     calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]

@@ -42,6 +42,7 @@ from ferlib.searches import (
     read_trials,
 )
 from ferlib.training import (
+    class_weights,
     compile_model,
     install_stop_signal,
     make_training_pipeline,
@@ -110,6 +111,7 @@ def fit_config(
         validation_batch_size=256,
         callbacks=[EpochLearningRate(config), *patience_callbacks(config).values(), *callbacks],
         verbose=verbose,
+        class_weight=class_weights(data.train_labels) if config.class_weighting else None,
     )
 
 

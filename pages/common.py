@@ -129,9 +129,34 @@ def dataset_sources() -> list[Path]:
     return found
 
 
-@st.cache_data(show_spinner="Loading the dataset (the first time decodes every image)…", max_entries=2)
-def load_dataset_cached(path: str):
-    """ferlib's loader behind Streamlit's data cache (ferlib also keeps its own decoded cache on disk)."""
+def dataset_version(path: str) -> tuple[int, int]:
+    """A cheap fingerprint of a dataset on disk (size and newest modification time, in nanoseconds).
+
+    A file replaced at the same path, or images added to a folder's class folders, change it; caches keyed by
+    it then load the new data instead of serving the old.
+    """
+    root = Path(path)
+    if not root.exists():
+        return (0, 0)
+    if root.is_file():
+        status = root.stat()
+        return (status.st_size, status.st_mtime_ns)
+    folders = [root, *(child for child in root.glob("*") if child.is_dir())]
+    folders += [child for folder in folders[1:] for child in folder.glob("*") if child.is_dir()]
+    return (len(folders), max(folder.stat().st_mtime_ns for folder in folders))
+
+
+def load_dataset_cached(path: str, version: tuple[int, int] | None = None):
+    """ferlib's loader behind Streamlit's resource cache, one shared read-only copy per dataset version.
+
+    A resource cache, not a data cache: st.cache_data would unpickle a fresh ~80 MB copy of FER-2013 on every
+    rerun. ferlib also keeps its own decoded cache on disk, so a new server process loads in seconds.
+    """
+    return _load_dataset(path, dataset_version(path) if version is None else version)
+
+
+@st.cache_resource(show_spinner="Loading the dataset (the first time decodes every image)…", max_entries=2)
+def _load_dataset(path: str, version: tuple[int, int]):
     from ferlib.datasets import load_dataset
 
     return load_dataset(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ferlib.archive import DEFAULT_MAX_ZIP_BYTES, MEGABYTE, check_dataset_zip, read_source_files, save_dataset_zip
+from ferlib.archive import DEFAULT_MAX_ZIP_BYTES, MEGABYTE, read_source_files, save_dataset_zip
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
 from ferlib.datasets import SPLITS, Dataset
 from ferlib.preprocess import decode_image, to_uint8
@@ -29,6 +30,7 @@ from pages.common import (
     bgr_to_rgb,
     data_directories,
     dataset_sources,
+    dataset_version,
     load_dataset_cached,
     require_app,
     show_error,
@@ -95,11 +97,15 @@ def download_from_kaggle() -> None:
 
         api = KaggleApi()
         api.authenticate()
-        directory.mkdir(parents=True, exist_ok=True)
-        with st.spinner(f"Downloading {KAGGLE_DATASET} from Kaggle (about 60 MB)…"):
-            api.dataset_download_files(KAGGLE_DATASET, path=str(directory), unzip=False, quiet=True)
-        path = directory / f"{KAGGLE_DATASET.split('/')[1]}.zip"
-        check_dataset_zip(path)
+        name = f"{KAGGLE_DATASET.split('/')[1]}.zip"
+        # Into a temporary folder first, then stored like an upload: checked, and never over another file.
+        with (
+            tempfile.TemporaryDirectory(prefix="kaggle-") as download,
+            st.spinner(f"Downloading {KAGGLE_DATASET} from Kaggle (about 60 MB)…"),
+        ):
+            api.dataset_download_files(KAGGLE_DATASET, path=download, unzip=False, quiet=True, force=True)
+            saved = save_dataset_zip(Path(download) / name, name, directory)
+        path = saved.path
     except ValueError as error:
         remember_message("error", f"The download is not a usable dataset: {error}")
         return
@@ -107,7 +113,8 @@ def download_from_kaggle() -> None:
         remember_message("error", f"The Kaggle download failed ({type(error).__name__}: {error}).")
         return
     st.session_state[SOURCE_KEY] = str(path)
-    remember_message("success", f"Downloaded {KAGGLE_DATASET} to {path}.")
+    where = f"was already stored as {path}" if saved.already_present else f"was checked and saved as {path}"
+    remember_message("success", f"{KAGGLE_DATASET} downloaded: it {where}.")
 
 
 def render_upload() -> None:
@@ -194,30 +201,32 @@ def choose_source(sources: list[Path]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Heavy work, cached per dataset path and settings
+# Heavy work, cached per dataset (path and version) and settings
 
 
 @st.cache_data(show_spinner="Checking data quality…", max_entries=4)
-def cached_quality_report(path: str, blank_threshold: float) -> QualityReport:
+def cached_quality_report(path: str, version: tuple[int, int], blank_threshold: float) -> QualityReport:
     """Duplicates, near-blank and unreadable files of a dataset: about a second on FER-2013, so cached."""
-    return quality_report(load_dataset_cached(path), blank_threshold=blank_threshold)
+    return quality_report(load_dataset_cached(path, version), blank_threshold=blank_threshold)
 
 
 @st.cache_data(show_spinner="Computing pixel statistics…", max_entries=8)
-def cached_pixel_statistics(path: str, split: str, bins: int) -> tuple[MeanFaces, IntensityHistograms]:
+def cached_pixel_statistics(
+    path: str, version: tuple[int, int], split: str, bins: int
+) -> tuple[MeanFaces, IntensityHistograms]:
     """Mean faces and intensity histograms of one split, per class."""
-    dataset = load_dataset_cached(path)
+    dataset = load_dataset_cached(path, version)
     images, labels = dataset.subset(split)
     return mean_faces(images, labels), intensity_histograms(images, labels, bins=bins)
 
 
 @st.cache_data(show_spinner="Preparing samples (raw, preprocessed and augmented)…", max_entries=8)
-def cached_samples(path: str, split: str, per_class: int, seed: int) -> dict[str, list]:
+def cached_samples(path: str, version: tuple[int, int], split: str, per_class: int, seed: int) -> dict[str, list]:
     """Per class: the raw images as stored in the source, then the same faces preprocessed and augmented."""
     from ferlib.augment import augment_images
     from ferlib.config import AugmentationConfig
 
-    dataset = load_dataset_cached(path)
+    dataset = load_dataset_cached(path, version)
     indices = np.flatnonzero(dataset.split_mask(split))
     chosen = [indices[members] for members in sample_per_class(dataset.labels[indices], per_class, seed)]
     flat = np.concatenate(chosen)
@@ -289,6 +298,12 @@ def render_overview(dataset: Dataset) -> None:
             st.caption("Served from ferlib's decoded cache.")
         for note in dataset.report.notes:
             st.info(note)
+        if dataset.report.bad_files:
+            st.dataframe(
+                pd.DataFrame([{"file": bad.path, "reason": bad.reason} for bad in dataset.report.bad_files]),
+                hide_index=True,
+                width="stretch",
+            )
         if not dataset.report.notes:
             st.caption("Nothing to report: every split and class has images and every file was readable.")
 
@@ -383,7 +398,7 @@ def render_samples(dataset: Dataset, path: str) -> None:
         key="samples-seed",
         help="Picks the random sample and the random augmentation; change it to see other images.",
     )
-    samples = cached_samples(path, split, int(per_class), int(seed))
+    samples = cached_samples(path, dataset_version(path), split, int(per_class), int(seed))
     raw_tab, preprocessed_tab, augmented_tab = st.tabs(["Raw", "Preprocessed", "Augmented (training)"])
     with raw_tab:
         st.caption("The files as stored in the source, before any processing (caption: width×height).")
@@ -460,7 +475,7 @@ def render_pixels(dataset: Dataset, path: str) -> None:
         key="pixels-bins",
         help="How finely the 0-255 pixel range is divided; more bins show more detail and more noise.",
     )
-    faces, histograms = cached_pixel_statistics(path, split, int(bins))
+    faces, histograms = cached_pixel_statistics(path, dataset_version(path), split, int(bins))
     st.plotly_chart(histogram_chart(histograms), width="stretch", key="histogram-chart")
     st.subheader("Mean face per class")
     difference = st.toggle(
@@ -488,7 +503,7 @@ def render_quality(dataset: Dataset, path: str) -> None:
         key="quality-threshold",
         help="Images whose pixels vary less than this are reported as near-blank (flat gray, black or white).",
     )
-    report = cached_quality_report(path, float(threshold))
+    report = cached_quality_report(path, dataset_version(path), float(threshold))
     render_quality_metrics(report)
     if report.cross_split_pairs:
         st.warning(

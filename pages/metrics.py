@@ -26,6 +26,7 @@ from pages.common import (
     bgr_to_rgb,
     data_directories,
     dataset_sources,
+    dataset_version,
     load_dataset_cached,
     load_model_card,
     probability_chart,
@@ -79,10 +80,11 @@ def load_detector(name: str):
 
 @st.cache_data(show_spinner="Evaluating the model on every face of the split…", max_entries=4)
 def cached_evaluation(
-    model_path: str, modified: float, dataset_path: str, split: str, tta: bool
+    model_path: str, modified: float, dataset_path: str, version: tuple[int, int], split: str, tta: bool
 ) -> reports.SplitEvaluation:
     gradcam = load_gradcam(model_path, modified)
-    return reports.evaluate_split(gradcam.model, load_dataset_cached(dataset_path), split, tta=tta)
+    dataset = load_dataset_cached(dataset_path, version)
+    return reports.evaluate_split(gradcam.model, dataset, split, tta=tta)
 
 
 # --- choosing models ----------------------------------------------------------------------------------------
@@ -507,7 +509,7 @@ def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
         return None
     model_path, modified = model_file(report)
     try:
-        evaluation = cached_evaluation(model_path, modified, str(dataset), split, tta)
+        evaluation = cached_evaluation(model_path, modified, str(dataset), dataset_version(str(dataset)), split, tta)
     except ValueError as error:
         show_error("The model could not be evaluated on this dataset.", error)
         return None

@@ -120,6 +120,23 @@ def test_challenge_csv_labels_usage_and_bad_rows(tmp_path):
         assert all(np.array_equal(image, face) for image in dataset.images[dataset.labels == label])
 
 
+def test_a_csv_saved_with_a_byte_order_mark_loads(tmp_path):
+    """Excel's 'CSV UTF-8' starts with a BOM, which used to make the header read '\\ufeffemotion'."""
+    from ferlib.archive import check_dataset_zip
+
+    generator = np.random.default_rng(0)
+    rows = [(label, " ".join(map(str, synthetic_face(label, generator).ravel())), "Training") for label in range(7)]
+    plain = write_challenge_csv(tmp_path / "plain.csv", rows)
+    marked = tmp_path / "fer2013.csv"
+    marked.write_text(plain.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert len(load_dataset(marked)) == 7
+    with zipfile.ZipFile(tmp_path / "marked.zip", "w") as archive:
+        archive.write(marked, "fer2013.csv")
+    assert check_dataset_zip(tmp_path / "marked.zip").layout == "csv"
+    assert len(load_dataset(tmp_path / "marked.zip")) == 7
+
+
 def test_csv_inside_a_zip(tmp_path):
     generator = np.random.default_rng(0)
     rows = [(3, " ".join(map(str, synthetic_face(3, generator).ravel())), "Training")] * 10

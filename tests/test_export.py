@@ -12,7 +12,7 @@ from ferlib.export import count_flops, ship_model
 from ferlib.modelio import load_model, read_metadata
 
 
-def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_data):
+def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_data, monkeypatch):
     target = tmp_path / "models" / "shipped.keras"
     card = ship_model(tiny_model_path.parent, training_data, target)
     assert target.exists() and target.with_suffix(".tflite").exists()
@@ -38,6 +38,19 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
     assert stored["epochs_completed"] == 1
     assert target.with_suffix(".int8.tflite").exists() and 0 <= stored["int8_validation_accuracy"] <= 1
     assert stored["int8_tflite_size_mb"] < stored["tflite_size_mb"]
+
+    # A second ship that fails half-way (here the int8 conversion) leaves the first one's files as they were.
+    before = {path.name: path.read_bytes() for path in target.parent.iterdir()}
+    assert sorted(before) == ["shipped.int8.tflite", "shipped.json", "shipped.keras", "shipped.md", "shipped.tflite"]
+    import ferlib.export
+
+    def failing_conversion(*args, **kwargs):
+        raise ValueError("Expected a convertible model; received a converter failure")
+
+    monkeypatch.setattr(ferlib.export, "export_tflite_int8", failing_conversion)
+    with pytest.raises(ValueError, match="converter failure"):
+        ship_model(tiny_model_path.parent, training_data, target)
+    assert {path.name: path.read_bytes() for path in target.parent.iterdir()} == before  # no staging folder left
 
 
 def test_tflite_and_keras_give_the_same_probabilities(tmp_path, tiny_model_path, training_data):
@@ -181,3 +194,19 @@ def test_a_damaged_sidecar_is_refused_with_its_path(tmp_path, tiny_model_path):
         read_metadata(model)
     model.with_suffix(".json").unlink()
     assert read_metadata(model) == {}
+
+
+def test_the_card_says_publictest_only_when_the_validation_files_are_publictest():
+    """A train/val/test folder zip is laid out like Kaggle's, but its val/ is not FER-2013's PublicTest."""
+    from types import SimpleNamespace
+
+    from ferlib.export import describe_validation_split
+
+    def dataset(layout: str, names: list[str]):
+        report = SimpleNamespace(source="/data/faces.zip", layout=layout, validation_from_train=False)
+        paths = np.array(names)
+        return SimpleNamespace(report=report, paths=paths, split_mask=lambda split: np.ones(len(paths), bool))
+
+    kaggle = dataset("kaggle", ["test/happy/PublicTest_1.jpg", "test/sad/PublicTest_2.jpg"])
+    assert describe_validation_split(kaggle) == "validation (FER-2013 PublicTest, from faces.zip)"
+    assert describe_validation_split(dataset("kaggle", ["val/happy/img_1.jpg"])) == "validation (from faces.zip)"

@@ -79,6 +79,9 @@ def test_a_generated_dataset_shows_counts_samples_and_its_flaws(isolated_environ
     assert metrics["Within-split duplicate pairs"] == "0"
     assert metrics["Near-blank images"] == "1"
     assert metrics["Unreadable files"] == "1"
+    (load_report,) = [expander for expander in app.expander if expander.label == "Load report"]
+    (skipped,) = load_report.dataframe
+    assert list(skipped.value["file"]) == ["train/fear/Training_broken.jpg"]
     assert any("identical image pair(s) sit in different splits" in warning.value for warning in app.warning)
     assert len(app.get("plotly_chart")) == 3  # splits, classes, pixel histograms
     captions = [image.captions for image in app.image]
@@ -124,6 +127,44 @@ def test_an_uploaded_zip_is_checked_saved_and_selected(isolated_environment, tmp
     assert any("was checked and saved as" in success.value for success in app.success)
     assert app.selectbox(key="dataset_source").value == str(saved)
     assert metric_values(app)["Images"] == str(7 * 3)
+
+
+def test_a_kaggle_download_is_stored_like_an_upload_never_over_another_file(
+    isolated_environment, tmp_path, monkeypatch
+):
+    """The download used to be written straight to data/fer2013.zip, over an upload of the same name."""
+    import importlib.machinery
+    import sys
+    import types
+
+    download = zip_tree(write_kaggle_tree(tmp_path / "kaggle", {"train": 2, "test": 1}), tmp_path / "download.zip")
+
+    class FakeKaggleApi:
+        def authenticate(self) -> None:
+            pass
+
+        def dataset_download_files(self, dataset, path, unzip, quiet, force) -> None:
+            assert dataset == "msambare/fer2013" and Path(path) != isolated_environment
+            shutil.copy(download, Path(path) / "fer2013.zip")
+
+    for name in ("kaggle", "kaggle.api", "kaggle.api.kaggle_api_extended"):
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        monkeypatch.setitem(sys.modules, name, module)
+    sys.modules["kaggle.api.kaggle_api_extended"].KaggleApi = FakeKaggleApi
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "secret")
+    mine = zip_tree(write_kaggle_tree(tmp_path / "mine", {"train": 1, "test": 1}), isolated_environment / "fer2013.zip")
+    my_bytes = mine.read_bytes()
+
+    app = open_dataset_page()
+    button(app, "Download msambare/fer2013").click().run()
+    assert not app.exception and not app.error
+    assert mine.read_bytes() == my_bytes
+    (stored,) = [path for path in isolated_environment.glob("*.zip") if path != mine]
+    assert stored.read_bytes() == download.read_bytes()
+    assert any("downloaded: it was checked and saved as" in success.value for success in app.success)
+    assert app.selectbox(key="dataset_source").value == str(stored)
 
 
 def test_an_unsafe_upload_is_refused_with_an_explanation(isolated_environment, tmp_path):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
 from ferlib import runs
@@ -106,8 +107,8 @@ def test_a_stopped_plateau_run_saves_its_counters_and_resumes_them(tmp_path, tra
     assert read_json(sidecar_path(Path(run_dir) / runs.LAST_MODEL))["epochs_completed"] == 3
 
 
-def test_search_trials_use_the_configs_plateau_and_early_stopping(monkeypatch):
-    """A searched 'plateau' schedule used to train at a constant rate after warm-up: trials had no plateau callback."""
+def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(monkeypatch):
+    """Trials once trained a 'plateau' schedule at a constant rate, and without the config's class weights."""
     from types import SimpleNamespace
 
     from ferlib import tuning
@@ -115,13 +116,20 @@ def test_search_trials_use_the_configs_plateau_and_early_stopping(monkeypatch):
     captured = {}
 
     class RecordingModel:
-        def fit(self, *args, callbacks, **kwargs):
-            captured["callbacks"] = callbacks
+        def fit(self, *args, callbacks, class_weight=None, **kwargs):
+            captured["callbacks"], captured["class_weight"] = callbacks, class_weight
 
     monkeypatch.setattr(tuning, "make_training_pipeline", lambda *args, **kwargs: None)
-    config = TrainConfig(architecture="compact_cnn", schedule="plateau", plateau_patience=4, early_stopping_patience=6)
-    data = SimpleNamespace(train_images=None, train_labels=None, validation=None)
+    config = TrainConfig(
+        architecture="compact_cnn",
+        schedule="plateau",
+        plateau_patience=4,
+        early_stopping_patience=6,
+        class_weighting=True,
+    )
+    data = SimpleNamespace(train_images=None, train_labels=np.array([0, 0, 0, 1]), validation=None)
     tuning.fit_config(RecordingModel(), config, data, [], epochs=3)
     by_kind = {type(callback).__name__: callback for callback in captured["callbacks"]}
     assert by_kind["ResumableReduceLROnPlateau"].patience == 4
     assert by_kind["ResumableEarlyStopping"].patience == 6
+    assert captured["class_weight"][1] > captured["class_weight"][0]  # trials weight classes as the full run does
