@@ -3,20 +3,23 @@
 Every model takes (N, 48, 48, 1) float32 pixels in 0-255 and scales them itself, so all
 inference paths feed the same `preprocess_face` output. Outputs are softmax probabilities
 over `EMOTIONS`.
+
+Keras is imported inside the builders: reading configs and listing architectures (the dashboard's pages, the
+run listings) must not load TensorFlow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING, Any
 
 from ferlib.classes import NUM_CLASSES
 from ferlib.preprocess import IMAGE_SIZE
 
-ArchitectureBuilder = Callable[..., keras.Model]
+if TYPE_CHECKING:
+    import keras
+
+ArchitectureBuilder = Callable[..., "keras.Model"]
 _REGISTRY: dict[str, ArchitectureBuilder] = {}
 ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {}
 
@@ -50,11 +53,16 @@ def build_model(name: str, **hyperparameters: Any) -> keras.Model:
 
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    import keras
+    from keras import layers
+
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
 
 
 def _conv_block(x, filters: int, convs: int, kernel_size: int, activation: str, dropout: float, name: str):
+    from keras import layers
+
     for index in range(convs):
         x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv{index + 1}")(x)
         x = layers.BatchNormalization(name=f"{name}_bn{index + 1}")(x)
@@ -66,6 +74,8 @@ def _conv_block(x, filters: int, convs: int, kernel_size: int, activation: str, 
 
 
 def _classifier_head(x, dense_units: int, activation: str, dropout: float):
+    from keras import layers
+
     if dense_units > 0:
         x = layers.Dense(dense_units, use_bias=False, name="fc")(x)
         x = layers.BatchNormalization(name="fc_bn")(x)
@@ -89,6 +99,9 @@ def compact_cnn(
     filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout
 ) -> keras.Model:
     """A small, fast CNN (three conv + pool blocks, global pooling): for quick runs and tuning."""
+    import keras
+    from keras import layers
+
     inputs, x = _inputs()
     for index, width in enumerate(filters):
         x = _conv_block(
@@ -112,6 +125,9 @@ def vgg_fer(
     filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout
 ) -> keras.Model:
     """A VGG-style network (stacked 3x3 conv + batch norm blocks, pooling, dropout, dense head)."""
+    import keras
+    from keras import layers
+
     inputs, x = _inputs()
     for index, width in enumerate(filters):
         x = _conv_block(

@@ -74,7 +74,7 @@ def append_json_line(path: str | os.PathLike, record: dict[str, Any]) -> None:
 
 
 def read_json_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a torn last line left by a killed writer."""
+    """Read a JSON-lines file of objects, skipping a torn last line left by a killed writer (and any non-object)."""
     records: list[dict[str, Any]] = []
     try:
         with open(path, encoding="utf-8") as stream:
@@ -83,21 +83,31 @@ def read_json_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
                 if not line:
                     continue
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if isinstance(record, dict):
+                    records.append(record)
     except FileNotFoundError:
         return []
+    except UnicodeDecodeError:  # garbage bytes: keep the records read before them
+        return records
     return records
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
-    """Read a JSON file, returning `default` when it does not exist or cannot be parsed."""
+    """Read a JSON file, returning `default` when it does not exist or cannot be parsed (or decoded as UTF-8)."""
     try:
         with open(path, encoding="utf-8") as stream:
             return json.load(stream)
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
         return default
+
+
+def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON file holding an object, or {} when it is missing, unreadable or holds something else (say, a list)."""
+    value = read_json(path, default=None)
+    return value if isinstance(value, dict) else {}
 
 
 def _json_default(value: Any) -> Any:

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import functools
 import io
+import math
 import os
 import secrets
 import shutil
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferlib.atomic import atomic_write_json, atomic_write_text, read_json, read_json_lines
+from ferlib.atomic import atomic_write_json, atomic_write_text, read_json, read_json_lines, read_json_object
 from ferlib.config import TrainConfig
 from ferlib.modelio import check_initial_model, sidecar_path
 
@@ -77,7 +78,7 @@ def write_status(run_dir: str | os.PathLike, state: str, **details: Any) -> None
     """Record the run's state with this process's pid and a timestamp."""
     if state not in STATES:
         raise ValueError(f"Expected a state among {', '.join(STATES)}; received {state!r}")
-    previous = read_json(Path(run_dir) / STATUS_FILE, default={}) or {}
+    previous = read_json_object(Path(run_dir) / STATUS_FILE)
     now = time.time()
     status = {
         "state": state,
@@ -177,10 +178,10 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     status = read_json(Path(run_dir) / STATUS_FILE, default=None)
     if not isinstance(status, dict):
         return {"state": "interrupted", "error": f"{STATUS_FILE} is missing or unreadable"}
-    state, pid = status.get("state"), status.get("pid")
+    state, pid = status.get("state"), as_int(status.get("pid"))
     # A 'created' run is given a minute for its process to start before it counts as lost.
-    recently_created = state == "created" and time.time() - float(status.get("updated", 0)) < 60
-    if state in ("running", "created") and pid and not recently_created and not _process_alive(int(pid), status):
+    recently_created = state == "created" and time.time() - (as_number(status.get("updated")) or 0) < 60
+    if state in ("running", "created") and pid and not recently_created and not _process_alive(pid, status):
         status = {**status, "state": "interrupted", "error": "the training process ended without finishing"}
     return status
 
@@ -270,20 +271,34 @@ class RunSummary:
 def summarize_run(run_dir: str | os.PathLike) -> RunSummary:
     path = Path(run_dir)
     status = read_status(path)
-    config = read_json(path / CONFIG_FILE, default={}) or {}
+    config = read_json_object(path / CONFIG_FILE)
     state = saved_state(path)
-    started, ended = status.get("started"), status.get("ended") or status.get("updated")
+    started = as_number(status.get("started"))
+    ended = as_number(status.get("ended")) or as_number(status.get("updated"))
+    best = state.get("best_val_accuracy")
     return RunSummary(
         run_id=path.name,
         path=path,
         state=str(status.get("state", "interrupted")),
         architecture=str(config.get("architecture", "?")),
-        epochs=int(config.get("epochs", 0) or 0),
-        epochs_completed=int(state.get("epochs_completed", 0) or 0),
-        best_val_accuracy=state.get("best_val_accuracy"),
-        duration_seconds=(float(ended) - float(started)) if started and ended else None,
+        epochs=as_int(config.get("epochs")),
+        epochs_completed=as_int(state.get("epochs_completed")),
+        best_val_accuracy=float(best) if as_number(best) is not None else None,
+        duration_seconds=(ended - started) if started and ended else None,
         started=started,
     )
+
+
+def as_int(value: Any) -> int:
+    """A whole number read from a hand-editable JSON file; 0 for anything else (a string, a list, null)."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value else 0
+
+
+def as_number(value: Any) -> float | None:
+    """A number (a timestamp, a duration, a score) read from a JSON file; None for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunSummary]:
@@ -401,7 +416,7 @@ def _launch_and_record(run_dir: Path, data: str, *, resume: bool, extra_env: dic
     except OSError as error:
         write_status(run_dir, "failed", error=f"the training process could not be started: {error}")
         raise ValueError(f"Expected to start the training process; received {error}") from None
-    status = read_json(run_dir / STATUS_FILE, default={}) or {}
+    status = read_json_object(run_dir / STATUS_FILE)
     if status.get("state") == "created":
         write_status(run_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
     return process
@@ -497,14 +512,15 @@ def saved_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     best.keras.
     """
     path = Path(run_dir)
-    state = dict(read_json(path / STATE_FILE, default={}) or {})
-    last = read_json(sidecar_path(path / LAST_MODEL), default={}) or {}
-    if (path / LAST_MODEL).exists() and isinstance(last.get("epochs_completed"), int):
-        state["epochs_completed"] = last["epochs_completed"]
-    best = (read_json(sidecar_path(path / BEST_MODEL), default={}) or {}).get("metrics") or {}
+    state = read_json_object(path / STATE_FILE)
+    last = read_json_object(sidecar_path(path / LAST_MODEL))
+    if (path / LAST_MODEL).exists() and as_int(last.get("epochs_completed")) > 0:
+        state["epochs_completed"] = as_int(last["epochs_completed"])
+    best = read_json_object(sidecar_path(path / BEST_MODEL)).get("metrics")
+    best = best if isinstance(best, dict) else {}
     score, epoch = best.get("val_accuracy"), best.get("epoch")
-    recorded = state.get("best_val_accuracy")
-    newer_best = isinstance(score, (int, float)) and (recorded is None or float(score) >= float(recorded))
+    recorded = as_number(state.get("best_val_accuracy"))
+    newer_best = as_number(score) is not None and (recorded is None or float(score) >= recorded)
     if (path / BEST_MODEL).exists() and isinstance(epoch, int) and newer_best:
         state["best_val_accuracy"], state["best_epoch"] = float(score), epoch
     return state

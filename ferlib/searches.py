@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ferlib import runs
-from ferlib.atomic import atomic_write_json, read_json, read_json_lines
+from ferlib.atomic import atomic_write_json, read_json, read_json_lines, read_json_object
 from ferlib.config import TrainConfig
 from ferlib.search_space import default_space, validate_space
 
@@ -145,11 +145,12 @@ def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list
     for record in read_json_lines(path / TRIALS_FILE):
         trial = str(record.get("trial"))
         if record.get("event") == "trial_start":
-            rows[trial] = TrialRow(trial, dict(record.get("hyperparameters") or {}), None, "running", None, None, None)
-            rows[trial].started = record.get("time")
+            values = record.get("hyperparameters")
+            rows[trial] = TrialRow(trial, values if isinstance(values, dict) else {}, None, "running", None, None, None)
+            rows[trial].started = runs.as_number(record.get("time"))
         elif record.get("event") == "trial_end" and trial in rows:
             row = rows[trial]
-            row.score = record.get("score")
+            row.score = runs.as_number(record.get("score"))
             row.status = str(record.get("status", "completed"))
             row.duration_seconds = record.get("duration_seconds")
             row.epochs = record.get("epochs")
@@ -159,18 +160,18 @@ def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list
             if current is None:
                 row.status = "interrupted"
             elif row.started:
-                row.duration_seconds = current - float(row.started)
+                row.duration_seconds = current - row.started
     return list(rows.values())
 
 
 def read_baseline(search_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The baseline's result ({'score', 'duration_seconds', 'config', ...}); None until it has trained."""
-    return read_json(Path(search_dir) / BASELINE_FILE, default=None)
+    return read_json_object(Path(search_dir) / BASELINE_FILE) or None
 
 
 def read_best(search_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The best completed trial ({'trial', 'score', 'hyperparameters', 'config'}); None before one completes."""
-    return read_json(Path(search_dir) / BEST_FILE, default=None)
+    return read_json_object(Path(search_dir) / BEST_FILE) or None
 
 
 def read_search_progress(search_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -213,20 +214,19 @@ class SearchSummary:
 def summarize_search(search_dir: str | os.PathLike) -> SearchSummary:
     path = Path(search_dir)
     status = runs.read_status(path)
-    config = read_json(path / runs.CONFIG_FILE, default={}) or {}
+    config = read_json_object(path / runs.CONFIG_FILE)
     trials = read_trials(path)
-    best = read_best(path) or {}
-    baseline = read_baseline(path) or {}
+    best, baseline = read_json_object(path / BEST_FILE), read_json_object(path / BASELINE_FILE)
     return SearchSummary(
         search_id=path.name,
         path=path,
         state=str(status.get("state", "interrupted")),
         strategy=str(config.get("strategy", "?")),
         trials_completed=sum(row.status == "completed" for row in trials),
-        max_trials=int(config.get("max_trials", 0) or 0),
-        best_score=best.get("score"),
-        baseline_score=baseline.get("score"),
-        started=status.get("started"),
+        max_trials=runs.as_int(config.get("max_trials")),
+        best_score=runs.as_number(best.get("score")),
+        baseline_score=runs.as_number(baseline.get("score")),
+        started=runs.as_number(status.get("started")),
     )
 
 
@@ -276,7 +276,7 @@ def _launch_and_record(search_dir: Path, *, resume: bool) -> None:
     except OSError as error:
         runs.write_status(search_dir, "failed", error=f"the search process could not be started: {error}")
         raise ValueError(f"Expected to start the search process; received {error}") from None
-    status = read_json(search_dir / runs.STATUS_FILE, default={}) or {}
+    status = read_json_object(search_dir / runs.STATUS_FILE)
     if status.get("state") == "created":
         runs.write_status(search_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
 

@@ -78,7 +78,9 @@ def load_detector(name: str):
     return make_detector(name)
 
 
-@st.cache_data(show_spinner="Evaluating the model on every face of the split…", max_entries=4)
+# A resource cache: the evaluation holds the split's faces (66 MB for train), which st.cache_data would unpickle
+# afresh on every rerun. Pages only read it.
+@st.cache_resource(show_spinner="Evaluating the model on every face of the split…", max_entries=4)
 def cached_evaluation(
     model_path: str, modified: float, dataset_path: str, version: tuple[int, int], split: str, tta: bool
 ) -> reports.SplitEvaluation:

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ferlib import runs
+from ferlib import runs, searches
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
 from ferlib.modelio import default_model_path, read_metadata
@@ -117,6 +117,8 @@ def monitor_section(runs_dir: Path, all_runs: list[runs.RunSummary], active: lis
 def render_monitor(run_dir: Path, was_live: bool) -> None:
     """Status, progress, curves, log and actions of one run; re-run every few seconds while it trains."""
     if not (run_dir / runs.CONFIG_FILE).exists():
+        if was_live:
+            st.rerun()  # stop polling: the whole page redraws without the vanished run
         st.info("This run's folder is gone (it was deleted). Pick another run above.", icon=":material/info:")
         return
     status = runs.read_status(run_dir)
@@ -559,7 +561,7 @@ def start_training(runs_dir: Path, architecture: str, settings: dict[str, Any], 
         return
     try:
         run_dir = runs.start_run(config, runs_dir)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: a read-only or vanished folder
         show_error("The run could not be started.", error)
         return
     st.session_state["training_watch_next"] = run_dir.name
@@ -578,6 +580,13 @@ def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
         st.warning(
             f"**{active[0].run_id}** is {state_label(active[0].state)}. This machine trains one run at a time: "
             "stop it under **Watch a run** (it can be resumed later) or wait for it to finish, then start another.",
+            icon=":material/block:",
+        )
+    searching = searches.active_searches()
+    if searching and not active:
+        st.warning(
+            f"The hyperparameter search **{searching[0].search_id}** is {state_label(searching[0].state)}. One job "
+            "runs at a time: stop it on the **Tune** page (it can be resumed later), then start a run.",
             icon=":material/block:",
         )
     if not sources:
@@ -601,7 +610,7 @@ def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
             "Start training",
             type="primary",
             icon=":material/rocket_launch:",
-            disabled=bool(active) or not sources,
+            disabled=bool(active) or bool(searching) or not sources,
             help="Creates a run folder and trains in a separate process that keeps going if you close the tab.",
         )
     if submitted:
@@ -672,7 +681,7 @@ def delete_controls(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
         st.session_state.pop("training_delete_pending")
         try:
             runs.delete_run(runs_dir / pending)
-        except ValueError as error:
+        except (ValueError, OSError) as error:  # OSError: a read-only or vanished folder
             show_error("The run could not be deleted.", error)
             return
         flash("training", f"Deleted {pending}.", ":material/delete:")

@@ -104,6 +104,8 @@ def watch_section(searches_dir: Path, all_searches: list[searches.SearchSummary]
 def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
     """Status, scores, trials table, charts and actions of one search; re-run every few seconds while it runs."""
     if not searches.is_search(search_dir):
+        if was_live:
+            st.rerun()  # stop polling: the whole page redraws without the vanished search
         st.info("This search's folder is gone. Pick another search above.", icon=":material/info:")
         return
     status = runs.read_status(search_dir)
@@ -378,7 +380,7 @@ def render_train_best(search_dir: Path, state: str, best: dict[str, Any] | None,
         try:
             config = searches.full_training_config(search_dir, int(epochs))
             run_dir = runs.start_run(config, runs_dir)
-        except ValueError as error:
+        except (ValueError, OSError) as error:  # OSError: a read-only runs folder
             show_error("The training run could not be started.", error)
             return
         st.session_state["training_watch_next"] = run_dir.name
@@ -460,7 +462,7 @@ def start_search(searches_dir: Path, runs_dir: Path, settings: dict[str, Any]) -
         return
     try:
         search_dir = searches.start_search(config, searches_dir, runs_dir)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: a read-only runs folder
         show_error("The search could not be started.", error)
         return
     st.session_state["tune_watch_next"] = search_dir.name

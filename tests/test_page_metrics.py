@@ -2,7 +2,6 @@
 card, the mistakes gallery with Grad-CAM on a dataset, an uploaded photo, and unreadable metrics."""
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -287,9 +286,3 @@ def test_an_unreadable_upload_is_an_explained_error(environment, first_run):
     app.run()
     assert not app.exception
     assert "could not be read as an image" in texts(app.error)
-
-
-def test_the_page_is_registered_in_the_navigation():
-    source = (REPO_ROOT / "app.py").read_text()
-    assert 'st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:")' in source
-    assert os.path.exists(REPO_ROOT / "pages" / "metrics.py")

@@ -213,8 +213,11 @@ def test_a_sigkilled_search_resumes_in_a_process_launched_like_the_dashboards(tm
             if any(record["event"] == "trial_start" for record in records):
                 break
             time.sleep(0.05)
+        assert process.poll() is None, "the search ended before its first trial started"
         os.kill(process.pid, signal.SIGKILL)
     finally:
+        if process.poll() is None:
+            process.kill()
         process.wait(timeout=30)
     (search_dir,) = list(searches_dir.iterdir())
     assert summary_state(search_dir) == "interrupted"
