@@ -98,6 +98,7 @@ class LiveSession:
         self._key: tuple[str, str, str] | None = None
         self._pending_settings: LiveSettings | None = None
         self._pending_reset = False
+        self._generation = 0  # counts resets, so a frame in flight across one is not recorded
         self._error: str | None = None
         self._reset_results()
 
@@ -130,6 +131,7 @@ class LiveSession:
             self._reset_results()
             self._error = None
             self._pending_reset = True
+            self._generation += 1
 
     def process_frame(self, image: np.ndarray) -> np.ndarray:
         """Analyse one video frame and return it annotated (BGR); the results are kept for `snapshot`.
@@ -137,25 +139,26 @@ class LiveSession:
         Never raises: on an error the frame goes back unannotated and the message waits in `snapshot().error`.
         """
         with self._lock:
-            analyzer = self._analyzer
-            settings, self._pending_settings = self._pending_settings, None
-            reset, self._pending_reset = self._pending_reset, False
-        if analyzer is None:
-            return annotate_live(image, [], LiveSettings())
+            if self._analyzer is None:
+                return annotate_live(image, [], LiveSettings())
         if not self._busy.acquire(blocking=False):
             return image  # only if two threads ever call at once: never queue stale frames
         try:
-            if reset:
-                analyzer.reset()
+            with self._lock:  # taken only once this thread owns the analyzer, so no change is dropped
+                analyzer, generation = self._analyzer, self._generation
+                settings, self._pending_settings = self._pending_settings, None
+                reset, self._pending_reset = self._pending_reset, False
             if settings is not None:
                 analyzer.update_settings(settings)
+            if reset:  # after the settings, so the new stream starts with the new detection interval
+                analyzer.reset()
             annotated, result = analyzer.process(image)
         except Exception as error:  # whatever the analyzer raised, the video must keep playing
             self._report_error(error)
             return image
         finally:
             self._busy.release()
-        self._record(result, annotated)
+        self._record(result, annotated, generation)
         return annotated
 
     def _report_error(self, error: Exception) -> None:
@@ -165,9 +168,11 @@ class LiveSession:
         if not repeated:  # a failure repeated on every frame is logged once
             LOGGER.error("live frame analysis failed", exc_info=error)
 
-    def _record(self, result: LiveFrameResult, annotated: np.ndarray) -> None:
+    def _record(self, result: LiveFrameResult, annotated: np.ndarray, generation: int) -> None:
         now = time.monotonic()
         with self._lock:
+            if generation != self._generation:
+                return  # a frame of the stream before a reset: it must not count in the new one
             if self._started is None:
                 self._started = now
             self._frames += 1

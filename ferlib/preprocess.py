@@ -7,10 +7,10 @@ inference path (Keras, TFLite, the live pipeline) feeds the same uint8 pixels.
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
+
+from ferlib.image_header import header_size
 
 IMAGE_SIZE = 48
 
@@ -34,19 +34,12 @@ def decode_image(data: bytes) -> np.ndarray:
 
 
 def _check_pixel_count(data: bytes) -> None:
-    """Refuse an image over MAX_IMAGE_PIXELS from its header alone (Pillow reads no pixels to get the size)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
-    except Exception:  # a format Pillow cannot read: OpenCV decides (and refuses what it cannot decode)
-        return
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ValueError(
-            f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; "
-            f"received {width}x{height} ({width * height / 1e6:.0f} megapixels)"
-        )
+    """Refuse an image over MAX_IMAGE_PIXELS from its header alone, before any pixel is allocated."""
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        width, height = size
+        stated = f"{width}x{height} ({width * height / 1e6:.0f} megapixels)" if height > 1 else f"{width:,} pixels"
+        raise ValueError(f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; received {stated}")
 
 
 def read_image(path: str) -> np.ndarray:

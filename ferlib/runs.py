@@ -291,7 +291,7 @@ def summarize_run(run_dir: str | os.PathLike) -> RunSummary:
 
 def as_int(value: Any) -> int:
     """A whole number read from a hand-editable JSON file; 0 for anything else (a string, a list, null)."""
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value else 0
+    return int(value) if as_number(value) is not None else 0
 
 
 def as_number(value: Any) -> float | None:

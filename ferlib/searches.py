@@ -152,8 +152,8 @@ def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list
             row = rows[trial]
             row.score = runs.as_number(record.get("score"))
             row.status = str(record.get("status", "completed"))
-            row.duration_seconds = record.get("duration_seconds")
-            row.epochs = record.get("epochs")
+            row.duration_seconds = runs.as_number(record.get("duration_seconds"))
+            row.epochs = runs.as_int(record.get("epochs")) if record.get("epochs") is not None else None
     current = (now if now is not None else time.time()) if active else None
     for row in rows.values():
         if row.status == "running":

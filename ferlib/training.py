@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ferlib import runs
-from ferlib.atomic import atomic_write_json, read_json
+from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES
 from ferlib.config import TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
@@ -192,7 +192,7 @@ def load_initial_weights(model, path: str | Path, seed: int = 0) -> str:
 
 def _saved_counters(run_dir: Path) -> dict[str, dict]:
     """The plateau and early-stopping counters saved beside last.keras ({} for runs saved before they were)."""
-    counters = (read_json(sidecar_path(run_dir / runs.LAST_MODEL), default={}) or {}).get("patience_counters")
+    counters = read_json_object(sidecar_path(run_dir / runs.LAST_MODEL)).get("patience_counters")
     return counters if isinstance(counters, dict) else {}
 
 

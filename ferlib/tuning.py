@@ -26,7 +26,7 @@ import numpy as np
 
 from ferlib import runs
 from ferlib.architectures import build_model
-from ferlib.atomic import append_json_line, atomic_write_json, read_json
+from ferlib.atomic import append_json_line, atomic_write_json, read_json, read_json_object
 from ferlib.callbacks import EpochLearningRate, StopSignal, patience_callbacks
 from ferlib.config import TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset
@@ -368,8 +368,7 @@ def train_baseline(search_dir: Path, session: SearchSession, data: TuningData, v
 
 def search_result(search_dir: Path) -> dict[str, Any]:
     """best_score, baseline and completed trials of the folder, as the CLI's last line and status.json report."""
-    best = read_json(search_dir / BEST_FILE, default=None) or {}
-    baseline = read_json(search_dir / BASELINE_FILE, default=None) or {}
+    best, baseline = read_json_object(search_dir / BEST_FILE), read_json_object(search_dir / BASELINE_FILE)
     completed = sum(row.status == "completed" for row in read_trials(search_dir))
     return {"best_score": best.get("score"), "baseline_score": baseline.get("score"), "trials": completed}
 

@@ -34,7 +34,8 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """A clip's frame size, frame rate and (estimated; 0 when unknown) frame count."""
+    """A clip's frame size as shown (after its display rotation), frame rate and (estimated; 0 when unknown) frame
+    count."""
 
     width: int
     height: int
@@ -53,7 +54,14 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
             count = round(float(stream.duration * stream.time_base) * rate)
         if not count and container.duration:
             count = round(container.duration / av.time_base * rate)
-        return VideoInfo(int(stream.codec_context.width), int(stream.codec_context.height), rate, count)
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError:  # undecodable: read_video_frames reports it when the frames are read
+            first = None
+        if first is not None and round(getattr(first, "rotation", 0) / 90) % 2:
+            width, height = height, width  # shown turned a quarter: a phone's portrait clip
+        return VideoInfo(width, height, rate, count)
 
 
 def _open_video(path: str | os.PathLike):
@@ -87,7 +95,7 @@ def upright(image: np.ndarray, rotation: int | float | None) -> np.ndarray:
 
 
 def read_video_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in seconds, BGR frame, upright) for every frame of a clip."""
+    """(frame index, time in seconds, upright BGR frame) for every frame of a clip."""
     import av
 
     with _open_video(path) as container:

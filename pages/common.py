@@ -141,9 +141,15 @@ def dataset_version(path: str) -> tuple[int, int]:
     if root.is_file():
         status = root.stat()
         return (status.st_size, status.st_mtime_ns)
-    folders = [root, *(child for child in root.glob("*") if child.is_dir())]
-    folders += [child for folder in folders[1:] for child in folder.glob("*") if child.is_dir()]
+    folders = [root, *_subfolders(root)]  # split or class folders, then class folders: a file added changes one
+    folders += [child for folder in folders[1:] for child in _subfolders(folder)]
     return (len(folders), max(folder.stat().st_mtime_ns for folder in folders))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Sub-folders, told apart by the directory listing itself (no stat per image in a class folder)."""
+    with os.scandir(folder) as entries:
+        return [Path(entry.path) for entry in entries if entry.is_dir()]
 
 
 def load_dataset_cached(path: str, version: tuple[int, int] | None = None):

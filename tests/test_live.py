@@ -22,6 +22,7 @@ from ferlib.video import (
     is_video_path,
     read_video_frames,
     upright,
+    video_info,
     write_records_csv,
     write_y4m,
 )
@@ -316,6 +317,36 @@ def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_f
     assert [t.face_id for t in analyzer.tracker.tracks] == [1] and analyzer.tracker.tracks[0] is not track
 
 
+def test_no_page_change_is_lost_and_no_stale_frame_counts_after_a_reset(astronaut_face, tiny_model_path):
+    session = LiveSession(timeline_every_seconds=0)
+    frame = astronaut_frame(astronaut_face)
+    variant = ModelVariant("tiny", tiny_model_path, "keras")
+    session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=8))
+    session.process_frame(frame)
+    analyzer = session._analyzer
+    session._busy.acquire()  # a frame in progress when the user moves a slider
+    try:
+        session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=3))
+        assert session.process_frame(frame) is frame  # passed through...
+    finally:
+        session._busy.release()
+    session.process_frame(frame)
+    assert analyzer.settings.smoothing_window == 3  # ...and the change was kept for the next frame
+
+    original = analyzer.process
+
+    def reset_midway(image):  # START pressed again while this frame is analysed
+        session.reset()
+        return original(image)
+
+    analyzer.process = reset_midway
+    session.process_frame(frame)
+    assert session.snapshot().frames == 0  # the old stream's frame is not counted in the new one
+    analyzer.process = original
+    session.process_frame(frame)
+    assert session.snapshot().frames == 1
+
+
 def test_an_analyzer_error_keeps_the_video_playing_and_is_reported(astronaut_face, tiny_model_path, monkeypatch):
     session = LiveSession()
     frame = astronaut_frame(astronaut_face)
@@ -395,6 +426,7 @@ def test_a_phone_clip_with_a_display_rotation_is_read_upright(tmp_path):
     frames = [frame for _, _, frame in read_video_frames(path)]
     assert [frame.shape for frame in frames] == [(64, 32, 3)] * 2
     assert frames[0][56:, :8].mean() > 200 and frames[0][:8, :8].mean() < 50  # turned counterclockwise
+    assert (video_info(path).width, video_info(path).height) == (32, 64)
     marked = np.zeros((2, 3), np.uint8)
     marked[0, 0] = 1
     assert upright(marked, -90)[0, -1] == 1 and upright(marked, 180)[-1, -1] == 1 and upright(marked, 0) is marked

@@ -98,6 +98,33 @@ def test_decode_refuses_an_image_over_the_pixel_limit_from_its_header(monkeypatc
     assert decode_image(png.tobytes()).shape == (1000, 1000)
 
 
+def test_bomb_headers_are_refused_before_decoding():
+    """Headers alone (no pixel data): a PNG (parsed by ferlib) and a BMP (by Pillow, over its own bomb limit)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    with pytest.raises(ValueError, match=r"^Expected an image of at most 150 megapixels; received 20000x20000 \("):
+        decode_image(png)
+    info = struct.pack("<IiiHHIIiiII", 40, 20000, 20000, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    bmp = b"BM" + struct.pack("<IHHI", 54 + 3, 0, 0, 54) + info + b"\x00\x00\x00"
+    with pytest.raises(ValueError, match=r"^Expected an image of at most 150 megapixels; received 400,000,000 pixels"):
+        decode_image(bmp)
+
+
+def test_header_sizes_match_pillow_for_every_format():
+    from ferlib.image_header import header_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    formats = [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("JPEG", {"exif": exif})]
+    formats += [("WEBP", {}), ("BMP", {}), ("TIFF", {})]
+    samples = [encode_with_pillow(Image.new("RGB", (37, 23)), fmt, **options) for fmt, options in formats]
+    assert [header_size(data) for data in samples] == [(37, 23)] * len(samples)
+    assert header_size(b"not an image") is None
+
+
 @pytest.mark.parametrize(
     "image",
     [np.full((30, 40, 3), 65535, np.uint16), np.full((30, 40, 4), 255, np.uint8), np.full((30, 40), 1.0, np.float32)],
