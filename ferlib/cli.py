@@ -6,6 +6,7 @@ User mistakes print one `error: ...` line and exit with status 2; no tracebacks.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -87,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head` closed the pipe: not an error worth a traceback
+        sys.stderr.close()
+        return 0
+    except OSError as error:  # a path that cannot be read or written (a folder, a read-only place, a full disk)
+        where = f"{error.filename!r}" if error.filename else "a file"
+        reason = error.strerror or error
+        print(f"error: Expected a readable or writable path; received {where} ({reason})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -134,17 +143,17 @@ def _train(arguments: argparse.Namespace) -> int:
             raise ValueError("Expected --run-dir RUN_FOLDER with --resume; received none")
         run_dir = Path(arguments.run_dir)
         config = runs.load_config(run_dir)
-        if arguments.epochs:
+        if arguments.epochs is not None:
             config = config.updated(epochs=arguments.epochs)
         runs.ensure_run_may_train(run_dir, resume=arguments.resume)
-        if arguments.epochs:
+        if arguments.epochs is not None:
             from ferlib.atomic import atomic_write_json
 
             atomic_write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
     else:
         config = TrainConfig.from_file(arguments.config) if arguments.config else TrainConfig()
         changes = {}
-        if arguments.epochs:
+        if arguments.epochs is not None:
             changes["epochs"] = arguments.epochs
         if arguments.data:
             changes["data"] = str(Path(arguments.data).expanduser().resolve())
@@ -193,18 +202,32 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 def _predict(arguments: argparse.Namespace) -> int:
     from ferlib.video import is_video_path
 
+    _check_output_paths(arguments)
     videos = [path for path in arguments.images if is_video_path(path)]
     if videos:
         if len(arguments.images) > 1:
             raise ValueError(f"Expected photos or a single video; received {len(arguments.images)} files with a video")
+        if arguments.json or arguments.annotated_dir:
+            raise ValueError("Expected --csv or --video-out with a video; received --json or --annotated-dir")
         return _predict_video(arguments, videos[0])
     if arguments.csv or arguments.video_out:
         raise ValueError("Expected a video file with --csv or --video-out; received only photos")
     return _predict_photos(arguments)
 
 
+def _check_output_paths(arguments: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that cannot be written: a file where a folder goes, or the reverse."""
+    for option, value in (("--json", arguments.json), ("--csv", arguments.csv), ("--video-out", arguments.video_out)):
+        if value and Path(value).is_dir():
+            raise ValueError(f"Expected a file path for {option}; received {value!r}, which is a folder")
+    folder = arguments.annotated_dir
+    if folder and Path(folder).exists() and not Path(folder).is_dir():
+        raise ValueError(f"Expected a folder for --annotated-dir; received {folder!r}, which is a file")
+
+
 def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
     """One CSV row per face per frame; the last line is `frames=N faces=M fps=X` (frames per processing second)."""
+    from ferlib.atomic import atomic_write_text
     from ferlib.classifier import make_classifier
     from ferlib.detection import make_detector
     from ferlib.live import LiveAnalyzer, LiveSettings
@@ -212,16 +235,25 @@ def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
 
     settings = LiveSettings(adaptive=False, detection_interval=1, detection_max_side=640)
     analyzer = LiveAnalyzer(make_detector(arguments.detector), make_classifier(arguments.model), settings)
-    analysis = analyze_video(video_path, analyzer, video_out=arguments.video_out)
+    target = Path(arguments.video_out) if arguments.video_out else None
+    # Written beside the target under a temporary name and moved into place once complete (same suffix: codec).
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}") if target else None
+    try:
+        analysis = analyze_video(video_path, analyzer, video_out=partial)
+        if partial is not None and partial.exists():
+            os.replace(partial, target)
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     if arguments.csv:
-        Path(arguments.csv).parent.mkdir(parents=True, exist_ok=True)
-        with open(arguments.csv, "w", newline="", encoding="utf-8") as handle:
-            write_records_csv(analysis.records, handle)
+        table = io.StringIO()
+        write_records_csv(analysis.records, table)
+        atomic_write_text(arguments.csv, table.getvalue())
         print(f"{video_path}: {analysis.frames} frames, {analysis.width}x{analysis.height}, rows in {arguments.csv}")
     else:
         write_records_csv(analysis.records, sys.stdout)
     if analysis.video_out is not None:
-        print(f"annotated video: {analysis.video_out}")
+        print(f"annotated video: {target}")
     print(f"frames={analysis.frames} faces={analysis.faces} fps={analysis.fps:.1f}")
     return 0
 
@@ -229,7 +261,7 @@ def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
 def _predict_photos(arguments: argparse.Namespace) -> int:
     import cv2
 
-    from ferlib.atomic import atomic_write_json
+    from ferlib.atomic import atomic_write_bytes, atomic_write_json
     from ferlib.classes import EMOTIONS
     from ferlib.classifier import make_classifier
     from ferlib.detection import make_detector
@@ -269,11 +301,12 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
         results.append({"image": image_path, "faces": [face.__dict__ for face in analysis.faces]})
         if arguments.annotated_dir:
             target = _annotated_path(Path(arguments.annotated_dir), image_path, written)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if cv2.imwrite(str(target), annotate(image, analysis)):
+            encoded, png = cv2.imencode(".png", annotate(image, analysis))
+            if encoded:
+                atomic_write_bytes(target, png.tobytes())
                 written.add(target)
             else:
-                print(f"{image_path}: the annotated copy could not be written to {target}")
+                print(f"{image_path}: the annotated copy could not be encoded for {target}")
                 failures += 1
     if arguments.json:
         atomic_write_json(arguments.json, results)

@@ -103,10 +103,15 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     from ferlib.evaluation import evaluate_model
 
     run_dir, target = Path(run_dir), Path(target)
+    if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
+        raise ValueError(f"Expected an output path ending in .keras; received {str(target)!r}")
     best = run_dir / "best.keras"
     if not best.exists():
         raise ValueError(f"Expected a run folder with best.keras; received {str(run_dir)!r}")
-    model = keras.saving.load_model(best, compile=False)
+    try:
+        model = keras.saving.load_model(best, compile=False)
+    except Exception as error:  # Keras raises assorted types for a truncated or foreign file
+        raise ValueError(f"Expected a loadable best.keras in {str(run_dir)!r}; received {error}") from None
     dataset = load_dataset(data)
     images, labels = dataset.subset("validation")
     if len(labels) == 0:

@@ -34,7 +34,11 @@ def _from_source(source: Mapping[str, Any]) -> list[dict[str, Any]]:
             try:
                 configured = json.loads(configured)
             except json.JSONDecodeError as error:
-                raise ValueError(f"Expected ICE_SERVERS as a JSON list; received {configured!r} ({error})") from error
+                # The value is not echoed: it holds the TURN credential, and the message is shown on the page.
+                raise ValueError(
+                    f"Expected ICE_SERVERS as a JSON list; received text that is not JSON ({error.msg} at line "
+                    f"{error.lineno}, column {error.colno})"
+                ) from None
         return _normalised(configured)
     url = source.get("TURN_URL")
     if url:
@@ -52,5 +56,6 @@ def _normalised(servers: Any) -> list[dict[str, Any]]:
     if isinstance(servers, Mapping):
         servers = [servers]
     if not isinstance(servers, list) or not all(isinstance(server, Mapping) and "urls" in server for server in servers):
-        raise ValueError(f"Expected ICE_SERVERS as a list of objects with 'urls'; received {servers!r}")
+        shape = type(servers).__name__ if not isinstance(servers, list) else "a list with items lacking 'urls'"
+        raise ValueError(f"Expected ICE_SERVERS as a list of objects with 'urls'; received {shape}")
     return [dict(server) for server in servers]

@@ -22,13 +22,12 @@ LINEAGE_KEYS = ("epochs_completed", "train_wall_seconds", "history", "stages", "
 
 def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Epochs, wall time, history and data size of one run, from its progress log (resumed sessions included)."""
-    from ferlib.runs import read_progress
+    from ferlib.runs import epoch_records, read_progress
 
     records = read_progress(run_dir)
-    by_epoch = {
-        record["epoch"]: record for record in records if record.get("event") == "epoch" and not record.get("partial")
-    }  # a resumed run may repeat an epoch whose record was written just before a kill: keep the last
-    epochs = [by_epoch[number] for number in sorted(by_epoch)]
+    # As the curves count them: a resumed session replaces the epochs it trains again (a killed run's unsaved
+    # epochs are not counted beside their retrained versions), and a stopped run's partial epoch is left out.
+    epochs = epoch_records(records)
     starts = [record for record in records if record.get("event") == "start"]
     return {
         "epochs_completed": len(epochs),

@@ -100,7 +100,7 @@ def training_lines(card: dict[str, Any]) -> list[str]:
             "",
         ]
         lines += _table(
-            ["stage", "run", "epochs", "wall time", "PublicTest accuracy at its end"],
+            ["stage", "run", "epochs", "wall time", "validation accuracy at its end"],
             [
                 [
                     str(index),

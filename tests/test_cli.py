@@ -198,3 +198,23 @@ def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp
     assert (tmp_path / "out" / "astronaut_annotated.png").exists()
     second = cv2.imread(str(tmp_path / "out" / "astronaut_annotated-2.png"), cv2.IMREAD_UNCHANGED)
     assert second.dtype == np.uint8 and second.ndim == 3  # a 16-bit photo gets an 8-bit annotated copy
+
+
+def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
+    """A folder given as a config file, an output that is a folder, --epochs 0: exit 2, no traceback."""
+    results = {
+        "config folder": run_cli("train", "--config", tmp_path, "--data", tmp_path),
+        "epochs 0": run_cli("train", "--data", tmp_path, "--epochs", "0"),
+        "json folder": run_cli("predict", tmp_path / "photo.jpg", "--json", tmp_path),
+        "video with json": run_cli("predict", tmp_path / "clip.mp4", "--json", tmp_path / "out.json"),
+    }
+    for name, result in results.items():
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
+    last = {name: result.stderr.strip().splitlines()[-1] for name, result in results.items()}
+    folder = repr(str(tmp_path))
+    assert last["config folder"] == f"error: Expected a readable or writable path; received {folder} (Is a directory)"
+    assert last["epochs 0"].startswith("error: Expected epochs >= 1")
+    assert last["json folder"] == f"error: Expected a file path for --json; received {folder}, which is a folder"
+    assert last["video with json"] == (
+        "error: Expected --csv or --video-out with a video; received --json or --annotated-dir"
+    )
