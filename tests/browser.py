@@ -105,14 +105,21 @@ def chromium_page(extra_flags: list[str] | None = None) -> Iterator[object]:
             browser.close()
 
 
+# Present while a script run is in progress: the header's running icon and any st.spinner.
+BUSY = "[data-testid='stStatusWidgetRunningIcon'], [data-testid='stSpinner']"
+
+
 def wait_for_app(page, timeout_ms: int = 90000, settle_ms: int = 2000) -> None:
-    """Wait until Streamlit has rendered the page and its content stopped changing for `settle_ms`."""
+    """Wait until Streamlit has finished running the page and its content stopped changing for `settle_ms`.
+
+    Stable text alone is not enough: a spinner ("Loading the model…") can stand still for seconds mid-run.
+    """
     page.wait_for_selector("[data-testid='stMain']", timeout=timeout_ms)
     deadline = time.time() + timeout_ms / 1000
     previous, stable_since = None, time.time()
     while time.time() < deadline:
         current = page.inner_text("[data-testid='stMain']")
-        if current != previous:
+        if current != previous or page.query_selector(BUSY) is not None:
             previous, stable_since = current, time.time()
         elif current.strip() and time.time() - stable_since >= settle_ms / 1000:
             return

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from browser import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
 
+from ferlib.classes import EMOTION_COLORS_BGR
 from ferlib.modelio import default_model_path
 from ferlib.video import write_y4m
 
@@ -42,15 +43,32 @@ def test_live_camera_shows_happy_for_the_smiling_astronaut(tmp_path):
         page.goto(f"{url}/live")
         wait_for_app(page)
         assert page.inner_text("h1").strip().endswith("Live")
-        page.frame_locator("iframe[title*='webrtc']").get_by_role("button", name=re.compile("^start$", re.I)).click()
-        deadline = time.time() + 60
-        text = ""
+        component = page.frame_locator("iframe[title*='webrtc']")
+        component.get_by_role("button", name=re.compile("^start$", re.I)).click(timeout=90000)
+        deadline = time.time() + 120
+        text, happy_pixels = "", 0
         while time.time() < deadline:
             text = page.inner_text("[data-testid='stMain']")
             if re.search(r"Face \d+: \S+ happy \d+%", text) and re.search(r"\d+ fps processed", text):
-                break
+                happy_pixels = max(happy_pixels, overlay_pixels(component, EMOTION_COLORS_BGR["happy"]))
+                if happy_pixels >= 200:
+                    break
             page.wait_for_timeout(500)
         page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
         assert re.search(r"Face \d+: \S+ happy \d+%", text), text[-1500:]
         assert re.search(r"\d+ fps processed", text)
+        # The side panel reads the results; the video itself must carry the drawn box and label, in happy's colour.
+        assert happy_pixels >= 200, happy_pixels
         assert page_exceptions(page) == []
+
+
+def overlay_pixels(component, color_bgr: tuple[int, int, int], tolerance: int = 40) -> int:
+    """Pixels of the colour (give or take video compression) in the component's videos, as they are shown."""
+    counts = []
+    videos = component.locator("video")
+    for index in range(videos.count()):
+        shot = cv2.imdecode(np.frombuffer(videos.nth(index).screenshot(), np.uint8), cv2.IMREAD_COLOR)
+        if shot is not None:
+            distance = np.abs(shot.astype(np.int16) - np.array(color_bgr, np.int16)).max(axis=2)
+            counts.append(int((distance <= tolerance).sum()))
+    return max(counts, default=0)
