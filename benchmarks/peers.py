@@ -49,6 +49,8 @@ def main() -> None:
     faces, labels = validation_faces()
     ours = make_classifier(arguments.model, backend="keras")
     ours_fast = make_classifier(arguments.model)  # the TFLite export when shipped
+    int8_path = Path(arguments.model).with_suffix(".int8.tflite")
+    ours_int8 = make_classifier(int8_path) if int8_path.exists() else None  # the live pipeline's path
     fer_model = keras.models.load_model(fer_model_path(), compile=False)
 
     import tensorflow as tf
@@ -66,6 +68,7 @@ def main() -> None:
     for name, predict in (
         ("ferlib (keras)", ours),
         (f"ferlib ({ours_fast.backend})", ours_fast),
+        *([("ferlib (tflite int8)", ours_int8)] if ours_int8 is not None else []),
         ("fer mini-Xception", fer_predict),
         ("fer (eager call)", fer_predict_eager),
     ):
