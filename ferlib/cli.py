@@ -88,13 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `... | head` closed the pipe: not an error worth a traceback
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # `... | head` closed the pipe: no traceback, and no second error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as error:  # a path that cannot be read or written (a folder, a read-only place, a full disk)
-        where = f"{error.filename!r}" if error.filename else "a file"
-        reason = error.strerror or error
-        print(f"error: Expected a readable or writable path; received {where} ({reason})", file=sys.stderr)
+        if error.filename:
+            message = f"Expected a readable or writable path; received {error.filename!r} ({error.strerror or error})"
+        else:
+            message = f"Expected the operation to succeed; received {type(error).__name__}: {error}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -220,6 +222,8 @@ def _check_output_paths(arguments: argparse.Namespace) -> None:
     for option, value in (("--json", arguments.json), ("--csv", arguments.csv), ("--video-out", arguments.video_out)):
         if value and Path(value).is_dir():
             raise ValueError(f"Expected a file path for {option}; received {value!r}, which is a folder")
+    if arguments.video_out and not Path(arguments.video_out).suffix:
+        raise ValueError(f"Expected --video-out with a video suffix such as .mp4; received {arguments.video_out!r}")
     folder = arguments.annotated_dir
     if folder and Path(folder).exists() and not Path(folder).is_dir():
         raise ValueError(f"Expected a folder for --annotated-dir; received {folder!r}, which is a file")
@@ -237,7 +241,7 @@ def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
     analyzer = LiveAnalyzer(make_detector(arguments.detector), make_classifier(arguments.model), settings)
     target = Path(arguments.video_out) if arguments.video_out else None
     # Written beside the target under a temporary name and moved into place once complete (same suffix: codec).
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}") if target else None
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}") if target else None
     try:
         analysis = analyze_video(video_path, analyzer, video_out=partial)
         if partial is not None and partial.exists():
@@ -302,11 +306,13 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
         if arguments.annotated_dir:
             target = _annotated_path(Path(arguments.annotated_dir), image_path, written)
             encoded, png = cv2.imencode(".png", annotate(image, analysis))
-            if encoded:
+            try:
+                if not encoded:
+                    raise OSError("PNG encoding failed")
                 atomic_write_bytes(target, png.tobytes())
                 written.add(target)
-            else:
-                print(f"{image_path}: the annotated copy could not be encoded for {target}")
+            except OSError as error:  # one copy that cannot be written does not stop the others
+                print(f"{image_path}: the annotated copy could not be written to {target} ({error})")
                 failures += 1
     if arguments.json:
         atomic_write_json(arguments.json, results)

@@ -105,7 +105,7 @@ def validate_space(space: dict[str, Any]) -> dict[str, list[Any]]:
         except (TypeError, ValueError):
             raise ValueError(f"Expected {spec.kind.__name__} values for {name}; received {list(values)!r}") from None
         pairs = zip(values, typed, strict=True)
-        truncated = [value for value, kept in pairs if isinstance(value, float) and value != kept]
+        truncated = [value for value, kept in pairs if spec.kind is int and isinstance(value, float) and value != kept]
         if truncated:  # int(5.5) would quietly search 5
             raise ValueError(f"Expected whole numbers for {name}; received {truncated}")
         outside = [value for value in typed if value not in spec.options]

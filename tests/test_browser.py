@@ -11,7 +11,8 @@ def navigation_links(page) -> list[str]:
 
 
 def test_every_page_opens_without_an_exception(tmp_path):
-    with streamlit_server(env={"FERLIB_RUNS_DIR": str(tmp_path / "runs")}) as url, chromium_page() as page:
+    isolated = {"FERLIB_RUNS_DIR": str(tmp_path / "runs"), "FERLIB_SEARCHES_DIR": str(tmp_path / "searches")}
+    with streamlit_server(env=isolated) as url, chromium_page() as page:
         page.goto(url)
         wait_for_app(page)
         assert "FER Studio" in page.inner_text("h1")

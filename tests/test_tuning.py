@@ -83,6 +83,8 @@ def test_invalid_spaces_and_budgets_are_refused_in_ferlib_wording(training_data)
     with pytest.raises(ValueError, match=r"^Expected whole numbers for kernel_size; received \[5.5\]$"):
         validate_space({"kernel_size": [3, 5.5]})
     assert validate_space({"kernel_size": [5.0]}) == {"kernel_size": [5]}
+    with pytest.raises(ValueError, match="Expected values of activation among"):
+        validate_space({"activation": [1.0]})  # a text setting gets the choices, not the whole-number message
     with pytest.raises(ValueError, match="Expected strategy among random, grid, bayesian, hyperband"):
         tiny_search(training_data, strategy="evolution")
     with pytest.raises(ValueError, match=r"Expected subset in \(0, 1\]"):
