@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from pathlib import Path
@@ -94,3 +95,23 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
     run_dir = create_run(config, tmp_path_factory.mktemp("tiny_runs"))
     run_training(run_dir, verbose=0)
     return run_dir / BEST_MODEL
+
+
+@contextlib.contextmanager
+def stop_after_first_epoch(run_dir: Path):
+    """While inside, a training run requests its own stop right after epoch 1, as a user pressing Stop would."""
+    from ferlib import runs
+    from ferlib.callbacks import ProgressWriter
+
+    original = ProgressWriter.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            runs.request_stop(run_dir)
+
+    ProgressWriter.on_epoch_end = on_epoch_end
+    try:
+        yield
+    finally:
+        ProgressWriter.on_epoch_end = original

@@ -5,6 +5,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import stop_after_first_epoch
 
 from ferlib import runs
 from ferlib.atomic import read_json
@@ -81,20 +82,8 @@ def test_a_stopped_plateau_run_saves_its_counters_and_resumes_them(tmp_path, tra
         data=str(training_data),
     )
     run_dir = runs.create_run(config, tmp_path)
-    from ferlib.callbacks import ProgressWriter
-
-    original = ProgressWriter.on_epoch_end
-
-    def stop_after_first_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            runs.request_stop(run_dir)
-
-    ProgressWriter.on_epoch_end = stop_after_first_epoch
-    try:
+    with stop_after_first_epoch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
-    finally:
-        ProgressWriter.on_epoch_end = original
     sidecar = read_json(sidecar_path(Path(run_dir) / runs.LAST_MODEL))
     assert sidecar["epochs_completed"] == 1
     counters = sidecar["patience_counters"]

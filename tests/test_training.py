@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, stop_after_first_epoch
 
 from ferlib import runs
 from ferlib.atomic import read_json
@@ -65,20 +65,8 @@ def test_stop_request_then_resume_continues_the_history(tmp_path, training_data)
     status = run_training(run_dir, verbose=0)
     assert status["state"] == "stopped" and status["reason"] == "stopped before training started"
     assert not runs.has_trained(run_dir) and not runs.stop_requested(run_dir)
-    from ferlib.callbacks import ProgressWriter
-
-    original = ProgressWriter.on_epoch_end
-
-    def stop_after_first_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            runs.request_stop(run_dir)
-
-    ProgressWriter.on_epoch_end = stop_after_first_epoch
-    try:
+    with stop_after_first_epoch(run_dir):
         status = run_training(run_dir, verbose=0)
-    finally:
-        ProgressWriter.on_epoch_end = original
     assert status["state"] == "stopped"
     state = read_json(run_dir / "state.json")
     assert state["epochs_completed"] in (1, 2)
