@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     ship.add_argument("--run-dir", required=True, help="a finished (or stopped) run folder with best.keras")
     ship.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
     ship.add_argument("--output", help="target .keras path (default: the shipped model path)")
+    ship.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="a sentence for the model card that the run folder cannot tell (repeatable)",
+    )
     tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
     tune.add_argument("--data", help="dataset path (required for a new search)")
     tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
@@ -337,7 +343,7 @@ def _ship(arguments: argparse.Namespace) -> int:
     from ferlib.modelio import default_model_path
 
     target = Path(arguments.output) if arguments.output else default_model_path()
-    card = ship_model(arguments.run_dir, arguments.data, target)
+    card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note)
     metrics = card["metrics"]
     tflite = target.with_suffix(".tflite")
     print(f"shipped {target} ({card['file_size_mb']} MB) and {tflite} ({card['tflite_size_mb']} MB)")

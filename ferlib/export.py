@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,16 @@ def describe_validation_split(dataset) -> str:
     return f"validation (from {source})"
 
 
-def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str | os.PathLike) -> dict[str, Any]:
-    """Copy a run's best checkpoint to `target` (.keras), export TFLite, and write the full model card sidecar."""
+def ship_model(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    target: str | os.PathLike,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Copy a run's best checkpoint to `target` (.keras), export TFLite, and write the full model card sidecar.
+
+    `notes` are sentences for the card that the run folder cannot tell, such as a code fix made mid-run.
+    """
     import keras
 
     from ferlib.datasets import load_dataset
@@ -105,6 +114,9 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     run_dir, target = Path(run_dir), Path(target)
     if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
         raise ValueError(f"Expected an output path ending in .keras; received {str(target)!r}")
+    notes = [notes.strip()] if isinstance(notes, str) else [str(note).strip() for note in notes]
+    if not all(notes):
+        raise ValueError(f"Expected each note to hold text; received {notes!r}")
     best = run_dir / "best.keras"
     if not best.exists():
         raise ValueError(f"Expected a run folder with best.keras; received {str(run_dir)!r}")
@@ -133,7 +145,7 @@ def ship_model(run_dir: str | os.PathLike, data: str | os.PathLike, target: str 
     # succeeded: a failed int8 conversion or a full disk must not leave a new .tflite beside the old card.
     staging = Path(tempfile.mkdtemp(prefix=".ship-", dir=target.parent))
     try:
-        card = _write_shipped_files(model, dataset, metrics, config, run_dir, staging / target.name, plain, tta)
+        card = _write_shipped_files(model, dataset, metrics, config, run_dir, staging / target.name, plain, tta, notes)
         for suffix in (".int8.tflite", ".tflite", ".md", ".json", ".keras"):  # .keras last: readers key on it
             os.replace(staging / f"{target.stem}{suffix}", target.with_name(f"{target.stem}{suffix}"))
     finally:
@@ -150,6 +162,7 @@ def _write_shipped_files(
     target: Path,
     plain: dict[str, Any],
     tta: dict[str, Any],
+    notes: list[str],
 ) -> dict[str, Any]:
     """The .keras model, its float and int8 TFLite exports, the card sidecar and the Markdown card, at `target`."""
     from ferlib.classifier import TFLiteClassifier
@@ -179,6 +192,7 @@ def _write_shipped_files(
         int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images),
         int8_validation_accuracy=int8_metrics["accuracy"],
         source_run=run_dir.name,
+        notes=notes,
         **lineage_summary(run_dir, config),
     )
     card["stages"][-1]["validation_accuracy"] = plain["accuracy"]

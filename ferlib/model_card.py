@@ -92,6 +92,7 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     ]
     if card.get("lineage_complete") is False:
         lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
+    lines += [f"- Note: {note}" for note in card.get("notes") or [] if isinstance(note, str) and note.strip()]
     stages = card.get("stages") or []
     if len(stages) > 1:
         lines += [

@@ -116,13 +116,21 @@ def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
 
 def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_data):
     target = tmp_path / "models" / "shipped.keras"
-    card = ship_model(tiny_model_path.parent, training_data, target)
+    note = "Epochs 2-3 trained after the augmentation fix."
+    card = ship_model(tiny_model_path.parent, training_data, target, notes=[note])
+    assert read_metadata(target)["notes"] == [note]
     text = target.with_suffix(".md").read_text(encoding="utf-8")
+    assert f"- Note: {note}" in text
     assert text.startswith("# Model card: shipped.keras")
     for heading in ("## Intended use", "## Limitations and risks", "## Training data and procedure", "## Evaluation"):
         assert heading in text
     assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in text
     assert "| **angry** |" in text and f"{card['parameters']:,} parameters" in text
+
+
+def test_ship_refuses_an_empty_note_before_any_work(tmp_path, training_data):
+    with pytest.raises(ValueError, match="each note to hold text"):
+        ship_model(tmp_path / "no-run", training_data, tmp_path / "m.keras", notes=["  "])
 
 
 def test_model_card_of_a_warm_restarted_model_lists_its_stages():
