@@ -9,6 +9,11 @@ from typing import Any
 
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 
+# Raised whenever the same config starts training differently, so that trials or epochs trained before and after a
+# change are never mixed unknowingly. 1: every augmentation layer shared the run's seed (flips moved with rotations),
+# and search trials ignored the plateau schedule and class weights. 2: a seed per layer; trials use both.
+RECIPE_REVISION = 2
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "plateau", "constant")
 

@@ -3,7 +3,8 @@
 A search folder holds config.json (the SearchConfig), status.json (the states of a training run, written with
 ferlib.runs.write_status), trials.jsonl (a record when each trial starts and ends), progress.jsonl (batch and
 epoch records of the baseline and of every trial), baseline.json (the untuned config's score on the same
-budget), best.json (the best trial so far, with its full TrainConfig), log.txt and tuner/ (keras-tuner's own
+budget), best.json (the best trial so far, with its full TrainConfig), recipe.json (the training recipe revision its
+trials use), log.txt and tuner/ (keras-tuner's own
 project, reloaded on resume). Stop requests use the same stop.request file as training runs. Plain Python: no
 Keras, so the dashboard can import it cheaply.
 """
@@ -22,13 +23,14 @@ from typing import Any
 
 from ferlib import runs
 from ferlib.atomic import atomic_write_json, read_json, read_json_lines, read_json_object
-from ferlib.config import TrainConfig
+from ferlib.config import RECIPE_REVISION, TrainConfig
 from ferlib.search_space import default_space, validate_space
 
 STRATEGIES = ("random", "grid", "bayesian", "hyperband")
 TRIALS_FILE = "trials.jsonl"
 BASELINE_FILE = "baseline.json"
 BEST_FILE = "best.json"
+RECIPE_FILE = "recipe.json"
 TUNER_DIR = "tuner"
 BASELINE_TRIAL = "baseline"
 
@@ -100,9 +102,16 @@ def create_search(
     if search_dir.exists():
         raise ValueError(f"Expected a new search folder; received {str(search_dir)!r}, which already exists")
     search_dir.mkdir(parents=True)
+    atomic_write_json(search_dir / RECIPE_FILE, {"revision": RECIPE_REVISION})
     atomic_write_json(search_dir / runs.CONFIG_FILE, config.to_dict())
     runs.write_status(search_dir, "created")
     return search_dir
+
+
+def recipe_revision(search_dir: str | os.PathLike) -> int:
+    """The training recipe revision the search's trials were trained with; folders from before recipe.json are 1."""
+    revision = read_json_object(Path(search_dir) / RECIPE_FILE).get("revision", 1)
+    return revision if isinstance(revision, int) and not isinstance(revision, bool) else 1
 
 
 def is_search(path: str | os.PathLike) -> bool:
@@ -309,6 +318,13 @@ def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike 
     """Check a search can resume (stopped or interrupted, no active job) and mark it 'created' under the lock."""
     path = Path(search_dir).expanduser().resolve()
     config = load_search_config(path)
+    revision = recipe_revision(path)
+    if revision != RECIPE_REVISION:  # its finished trials would be ranked against trials trained differently
+        raise ValueError(
+            f"Expected a search whose trials train as this ferlib trains them (recipe revision {RECIPE_REVISION}); "
+            f"received {path.name}, whose trials were trained with revision {revision}. Start a new search with "
+            "the same settings instead."
+        )
     runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
     _existing_dataset(config)
     with runs.launch_lock(runs_root):

@@ -190,6 +190,19 @@ def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether
     assert not runs.stop_requested(new)
 
 
+def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, training_data, launches):
+    """Its finished trials trained differently (one shared augmentation seed), so new trials would not compare."""
+    from ferlib.config import RECIPE_REVISION
+
+    search_dir = searches.create_search(tiny_search(training_data), tmp_path / "searches")
+    assert searches.recipe_revision(search_dir) == RECIPE_REVISION
+    runs.write_status(search_dir, "stopped")
+    (search_dir / searches.RECIPE_FILE).unlink()  # as a folder made before recipe.json existed
+    with pytest.raises(ValueError, match=f"recipe revision {RECIPE_REVISION}.*trained with revision 1. Start a new"):
+        searches.resume_search(search_dir, tmp_path / "runs")
+    assert launches == [] and runs.read_status(search_dir)["state"] == "stopped"
+
+
 def summary_state(search_dir: Path) -> str:
     return searches.summarize_search(search_dir).state
 
