@@ -97,11 +97,12 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     if len(stages) > 1:
         lines += [
             "",
-            "Trained in stages, each a warm restart from the previous stage's best weights with a fresh schedule:",
+            "Trained in stages; each after the first is a warm restart from the previous stage's best weights with a "
+            "fresh schedule:",
             "",
         ]
         lines += _table(
-            ["stage", "run", "epochs", "wall time", "validation accuracy at its end"],
+            ["stage", "run", "epochs", "wall time", "best validation accuracy"],
             [
                 [
                     str(index),
