@@ -71,6 +71,11 @@ def test_a_zip_without_emotion_folders_is_rejected_with_the_loaders_layouts():
 def test_non_zip_and_damaged_files_are_rejected():
     with pytest.raises(ValueError, match=r"^Expected a \.zip file; received 11 bytes"):
         check_dataset_zip(b"hello world")
+    damaged = bytearray(zip_bytes({"train/happy/1.jpg": b"x", "test/happy/2.jpg": b"y"}))
+    directory = damaged.find(b"PK\x01\x02")  # the central directory's first entry: still a zip by its end record
+    damaged[directory : directory + 4] = b"XXXX"
+    with pytest.raises(ValueError, match=r"^Expected a readable \.zip file; received a damaged archive"):
+        check_dataset_zip(bytes(damaged))
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ def test_user_mistakes_print_one_line_without_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: Expected a dataset path")
     result = run_cli("evaluate", "--data", tmp_path / "nope", "--model", tmp_path / "missing.keras")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected a")
 
 
 def test_evaluate_last_line_and_json(training_data, tiny_model_path, tmp_path):

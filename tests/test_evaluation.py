@@ -2,7 +2,17 @@ import numpy as np
 import pytest
 
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import classification_metrics, confusion_matrix
+from ferlib.evaluation import classification_metrics, confusion_matrix, predict_probabilities
+
+
+class BrighterSide:
+    """A stand-in model: 'angry' when a face's left half is brighter than its right, else 'happy'."""
+
+    def predict(self, batch, batch_size=None, verbose=0):
+        left, right = batch[:, :, :24].mean(axis=(1, 2, 3)), batch[:, :, 24:].mean(axis=(1, 2, 3))
+        probabilities = np.zeros((len(batch), 7), np.float32)
+        probabilities[np.arange(len(batch)), np.where(left > right, 0, 3)] = 1.0
+        return probabilities
 
 
 def one_hot_probabilities(predictions, second_choices=None):
@@ -11,6 +21,18 @@ def one_hot_probabilities(predictions, second_choices=None):
     if second_choices is not None:
         probabilities[np.arange(len(predictions)), second_choices] = 0.05
     return probabilities
+
+
+def test_flip_tta_averages_the_mirror_images_probabilities():
+    faces = np.zeros((2, 48, 48), np.uint8)
+    faces[0, :, :24] = 200  # left half bright: 'angry' as it is, 'happy' mirrored
+    faces[1, :, 24:] = 200
+    plain = predict_probabilities(BrighterSide(), faces)
+    assert plain.argmax(axis=1).tolist() == [0, 3]
+    averaged = predict_probabilities(BrighterSide(), faces, tta=True)
+    expected = np.zeros((2, 7), np.float32)
+    expected[:, 0] = expected[:, 3] = 0.5
+    np.testing.assert_allclose(averaged, expected)
 
 
 def test_metrics_match_hand_computed_values():

@@ -87,6 +87,9 @@ def test_explain_defaults_to_the_predicted_class_and_returns_the_models_probabil
     assert explanation.heatmaps.shape == (5, 48, 48)
     assert np.isfinite(explanation.heatmaps).all()
     assert explanation.heatmaps.min() >= 0 and explanation.heatmaps.max() <= 1
+    peaks = explanation.heatmaps.max(axis=(1, 2))
+    assert all(peak > 0.5 or peak == 0 for peak in peaks), peaks  # scaled per face, or no positive evidence
+    assert (explanation.heatmaps.mean(axis=(1, 2)) < 0.99).all()  # a map, not a saturated square
     again = gradcam.explain(faces, explanation.class_indices)
     np.testing.assert_allclose(again.heatmaps, explanation.heatmaps, atol=1e-6)  # deterministic
     other = gradcam.explain(faces, [(index + 3) % 7 for index in explanation.class_indices])
@@ -170,6 +173,7 @@ def test_explain_photo_finds_the_face_in_a_real_photo(tiny_model_path):
     x, y, width, height = faces[0].box
     assert 150 < x + width / 2 < 300 and 50 < y + height / 2 < 200  # Eileen Collins' face, upper middle
     assert faces[0].heatmap.max() <= 1.0
+    assert faces[0].heatmap.max() > 0.5 or faces[0].heatmap.max() == 0  # scaled to its peak, or no evidence
 
 
 def test_a_detector_that_needs_colour_gets_the_photo_itself(tiny_model_path):

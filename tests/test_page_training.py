@@ -134,7 +134,8 @@ def test_a_finished_run_shows_its_result_curves_log_and_table_row(runs_dir, fini
     table = app.dataframe[0].value
     assert list(table["Run"]) == [finished_run.name]
     assert list(table["Status"]) == ["finished"]
-    assert 0 <= table["Best val. accuracy"][0] <= 1
+    state = read_json(finished_run / "state.json")
+    assert table["Best val. accuracy"][0] == pytest.approx(state["best_val_accuracy"])
     assert "aug flip" in table["Settings"][0]
     assert not [button for button in app.button if button.label in ("Stop", "Resume")]
 

@@ -64,9 +64,16 @@ def test_decode_honours_exif_orientation():
     assert decode_image(data).shape[:2] == (80, 40)
 
 
-@pytest.mark.parametrize("data", [b"", b"not an image at all", b"\xff\xd8\xff\xe0 truncated jpeg"])
-def test_decode_rejects_bad_bytes_with_a_clear_message(data):
-    with pytest.raises(ValueError, match="Expected"):
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "^Expected image bytes; received an empty file"),
+        (b"not an image at all", "^Expected a decodable image .*; received undecodable bytes"),
+        (b"\xff\xd8\xff\xe0 truncated jpeg", "^Expected a decodable image .*; received undecodable bytes"),
+    ],
+)
+def test_decode_rejects_bad_bytes_with_a_clear_message(data, message):
+    with pytest.raises(ValueError, match=message):
         decode_image(data)
 
 
