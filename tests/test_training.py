@@ -127,6 +127,10 @@ def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_d
         if state.get("epochs_completed", 0) >= 2:
             break
         time.sleep(0.2)
+    else:
+        process.kill()
+        process.wait()
+        pytest.fail(f"the training process saved {state.get('epochs_completed', 0)} of 2 epochs in 120 s")
     process.send_signal(signal.SIGKILL)
     process.wait()
     for path in run_dir.glob("*.json"):
