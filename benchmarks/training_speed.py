@@ -17,8 +17,8 @@ from common import limit_threads, split_faces
 
 DESIGNS: dict[str, dict] = {
     "compact_cnn 32-64-128": {"architecture": "compact_cnn", "hyperparameters": {}},
-    "vgg_fer 32-64-128-256 (shipped)": {"architecture": "vgg_fer", "hyperparameters": {}},
-    "vgg_fer 40-80-160-320": {"architecture": "vgg_fer", "hyperparameters": {"filters": [40, 80, 160, 320]}},
+    "vgg_fer 32-64-128-256 (compact)": {"architecture": "vgg_fer", "hyperparameters": {}},
+    "vgg_fer 40-80-160-320 (shipped)": {"architecture": "vgg_fer", "hyperparameters": {"filters": [40, 80, 160, 320]}},
     "vgg_fer 48-96-192-384": {"architecture": "vgg_fer", "hyperparameters": {"filters": [48, 96, 192, 384]}},
     "vgg_fer 64-128-256-512": {"architecture": "vgg_fer", "hyperparameters": {"filters": [64, 128, 256, 512]}},
 }

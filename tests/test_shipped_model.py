@@ -16,9 +16,11 @@ from ferlib.modelio import DEFAULT_MODEL_NAME, MODELS_DIR, load_model, read_meta
 MODEL = MODELS_DIR / DEFAULT_MODEL_NAME
 
 
-def test_the_model_ships_with_its_card_and_exports():
-    assert MODEL.exists(), f"{MODEL} is missing"
-    card = read_metadata(MODEL)
+@pytest.mark.parametrize("name", [DEFAULT_MODEL_NAME, "fer_vgg_compact.keras"])
+def test_the_model_ships_with_its_card_and_exports(name):
+    model = MODELS_DIR / name
+    assert model.exists(), f"{model} is missing"
+    card = read_metadata(model)
     assert card["class_names"] == list(EMOTIONS) and card["input_size"] == [48, 48, 1]
     for key in (
         "architecture",
@@ -33,11 +35,12 @@ def test_the_model_ships_with_its_card_and_exports():
         "tflite_top1_agreement",
     ):
         assert key in card, key
-    for suffix in (".tflite", ".int8.tflite"):
-        assert MODEL.with_suffix(suffix).exists()
-    for path in (MODEL, MODEL.with_suffix(".tflite"), MODEL.with_suffix(".int8.tflite")):
-        assert path.stat().st_size < 25 * 2**20
-    markdown = MODEL.with_suffix(".md").read_text(encoding="utf-8")  # the human-readable card, from the same JSON
+    exports = [MODELS_DIR / card["tflite_file"], MODELS_DIR / card["int8_tflite_file"]]  # as the card names them
+    assert exports == [model.with_suffix(".tflite"), model.with_suffix(".int8.tflite")]
+    for path in (model, *exports):
+        assert path.exists() and path.stat().st_size < 25 * 2**20, path
+    markdown = model.with_suffix(".md").read_text(encoding="utf-8")  # the human-readable card, from the same JSON
+    assert markdown.startswith(f"# Model card: {name}")
     assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in markdown
 
 
@@ -67,7 +70,7 @@ def test_publictest_accuracy_and_tflite_agreement(tmp_path):
     model, card = load_model(MODEL)
     metrics = evaluate_model(model, images, labels)
     assert metrics["n"] == 3589
-    assert metrics["accuracy"] >= 0.64  # the shipped model's measured 0.6453; the 0.70 target is not reached yet
+    assert metrics["accuracy"] >= 0.655  # the shipped model's measured 0.6620; the 0.70 target is not reached yet
     assert metrics["accuracy"] == pytest.approx(card["metrics"]["validation_accuracy"], abs=1e-3)
     keras_top1 = KerasClassifier(model=model).predict(images[..., None]).argmax(axis=1)
     tflite_top1 = TFLiteClassifier(MODEL.with_suffix(".tflite")).predict(images[..., None]).argmax(axis=1)
