@@ -9,9 +9,10 @@ from typing import Any
 
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 
-# Raised whenever the same config starts training differently, so that trials or epochs trained before and after a
-# change are never mixed unknowingly. 1: every augmentation layer shared the run's seed (flips moved with rotations),
-# and search trials ignored the plateau schedule and class weights. 2: a seed per layer; trials use both.
+# Raised whenever the same config starts training differently. Searches record it and refuse to resume across a
+# change, so their trials are ranked on equal footing; training runs do not record it (say so with `ship --note`).
+# 1: every augmentation layer shared the run's seed (flips moved with rotations). 2: a seed per layer, and search
+# trials use the plateau schedule and class weights their config asks for.
 RECIPE_REVISION = 2
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

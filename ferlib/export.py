@@ -114,9 +114,10 @@ def ship_model(
     run_dir, target = Path(run_dir), Path(target)
     if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
         raise ValueError(f"Expected an output path ending in .keras; received {str(target)!r}")
-    notes = [notes.strip()] if isinstance(notes, str) else [str(note).strip() for note in notes]
-    if not all(notes):
-        raise ValueError(f"Expected each note to hold text; received {notes!r}")
+    notes = [notes] if isinstance(notes, str) else list(notes)
+    if not all(isinstance(note, str) and note.strip() and "\n" not in note for note in notes):
+        raise ValueError(f"Expected each note to be one line of text; received {notes!r}")
+    notes = [note.strip() for note in notes]
     best = run_dir / "best.keras"
     if not best.exists():
         raise ValueError(f"Expected a run folder with best.keras; received {str(run_dir)!r}")

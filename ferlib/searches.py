@@ -108,10 +108,26 @@ def create_search(
     return search_dir
 
 
-def recipe_revision(search_dir: str | os.PathLike) -> int:
-    """The training recipe revision the search's trials were trained with; folders from before recipe.json are 1."""
-    revision = read_json_object(Path(search_dir) / RECIPE_FILE).get("revision", 1)
-    return revision if isinstance(revision, int) and not isinstance(revision, bool) else 1
+def recipe_revision(search_dir: str | os.PathLike) -> int | None:
+    """The training recipe revision the search's trials were trained with; None for folders without recipe.json."""
+    revision = read_json_object(Path(search_dir) / RECIPE_FILE).get("revision")
+    return revision if isinstance(revision, int) and not isinstance(revision, bool) else None
+
+
+def resume_refusal(search_dir: str | os.PathLike) -> str | None:
+    """Why the search must not resume under this ferlib's training recipe, or None when it may."""
+    revision = recipe_revision(search_dir)
+    if revision == RECIPE_REVISION:
+        return None
+    received = (
+        "whose trials' recipe is unrecorded (it predates recipe.json)"
+        if revision is None
+        else (f"whose trials were trained with revision {revision}")
+    )
+    return (
+        f"Expected a search whose trials train as this ferlib trains them (recipe revision {RECIPE_REVISION}); "
+        f"received {Path(search_dir).name}, {received}. Start a new search with the same settings instead."
+    )
 
 
 def is_search(path: str | os.PathLike) -> bool:
@@ -318,13 +334,9 @@ def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike 
     """Check a search can resume (stopped or interrupted, no active job) and mark it 'created' under the lock."""
     path = Path(search_dir).expanduser().resolve()
     config = load_search_config(path)
-    revision = recipe_revision(path)
-    if revision != RECIPE_REVISION:  # its finished trials would be ranked against trials trained differently
-        raise ValueError(
-            f"Expected a search whose trials train as this ferlib trains them (recipe revision {RECIPE_REVISION}); "
-            f"received {path.name}, whose trials were trained with revision {revision}. Start a new search with "
-            "the same settings instead."
-        )
+    refusal = resume_refusal(path)  # its finished trials would be ranked against trials trained differently
+    if refusal:
+        raise ValueError(refusal)
     runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
     _existing_dataset(config)
     with runs.launch_lock(runs_root):

@@ -209,10 +209,12 @@ def stop_resume_buttons(
     resume,
     stop_help: str,
     resume_help: str,
+    resume_refusal: str | None = None,
 ) -> None:
     """Stop (active jobs) or Resume (those `runs.may_resume` accepts) for a training run or a search folder.
 
-    `resume(job_dir)` relaunches the job's process; errors are kept for `show_monitor_message`.
+    `resume(job_dir)` relaunches the job's process; errors are kept for `show_monitor_message`. With
+    `resume_refusal`, Resume is greyed out and its help says why.
     """
     from ferlib import runs
 
@@ -246,8 +248,9 @@ def stop_resume_buttons(
             icon=":material/play_arrow:",
             type="primary",
             on_click=resume_clicked,
+            disabled=resume_refusal is not None,
             key=f"{scope}-resume-{job_dir.name}",
-            help=resume_help,
+            help=resume_refusal or resume_help,
         )
 
 

@@ -136,6 +136,7 @@ def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
         "progress runs again when you resume.",
         resume_help="Continue the search in a new process: keras-tuner reloads the finished trials. Refused while "
         "another run or search is active.",
+        resume_refusal=searches.resume_refusal(search_dir),
     )
     render_train_best(search_dir, state, best, runs_dir)
     with st.expander("Log"):

@@ -129,8 +129,9 @@ def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_d
 
 
 def test_ship_refuses_an_empty_note_before_any_work(tmp_path, training_data):
-    with pytest.raises(ValueError, match="each note to hold text"):
-        ship_model(tmp_path / "no-run", training_data, tmp_path / "m.keras", notes=["  "])
+    for notes in (["  "], [None], ["two\nlines"]):
+        with pytest.raises(ValueError, match="each note to be one line of text"):
+            ship_model(tmp_path / "no-run", training_data, tmp_path / "m.keras", notes=notes)
 
 
 def test_model_card_of_a_warm_restarted_model_lists_its_stages():

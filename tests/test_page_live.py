@@ -59,6 +59,14 @@ def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
     assert any("No trained model is installed yet" in info.value for info in app.info)
 
 
+def test_live_page_offers_the_shipped_default_model_first_and_the_compact_one(monkeypatch):
+    monkeypatch.delenv("FERLIB_MODEL", raising=False)
+    app = open_live_page()
+    assert not app.exception
+    (model_box,) = [box for box in app.sidebar.selectbox if box.label == "Model"]
+    assert model_box.options == ["fer_vgg.keras", "fer_vgg_compact.keras"]  # as the page labels them
+
+
 def test_live_page_renders_its_tabs_and_controls(installed_model):
     app = open_live_page()
     assert not app.exception

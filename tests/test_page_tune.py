@@ -146,6 +146,18 @@ def test_an_active_search_can_be_stopped_and_blocks_new_jobs(folders, training_d
     assert runs.stop_requested(search_dir)
 
 
+def test_resume_is_offered_only_to_a_search_of_this_training_recipe(folders, training_data, launches):
+    search_dir = written_search(folders.searches, training_data, state="stopped")
+    app = open_tune_page()
+    assert not app.exception and not button_labelled(app, "Resume").disabled
+    (search_dir / searches.RECIPE_FILE).unlink()  # made before searches recorded their recipe
+    app = open_tune_page()
+    assert not app.exception
+    resume = button_labelled(app, "Resume")
+    assert resume.disabled and "Start a new search with the same settings" in resume.help
+    assert not launches
+
+
 def test_the_form_starts_a_search_in_its_own_process(folders, training_data, launches):
     shutil.copy(training_data, folders.data / "fer_small.zip")
     app = open_tune_page()

@@ -76,5 +76,5 @@ def test_publictest_accuracy_and_tflite_agreement(tmp_path):
     tflite_top1 = TFLiteClassifier(MODEL.with_suffix(".tflite")).predict(images[..., None]).argmax(axis=1)
     assert np.mean(keras_top1 == tflite_top1) >= 0.99
     int8_top1 = TFLiteClassifier(MODEL.with_suffix(".int8.tflite")).predict(images[..., None]).argmax(axis=1)
-    assert np.mean(keras_top1 == int8_top1) >= 0.98  # the live page's default path; 0.989 measured at ship time
+    assert np.mean(keras_top1 == int8_top1) >= 0.98  # the live page's default path; 0.991 measured at ship time
     json.dumps(metrics)

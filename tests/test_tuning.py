@@ -198,7 +198,13 @@ def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, trainin
     assert searches.recipe_revision(search_dir) == RECIPE_REVISION
     runs.write_status(search_dir, "stopped")
     (search_dir / searches.RECIPE_FILE).unlink()  # as a folder made before recipe.json existed
-    with pytest.raises(ValueError, match=f"recipe revision {RECIPE_REVISION}.*trained with revision 1. Start a new"):
+    assert searches.resume_refusal(search_dir).endswith(
+        "unrecorded (it predates recipe.json). Start a new search with the same settings instead."
+    )
+    with pytest.raises(ValueError, match=f"recipe revision {RECIPE_REVISION}.*unrecorded"):
+        searches.resume_search(search_dir, tmp_path / "runs")
+    (search_dir / searches.RECIPE_FILE).write_text('{"revision": 1}')
+    with pytest.raises(ValueError, match=r"trained with revision 1\. Start a new search"):
         searches.resume_search(search_dir, tmp_path / "runs")
     assert launches == [] and runs.read_status(search_dir)["state"] == "stopped"
 
