@@ -3,10 +3,9 @@
 A search folder holds config.json (the SearchConfig), status.json (the states of a training run, written with
 ferlib.runs.write_status), trials.jsonl (a record when each trial starts and ends), progress.jsonl (batch and
 epoch records of the baseline and of every trial), baseline.json (the untuned config's score on the same
-budget), best.json (the best trial so far, with its full TrainConfig), recipe.json (the training recipe revision its
-trials use), log.txt and tuner/ (keras-tuner's own
-project, reloaded on resume). Stop requests use the same stop.request file as training runs. Plain Python: no
-Keras, so the dashboard can import it cheaply.
+budget), best.json (the best trial so far, with its full TrainConfig), recipe.json (the training recipe revision
+its trials use), log.txt and tuner/ (keras-tuner's own project, reloaded on resume). Stop requests use the same
+stop.request file as training runs. Plain Python: no Keras, so the dashboard can import it cheaply.
 """
 
 from __future__ import annotations
@@ -119,11 +118,10 @@ def resume_refusal(search_dir: str | os.PathLike) -> str | None:
     revision = recipe_revision(search_dir)
     if revision == RECIPE_REVISION:
         return None
-    received = (
-        "whose trials' recipe is unrecorded (it predates recipe.json)"
-        if revision is None
-        else (f"whose trials were trained with revision {revision}")
-    )
+    if revision is None:
+        received = "whose trials' recipe is unrecorded (it predates recipe.json)"
+    else:
+        received = f"whose trials were trained with revision {revision}"
     return (
         f"Expected a search whose trials train as this ferlib trains them (recipe revision {RECIPE_REVISION}); "
         f"received {Path(search_dir).name}, {received}. Start a new search with the same settings instead."
