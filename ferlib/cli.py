@@ -322,7 +322,7 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
                 failures += 1
     if arguments.json:
         atomic_write_json(arguments.json, results)
-    if failures == len(arguments.images):
+    if not results:  # every photo was skipped; a copy that could not be written still leaves its printed analysis
         raise ValueError(f"Expected readable image files; received none among {len(arguments.images)}")
     return 1 if failures else 0
 

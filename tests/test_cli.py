@@ -201,6 +201,20 @@ def test_predict_reports_faces_no_face_and_unreadable_files(tiny_model_path, tmp
     assert second.dtype == np.uint8 and second.ndim == 3  # a 16-bit photo gets an 8-bit annotated copy
 
 
+def test_predict_an_annotated_copy_that_cannot_be_written_keeps_the_analysis(tiny_model_path, tmp_path):
+    """A readable photo whose annotated copy cannot be written exits 1 with its analysis, not 2 as unreadable."""
+    photo = tmp_path / "portrait.png"
+    cv2.imwrite(str(photo), np.full((96, 96, 3), 128, np.uint8))
+    blocked = tmp_path / "out" / "portrait_annotated.png"
+    blocked.mkdir(parents=True)  # a folder where the copy should go
+    result = run_cli("predict", photo, "--model", tiny_model_path, "--annotated-dir", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "none among" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{photo}: no face found"
+    assert lines[1].startswith(f"{photo}: the annotated copy could not be written to {blocked}")
+
+
 def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
     """A folder given as a config file, an output that is a folder, --epochs 0: exit 2, no traceback."""
     results = {
