@@ -10,7 +10,8 @@ from typing import Any
 from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 
 # Raised whenever the same config starts training differently. Searches record it and refuse to resume across a
-# change, so their trials are ranked on equal footing; training runs do not record it (say so with `ship --note`).
+# change, so their trials are ranked on equal footing; each training session records it in its progress log's
+# start record, and a shipped run whose epochs span two revisions says so on its card (`lineage.recipe_note`).
 # 1: every augmentation layer shared the run's seed (flips moved with rotations). 2: a seed per layer, and search
 # trials use the plateau schedule and class weights their config asks for.
 RECIPE_REVISION = 2

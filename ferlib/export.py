@@ -176,6 +176,8 @@ def _write_shipped_files(
     calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]
     int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
     int8_metrics = evaluate_model(TFLiteClassifier(int8_path), images, labels)
+    lineage = lineage_summary(run_dir, config)
+    lineage["stages"][-1]["notes"] = [*lineage["stages"][-1].get("notes", []), *notes]
     card = model_metadata(
         config,
         metrics,
@@ -193,8 +195,8 @@ def _write_shipped_files(
         int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images),
         int8_validation_accuracy=int8_metrics["accuracy"],
         source_run=run_dir.name,
-        notes=notes,
-        **lineage_summary(run_dir, config),
+        notes=[note for stage in lineage["stages"] for note in stage.get("notes") or []],  # every stage's, in order
+        **lineage,
     )
     card["stages"][-1]["validation_accuracy"] = plain["accuracy"]
     save_model(model, target, card)

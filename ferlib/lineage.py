@@ -25,6 +25,7 @@ def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     from ferlib.runs import epoch_records, read_progress
 
     records = read_progress(run_dir)
+    revisions = _epoch_revisions(records)
     # As the curves count them: a resumed session replaces the epochs it trains again (a killed run's unsaved
     # epochs are not counted beside their retrained versions), and a stopped run's partial epoch is left out.
     epochs = epoch_records(records)
@@ -38,7 +39,44 @@ def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
             {key: record.get(key) for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")}
             for record in epochs
         ],
+        "recipe_revisions": [revisions.get(int(record["epoch"])) for record in epochs],
     }
+
+
+def _epoch_revisions(records: list[dict[str, Any]]) -> dict[int, int | None]:
+    """The recipe revision of the session that trained each epoch (its start record's; None when unrecorded).
+
+    The last record of an epoch wins, as in `runs.epoch_records`: a retrained epoch has its new session's revision.
+    """
+    revisions: dict[int, int | None] = {}
+    current = None
+    for record in records:
+        if record.get("event") == "start":
+            current = record.get("recipe_revision")
+        elif record.get("event") == "epoch" and not record.get("partial"):
+            revisions[int(record["epoch"])] = current
+    return revisions
+
+
+def recipe_note(revisions: list[int | None]) -> str | None:
+    """A sentence naming the epochs of each recipe revision, when a run's epochs were trained under more than one.
+
+    Unrecorded revisions (sessions of older ferlib versions) alone raise no note.
+    """
+    if len({revision for revision in revisions if revision is not None}) < 2:
+        return None
+    spans: list[list[Any]] = []  # [first epoch, last epoch, revision]
+    for epoch, revision in enumerate(revisions, start=1):
+        if spans and spans[-1][2] == revision:
+            spans[-1][1] = epoch
+        else:
+            spans.append([epoch, epoch, revision])
+    parts = [
+        f"epoch{'s' if first != last else ''} {first}{f'-{last}' if first != last else ''} under "
+        + ("an unrecorded revision" if revision is None else f"revision {revision}")
+        for first, last, revision in spans
+    ]
+    return "This run's training recipe changed while it ran (ferlib.config.RECIPE_REVISION): " + ", ".join(parts) + "."
 
 
 def _is_run_checkpoint(path: Path) -> bool:
@@ -68,6 +106,9 @@ def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:
             "validation_accuracy": metrics.get("validation_accuracy"),
         }
     ]
+    notes = [note for note in card.get("notes") or [] if isinstance(note, str)]
+    if notes and not any(stage.get("notes") for stage in stages):  # a card from before notes were kept per stage
+        stages = [*stages[:-1], {**stages[-1], "notes": notes}]
     return {
         "epochs_completed": card["epochs_completed"],
         "train_wall_seconds": float(card.get("train_wall_seconds") or 0.0),
@@ -89,7 +130,8 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
     """`training_summary` over every stage that produced the run's weights.
 
     Epochs and wall time are totals, the history runs on across stages (epochs renumbered), and `stages`
-    lists each stage's run, epochs, wall time and validation accuracy. A starting model whose training is
+    lists each stage's run, epochs, wall time, validation accuracy and notes (kept per stage, so a warm-restarted
+    model inherits what its starting model's card said). A starting model whose training is
     unknown is listed as a stage with unknown epochs, and `lineage_complete` is False.
     """
     run_dir = Path(run_dir)
@@ -101,6 +143,9 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "epochs": current["epochs_completed"],
         "train_wall_seconds": current["train_wall_seconds"],
     }
+    note = recipe_note(current.pop("recipe_revisions"))
+    if note:
+        current_stage["notes"] = [note]
     if not initial:
         return {**current, "stages": [current_stage], "lineage_complete": True}
     recorded = read_json(run_dir / LINEAGE_FILE, default=None)

@@ -92,8 +92,8 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     ]
     if card.get("lineage_complete") is False:
         lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
-    lines += [f"- Note: {note}" for note in card.get("notes") or [] if isinstance(note, str) and note.strip()]
     stages = card.get("stages") or []
+    lines += [f"- {label}: {note}" for label, note in _labelled_notes(card, stages)]
     if len(stages) > 1:
         lines += [
             "",
@@ -115,6 +115,19 @@ def training_lines(card: dict[str, Any]) -> list[str]:
             ],
         )
     return lines
+
+
+def _labelled_notes(card: dict[str, Any], stages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each stage's notes, labelled with their stage when there are several; a card from before notes were kept
+    per stage gives its top-level notes."""
+    if not any(isinstance(stage, dict) and stage.get("notes") for stage in stages):
+        return [("Note", note) for note in card.get("notes") or [] if isinstance(note, str) and note.strip()]
+    return [
+        ("Note" if len(stages) == 1 else f"Note (stage {index})", note)
+        for index, stage in enumerate(stages, start=1)
+        for note in stage.get("notes") or []
+        if isinstance(note, str) and note.strip()
+    ]
 
 
 def evaluation_lines(card: dict[str, Any]) -> list[str]:

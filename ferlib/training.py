@@ -19,7 +19,7 @@ import numpy as np
 from ferlib import runs
 from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES
-from ferlib.config import TrainConfig
+from ferlib.config import RECIPE_REVISION, TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
 from ferlib.lineage import record_initial_lineage
 from ferlib.modelio import model_metadata, save_model, sidecar_path
@@ -258,6 +258,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
                 "initial_model": config.initial_model or None,
                 "warm_start": warm_start,
                 "parameters": int(model.count_params()),
+                "recipe_revision": RECIPE_REVISION,
             },
         ),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),

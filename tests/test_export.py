@@ -118,7 +118,7 @@ def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_d
     target = tmp_path / "models" / "shipped.keras"
     note = "Epochs 2-3 trained after the augmentation fix."
     card = ship_model(tiny_model_path.parent, training_data, target, notes=[note])
-    assert read_metadata(target)["notes"] == [note]
+    assert read_metadata(target)["notes"] == [note] and card["stages"][-1]["notes"] == [note]
     text = target.with_suffix(".md").read_text(encoding="utf-8")
     assert f"- Note: {note}" in text
     assert text.startswith("# Model card: shipped.keras")
@@ -190,6 +190,52 @@ def test_a_starting_model_of_unknown_training_is_flagged(tmp_path):
     assert summary["stages"][0]["epochs"] is None
     text = render_model_card(summary, "m.keras")
     assert "The starting weights' own training is unknown" in text and "| 1 | unknown | unknown |" in text
+
+
+def test_a_run_trained_under_two_recipe_revisions_says_which_epochs_on_its_card(tmp_path):
+    from ferlib.lineage import lineage_summary, recipe_note
+    from ferlib.model_card import render_model_card
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    records = [{"event": "start", "initial_epoch": 0, "recipe_revision": 1}]
+    records += [{"event": "epoch", "epoch": epoch, "epoch_seconds": 1.0} for epoch in (1, 2, 3)]
+    records += [{"event": "start", "initial_epoch": 2, "recipe_revision": 2}]  # epoch 3 is trained again
+    records += [{"event": "epoch", "epoch": epoch, "epoch_seconds": 1.0} for epoch in (3, 4)]
+    (run_dir / "progress.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    summary = lineage_summary(run_dir, {})
+    expected = (
+        "This run's training recipe changed while it ran (ferlib.config.RECIPE_REVISION): "
+        "epochs 1-2 under revision 1, epochs 3-4 under revision 2."
+    )
+    assert summary["stages"][0]["notes"] == [expected]
+    assert f"- Note: {expected}" in render_model_card(summary, "m.keras")
+    # Sessions of older ferlib versions recorded no revision: alone they raise no note, beside two they are named.
+    assert recipe_note([None, None, 2, 2]) is None and recipe_note([2, 2, 2]) is None
+    assert recipe_note([None, 1, 2]).endswith(
+        "epoch 1 under an unrecorded revision, epoch 2 under revision 1, epoch 3 under revision 2."
+    )
+
+
+def test_a_warm_restarted_model_inherits_its_starting_models_notes(tmp_path):
+    """Notes are kept per stage: an old card's top-level notes become its last stage's and are labelled by stage."""
+    from ferlib.lineage import lineage_summary
+    from ferlib.model_card import render_model_card
+
+    old_card = {
+        "source_run": "run-a",
+        "epochs_completed": 3,
+        "train_wall_seconds": 30.0,
+        "notes": ["Epochs 1-2 used the old augmentation."],
+    }
+    (tmp_path / "first.json").write_text(json.dumps(old_card))
+    write_epochs(tmp_path / "run-b", 2)
+    summary = lineage_summary(tmp_path / "run-b", {"initial_model": str(tmp_path / "first.keras")})
+    assert summary["stages"][0]["notes"] == old_card["notes"] and "notes" not in summary["stages"][1]
+    summary["stages"][1]["notes"] = ["Trained on a new machine."]
+    text = render_model_card(summary, "m.keras")
+    assert "- Note (stage 1): Epochs 1-2 used the old augmentation." in text
+    assert "- Note (stage 2): Trained on a new machine." in text
 
 
 def test_a_damaged_sidecar_is_refused_with_its_path(tmp_path, tiny_model_path):

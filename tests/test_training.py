@@ -45,6 +45,9 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     events = [record["event"] for record in runs.read_progress(run_dir)]
     assert events[0] == "start" and "batch" in events and events[-1] == "epoch"
+    from ferlib.config import RECIPE_REVISION
+
+    assert runs.read_progress(run_dir)[0]["recipe_revision"] == RECIPE_REVISION  # the session's recipe, for its card
     epoch = runs.read_progress(run_dir)[-1]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "elapsed", "eta_seconds"):
         assert key in epoch, key
