@@ -148,6 +148,7 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
         train_seconds=card.get("train_wall_seconds"),
         source_run=card.get("source_run"),
         split=summary.get("split"),
+        notes=[note for note in card.get("notes") or [] if isinstance(note, str) and note.strip()] or None,
         config=config,
     )
     rows = card.get("history") or []

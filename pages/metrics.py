@@ -312,7 +312,11 @@ def render_downloads(report: reports.ModelReport, evaluation: dict[str, Any] | N
 
 
 def render_details(report: reports.ModelReport) -> None:
-    details = {key: value for key, value in report.details.items() if key != "config" and value is not None}
+    for note in report.details.get("notes") or []:  # what the card says about how the weights came to be
+        st.caption(f":material/info: {note}")
+    details = {
+        key: value for key, value in report.details.items() if key not in ("config", "notes") and value is not None
+    }
     with st.expander("Model details and training settings"):
         st.json({"model file": str(report.model_path), **details}, expanded=True)
         if report.details.get("config"):

@@ -197,10 +197,12 @@ def test_unreadable_metrics_are_an_explained_error(environment, first_run):
 def test_the_shipped_model_shows_its_cards_metrics(environment, first_run):
     model = environment["model"]
     shutil.copy(first_run / runs.BEST_MODEL, model)
-    model.with_suffix(".json").write_text(json.dumps(ship_card_from_run(first_run)))
+    note = "Epochs 1-53 trained before the augmentation fix."
+    model.with_suffix(".json").write_text(json.dumps({**ship_card_from_run(first_run), "notes": [note]}))
     install_run(first_run, environment)
     app = open_metrics_page()
     assert not app.exception
+    assert f":material/info: {note}" in [caption.value for caption in app.caption]
     assert app.selectbox(key="metrics_model").value == "__shipped__"
     assert app.selectbox(key="metrics_model").format_func("__shipped__") == "Shipped model (fer_vgg.keras)"
     assert chart_count(app) == 5

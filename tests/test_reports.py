@@ -111,7 +111,9 @@ def test_the_shipped_models_card_becomes_an_evaluation_shaped_report(tmp_path):
     assert report.metrics_tta["accuracy"] == 0.71 and report.metrics_tta["per_class"] == metrics["per_class"]
     assert report.history == history
     assert report.details["architecture"] == "vgg_fer" and report.details["epochs_completed"] == 2
-    assert report.details["source_run"] == "20260101-000000-vgg_fer-abcd"
+    assert report.details["source_run"] == "20260101-000000-vgg_fer-abcd" and "notes" not in report.details
+    noted = reports.shipped_report(tmp_path / "fer_vgg.keras", {**card, "notes": ["Epochs 1-2 on old code.", " "]})
+    assert noted.details["notes"] == ["Epochs 1-2 on old code."]
 
 
 def test_a_plain_checkpoint_sidecar_gives_the_summary_metrics_only(tiny_model_path):
