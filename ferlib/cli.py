@@ -38,7 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--model", help="a .keras file (default: the shipped model)")
     evaluate.add_argument("--split", default="validation", choices=["train", "validation", "test", "all"])
-    evaluate.add_argument("--tta", action="store_true", help="average with the horizontally flipped face")
+    evaluate.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        default="none",
+        metavar="MODE",
+        help="test-time augmentation: flip (the default of a bare --tta) averages each face with its mirror image; "
+        "shifts averages 10 views (flips, each moved 2 pixels up, down, left and right)",
+    )
     evaluate.add_argument("--json", help="write all metrics to this JSON file")
     predict = commands.add_parser("predict", help="find faces in photos or a video and print each face's emotion")
     predict.add_argument(
@@ -180,9 +188,10 @@ def _train(arguments: argparse.Namespace) -> int:
 def _evaluate(arguments: argparse.Namespace) -> int:
     from ferlib.atomic import atomic_write_json
     from ferlib.datasets import ProgressPrinter, load_dataset
-    from ferlib.evaluation import evaluate_model
+    from ferlib.evaluation import evaluate_model, tta_mode
     from ferlib.modelio import load_model
 
+    tta = tta_mode(arguments.tta)  # a wrong mode is named before the data is loaded
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
     if len(labels) == 0:
@@ -193,7 +202,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             f"(it has: {present}); choose one with --split, or --split all"
         )
     model, _ = load_model(arguments.model)
-    metrics = evaluate_model(model, images, labels, tta=arguments.tta)
+    metrics = evaluate_model(model, images, labels, tta=tta)
     metrics.update({"split": arguments.split, "data": str(arguments.data), "model": str(arguments.model or "default")})
     if arguments.json:
         atomic_write_json(arguments.json, metrics)

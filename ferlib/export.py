@@ -131,6 +131,7 @@ def ship_model(
         raise ValueError(f"Expected a validation split in {str(data)!r}; received none")
     plain = evaluate_model(model, images, labels)
     tta = evaluate_model(model, images, labels, tta=True)
+    shifts = evaluate_model(model, images, labels, tta="shifts")
     config = read_json(run_dir / "config.json", default={}) or {}
     metrics = {
         "split": describe_validation_split(dataset),
@@ -139,6 +140,9 @@ def ship_model(
         "validation_top2_accuracy": plain["top2_accuracy"],
         "validation_accuracy_tta": tta["accuracy"],
         "validation_macro_f1_tta": tta["macro_f1"],
+        "validation_accuracy_tta_shifts": shifts["accuracy"],
+        "validation_macro_f1_tta_shifts": shifts["macro_f1"],
+        "validation_top2_accuracy_tta_shifts": shifts["top2_accuracy"],
         "n": plain["n"],
     }
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,19 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
                 "",
             ],
             ["int8 TFLite", _number(card.get("int8_validation_accuracy")), "", ""],
-        ],
+        ]
+        + (
+            [
+                [
+                    "with 10-view TTA (flips and ±2-pixel shifts)",
+                    _number(metrics.get("validation_accuracy_tta_shifts")),
+                    _number(metrics.get("validation_macro_f1_tta_shifts")),
+                    _number(metrics.get("validation_top2_accuracy_tta_shifts")),
+                ]
+            ]
+            if "validation_accuracy_tta_shifts" in metrics  # cards shipped before the mode existed lack it
+            else []
+        ),
     )
     per_class, per_class_tta = card.get("per_class") or {}, card.get("per_class_tta") or {}
     if per_class:

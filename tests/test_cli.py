@@ -65,7 +65,7 @@ def test_evaluate_last_line_and_json(training_data, tiny_model_path, tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"accuracy=0\.\d{4} macro_f1=0\.\d{4} n=56", result.stdout.strip().splitlines()[-1])
     metrics = json.loads(output.read_text())
-    assert metrics["tta"] is True and metrics["n"] == 56 and len(metrics["confusion_matrix"]) == 7
+    assert metrics["tta"] == "flip" and metrics["n"] == 56 and len(metrics["confusion_matrix"]) == 7
 
 
 def test_train_prints_the_run_folder(training_data, tmp_path):
@@ -222,6 +222,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
         "epochs 0": run_cli("train", "--data", tmp_path, "--epochs", "0"),
         "json folder": run_cli("predict", tmp_path / "photo.jpg", "--json", tmp_path),
         "video with json": run_cli("predict", tmp_path / "clip.mp4", "--json", tmp_path / "out.json"),
+        "tta mode": run_cli("evaluate", "--data", tmp_path / "missing.zip", "--tta", "ten"),  # named before the data
     }
     for name, result in results.items():
         assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
@@ -230,6 +231,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
     assert last["config folder"] == f"error: Expected a readable or writable path; received {folder} (Is a directory)"
     assert last["epochs 0"].startswith("error: Expected epochs >= 1")
     assert last["json folder"] == f"error: Expected a file path for --json; received {folder}, which is a folder"
+    assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts; received 'ten'"
     assert last["video with json"] == (
         "error: Expected --csv or --video-out with a video; received --json or --annotated-dir"
     )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import classification_metrics, confusion_matrix, predict_probabilities
+from ferlib.evaluation import classification_metrics, confusion_matrix, predict_probabilities, shifted, tta_views
 
 
 class BrighterSide:
@@ -33,6 +33,36 @@ def test_flip_tta_averages_the_mirror_images_probabilities():
     expected = np.zeros((2, 7), np.float32)
     expected[:, 0] = expected[:, 3] = 0.5
     np.testing.assert_allclose(averaged, expected)
+
+
+class CentrePixel:
+    """A stand-in model: 'angry' when the pixel at row 24, column 24 is bright, else 'happy'."""
+
+    def predict(self, batch, batch_size=None, verbose=0):
+        probabilities = np.zeros((len(batch), 7), np.float32)
+        probabilities[np.arange(len(batch)), np.where(batch[:, 24, 24, 0] > 100, 0, 3)] = 1.0
+        return probabilities
+
+
+def test_shift_tta_averages_ten_views_of_which_only_the_unchanged_one_keeps_the_pixel():
+    faces = np.zeros((1, 48, 48), np.uint8)
+    faces[0, 24, 24] = 255  # moved 2 pixels or mirrored (to column 23), it leaves the spot the model reads
+    averaged = predict_probabilities(CentrePixel(), faces, tta="shifts")
+    np.testing.assert_allclose(averaged[0, [0, 3]], [0.1, 0.9], rtol=1e-6)
+    assert predict_probabilities(CentrePixel(), faces, tta="flip")[0, 0] == pytest.approx(0.5)
+    assert [len(tta_views(np.zeros((1, 48, 48, 1)), mode)) for mode in ("none", "flip", "shifts")] == [1, 2, 10]
+    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts; received 'ten'$"):
+        predict_probabilities(CentrePixel(), faces, tta="ten")
+
+
+def test_a_shift_repeats_the_edge_pixels_it_uncovers():
+    batch = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    down = shifted(batch, 2, 0)[0, :, :, 0]
+    np.testing.assert_array_equal(down[2:], batch[0, :2, :, 0])  # moved down 2 rows
+    np.testing.assert_array_equal(down[:2], np.repeat(batch[0, :1, :, 0], 2, axis=0))  # the top row repeated
+    left = shifted(batch, 0, -1)[0, :, :, 0]
+    np.testing.assert_array_equal(left[:, :3], batch[0, :, 1:, 0])
+    np.testing.assert_array_equal(left[:, 3], batch[0, :, 3, 0])
 
 
 def test_metrics_match_hand_computed_values():

@@ -188,8 +188,8 @@ def test_evaluating_a_split_returns_probabilities_and_the_same_metrics_as_evalua
     expected = evaluate_model(model, images, labels)
     assert evaluation.metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert evaluation.metrics["confusion_matrix"] == expected["confusion_matrix"]
-    assert evaluation.metrics["tta"] is False
-    assert reports.evaluate_split(model, dataset, "validation", tta=True).metrics["tta"] is True
+    assert evaluation.metrics["tta"] == "none"
+    assert reports.evaluate_split(model, dataset, "validation", tta=True).metrics["tta"] == "flip"
     with pytest.raises(ValueError, match="Expected images in the test split"):
         reports.evaluate_split(model, dataset, "test")  # the generated zip has train and PublicTest only
 
