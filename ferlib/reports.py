@@ -239,7 +239,7 @@ class SplitEvaluation:
     metrics: dict[str, Any]
 
 
-def evaluate_split(model: Any, dataset: Any, split: str = "validation", *, tta: bool = False) -> SplitEvaluation:
+def evaluate_split(model: Any, dataset: Any, split: str = "validation", *, tta: bool | str = False) -> SplitEvaluation:
     """Predict every face of one split of a `ferlib.datasets.Dataset` and score it; ValueError on an empty split."""
     images, labels = dataset.subset(split)
     if len(labels) == 0:

@@ -19,6 +19,7 @@ from plotly.colors import qualitative
 from ferlib import reports, runs
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.datasets import SPLITS
+from ferlib.evaluation import TTA_MODES
 from ferlib.modelio import default_model_path, sidecar_path
 from ferlib.preprocess import decode_image
 from pages.common import (
@@ -82,7 +83,7 @@ def load_detector(name: str):
 # afresh on every rerun. Pages only read it.
 @st.cache_resource(show_spinner="Evaluating the model on every face of the split…", max_entries=4)
 def cached_evaluation(
-    model_path: str, modified: float, dataset_path: str, version: tuple[int, int], split: str, tta: bool
+    model_path: str, modified: float, dataset_path: str, version: tuple[int, int], split: str, tta: str
 ) -> reports.SplitEvaluation:
     gradcam = load_gradcam(model_path, modified)
     dataset = load_dataset_cached(dataset_path, version)
@@ -443,7 +444,10 @@ def render_comparison_table(chosen: list[reports.ModelReport]) -> None:
 # --- mistakes and Grad-CAM ----------------------------------------------------------------------------------
 
 
-def evaluation_controls() -> tuple[Path | None, str, bool]:
+TTA_LABELS = {"none": "none", "flip": "flip (2 views)", "shifts": "flips and shifts (10 views)"}
+
+
+def evaluation_controls() -> tuple[Path | None, str, str]:
     sources = dataset_sources()
     if not sources:
         places = ", ".join(f"`{directory}`" for directory in data_directories())
@@ -452,7 +456,7 @@ def evaluation_controls() -> tuple[Path | None, str, bool]:
             f"`fer2013.csv`) in {places}, or add one on the **Dataset** page, then reload this page.",
             icon=":material/dataset:",
         )
-        return None, "validation", False
+        return None, "validation", "none"
     dataset_column, split_column, tta_column = st.columns([3, 1, 1], vertical_alignment="bottom")
     dataset = dataset_column.selectbox(
         "Dataset",
@@ -471,7 +475,14 @@ def evaluation_controls() -> tuple[Path | None, str, bool]:
         key="metrics_split",
         help="Validation is FER-2013's PublicTest (the split models are selected on); test is PrivateTest.",
     )
-    tta = tta_column.toggle("Flip TTA", key="metrics_eval_tta", help="Average each face with its mirror image.")
+    tta = tta_column.selectbox(
+        "Test-time augmentation",
+        TTA_MODES,
+        format_func=TTA_LABELS.get,
+        key="metrics_eval_tta",
+        help="Average each face's probabilities over views of it: with its mirror image, or also with both moved "
+        "2 pixels up, down, left and right (10 views, ten times the prediction time).",
+    )
     return dataset, split, tta
 
 
@@ -543,8 +554,9 @@ def render_gallery(report: reports.ModelReport, evaluation: reports.SplitEvaluat
 def render_evaluation_summary(evaluation: reports.SplitEvaluation, dataset_name: str) -> None:
     metrics = evaluation.metrics
     wrong = int(np.sum(evaluation.probabilities.argmax(axis=1) != evaluation.labels))
+    views = "" if metrics.get("tta", "none") == "none" else f" with TTA over {TTA_LABELS[metrics['tta']]}"
     st.caption(
-        f"On {metrics['n']:,} {evaluation.split} faces of {dataset_name}: accuracy {metrics['accuracy']:.1%}, "
+        f"On {metrics['n']:,} {evaluation.split} faces of {dataset_name}{views}: accuracy {metrics['accuracy']:.1%}, "
         f"macro-F1 {metrics['macro_f1']:.3f}, top-2 accuracy {metrics['top2_accuracy']:.1%}, {wrong:,} mistakes."
     )
 

@@ -7,13 +7,15 @@ import shutil
 from pathlib import Path
 
 import cv2
+import keras
 import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
-from ferlib import runs
+from ferlib import reports, runs
 from ferlib.classes import EMOTIONS
 from ferlib.config import TrainConfig
+from ferlib.datasets import load_dataset
 from ferlib.lineage import LINEAGE_KEYS
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -253,6 +255,15 @@ def test_the_mistakes_gallery_shows_the_surest_mistakes_and_their_heatmaps(envir
     assert len(heatmaps) == min(4, len(gallery))
     first_predicted = CAPTION.fullmatch(gallery[0]).group(2)
     assert heatmaps[0].startswith(f"#1 heatmap for {first_predicted} ")
+
+    app.selectbox(key="metrics_eval_tta").set_value("shifts").run()
+    assert not app.exception
+    model = keras.saving.load_model(first_run / runs.BEST_MODEL, compile=False)
+    expected = reports.evaluate_split(model, load_dataset(training_data), "validation", tta="shifts").metrics
+    assert f"of fer_small.zip with TTA over flips and shifts (10 views): accuracy {expected['accuracy']:.1%}," in texts(
+        app.caption
+    )
+    app.selectbox(key="metrics_eval_tta").set_value("none").run()
 
     app.radio(key="metrics_explain_target").set_value("true class").run()
     assert not app.exception
