@@ -109,7 +109,7 @@ def ship_model(
     import keras
 
     from ferlib.datasets import load_dataset
-    from ferlib.evaluation import evaluate_model
+    from ferlib.evaluation import predict_views, score_views
 
     run_dir, target = Path(run_dir), Path(target)
     if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
@@ -129,9 +129,8 @@ def ship_model(
     images, labels = dataset.subset("validation")
     if len(labels) == 0:
         raise ValueError(f"Expected a validation split in {str(data)!r}; received none")
-    plain = evaluate_model(model, images, labels)
-    tta = evaluate_model(model, images, labels, tta=True)
-    shifts = evaluate_model(model, images, labels, tta="shifts")
+    views = predict_views(model, images, tta="shifts")  # the 10 views include the plain and flip ones
+    plain, tta, shifts = (score_views(views, labels, mode) for mode in ("none", "flip", "shifts"))
     config = read_json(run_dir / "config.json", default={}) or {}
     metrics = {
         "split": describe_validation_split(dataset),

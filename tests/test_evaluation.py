@@ -1,8 +1,18 @@
 import numpy as np
 import pytest
 
+import ferlib.evaluation
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import classification_metrics, confusion_matrix, predict_probabilities, shifted, tta_views
+from ferlib.evaluation import (
+    average_views,
+    classification_metrics,
+    confusion_matrix,
+    predict_probabilities,
+    predict_views,
+    shifted,
+    tta_mode,
+    tta_views,
+)
 
 
 class BrighterSide:
@@ -53,6 +63,43 @@ def test_shift_tta_averages_ten_views_of_which_only_the_unchanged_one_keeps_the_
     assert [len(tta_views(np.zeros((1, 48, 48, 1)), mode)) for mode in ("none", "flip", "shifts")] == [1, 2, 10]
     with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts; received 'ten'$"):
         predict_probabilities(CentrePixel(), faces, tta="ten")
+
+
+def test_the_second_half_of_the_views_mirrors_the_first():
+    batch = np.random.default_rng(0).random((3, 48, 48, 1)).astype(np.float32)
+    views = tta_views(batch, "shifts")
+    assert np.array_equal(views[0], batch)
+    for index in range(5):
+        np.testing.assert_array_equal(views[5 + index], views[index][:, :, ::-1, :])
+    assert len({view.tobytes() for view in views}) == 10
+
+
+class MeanBrightness:
+    """A stand-in model whose probabilities follow each face's mean brightness, so every view counts."""
+
+    def predict(self, batch, batch_size=None, verbose=0):
+        means = batch.mean(axis=(1, 2, 3))
+        return np.stack([np.sin(means + k) ** 2 for k in range(7)], axis=1).astype(np.float32)
+
+
+def test_views_are_predicted_in_chunks_with_the_same_result(monkeypatch):
+    faces = np.random.default_rng(1).integers(0, 256, (11, 48, 48), dtype=np.uint8)
+    whole = predict_views(MeanBrightness(), faces, tta="shifts")
+    monkeypatch.setattr(ferlib.evaluation, "TTA_CHUNK_FACES", 4)
+    np.testing.assert_allclose(predict_views(MeanBrightness(), faces, tta="shifts"), whole, rtol=1e-6)
+    # One pass of ten views gives the plain and flip figures too.
+    np.testing.assert_allclose(average_views(whole, "none"), predict_probabilities(MeanBrightness(), faces), rtol=1e-6)
+    np.testing.assert_allclose(
+        average_views(whole, "flip"), predict_probabilities(MeanBrightness(), faces, tta=True), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"includes 'shifts'; received 2 views"):
+        average_views(whole[[0, 5]], "shifts")
+
+
+def test_tta_flags_of_any_boolean_kind_name_a_mode():
+    assert [tta_mode(value) for value in (None, False, np.bool_(False), True, np.bool_(True))] == [
+        "none", "none", "none", "flip", "flip",
+    ]  # fmt: skip
 
 
 def test_a_shift_repeats_the_edge_pixels_it_uncovers():
