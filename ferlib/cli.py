@@ -332,7 +332,9 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
     if arguments.json:
         atomic_write_json(arguments.json, results)
     if not results:  # every photo was skipped; a copy that could not be written still leaves its printed analysis
-        raise ValueError(f"Expected readable image files; received none among {len(arguments.images)}")
+        raise ValueError(
+            f"Expected readable image files; received {len(arguments.images)}, none of which could be read and analysed"
+        )
     return 1 if failures else 0
 
 

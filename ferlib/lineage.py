@@ -58,10 +58,11 @@ def _epoch_revisions(records: list[dict[str, Any]]) -> dict[int, int | None]:
     return revisions
 
 
-def recipe_note(revisions: list[int | None]) -> str | None:
+def recipe_note(revisions: list[int | None], run_name: str) -> str | None:
     """A sentence naming the epochs of each recipe revision, when a run's epochs were trained under more than one.
 
-    Unrecorded revisions (sessions of older ferlib versions) alone raise no note.
+    Epochs are numbered within the run (a warm-restarted model's card numbers them on across stages, so the
+    sentence names its run). Unrecorded revisions (sessions of older ferlib versions) alone raise no note.
     """
     if len({revision for revision in revisions if revision is not None}) < 2:
         return None
@@ -76,7 +77,21 @@ def recipe_note(revisions: list[int | None]) -> str | None:
         + ("an unrecorded revision" if revision is None else f"revision {revision}")
         for first, last, revision in spans
     ]
-    return "This run's training recipe changed while it ran (ferlib.config.RECIPE_REVISION): " + ", ".join(parts) + "."
+    return (
+        f"Run {run_name}'s training recipe changed while it ran (ferlib.config.RECIPE_REVISION): its "
+        + ", ".join(parts)
+        + "."
+    )
+
+
+def noted_stages(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """A card's stages, each with its notes: the one place readers (Markdown card, Metrics page, warm restarts)
+    get notes from. A card from before notes were kept per stage gives its top-level notes to its last stage."""
+    stages = [stage for stage in card.get("stages") or [] if isinstance(stage, dict)]
+    notes = [note for note in card.get("notes") or [] if isinstance(note, str) and note.strip()]
+    if notes and not any(stage.get("notes") for stage in stages):
+        stages = [*stages[:-1], {**(stages[-1] if stages else {}), "notes": notes}]
+    return stages
 
 
 def _is_run_checkpoint(path: Path) -> bool:
@@ -97,18 +112,14 @@ def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(card, dict) or not isinstance(card.get("epochs_completed"), int):
         return None
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
-    stages = card.get("stages") or [
-        {
-            "source_run": card.get("source_run"),
-            "initial_model": None,
-            "epochs": card["epochs_completed"],
-            "train_wall_seconds": card.get("train_wall_seconds"),
-            "validation_accuracy": metrics.get("validation_accuracy"),
-        }
-    ]
-    notes = [note for note in card.get("notes") or [] if isinstance(note, str)]
-    if notes and not any(stage.get("notes") for stage in stages):  # a card from before notes were kept per stage
-        stages = [*stages[:-1], {**stages[-1], "notes": notes}]
+    single_stage = {
+        "source_run": card.get("source_run"),
+        "initial_model": None,
+        "epochs": card["epochs_completed"],
+        "train_wall_seconds": card.get("train_wall_seconds"),
+        "validation_accuracy": metrics.get("validation_accuracy"),
+    }
+    stages = noted_stages({**card, "stages": card.get("stages") or [single_stage]})
     return {
         "epochs_completed": card["epochs_completed"],
         "train_wall_seconds": float(card.get("train_wall_seconds") or 0.0),
@@ -143,7 +154,7 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "epochs": current["epochs_completed"],
         "train_wall_seconds": current["train_wall_seconds"],
     }
-    note = recipe_note(current.pop("recipe_revisions"))
+    note = recipe_note(current.pop("recipe_revisions"), run_dir.name)
     if note:
         current_stage["notes"] = [note]
     if not initial:
@@ -151,6 +162,8 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
     recorded = read_json(run_dir / LINEAGE_FILE, default=None)
     # Runs started before the lineage was recorded at start fall back to the starting model as it is now.
     previous = recorded.get("lineage") if isinstance(recorded, dict) else model_lineage(initial)
+    if previous and not any(stage.get("notes") for stage in noted_stages(previous)):
+        previous = _with_notes_of_the_same_model(previous, initial)
     if not previous:
         unknown = {"source_run": None, "initial_model": None, "epochs": None, "train_wall_seconds": None}
         return {**current, "stages": [unknown, current_stage], "lineage_complete": False}
@@ -166,6 +179,23 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "stages": [*previous["stages"], current_stage],
         "lineage_complete": all(stage.get("epochs") is not None for stage in previous["stages"]),
     }
+
+
+def _with_notes_of_the_same_model(previous: dict[str, Any], initial: str) -> dict[str, Any]:
+    """A lineage recorded before notes were kept per stage, given the notes the starting model's card has now,
+    if that card still describes the same training (same runs and epochs)."""
+    now = model_lineage(initial)
+    same = now is not None and now["epochs_completed"] == previous["epochs_completed"]
+    same = same and [stage.get("source_run") for stage in now["stages"]] == [
+        stage.get("source_run") for stage in previous["stages"]
+    ]
+    if not same:
+        return previous
+    stages = [
+        {**stage, "notes": current.get("notes")} if current.get("notes") else stage
+        for stage, current in zip(previous["stages"], now["stages"], strict=True)
+    ]
+    return {**previous, "stages": stages}
 
 
 def checkpoint_lineage(

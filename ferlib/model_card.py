@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferlib.classes import EMOTIONS
+from ferlib.lineage import noted_stages
 
 LIMITATIONS = (
     "FER-2013 faces were found by web image search with emotion keywords, and its labels are noisy: human accuracy "
@@ -92,8 +93,8 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     ]
     if card.get("lineage_complete") is False:
         lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
-    stages = card.get("stages") or []
-    lines += [f"- {label}: {note}" for label, note in _labelled_notes(card, stages)]
+    lines += [f"- {label}: {note}" for label, note in labelled_notes(card)]
+    stages = [stage for stage in card.get("stages") or [] if isinstance(stage, dict)]
     if len(stages) > 1:
         lines += [
             "",
@@ -117,11 +118,9 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _labelled_notes(card: dict[str, Any], stages: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Each stage's notes, labelled with their stage when there are several; a card from before notes were kept
-    per stage gives its top-level notes."""
-    if not any(isinstance(stage, dict) and stage.get("notes") for stage in stages):
-        return [("Note", note) for note in card.get("notes") or [] if isinstance(note, str) and note.strip()]
+def labelled_notes(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each stage's notes ("Note", or "Note (stage k)" when there are several stages), in stage order."""
+    stages = noted_stages(card)
     return [
         ("Note" if len(stages) == 1 else f"Note (stage {index})", note)
         for index, stage in enumerate(stages, start=1)

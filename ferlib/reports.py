@@ -21,6 +21,7 @@ from ferlib import runs
 from ferlib.atomic import read_json
 from ferlib.classes import EMOTIONS
 from ferlib.evaluation import classification_metrics, predict_probabilities, tta_mode
+from ferlib.model_card import labelled_notes
 from ferlib.modelio import read_metadata
 
 SHIPPED = "shipped"
@@ -148,7 +149,7 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
         train_seconds=card.get("train_wall_seconds"),
         source_run=card.get("source_run"),
         split=summary.get("split"),
-        notes=[note for note in card.get("notes") or [] if isinstance(note, str) and note.strip()] or None,
+        notes=[f"{label}: {note}" for label, note in labelled_notes(card)] or None,
         config=config,
     )
     rows = card.get("history") or []

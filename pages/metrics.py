@@ -314,7 +314,7 @@ def render_downloads(report: reports.ModelReport, evaluation: dict[str, Any] | N
 
 def render_details(report: reports.ModelReport) -> None:
     for note in report.details.get("notes") or []:  # what the card says about how the weights came to be
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {note}")  # "Note: ..." or "Note (stage k): ..."
     details = {
         key: value for key, value in report.details.items() if key not in ("config", "notes") and value is not None
     }

@@ -209,7 +209,7 @@ def test_predict_an_annotated_copy_that_cannot_be_written_keeps_the_analysis(tin
     blocked.mkdir(parents=True)  # a folder where the copy should go
     result = run_cli("predict", photo, "--model", tiny_model_path, "--annotated-dir", tmp_path / "out")
     assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr and "none among" not in result.stderr
+    assert "Traceback" not in result.stderr and "none of which" not in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"{photo}: no face found"
     assert lines[1].startswith(f"{photo}: the annotated copy could not be written to {blocked}")
@@ -222,6 +222,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
         "epochs 0": run_cli("train", "--data", tmp_path, "--epochs", "0"),
         "json folder": run_cli("predict", tmp_path / "photo.jpg", "--json", tmp_path),
         "video with json": run_cli("predict", tmp_path / "clip.mp4", "--json", tmp_path / "out.json"),
+        "no readable photo": run_cli("predict", tmp_path / "missing.jpg"),
         "tta mode": run_cli("evaluate", "--data", tmp_path / "missing.zip", "--tta", "ten"),  # named before the data
     }
     for name, result in results.items():
@@ -231,6 +232,9 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
     assert last["config folder"] == f"error: Expected a readable or writable path; received {folder} (Is a directory)"
     assert last["epochs 0"].startswith("error: Expected epochs >= 1")
     assert last["json folder"] == f"error: Expected a file path for --json; received {folder}, which is a folder"
+    assert last["no readable photo"] == (
+        "error: Expected readable image files; received 1, none of which could be read and analysed"
+    )
     assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts; received 'ten'"
     assert last["video with json"] == (
         "error: Expected --csv or --video-out with a video; received --json or --annotated-dir"

@@ -208,14 +208,14 @@ def test_a_run_trained_under_two_recipe_revisions_says_which_epochs_on_its_card(
     (run_dir / "progress.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     summary = lineage_summary(run_dir, {})
     expected = (
-        "This run's training recipe changed while it ran (ferlib.config.RECIPE_REVISION): "
-        "epochs 1-2 under revision 1, epochs 3-4 under revision 2."
+        "Run run's training recipe changed while it ran (ferlib.config.RECIPE_REVISION): "
+        "its epochs 1-2 under revision 1, epochs 3-4 under revision 2."
     )
     assert summary["stages"][0]["notes"] == [expected]
     assert f"- Note: {expected}" in render_model_card(summary, "m.keras")
     # Sessions of older ferlib versions recorded no revision: alone they raise no note, beside two they are named.
-    assert recipe_note([None, None, 2, 2]) is None and recipe_note([2, 2, 2]) is None
-    assert recipe_note([None, 1, 2]).endswith(
+    assert recipe_note([None, None, 2, 2], "r") is None and recipe_note([2, 2, 2], "r") is None
+    assert recipe_note([None, 1, 2], "r").endswith(
         "epoch 1 under an unrecorded revision, epoch 2 under revision 1, epoch 3 under revision 2."
     )
 
@@ -239,6 +239,20 @@ def test_a_warm_restarted_model_inherits_its_starting_models_notes(tmp_path):
     text = render_model_card(summary, "m.keras")
     assert "- Note (stage 1): Epochs 1-2 used the old augmentation." in text
     assert "- Note (stage 2): Trained on a new machine." in text
+
+    # A run started before notes were kept per stage recorded its starting lineage without them: the starting
+    # card's notes are taken as it is now, as long as it still describes the same training.
+    recorded = {
+        "initial_model": str(tmp_path / "first.keras"),
+        "lineage": {**summary, "stages": [{"source_run": "run-a", "epochs": 3}]},
+    }
+    recorded["lineage"]["epochs_completed"] = 3
+    (tmp_path / "run-b" / "initial_model.json").write_text(json.dumps(recorded))
+    again = lineage_summary(tmp_path / "run-b", {"initial_model": str(tmp_path / "first.keras")})
+    assert again["stages"][0]["notes"] == old_card["notes"]
+    (tmp_path / "first.json").write_text(json.dumps({**old_card, "source_run": "run-z"}))  # replaced since
+    replaced = lineage_summary(tmp_path / "run-b", {"initial_model": str(tmp_path / "first.keras")})
+    assert "notes" not in replaced["stages"][0]
 
 
 def test_a_damaged_sidecar_is_refused_with_its_path(tmp_path, tiny_model_path):

@@ -204,7 +204,7 @@ def test_the_shipped_model_shows_its_cards_metrics(environment, first_run):
     install_run(first_run, environment)
     app = open_metrics_page()
     assert not app.exception
-    assert f":material/info: {note}" in [caption.value for caption in app.caption]
+    assert f":material/info: Note: {note}" in [caption.value for caption in app.caption]
     assert app.selectbox(key="metrics_model").value == "__shipped__"
     assert app.selectbox(key="metrics_model").format_func("__shipped__") == "Shipped model (fer_vgg.keras)"
     assert chart_count(app) == 5

@@ -113,7 +113,11 @@ def test_the_shipped_models_card_becomes_an_evaluation_shaped_report(tmp_path):
     assert report.details["architecture"] == "vgg_fer" and report.details["epochs_completed"] == 2
     assert report.details["source_run"] == "20260101-000000-vgg_fer-abcd" and "notes" not in report.details
     noted = reports.shipped_report(tmp_path / "fer_vgg.keras", {**card, "notes": ["Epochs 1-2 on old code.", " "]})
-    assert noted.details["notes"] == ["Epochs 1-2 on old code."]
+    assert noted.details["notes"] == ["Note: Epochs 1-2 on old code."]
+    staged = {**card, "stages": [{"source_run": "a", "notes": ["Shared seed."]}, {"source_run": "b"}, "damaged"]}
+    assert reports.shipped_report(tmp_path / "fer_vgg.keras", staged).details["notes"] == [
+        "Note (stage 1): Shared seed."
+    ]
 
 
 def test_a_plain_checkpoint_sidecar_gives_the_summary_metrics_only(tiny_model_path):

@@ -11,6 +11,7 @@ from conftest import REPO_ROOT, SHARED_ZIP
 
 from ferlib.classes import EMOTIONS
 from ferlib.classifier import KerasClassifier, TFLiteClassifier
+from ferlib.model_card import render_model_card
 from ferlib.modelio import DEFAULT_MODEL_NAME, MODELS_DIR, load_model, read_metadata
 
 MODEL = MODELS_DIR / DEFAULT_MODEL_NAME
@@ -42,6 +43,7 @@ def test_the_model_ships_with_its_card_and_exports(name):
     markdown = model.with_suffix(".md").read_text(encoding="utf-8")  # the human-readable card, from the same JSON
     assert markdown.startswith(f"# Model card: {name}")
     assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in markdown
+    assert markdown == render_model_card(card, name)  # regenerated whenever the renderer changes
 
 
 def test_astronaut_photo_predicts_happy(tmp_path):
