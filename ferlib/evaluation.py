@@ -59,9 +59,12 @@ def view_count(tta: bool | str) -> int:
     return len(tta_views(np.zeros((1, 8, 8, 1), np.float32), tta))
 
 
-def predict_views(model: Any, images: np.ndarray, *, tta: bool | str = "shifts", batch_size: int = 256) -> np.ndarray:
+def predict_views(model: Any, images: np.ndarray, *, tta: bool | str, batch_size: int = 256) -> np.ndarray:
     """Class probabilities of every view `tta` makes of each face: (views, N, 7), in `tta_views` order."""
     mode = tta_mode(tta)
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"Expected a batch of faces shaped (N, 48, 48); received shape {images.shape}")
     result = np.zeros((view_count(mode), len(images), NUM_CLASSES), dtype=np.float32)
     for start in range(0, len(images), TTA_CHUNK_FACES):
         views = tta_views(to_model_batch(images[start : start + TTA_CHUNK_FACES]), mode)
@@ -79,7 +82,8 @@ def average_views(view_probabilities: np.ndarray, tta: bool | str) -> np.ndarray
     if mode == "none":
         chosen = view_probabilities[:1]
     elif mode == "flip":
-        chosen = view_probabilities[[0, available // 2]] if available >= 2 else None
+        pairs = available in (view_count("flip"), view_count("shifts"))
+        chosen = view_probabilities[[0, available // 2]] if pairs else None
     else:
         chosen = view_probabilities if available == view_count(mode) else None
     if chosen is None:

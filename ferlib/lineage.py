@@ -88,7 +88,8 @@ def noted_stages(card: dict[str, Any]) -> list[dict[str, Any]]:
     """A card's stages, each with its notes: the one place readers (Markdown card, Metrics page, warm restarts)
     get notes from. A card from before notes were kept per stage gives its top-level notes to its last stage."""
     stages = [stage for stage in card.get("stages") or [] if isinstance(stage, dict)]
-    notes = [note for note in card.get("notes") or [] if isinstance(note, str) and note.strip()]
+    notes = card.get("notes") if isinstance(card.get("notes"), list) else []
+    notes = [note for note in notes if isinstance(note, str) and note.strip()]
     if notes and not any(stage.get("notes") for stage in stages):
         stages = [*stages[:-1], {**(stages[-1] if stages else {}), "notes": notes}]
     return stages
@@ -119,7 +120,8 @@ def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:
         "train_wall_seconds": card.get("train_wall_seconds"),
         "validation_accuracy": metrics.get("validation_accuracy"),
     }
-    stages = noted_stages({**card, "stages": card.get("stages") or [single_stage]})
+    stages = [stage for stage in card.get("stages") or [] if isinstance(stage, dict)] or [single_stage]
+    stages = noted_stages({**card, "stages": stages})
     return {
         "epochs_completed": card["epochs_completed"],
         "train_wall_seconds": float(card.get("train_wall_seconds") or 0.0),
@@ -162,7 +164,9 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
     recorded = read_json(run_dir / LINEAGE_FILE, default=None)
     # Runs started before the lineage was recorded at start fall back to the starting model as it is now.
     previous = recorded.get("lineage") if isinstance(recorded, dict) else model_lineage(initial)
-    if previous and not any(stage.get("notes") for stage in noted_stages(previous)):
+    if previous:
+        previous = {**previous, "stages": noted_stages(previous)}  # stages that are not objects are dropped
+    if previous and isinstance(recorded, dict) and not any(stage.get("notes") for stage in previous["stages"]):
         previous = _with_notes_of_the_same_model(previous, initial)
     if not previous:
         unknown = {"source_run": None, "initial_model": None, "epochs": None, "train_wall_seconds": None}

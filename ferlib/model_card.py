@@ -124,7 +124,7 @@ def labelled_notes(card: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("Note" if len(stages) == 1 else f"Note (stage {index})", note)
         for index, stage in enumerate(stages, start=1)
-        for note in stage.get("notes") or []
+        for note in (stage.get("notes") if isinstance(stage.get("notes"), list) else [])
         if isinstance(note, str) and note.strip()
     ]
 

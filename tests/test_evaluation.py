@@ -75,11 +75,12 @@ def test_the_second_half_of_the_views_mirrors_the_first():
 
 
 class MeanBrightness:
-    """A stand-in model whose probabilities follow each face's mean brightness, so every view counts."""
+    """A stand-in model whose probabilities follow each face's brightness, weighting its right half twice, so
+    every view (a mirror image or a shift) gives its own answer."""
 
     def predict(self, batch, batch_size=None, verbose=0):
-        means = batch.mean(axis=(1, 2, 3))
-        return np.stack([np.sin(means + k) ** 2 for k in range(7)], axis=1).astype(np.float32)
+        means = batch[:, :, :24].mean(axis=(1, 2, 3)) + 2 * batch[:, :, 24:].mean(axis=(1, 2, 3))
+        return np.stack([np.sin(means / 50 + k) ** 2 for k in range(7)], axis=1).astype(np.float32)
 
 
 def test_views_are_predicted_in_chunks_with_the_same_result(monkeypatch):
@@ -92,8 +93,15 @@ def test_views_are_predicted_in_chunks_with_the_same_result(monkeypatch):
     np.testing.assert_allclose(
         average_views(whole, "flip"), predict_probabilities(MeanBrightness(), faces, tta=True), rtol=1e-6
     )
+    assert len({row.tobytes() for row in whole[:, 0]}) == 10  # every view of a face answers differently
     with pytest.raises(ValueError, match=r"includes 'shifts'; received 2 views"):
         average_views(whole[[0, 5]], "shifts")
+    with pytest.raises(ValueError, match=r"includes 'flip'; received 3 views"):
+        average_views(whole[:3], "flip")
+    with pytest.raises(
+        ValueError, match=r"^Expected a batch of faces shaped \(N, 48, 48\); received shape \(48, 48\)$"
+    ):
+        predict_probabilities(MeanBrightness(), faces[0])
 
 
 def test_tta_flags_of_any_boolean_kind_name_a_mode():

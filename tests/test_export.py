@@ -34,6 +34,16 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
         assert key in stored, key
     assert stored["metrics"]["n"] == 56
     assert set(stored["metrics"]) >= {"validation_accuracy", "validation_macro_f1", "validation_accuracy_tta"}
+    # One pass of ten views is scored three ways: each figure is what a separate evaluation of that mode gives.
+    from ferlib.datasets import load_dataset
+    from ferlib.evaluation import evaluate_model
+
+    model, _ = load_model(target)
+    images, labels = load_dataset(training_data).subset("validation")
+    for mode, key in (("none", ""), ("flip", "_tta"), ("shifts", "_tta_shifts")):
+        expected = evaluate_model(model, images, labels, tta=mode)
+        assert stored["metrics"][f"validation_accuracy{key}"] == pytest.approx(expected["accuracy"]), mode
+        assert stored["metrics"][f"validation_macro_f1{key}"] == pytest.approx(expected["macro_f1"]), mode
     assert stored["tflite_top1_agreement"] >= 0.99
     assert stored["epochs_completed"] == 1
     assert target.with_suffix(".int8.tflite").exists() and 0 <= stored["int8_validation_accuracy"] <= 1
@@ -253,6 +263,13 @@ def test_a_warm_restarted_model_inherits_its_starting_models_notes(tmp_path):
     (tmp_path / "first.json").write_text(json.dumps({**old_card, "source_run": "run-z"}))  # replaced since
     replaced = lineage_summary(tmp_path / "run-b", {"initial_model": str(tmp_path / "first.keras")})
     assert "notes" not in replaced["stages"][0]
+
+    # Damaged cards: stages that are not objects, notes that are not a list.
+    (tmp_path / "run-b" / "initial_model.json").unlink()
+    (tmp_path / "first.json").write_text(json.dumps({**old_card, "stages": ["damaged"], "notes": "one string"}))
+    damaged = lineage_summary(tmp_path / "run-b", {"initial_model": str(tmp_path / "first.keras")})
+    assert [stage["source_run"] for stage in damaged["stages"]] == ["run-a", "run-b"]
+    assert damaged["stages"][0]["epochs"] == 3 and "notes" not in damaged["stages"][0]
 
 
 def test_a_damaged_sidecar_is_refused_with_its_path(tmp_path, tiny_model_path):
