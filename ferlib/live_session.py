@@ -15,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,9 +47,14 @@ def model_variants(model_path: str | Path) -> list[ModelVariant]:
 
 
 def build_analyzer(
-    detector_name: str, variant: ModelVariant, settings: LiveSettings, webcam: bool = True
+    detector_name: str,
+    variant: ModelVariant,
+    settings: LiveSettings,
+    webcam: bool = True,
+    classifier: Any = None,
 ) -> LiveAnalyzer:
-    """A LiveAnalyzer with its own detector and single-threaded classifier (interpreters are not shared).
+    """A LiveAnalyzer with its own detector and face tracks around `classifier` (thread-safe, so the dashboard
+    passes one shared by every session), or a new single-threaded classifier for the variant.
 
     `webcam` uses the faster detector options for large webcam faces (LIVE_DETECTOR_OPTIONS); video files and
     photos use the detector's defaults, which also find small faces.
@@ -57,7 +63,8 @@ def build_analyzer(
     from ferlib.detection import make_detector
 
     options = LIVE_DETECTOR_OPTIONS.get(detector_name, {}) if webcam else {}
-    classifier = make_classifier(variant.path, backend=variant.backend, num_threads=1)
+    if classifier is None:
+        classifier = make_classifier(variant.path, backend=variant.backend, num_threads=1)
     return LiveAnalyzer(make_detector(detector_name, **options), classifier, settings)
 
 
@@ -113,14 +120,25 @@ class LiveSession:
         self._last_result: LiveFrameResult | None = None
         self._last_frame: np.ndarray | None = None
 
-    def configure(self, detector_name: str, variant: ModelVariant, settings: LiveSettings) -> None:
-        """Use this detector, model and settings from the next frame on (builds a new analyzer only if needed)."""
-        key = (detector_name, str(variant.path), variant.backend)
+    def configure(
+        self, detector_name: str, variant: ModelVariant, settings: LiveSettings, classifier: Any = None
+    ) -> None:
+        """Use this detector, model and settings from the next frame on (builds a new analyzer only if needed).
+
+        `classifier` (a shared, thread-safe one; see `build_analyzer`) is part of the key: a new object, such as a
+        model reloaded after it was shipped again, gets a new analyzer. A new analyzer numbers faces from 1 again,
+        so the results so far are cleared rather than merged with its faces.
+        """
+        key = (detector_name, str(variant.path), variant.backend, id(classifier))
         if key != self._key:
-            analyzer = build_analyzer(detector_name, variant, settings)
+            analyzer = build_analyzer(detector_name, variant, settings, classifier=classifier)
             with self._lock:
+                changed = self._analyzer is not None
                 self._analyzer, self._key = analyzer, key
                 self._pending_settings, self._pending_reset = None, False
+                if changed:
+                    self._reset_results()
+                    self._generation += 1
         else:
             with self._lock:
                 self._pending_settings = settings

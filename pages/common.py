@@ -53,6 +53,21 @@ def _load_pipeline(model_path: str, detector: str, modified_ns: int):
     return EmotionPipeline(make_detector(detector), make_classifier(model_path))
 
 
+def load_classifier(model_path: str, backend: str = "auto", num_threads: int | None = None):
+    """One classifier per model file, backend and thread count, shared by every session (classifiers are
+    thread-safe); keyed by the file's modification time, so a model shipped while the app runs replaces it."""
+    path = Path(model_path)
+    modified = path.stat().st_mtime_ns if path.exists() else 0
+    return _load_classifier(model_path, backend, num_threads, modified)
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=6)
+def _load_classifier(model_path: str, backend: str, num_threads: int | None, modified_ns: int):
+    from ferlib.classifier import make_classifier
+
+    return make_classifier(model_path, backend=backend, num_threads=num_threads)
+
+
 def load_model_card(model_path: str) -> dict:
     """The model's sidecar JSON (its card, written by `python -m ferlib ship`); empty when the model has none."""
     sidecar = sidecar_path(model_path)

@@ -19,7 +19,7 @@ from ferlib.modelio import MODELS_DIR, default_model_path
 from ferlib.preprocess import decode_image
 from ferlib.video import CSV_COLUMNS
 from ferlib.webrtc_support import preload_srtp
-from pages.common import NO_FACE_HINT, bgr_to_rgb, model_available, require_app, show_error
+from pages.common import NO_FACE_HINT, bgr_to_rgb, load_classifier, model_available, require_app, show_error
 
 require_app("pages/live.py")
 
@@ -52,20 +52,24 @@ def available_models() -> list[Path]:
     return [default, *others]
 
 
+def shared_classifier(variant: ModelVariant):
+    """The variant's classifier, loaded once and shared by every session and path of this page (classifiers are
+    thread-safe: a TFLite interpreter runs under a lock). One thread each, so sessions do not fight for cores."""
+    return load_classifier(str(variant.path), backend=variant.backend, num_threads=1)
+
+
 def session_pipeline(detector: str, variant: ModelVariant):
-    """This session's photo pipeline (its own interpreter: TFLite interpreters are not thread-safe)."""
-    from ferlib.classifier import make_classifier
+    """This session's photo pipeline: its own detector around the shared classifier."""
     from ferlib.detection import make_detector
     from ferlib.pipeline import EmotionPipeline
 
-    key = (detector, str(variant.path), variant.backend)
+    classifier = shared_classifier(variant)
+    key = (detector, id(classifier))  # a re-shipped model is a new classifier
     cache = st.session_state.setdefault("live_photo_pipelines", {})
     if key not in cache:
         cache.clear()
-        with st.spinner("Loading the detector and the model…"):
-            cache[key] = EmotionPipeline(
-                make_detector(detector), make_classifier(variant.path, backend=variant.backend, num_threads=1)
-            )
+        with st.spinner("Loading the detector…"):
+            cache[key] = EmotionPipeline(make_detector(detector), classifier)
     return cache[key]
 
 
@@ -89,7 +93,7 @@ def show_photo_result(image: np.ndarray, detector: str, variant: ModelVariant, s
     """Annotate every face of one photo, list them in a table, offer the annotated photo for download."""
     try:
         analysis = session_pipeline(detector, variant).analyze(image)
-    except ValueError as error:
+    except Exception as error:  # ValueError, an interpreter's RuntimeError, cv2.error: a message, not a traceback
         show_error("The model could not be run.", error)
         return
     for number, face in enumerate(analysis.faces, start=1):
@@ -234,87 +238,92 @@ with camera_tab:
     session: LiveSession = st.session_state.setdefault("live_session", LiveSession())
     try:
         with st.spinner("Loading the detector and the model…"):
-            session.configure(detector_name, variant, settings)
+            session.configure(detector_name, variant, settings, classifier=shared_classifier(variant))
     except ValueError as error:
         show_error("The live pipeline could not be started.", error)
-        st.stop()
+    else:  # the other tabs still render when the camera pipeline cannot start
 
-    def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
-        """Runs in streamlit-webrtc's worker thread: convert, hand the frame to ferlib, convert back. No st.* here."""
-        return av.VideoFrame.from_ndarray(session.process_frame(frame.to_ndarray(format="bgr24")), format="bgr24")
+        def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
+            """Runs in streamlit-webrtc's worker thread: convert, hand the frame to ferlib, convert back.
 
-    try:
-        servers = configured_ice_servers()
-    except ValueError as error:
-        show_error("The ICE server configuration could not be read; using direct connections only.", error)
-        servers = []
+            No st.* here."""
+            return av.VideoFrame.from_ndarray(session.process_frame(frame.to_ndarray(format="bgr24")), format="bgr24")
 
-    video_column, result_column = st.columns([3, 2], gap="large")
-    with video_column:
-        context = webrtc_streamer(
-            key="fer-live",
-            mode=WebRtcMode.SENDRECV,
-            rtc_configuration={"iceServers": servers},
-            video_frame_callback=video_frame_callback,
-            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
-            async_processing=True,
-        )
-        playing = bool(context.state.playing)
-        if playing and not st.session_state.get("live_was_playing"):
-            session.reset()
-        st.session_state["live_was_playing"] = playing
-        st.caption(
-            "Press **START** and allow the camera. Frames go to this server only"
-            + (" through the configured TURN/STUN servers." if servers else " (direct connection; no STUN or TURN).")
-        )
+        try:
+            servers = configured_ice_servers()
+        except ValueError as error:
+            show_error("The ICE server configuration could not be read; using direct connections only.", error)
+            servers = []
 
-        def snapshot_png() -> bytes:
-            frame = session.snapshot().frame
-            if frame is None:
-                frame = annotate_live(np.zeros((240, 320, 3), np.uint8), [], settings, no_face_note=False)
-            return encode_png(frame)
-
-        st.download_button(
-            "Download a snapshot",
-            snapshot_png,
-            file_name="live-snapshot.png",
-            mime="image/png",
-            on_click="ignore",
-            icon=":material/photo_camera:",
-            help="The latest annotated video frame, taken when you click.",
-        )
-
-    with result_column:
-
-        @st.fragment(run_every=0.5 if playing else None)
-        def live_results() -> None:
-            """The current emotion of each face, a rolling timeline and the speed, refreshed while the video plays."""
-            snapshot = session.snapshot()
-            st.subheader("Now")
-            if not playing and snapshot.frames == 0:
-                st.caption("Waiting for the video: press START.")
-            elif snapshot.error:
-                st.warning(f"The last frame could not be analysed, so it is shown as it came: {snapshot.error}")
-            elif not snapshot.faces:
-                st.caption("No face in view.")
-            for face in snapshot.faces:
-                uncertain = face.confidence < settings.confidence_threshold
-                note = " (uncertain)" if uncertain else ""
-                st.markdown(
-                    f"**Face {face.face_id}**: {EMOTION_ICONS[face.label]} **{face.label}** {face.confidence:.0%}{note}"
+        video_column, result_column = st.columns([3, 2], gap="large")
+        with video_column:
+            context = webrtc_streamer(
+                key="fer-live",
+                mode=WebRtcMode.SENDRECV,
+                rtc_configuration={"iceServers": servers},
+                video_frame_callback=video_frame_callback,
+                media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+                async_processing=True,
+            )
+            playing = bool(context.state.playing)
+            if playing and not st.session_state.get("live_was_playing"):
+                session.reset()
+            st.session_state["live_was_playing"] = playing
+            st.caption(
+                "Press **START** and allow the camera. Frames go to this server only"
+                + (
+                    " through the configured TURN/STUN servers."
+                    if servers
+                    else " (direct connection; no STUN or TURN)."
                 )
-            st.subheader("Timeline")
-            if snapshot.timeline:
-                st.plotly_chart(timeline_figure(snapshot.timeline), key="live-timeline")
-            else:
-                st.caption("The last minute of emotions appears here.")
-            if snapshot.frames:
-                st.caption(
-                    f"{snapshot.fps:.0f} fps processed · {snapshot.ms_per_frame:.1f} ms per frame · "
-                    f"detector every {snapshot.detection_interval} frame(s)"
-                )
+            )
 
-        live_results()
+            def snapshot_png() -> bytes:
+                frame = session.snapshot().frame
+                if frame is None:
+                    frame = annotate_live(np.zeros((240, 320, 3), np.uint8), [], settings, no_face_note=False)
+                return encode_png(frame)
+
+            st.download_button(
+                "Download a snapshot",
+                snapshot_png,
+                file_name="live-snapshot.png",
+                mime="image/png",
+                on_click="ignore",
+                icon=":material/photo_camera:",
+                help="The latest annotated video frame, taken when you click.",
+            )
+
+        with result_column:
+
+            @st.fragment(run_every=0.5 if playing else None)
+            def live_results() -> None:
+                """The current emotion of each face, a rolling timeline and the speed, refreshed while playing."""
+                snapshot = session.snapshot()
+                st.subheader("Now")
+                if not playing and snapshot.frames == 0:
+                    st.caption("Waiting for the video: press START.")
+                elif snapshot.error:
+                    st.warning(f"The last frame could not be analysed, so it is shown as it came: {snapshot.error}")
+                elif not snapshot.faces:
+                    st.caption("No face in view.")
+                for face in snapshot.faces:
+                    uncertain = face.confidence < settings.confidence_threshold
+                    note = " (uncertain)" if uncertain else ""
+                    emotion = f"{EMOTION_ICONS[face.label]} **{face.label}** {face.confidence:.0%}{note}"
+                    st.markdown(f"**Face {face.face_id}**: {emotion}")
+                st.subheader("Timeline")
+                if snapshot.timeline:
+                    st.plotly_chart(timeline_figure(snapshot.timeline), key="live-timeline")
+                else:
+                    st.caption("The last minute of emotions appears here.")
+                if snapshot.frames:
+                    st.caption(
+                        f"{snapshot.fps:.0f} fps processed · {snapshot.ms_per_frame:.1f} ms per frame · "
+                        f"detector every {snapshot.detection_interval} frame(s)"
+                    )
+
+            live_results()
 
 with photo_tab:
     upload = st.file_uploader(
@@ -360,9 +369,10 @@ with video_tab:
                     variant,
                     settings.updated(adaptive=False, detection_interval=1, detection_max_side=640),
                     webcam=False,
+                    classifier=shared_classifier(variant),
                 )
                 analysis = analyze_video(source, analyzer, video_out=target, progress=report)
-            except ValueError as error:
+            except Exception as error:  # ValueError, a decoder's or encoder's own errors: a message, not a traceback
                 bar.empty()
                 show_error("The video could not be analysed.", error)
             else:

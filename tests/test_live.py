@@ -296,6 +296,27 @@ def test_session_records_faces_and_timeline_and_never_queues(astronaut_face, tin
     assert session.snapshot().frames == 0 and session.snapshot().timeline == []
 
 
+def test_a_shared_classifier_is_used_and_a_new_one_starts_new_results(astronaut_face, tiny_model_path):
+    """The page passes one cached classifier to every session; a reloaded model must not merge its faces."""
+    session = LiveSession(timeline_every_seconds=0)
+    frame = astronaut_frame(astronaut_face)
+    variant = ModelVariant("tiny", tiny_model_path, "keras")
+    shared = make_classifier(tiny_model_path, backend="keras")
+    session.configure("haar", variant, LiveSettings(adaptive=False), classifier=shared)
+    assert session._analyzer.classifier is shared
+    for _ in range(2):
+        session.process_frame(frame)
+    session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=3), classifier=shared)
+    assert session.snapshot().frames == 2  # same classifier: settings only, results kept
+    reloaded = make_classifier(tiny_model_path, backend="keras")
+    session.configure("haar", variant, LiveSettings(adaptive=False), classifier=reloaded)
+    assert session._analyzer.classifier is reloaded
+    assert session.snapshot().frames == 0 and session.snapshot().timeline == []
+    for _ in range(3):
+        session.process_frame(frame)
+    assert session.snapshot().frames == 3 and [face.face_id for face in session.snapshot().faces] == [1]
+
+
 def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_face, tiny_model_path):
     """The page thread once trimmed track histories while the video thread averaged them ('deque mutated')."""
     session = LiveSession(timeline_every_seconds=0)

@@ -98,6 +98,9 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr):
     (annotated,) = app.image
     assert annotated.captions == [f"{len(faces)} face(s) found"]
     assert "Download the annotated photo" in [button.label for button in app.get("download_button")]
+    # One classifier, cached for every session, serves the photo and the camera pipelines.
+    (photo_pipeline,) = app.session_state["live_photo_pipelines"].values()
+    assert app.session_state["live_session"]._analyzer.classifier is photo_pipeline.classifier
 
 
 def test_photo_tab_says_when_there_is_no_face(installed_model):
