@@ -27,6 +27,7 @@ DETECTOR_LABELS = {
     "haar": "OpenCV Haar cascade (fast)",
     "mtcnn": "MTCNN (more accurate, slower)",
 }
+STALLED_SECONDS = 2.0  # no frame for this long while playing: the camera or the connection stalled
 VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm", "m4v", "y4m", "mpg", "mpeg"]
 
 
@@ -301,11 +302,20 @@ with camera_tab:
                 """The current emotion of each face, a rolling timeline and the speed, refreshed while playing."""
                 snapshot = session.snapshot()
                 st.subheader("Now")
+                seconds = snapshot.seconds_since_update or 0.0
                 if not playing and snapshot.frames == 0:
                     st.caption("Waiting for the video: press START.")
-                elif snapshot.error:
+                elif not snapshot.frames:
+                    st.caption("Waiting for the first frame…")
+                elif not playing or seconds > STALLED_SECONDS:  # the faces below are the last seen, not current
+                    st.caption(
+                        f"The video stopped {seconds:.0f} s ago; these are the last faces it showed."
+                        if not playing
+                        else f"No frame has arrived for {seconds:.0f} s; these are the last faces seen."
+                    )
+                if snapshot.error:
                     st.warning(f"The last frame could not be analysed, so it is shown as it came: {snapshot.error}")
-                elif not snapshot.faces:
+                elif snapshot.frames and not snapshot.faces:
                     st.caption("No face in view.")
                 for face in snapshot.faces:
                     uncertain = face.confidence < settings.confidence_threshold

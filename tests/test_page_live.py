@@ -80,6 +80,20 @@ def test_live_page_renders_its_tabs_and_controls(installed_model):
     assert not app.exception
 
 
+def test_after_the_video_stops_the_last_faces_are_labelled_as_such(installed_model, astronaut_bgr):
+    app = open_live_page()
+    session = app.session_state["live_session"]  # the page configured it; frames arrive as from the camera
+    frame = cv2.resize(astronaut_bgr, (640, 640))[80:560]
+    for _ in range(3):
+        session.process_frame(frame)
+    app.run()
+    assert not app.exception
+    captions = [caption.value for caption in app.caption]
+    assert any(caption.startswith("The video stopped ") for caption in captions), captions
+    assert not any("Waiting for the video" in caption for caption in captions)
+    assert any(markdown.value.startswith("**Face 1**: ") for markdown in app.markdown)
+
+
 def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr):
     app = open_live_page()
     head = astronaut_bgr[:300, 110:410]
