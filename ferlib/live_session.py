@@ -138,6 +138,7 @@ class LiveSession:
                 self._pending_settings, self._pending_reset = None, False
                 if changed:
                     self._reset_results()
+                    self._error = None
                     self._generation += 1
         else:
             with self._lock:
@@ -161,6 +162,7 @@ class LiveSession:
                 return annotate_live(image, [], LiveSettings())
         if not self._busy.acquire(blocking=False):
             return image  # only if two threads ever call at once: never queue stale frames
+        generation = None
         try:
             with self._lock:  # taken only once this thread owns the analyzer, so no change is dropped
                 analyzer, generation = self._analyzer, self._generation
@@ -172,16 +174,18 @@ class LiveSession:
                 analyzer.reset()
             annotated, result = analyzer.process(image)
         except Exception as error:  # whatever the analyzer raised, the video must keep playing
-            self._report_error(error)
+            self._report_error(error, generation)
             return image
         finally:
             self._busy.release()
         self._record(result, annotated, generation)
         return annotated
 
-    def _report_error(self, error: Exception) -> None:
+    def _report_error(self, error: Exception, generation: int | None) -> None:
         message = f"{type(error).__name__}: {error}"
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return  # the failure of a frame from before a reset or model change: not the new stream's
             repeated, self._error = message == self._error, message
         if not repeated:  # a failure repeated on every frame is logged once
             LOGGER.error("live frame analysis failed", exc_info=error)

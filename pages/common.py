@@ -56,8 +56,10 @@ def _load_pipeline(model_path: str, detector: str, modified_ns: int):
 def load_classifier(model_path: str, backend: str = "auto", num_threads: int | None = None):
     """One classifier per model file, backend and thread count, shared by every session (classifiers are
     thread-safe); keyed by the file's modification time, so a model shipped while the app runs replaces it."""
-    path = Path(model_path)
-    modified = path.stat().st_mtime_ns if path.exists() else 0
+    try:
+        modified = Path(model_path).stat().st_mtime_ns
+    except OSError:  # missing: make_classifier names what was expected
+        modified = 0
     return _load_classifier(model_path, backend, num_threads, modified)
 
 

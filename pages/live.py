@@ -55,7 +55,7 @@ def available_models() -> list[Path]:
 
 def shared_classifier(variant: ModelVariant):
     """The variant's classifier, loaded once and shared by every session and path of this page (classifiers are
-    thread-safe: a TFLite interpreter runs under a lock). One thread each, so sessions do not fight for cores."""
+    thread-safe: a TFLite interpreter runs under a lock, so sessions take turns at about 1 ms per face)."""
     return load_classifier(str(variant.path), backend=variant.backend, num_threads=1)
 
 
@@ -302,20 +302,18 @@ with camera_tab:
                 """The current emotion of each face, a rolling timeline and the speed, refreshed while playing."""
                 snapshot = session.snapshot()
                 st.subheader("Now")
-                seconds = snapshot.seconds_since_update or 0.0
-                if not playing and snapshot.frames == 0:
-                    st.caption("Waiting for the video: press START.")
+                seconds = snapshot.seconds_since_update or 0.0  # since the last frame analysed
+                if snapshot.error:
+                    st.warning(f"The last frame could not be analysed, so it is shown as it came: {snapshot.error}")
                 elif not snapshot.frames:
-                    st.caption("Waiting for the first frame…")
+                    st.caption("Waiting for the first frame…" if playing else "Waiting for the video: press START.")
                 elif not playing or seconds > STALLED_SECONDS:  # the faces below are the last seen, not current
                     st.caption(
                         f"The video stopped {seconds:.0f} s ago; these are the last faces it showed."
                         if not playing
-                        else f"No frame has arrived for {seconds:.0f} s; these are the last faces seen."
+                        else f"No frame has been analysed for {seconds:.0f} s; these are the last faces seen."
                     )
-                if snapshot.error:
-                    st.warning(f"The last frame could not be analysed, so it is shown as it came: {snapshot.error}")
-                elif snapshot.frames and not snapshot.faces:
+                elif not snapshot.faces:
                     st.caption("No face in view.")
                 for face in snapshot.faces:
                     uncertain = face.confidence < settings.confidence_threshold

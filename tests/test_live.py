@@ -316,6 +316,27 @@ def test_a_shared_classifier_is_used_and_a_new_one_starts_new_results(astronaut_
         session.process_frame(frame)
     assert session.snapshot().frames == 3 and [face.face_id for face in session.snapshot().faces] == [1]
 
+    # A model change while a frame is analysed: that frame, or its failure, belongs to the old results.
+    analyzer = session._analyzer
+    original = analyzer.process
+    replacement = make_classifier(tiny_model_path, backend="keras")
+
+    def change_midway(image):
+        session.configure("haar", variant, LiveSettings(adaptive=False), classifier=replacement)
+        return original(image)
+
+    analyzer.process = change_midway
+    session.process_frame(frame)
+    assert session.snapshot().frames == 0
+
+    def change_then_fail(image):
+        session.configure("haar", variant, LiveSettings(adaptive=False), classifier=shared)
+        raise RuntimeError("the old interpreter failed")
+
+    session._analyzer.process = change_then_fail
+    session.process_frame(frame)
+    assert session.snapshot().error is None and session._analyzer.classifier is shared
+
 
 def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_face, tiny_model_path):
     """The page thread once trimmed track histories while the video thread averaged them ('deque mutated')."""

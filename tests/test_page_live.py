@@ -94,6 +94,20 @@ def test_after_the_video_stops_the_last_faces_are_labelled_as_such(installed_mod
     assert any(markdown.value.startswith("**Face 1**: ") for markdown in app.markdown)
 
 
+def test_a_camera_pipeline_that_cannot_start_leaves_the_other_tabs_working(installed_model, monkeypatch):
+    from ferlib.live_session import LiveSession
+
+    def refuse(*arguments, **keywords):
+        raise ValueError("Expected a detector that loads; received a broken one")
+
+    monkeypatch.setattr(LiveSession, "configure", refuse)
+    app = open_live_page()
+    assert not app.exception
+    assert any("The live pipeline could not be started." in error.value for error in app.error)
+    assert [uploader.label for uploader in app.get("file_uploader")][:1] == ["A photo with one or more faces"]
+    assert not any("Waiting for the video" in caption.value for caption in app.caption)
+
+
 def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr):
     app = open_live_page()
     head = astronaut_bgr[:300, 110:410]
