@@ -14,6 +14,7 @@ from ferlib.preprocess import to_model_batch
 # and right with the border pixels repeated (10 views, the analogue of ten-crop averaging for a model that sees
 # the whole 48x48 face); 0.6 points more than no TTA for the shipped model on PublicTest, at 10 times the cost.
 TTA_MODES = ("none", "flip", "shifts")
+TTA_DESCRIPTIONS = {"none": "none", "flip": "flip (2 views)", "shifts": "flips and ±2-pixel shifts (10 views)"}
 TTA_SHIFT_PIXELS = 2
 # Faces whose views are built and predicted together: bounds memory (10 float32 views of 28,709 training faces
 # would take 2.6 GB at once) without making Keras's per-call overhead matter.
@@ -147,12 +148,16 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
-def score_views(view_probabilities: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, Any]:
-    """The metrics of one TTA mode from `predict_views` output; `metrics["tta"]` names the mode."""
-    mode = tta_mode(tta)
-    metrics = classification_metrics(labels, average_views(view_probabilities, mode))
-    metrics["tta"] = mode
+def score(labels: np.ndarray, probabilities: np.ndarray, tta: bool | str) -> dict[str, Any]:
+    """`classification_metrics` of probabilities predicted with a TTA mode, which `metrics["tta"]` names."""
+    metrics = classification_metrics(labels, probabilities)
+    metrics["tta"] = tta_mode(tta)
     return metrics
+
+
+def score_views(view_probabilities: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, Any]:
+    """The metrics of one TTA mode from `predict_views` output."""
+    return score(labels, average_views(view_probabilities, tta), tta)
 
 
 def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool | str = False) -> dict[str, Any]:

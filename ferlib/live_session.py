@@ -137,9 +137,7 @@ class LiveSession:
                 self._analyzer, self._key = analyzer, key
                 self._pending_settings, self._pending_reset = None, False
                 if changed:
-                    self._reset_results()
-                    self._error = None
-                    self._generation += 1
+                    self._start_new_results()
         else:
             with self._lock:
                 self._pending_settings = settings
@@ -147,10 +145,14 @@ class LiveSession:
     def reset(self) -> None:
         """Forget results and face tracks (a new stream starts); the tracks go before the next frame."""
         with self._lock:
-            self._reset_results()
-            self._error = None
+            self._start_new_results()
             self._pending_reset = True
-            self._generation += 1
+
+    def _start_new_results(self) -> None:
+        """Forget results and the last error; a frame still in flight belongs to the old ones. Hold the lock."""
+        self._reset_results()
+        self._error = None
+        self._generation += 1
 
     def process_frame(self, image: np.ndarray) -> np.ndarray:
         """Analyse one video frame and return it annotated (BGR); the results are kept for `snapshot`.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferlib.classes import EMOTIONS
+from ferlib.evaluation import TTA_DESCRIPTIONS
 from ferlib.lineage import noted_stages
 
 LIMITATIONS = (
@@ -153,7 +154,7 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
         + (
             [
                 [
-                    "with 10-view TTA (flips and ±2-pixel shifts)",
+                    f"with TTA over {TTA_DESCRIPTIONS['shifts']}",
                     _number(metrics.get("validation_accuracy_tta_shifts")),
                     _number(metrics.get("validation_macro_f1_tta_shifts")),
                     _number(metrics.get("validation_top2_accuracy_tta_shifts")),

@@ -20,7 +20,7 @@ import numpy as np
 from ferlib import runs
 from ferlib.atomic import read_json
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import classification_metrics, predict_probabilities, tta_mode
+from ferlib.evaluation import predict_probabilities, score
 from ferlib.model_card import labelled_notes
 from ferlib.modelio import read_metadata
 
@@ -246,9 +246,7 @@ def evaluate_split(model: Any, dataset: Any, split: str = "validation", *, tta: 
     if len(labels) == 0:
         raise ValueError(f"Expected images in the {split} split of {dataset.report.source!r}; received none")
     probabilities = predict_probabilities(model, images, tta=tta)
-    metrics = classification_metrics(labels, probabilities)
-    metrics["tta"] = tta_mode(tta)
-    return SplitEvaluation(split, images, labels, probabilities, metrics)
+    return SplitEvaluation(split, images, labels, probabilities, score(labels, probabilities, tta))
 
 
 @dataclass(frozen=True)

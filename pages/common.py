@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -34,33 +35,34 @@ def model_available(path: str | os.PathLike | None = None) -> bool:
     return Path(path or default_model_path()).exists()
 
 
-def load_pipeline(model_path: str, detector: str = "haar"):
-    """One detector + classifier per model and detector, shared by every session (both are thread-safe).
-
-    Keyed by the model file's modification time too, so a model shipped while the app runs replaces the old one.
-    """
-    path = Path(model_path)
-    modified = path.stat().st_mtime_ns if path.exists() else 0
-    return _load_pipeline(model_path, detector, modified)
+def modified_ns(path: str | os.PathLike) -> int:
+    """A file's modification time in ns (0 when missing), a key for caches, so a re-shipped model is reloaded."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:  # missing, or gone between a check and the stat: the loader names what was expected
+        return 0
 
 
-@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
-def _load_pipeline(model_path: str, detector: str, modified_ns: int):
-    from ferlib.classifier import make_classifier
+def load_pipeline(model_path: str, detector: str = "haar", backend: str = "auto", num_threads: int | None = None):
+    """One detector per detector name around the shared classifier (`load_classifier`), shared by every session
+    (both are thread-safe)."""
+    classifier = load_classifier(model_path, backend, num_threads)
+    # Keyed by the classifier's identity: the cached pipeline holds it, so the id cannot pass to a newer one.
+    return _load_pipeline(detector, id(classifier), classifier)
+
+
+@st.cache_resource(show_spinner="Loading the face detector…", max_entries=6)
+def _load_pipeline(detector: str, classifier_id: int, _classifier: Any):
     from ferlib.detection import make_detector
     from ferlib.pipeline import EmotionPipeline
 
-    return EmotionPipeline(make_detector(detector), make_classifier(model_path))
+    return EmotionPipeline(make_detector(detector), _classifier)
 
 
 def load_classifier(model_path: str, backend: str = "auto", num_threads: int | None = None):
     """One classifier per model file, backend and thread count, shared by every session (classifiers are
     thread-safe); keyed by the file's modification time, so a model shipped while the app runs replaces it."""
-    try:
-        modified = Path(model_path).stat().st_mtime_ns
-    except OSError:  # missing: make_classifier names what was expected
-        modified = 0
-    return _load_classifier(model_path, backend, num_threads, modified)
+    return _load_classifier(model_path, backend, num_threads, modified_ns(model_path))
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=6)
@@ -72,9 +74,7 @@ def _load_classifier(model_path: str, backend: str, num_threads: int | None, mod
 
 def load_model_card(model_path: str) -> dict:
     """The model's sidecar JSON (its card, written by `python -m ferlib ship`); empty when the model has none."""
-    sidecar = sidecar_path(model_path)
-    modified = sidecar.stat().st_mtime_ns if sidecar.exists() else 0
-    return _read_model_card(model_path, modified)
+    return _read_model_card(model_path, modified_ns(sidecar_path(model_path)))
 
 
 @st.cache_data(show_spinner=False)

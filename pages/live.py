@@ -19,7 +19,15 @@ from ferlib.modelio import MODELS_DIR, default_model_path
 from ferlib.preprocess import decode_image
 from ferlib.video import CSV_COLUMNS
 from ferlib.webrtc_support import preload_srtp
-from pages.common import NO_FACE_HINT, bgr_to_rgb, load_classifier, model_available, require_app, show_error
+from pages.common import (
+    NO_FACE_HINT,
+    bgr_to_rgb,
+    load_classifier,
+    load_pipeline,
+    model_available,
+    require_app,
+    show_error,
+)
 
 require_app("pages/live.py")
 
@@ -59,21 +67,6 @@ def shared_classifier(variant: ModelVariant):
     return load_classifier(str(variant.path), backend=variant.backend, num_threads=1)
 
 
-def session_pipeline(detector: str, variant: ModelVariant):
-    """This session's photo pipeline: its own detector around the shared classifier."""
-    from ferlib.detection import make_detector
-    from ferlib.pipeline import EmotionPipeline
-
-    classifier = shared_classifier(variant)
-    key = (detector, id(classifier))  # a re-shipped model is a new classifier
-    cache = st.session_state.setdefault("live_photo_pipelines", {})
-    if key not in cache:
-        cache.clear()
-        with st.spinner("Loading the detector…"):
-            cache[key] = EmotionPipeline(make_detector(detector), classifier)
-    return cache[key]
-
-
 def face_table(faces) -> pd.DataFrame:
     rows = []
     for face in faces:
@@ -93,7 +86,7 @@ def face_table(faces) -> pd.DataFrame:
 def show_photo_result(image: np.ndarray, detector: str, variant: ModelVariant, settings: LiveSettings, key: str):
     """Annotate every face of one photo, list them in a table, offer the annotated photo for download."""
     try:
-        analysis = session_pipeline(detector, variant).analyze(image)
+        analysis = load_pipeline(str(variant.path), detector, variant.backend, num_threads=1).analyze(image)
     except Exception as error:  # ValueError, an interpreter's RuntimeError, cv2.error: a message, not a traceback
         show_error("The model could not be run.", error)
         return

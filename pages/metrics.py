@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from ferlib import reports, runs
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.datasets import SPLITS
-from ferlib.evaluation import TTA_MODES
+from ferlib.evaluation import TTA_DESCRIPTIONS, TTA_MODES
 from ferlib.modelio import default_model_path, sidecar_path
 from ferlib.preprocess import decode_image
 from pages.common import (
@@ -444,9 +444,6 @@ def render_comparison_table(chosen: list[reports.ModelReport]) -> None:
 # --- mistakes and Grad-CAM ----------------------------------------------------------------------------------
 
 
-TTA_LABELS = {"none": "none", "flip": "flip (2 views)", "shifts": "flips and shifts (10 views)"}
-
-
 def evaluation_controls() -> tuple[Path | None, str, str]:
     sources = dataset_sources()
     if not sources:
@@ -478,7 +475,7 @@ def evaluation_controls() -> tuple[Path | None, str, str]:
     tta = tta_column.selectbox(
         "Test-time augmentation",
         TTA_MODES,
-        format_func=TTA_LABELS.get,
+        format_func=TTA_DESCRIPTIONS.get,
         key="metrics_eval_tta",
         help="Average each face's probabilities over views of it: with its mirror image, or also with both moved "
         "2 pixels up, down, left and right (10 views, ten times the prediction time).",
@@ -554,7 +551,8 @@ def render_gallery(report: reports.ModelReport, evaluation: reports.SplitEvaluat
 def render_evaluation_summary(evaluation: reports.SplitEvaluation, dataset_name: str) -> None:
     metrics = evaluation.metrics
     wrong = int(np.sum(evaluation.probabilities.argmax(axis=1) != evaluation.labels))
-    views = "" if metrics.get("tta", "none") == "none" else f" with TTA over {TTA_LABELS[metrics['tta']]}"
+    mode = metrics.get("tta", "none")
+    views = "" if mode == "none" else f" with TTA over {TTA_DESCRIPTIONS[mode]}"
     st.caption(
         f"On {metrics['n']:,} {evaluation.split} faces of {dataset_name}{views}: accuracy {metrics['accuracy']:.1%}, "
         f"macro-F1 {metrics['macro_f1']:.3f}, top-2 accuracy {metrics['top2_accuracy']:.1%}, {wrong:,} mistakes."

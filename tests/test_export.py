@@ -136,7 +136,7 @@ def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_d
         assert heading in text
     assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in text
     shifts = card["metrics"]["validation_accuracy_tta_shifts"]
-    assert f"| with 10-view TTA (flips and ±2-pixel shifts) | {shifts:.4f} |" in text
+    assert f"| with TTA over flips and ±2-pixel shifts (10 views) | {shifts:.4f} |" in text
     assert "| **angry** |" in text and f"{card['parameters']:,} parameters" in text
 
 
@@ -160,7 +160,7 @@ def test_model_card_of_a_warm_restarted_model_lists_its_stages():
     text = render_model_card(card, "m.keras")
     assert "66 epochs in all, 3 h 01 min" in text
     assert "| 2 | `run-b` | 40 | 1 h 40 min | 0.6500 |" in text
-    assert "10-view TTA" not in text  # a card shipped before the mode existed has no such row
+    assert "(10 views)" not in text  # a card shipped before the mode existed has no such row
 
 
 def write_epochs(run_dir, epochs: int, seconds: float = 10.0) -> None:

@@ -108,7 +108,16 @@ def test_a_camera_pipeline_that_cannot_start_leaves_the_other_tabs_working(insta
     assert not any("Waiting for the video" in caption.value for caption in app.caption)
 
 
-def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr):
+def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypatch):
+    import ferlib.classifier
+
+    loads, original = [], ferlib.classifier.make_classifier
+
+    def counted(model_path=None, backend="auto", num_threads=None):
+        loads.append((str(model_path), backend))
+        return original(model_path, backend=backend, num_threads=num_threads)
+
+    monkeypatch.setattr(ferlib.classifier, "make_classifier", counted)
     app = open_live_page()
     head = astronaut_bgr[:300, 110:410]
     photo = np.full((300, 640, 3), 30, np.uint8)
@@ -126,9 +135,8 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr):
     (annotated,) = app.image
     assert annotated.captions == [f"{len(faces)} face(s) found"]
     assert "Download the annotated photo" in [button.label for button in app.get("download_button")]
-    # One classifier, cached for every session, serves the photo and the camera pipelines.
-    (photo_pipeline,) = app.session_state["live_photo_pipelines"].values()
-    assert app.session_state["live_session"]._analyzer.classifier is photo_pipeline.classifier
+    # One classifier, cached for every session, serves the camera and the photo pipelines: one load of the file.
+    assert loads == [(str(installed_model), "keras")], loads  # the fixture has no TFLite exports
 
 
 def test_photo_tab_says_when_there_is_no_face(installed_model):

@@ -260,8 +260,9 @@ def test_the_mistakes_gallery_shows_the_surest_mistakes_and_their_heatmaps(envir
     assert not app.exception
     model = keras.saving.load_model(first_run / runs.BEST_MODEL, compile=False)
     expected = reports.evaluate_split(model, load_dataset(training_data), "validation", tta="shifts").metrics
-    assert f"of fer_small.zip with TTA over flips and shifts (10 views): accuracy {expected['accuracy']:.1%}," in texts(
-        app.caption
+    assert (
+        f"of fer_small.zip with TTA over flips and ±2-pixel shifts (10 views): accuracy {expected['accuracy']:.1%},"
+        in texts(app.caption)
     )
     app.selectbox(key="metrics_eval_tta").set_value("none").run()
 
