@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ferlib.classes import NUM_CLASSES
-from ferlib.modelio import default_model_path, load_model, read_metadata
+from ferlib.modelio import check_class_names, default_model_path, keras_source, load_model, read_metadata
 from ferlib.preprocess import to_model_batch
 
 
@@ -73,12 +73,19 @@ class TFLiteClassifier:
         path = Path(model_path)
         if not path.exists():
             raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
-        self.metadata = read_metadata(path.with_suffix(".keras")) if path.with_suffix(".keras").exists() else {}
+        self.metadata = read_metadata(keras_source(path))  # {} when the export has no .keras beside it
+        check_class_names(self.metadata, path)
         # LiteRT takes None as one thread; None here means every core this process may use.
         threads = num_threads if num_threads is not None else available_cores()
         self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=threads)
         self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        output = self.interpreter.get_output_details()[0]
+        if int(output["shape"][-1]) != NUM_CLASSES:
+            raise ValueError(
+                f"Expected a TFLite model with {NUM_CLASSES} class outputs; received {str(path)!r}, with "
+                f"{int(output['shape'][-1])}"
+            )
+        self.output_index = output["index"]
         self.batch_size = 0
         self._lock = threading.Lock()
 

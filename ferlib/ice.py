@@ -6,7 +6,10 @@ Community Cloud, a TURN server is needed; configure it in either form:
 
 - `ICE_SERVERS`: a JSON list of RTCIceServer objects (`[{"urls": [...], "username": ..., "credential": ...}]`),
   or, in secrets.toml, an array of tables `[[ICE_SERVERS]]`;
-- `TURN_URL` (comma-separated URLs allowed) with `TURN_USERNAME` and `TURN_CREDENTIAL`.
+- `TURN_URL` (comma-separated URLs, or in secrets.toml a list of them) with `TURN_USERNAME` and `TURN_CREDENTIAL`.
+
+Each server is checked here, not in the browser (where a bad entry fails silently): every URL must start with
+`stun:`, `turn:` or `turns:`, and a username or credential must be text.
 
 Secrets take precedence over environment variables.
 """
@@ -42,20 +45,43 @@ def _from_source(source: Mapping[str, Any]) -> list[dict[str, Any]]:
         return _normalised(configured)
     url = source.get("TURN_URL")
     if url:
-        urls = [part.strip() for part in str(url).split(",") if part.strip()]
+        urls = [part.strip() for part in url.split(",") if part.strip()] if isinstance(url, str) else url
         server: dict[str, Any] = {"urls": urls}
-        if source.get("TURN_USERNAME"):
-            server["username"] = str(source["TURN_USERNAME"])
-        if source.get("TURN_CREDENTIAL"):
-            server["credential"] = str(source["TURN_CREDENTIAL"])
-        return [server]
+        for key in ("username", "credential"):
+            if source.get(f"TURN_{key.upper()}"):
+                server[key] = str(source[f"TURN_{key.upper()}"])
+        return _normalised([server])
     return []
 
 
+URL_SCHEMES = ("stun:", "turn:", "turns:")
+
+
 def _normalised(servers: Any) -> list[dict[str, Any]]:
+    """The servers as plain dicts, each with `urls` a stun:/turn:/turns: URL or a list of them; anything else is
+    refused with a message that never shows a credential (it is displayed on the page)."""
     if isinstance(servers, Mapping):
         servers = [servers]
     if not isinstance(servers, list) or not all(isinstance(server, Mapping) and "urls" in server for server in servers):
         shape = type(servers).__name__ if not isinstance(servers, list) else "a list with items lacking 'urls'"
         raise ValueError(f"Expected ICE_SERVERS as a list of objects with 'urls'; received {shape}")
-    return [dict(server) for server in servers]
+    normalised = []
+    for number, server in enumerate(servers, start=1):
+        urls = [server["urls"]] if isinstance(server["urls"], str) else server["urls"]
+        if not isinstance(urls, (list, tuple)) or not urls or not all(isinstance(url, str) and url for url in urls):
+            raise ValueError(
+                f"Expected ICE server {number}'s 'urls' as a URL or a non-empty list of URLs; "
+                f"received {server['urls']!r}"  # URLs hold no credential: the username and credential are apart
+            )
+        unknown = [url for url in urls if not url.lower().startswith(URL_SCHEMES)]
+        if unknown:
+            raise ValueError(
+                f"Expected ICE server {number}'s URLs to start with stun:, turn: or turns:; received {unknown[0]!r}"
+            )
+        for key in ("username", "credential"):
+            if key in server and not isinstance(server[key], str):
+                raise ValueError(
+                    f"Expected ICE server {number}'s {key!r} as text; received a {type(server[key]).__name__}"
+                )
+        normalised.append(dict(server))
+    return normalised

@@ -67,6 +67,21 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return metadata
 
 
+def keras_source(path: str | os.PathLike) -> Path:
+    """The .keras model a TFLite export was made from: `m.tflite` and `m.int8.tflite` -> `m.keras`."""
+    name = Path(path).name.removesuffix(".tflite").removesuffix(".int8")
+    return Path(path).with_name(f"{name}.keras")
+
+
+def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a model whose sidecar lists other classes, or another order, than ferlib's EMOTIONS."""
+    class_names = metadata.get("class_names", list(EMOTIONS))
+    if list(class_names) != list(EMOTIONS):
+        raise ValueError(
+            f"Expected a model over classes {list(EMOTIONS)}; received {str(path)!r}, one over {class_names}"
+        )
+
+
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
     """Refuse, before a run starts, a warm-start model whose layers the configured architecture cannot take.
 
@@ -132,9 +147,7 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, An
     if target.suffix != ".keras":
         raise ValueError(f"Expected a model file ending in .keras; received {str(target)!r}")
     metadata = read_metadata(target)
-    class_names = metadata.get("class_names", list(EMOTIONS))
-    if list(class_names) != list(EMOTIONS):
-        raise ValueError(f"Expected a model over classes {list(EMOTIONS)}; received one over {class_names}")
+    check_class_names(metadata, target)
     try:
         model = keras.saving.load_model(target, compile=False)
     except Exception as error:

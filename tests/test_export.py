@@ -86,6 +86,22 @@ def test_tflite_and_keras_give_the_same_probabilities(tmp_path, tiny_model_path,
         assert all(pool.map(repeated_calls_agree, range(1, 6)))
 
 
+def test_a_tflite_export_is_refused_when_its_models_classes_differ(tmp_path, tiny_model_path, training_data):
+    """Both exports read the sidecar of the .keras model they came from, as the Keras path does."""
+    target = tmp_path / "m.keras"
+    ship_model(tiny_model_path.parent, training_data, target)
+    for export in ("m.tflite", "m.int8.tflite"):
+        assert TFLiteClassifier(tmp_path / export).metadata["class_names"] == read_metadata(target)["class_names"]
+    metadata = read_metadata(target)
+    metadata["class_names"] = list(reversed(metadata["class_names"]))
+    target.with_suffix(".json").write_text(json.dumps(metadata))
+    for export in ("m.tflite", "m.int8.tflite"):
+        with pytest.raises(ValueError, match=rf"^Expected a model over classes .*; received .*{export}'"):
+            TFLiteClassifier(tmp_path / export)
+    with pytest.raises(ValueError, match=r"^Expected a model over classes"):
+        load_model(target)
+
+
 def test_flops_of_a_known_model(tiny_model_path):
     model, _ = load_model(tiny_model_path)
     # compact_cnn filters (8, 16, 32), dense 16: conv 48x48x9x1x8 + 24x24x9x8x16 + 12x12x9x16x32 ; dense 32x16 + 16x7

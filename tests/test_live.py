@@ -427,6 +427,23 @@ def test_ice_servers_default_to_none_and_come_from_secrets_or_environment():
     with pytest.raises(ValueError, match=r"^Expected ICE_SERVERS as a list of objects with 'urls'") as refused:
         ice_servers({"ICE_SERVERS": [{"url": "turn:a.example", "credential": "s3cret"}]}, {})
     assert "s3cret" not in str(refused.value)
+    # secrets.toml lists: TURN_URL may be an array; each server's URLs, username and credential are checked here,
+    # where a message can say what is wrong, not in the browser, where a bad server fails silently.
+    assert ice_servers({"TURN_URL": ["turn:a.example:3478", "turns:a.example:443"], "TURN_USERNAME": "u"}, {}) == [
+        {"urls": ["turn:a.example:3478", "turns:a.example:443"], "username": "u"}
+    ]
+    for servers, expected in (
+        ([{"urls": []}], r"^Expected ICE server 1's 'urls' as a URL or a non-empty list of URLs; received \[\]$"),
+        ([{"urls": "stun:s.example"}, {"urls": 3478}], r"^Expected ICE server 2's 'urls' .*; received 3478$"),
+        ([{"urls": ["turn:a.example", ""]}], r"^Expected ICE server 1's 'urls' .*; received \['turn:a.example', ''\]$"),
+        ([{"urls": "https://a.example"}], r"^Expected ICE server 1's URLs to start with stun:, turn: or turns:"),
+        ([{"urls": "turn:a.example", "credential": 12345}], r"^Expected ICE server 1's 'credential' as text; received"),
+    ):
+        with pytest.raises(ValueError, match=expected) as refused:
+            ice_servers({"ICE_SERVERS": servers}, {})
+        assert "12345" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"^Expected ICE server 1's URLs to start with .*received 'a.example:3478'$"):
+        ice_servers({"TURN_URL": ["a.example:3478"]}, {})
 
 
 # --- video files --------------------------------------------------------------------------------------------------
