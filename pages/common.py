@@ -59,6 +59,33 @@ def _load_pipeline(detector: str, classifier_id: int, _classifier: Any):
     return EmotionPipeline(make_detector(detector), _classifier)
 
 
+def analyze_photo(
+    image: np.ndarray,
+    photo: bytes,
+    model_path: str,
+    detector: str = "haar",
+    backend: str = "auto",
+    num_threads: int | None = None,
+):
+    """The shared pipeline's analysis of an uploaded photo (`image`, decoded from `photo`), cached per photo, model
+    file and detector: a rerun (a slider moved, another widget used) redraws the faces without finding and
+    classifying them again."""
+    return _analyze_photo(image, photo, model_path, detector, backend, num_threads, modified_ns(model_path))
+
+
+@st.cache_data(show_spinner="Finding and reading the faces…", max_entries=16)
+def _analyze_photo(
+    _image: np.ndarray,
+    photo: bytes,
+    model_path: str,
+    detector: str,
+    backend: str,
+    num_threads: int | None,
+    modified_ns: int,
+):
+    return load_pipeline(model_path, detector, backend, num_threads).analyze(_image)
+
+
 def load_classifier(model_path: str, backend: str = "auto", num_threads: int | None = None):
     """One classifier per model file, backend and thread count, shared by every session (classifiers are
     thread-safe); keyed by the file's modification time, so a model shipped while the app runs replaces it."""

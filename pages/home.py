@@ -11,9 +11,9 @@ from ferlib.modelio import default_model_path
 from ferlib.preprocess import decode_image
 from pages.common import (
     NO_FACE_HINT,
+    analyze_photo,
     bgr_to_rgb,
     load_model_card,
-    load_pipeline,
     model_available,
     probability_chart,
     require_app,
@@ -121,8 +121,7 @@ with try_column:
             show_error("This file could not be read as an image.", error)
         else:
             try:
-                pipeline = load_pipeline(model_path)
-                analysis = pipeline.analyze(image)
+                analysis = analyze_photo(image, upload.getvalue(), model_path)
             except ValueError as error:
                 show_error("The model could not be run.", error)
             else:

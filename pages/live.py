@@ -21,9 +21,9 @@ from ferlib.video import CSV_COLUMNS
 from ferlib.webrtc_support import preload_srtp
 from pages.common import (
     NO_FACE_HINT,
+    analyze_photo,
     bgr_to_rgb,
     load_classifier,
-    load_pipeline,
     model_available,
     require_app,
     show_error,
@@ -83,10 +83,13 @@ def face_table(faces) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_photo_result(image: np.ndarray, detector: str, variant: ModelVariant, settings: LiveSettings, key: str):
-    """Annotate every face of one photo, list them in a table, offer the annotated photo for download."""
+def show_photo_result(
+    image: np.ndarray, photo: bytes, detector: str, variant: ModelVariant, settings: LiveSettings, key: str
+):
+    """Annotate every face of one photo (`image`, decoded from `photo`), list them in a table, offer the annotated
+    photo for download."""
     try:
-        analysis = load_pipeline(str(variant.path), detector, variant.backend, num_threads=1).analyze(image)
+        analysis = analyze_photo(image, photo, str(variant.path), detector, variant.backend, num_threads=1)
     except Exception as error:  # ValueError, an interpreter's RuntimeError, cv2.error: a message, not a traceback
         show_error("The model could not be run.", error)
         return
@@ -336,7 +339,7 @@ with photo_tab:
         except ValueError as error:
             show_error("This file could not be read as an image.", error)
         else:
-            show_photo_result(image, detector_name, variant, settings, key="photo")
+            show_photo_result(image, upload.getvalue(), detector_name, variant, settings, key="photo")
 
 with snapshot_tab:
     picture = st.camera_input("Take a picture", key="live-camera-input")
@@ -346,7 +349,7 @@ with snapshot_tab:
         except ValueError as error:
             show_error("The camera picture could not be read.", error)
         else:
-            show_photo_result(image, detector_name, variant, settings, key="snapshot")
+            show_photo_result(image, picture.getvalue(), detector_name, variant, settings, key="snapshot")
 
 with video_tab:
     clip = st.file_uploader("A video clip", type=VIDEO_TYPES, key="live-video-upload")

@@ -53,3 +53,26 @@ def clear_streamlit_caches():
 
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_home_reads_an_uploaded_photo_with_the_shipped_model_once(monkeypatch):
+    """The workshop's question, 'happy or sad?': the astronaut photo's one face comes out happy; later reruns
+    redraw it from the cached analysis instead of finding and classifying the face again."""
+    import cv2
+
+    from ferlib.pipeline import EmotionPipeline
+
+    skimage_data = pytest.importorskip("skimage.data")
+    monkeypatch.delenv("FERLIB_MODEL", raising=False)
+    analyses, analyze = [], EmotionPipeline.analyze
+    monkeypatch.setattr(EmotionPipeline, "analyze", lambda self, image: analyses.append(1) or analyze(self, image))
+    ok, photo = cv2.imencode(".jpg", cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert ok
+    app = run_app(timeout=120)
+    app.get("file_uploader")[0].upload("astronaut.jpg", photo.tobytes(), "image/jpeg").run()
+    assert not app.exception
+    assert app.image[0].captions == ["1 face(s) found"]
+    (face,) = [expander for expander in app.expander if expander.label.startswith("Face 1:")]
+    assert " happy (" in face.label
+    app.run()
+    assert not app.exception and len(analyses) == 1 and app.image[0].captions == ["1 face(s) found"]

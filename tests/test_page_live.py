@@ -118,6 +118,10 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypa
         return original(model_path, backend=backend, num_threads=num_threads)
 
     monkeypatch.setattr(ferlib.classifier, "make_classifier", counted)
+    from ferlib.pipeline import EmotionPipeline
+
+    analyses, analyze = [], EmotionPipeline.analyze
+    monkeypatch.setattr(EmotionPipeline, "analyze", lambda self, image: analyses.append(1) or analyze(self, image))
     app = open_live_page()
     head = astronaut_bgr[:300, 110:410]
     photo = np.full((300, 640, 3), 30, np.uint8)
@@ -137,6 +141,11 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypa
     assert "Download the annotated photo" in [button.label for button in app.get("download_button")]
     # One classifier, cached for every session, serves the camera and the photo pipelines: one load of the file.
     assert loads == [(str(installed_model), "keras")], loads  # the fixture has no TFLite exports
+    # A rerun with other settings redraws the same faces without finding and classifying them again.
+    assert len(analyses) == 1
+    app.sidebar.slider[0].set_value(0.95).run()
+    assert not app.exception and len(analyses) == 1
+    assert app.dataframe[0].value.equals(faces) and app.image[0].captions == [f"{len(faces)} face(s) found"]
 
 
 def test_photo_tab_says_when_there_is_no_face(installed_model):
