@@ -16,6 +16,9 @@ from ferlib.preprocess import to_model_batch
 TTA_MODES = ("none", "flip", "shifts")
 TTA_DESCRIPTIONS = {"none": "none", "flip": "flip (2 views)", "shifts": "flips and ±2-pixel shifts (10 views)"}
 TTA_SHIFT_PIXELS = 2
+# A model card's summary figures: `validation_<figure><suffix of the TTA mode>`, e.g. validation_accuracy_tta.
+TTA_METRIC_SUFFIXES = {"none": "", "flip": "_tta", "shifts": "_tta_shifts"}
+SUMMARY_FIGURES = ("accuracy", "macro_f1", "top2_accuracy")
 # Faces whose views are built and predicted together: bounds memory (10 float32 views of 28,709 training faces
 # would take 2.6 GB at once) without making Keras's per-call overhead matter.
 TTA_CHUNK_FACES = 4096
@@ -28,6 +31,20 @@ def tta_mode(tta: bool | str | None) -> str:
     if tta not in TTA_MODES:
         raise ValueError(f"Expected a TTA mode among {', '.join(TTA_MODES)}; received {tta!r}")
     return tta
+
+
+def metric_key(figure: str, tta: bool | str) -> str:
+    """The summary key of one figure under one TTA mode: ("accuracy", "flip") -> "validation_accuracy_tta"."""
+    return f"validation_{figure}{TTA_METRIC_SUFFIXES[tta_mode(tta)]}"
+
+
+def summary_metrics(evaluations: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The summary figures of evaluations keyed by TTA mode, under their `metric_key`s."""
+    return {
+        metric_key(figure, mode): evaluation[figure]
+        for mode, evaluation in evaluations.items()
+        for figure in SUMMARY_FIGURES
+    }
 
 
 def shifted(batch: np.ndarray, rows: int, columns: int) -> np.ndarray:

@@ -109,7 +109,7 @@ def ship_model(
     import keras
 
     from ferlib.datasets import load_dataset
-    from ferlib.evaluation import predict_views, score_views
+    from ferlib.evaluation import TTA_MODES, predict_views, score_views, summary_metrics
 
     run_dir, target = Path(run_dir), Path(target)
     if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
@@ -130,20 +130,10 @@ def ship_model(
     if len(labels) == 0:
         raise ValueError(f"Expected a validation split in {str(data)!r}; received none")
     views = predict_views(model, images, tta="shifts")  # the 10 views include the plain and flip ones
-    plain, tta, shifts = (score_views(views, labels, mode) for mode in ("none", "flip", "shifts"))
+    evaluations = {mode: score_views(views, labels, mode) for mode in TTA_MODES}
+    plain, tta = evaluations["none"], evaluations["flip"]
     config = read_json(run_dir / "config.json", default={}) or {}
-    metrics = {
-        "split": describe_validation_split(dataset),
-        "validation_accuracy": plain["accuracy"],
-        "validation_macro_f1": plain["macro_f1"],
-        "validation_top2_accuracy": plain["top2_accuracy"],
-        "validation_accuracy_tta": tta["accuracy"],
-        "validation_macro_f1_tta": tta["macro_f1"],
-        "validation_accuracy_tta_shifts": shifts["accuracy"],
-        "validation_macro_f1_tta_shifts": shifts["macro_f1"],
-        "validation_top2_accuracy_tta_shifts": shifts["top2_accuracy"],
-        "n": plain["n"],
-    }
+    metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
     target.parent.mkdir(parents=True, exist_ok=True)
     # Everything is written to a staging folder beside the target and moved into place only once all of it
     # succeeded: a failed int8 conversion or a full disk must not leave a new .tflite beside the old card.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import TTA_DESCRIPTIONS
+from ferlib.evaluation import SUMMARY_FIGURES, TTA_DESCRIPTIONS, metric_key
 from ferlib.lineage import noted_stages
 
 LIMITATIONS = (
@@ -119,6 +119,14 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The evaluation table's rows, one per TTA mode (the int8 row follows the flip row).
+MODE_ROWS = {
+    "none": "Keras model",
+    "flip": "with horizontal-flip TTA",
+    "shifts": f"with TTA over {TTA_DESCRIPTIONS['shifts']}",
+}
+
+
 def labelled_notes(card: dict[str, Any]) -> list[tuple[str, str]]:
     """Each stage's notes ("Note", or "Note (stage k)" when there are several stages), in stage order."""
     stages = noted_stages(card)
@@ -134,36 +142,14 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
     """Overall, per-class and confusion-matrix figures on the validation split."""
     metrics = card.get("metrics") or {}
     lines = [f"Measured on {metrics.get('split', 'the validation split')}, {metrics.get('n', '?')} faces.", ""]
-    lines += _table(
-        ["", "accuracy", "macro-F1", "top-2 accuracy"],
-        [
-            [
-                "Keras model",
-                _number(metrics.get("validation_accuracy")),
-                _number(metrics.get("validation_macro_f1")),
-                _number(metrics.get("validation_top2_accuracy")),
-            ],
-            [
-                "with horizontal-flip TTA",
-                _number(metrics.get("validation_accuracy_tta")),
-                _number(metrics.get("validation_macro_f1_tta")),
-                "",
-            ],
-            ["int8 TFLite", _number(card.get("int8_validation_accuracy")), "", ""],
-        ]
-        + (
-            [
-                [
-                    f"with TTA over {TTA_DESCRIPTIONS['shifts']}",
-                    _number(metrics.get("validation_accuracy_tta_shifts")),
-                    _number(metrics.get("validation_macro_f1_tta_shifts")),
-                    _number(metrics.get("validation_top2_accuracy_tta_shifts")),
-                ]
-            ]
-            if "validation_accuracy_tta_shifts" in metrics  # cards shipped before the mode existed lack it
-            else []
-        ),
-    )
+    rows = []
+    for mode, label in MODE_ROWS.items():
+        keys = [metric_key(figure, mode) for figure in SUMMARY_FIGURES]
+        if mode == "none" or any(key in metrics for key in keys):  # cards shipped before 10-view TTA lack its row
+            rows.append([label, *(_number(metrics[key]) if key in metrics else "" for key in keys)])
+        if mode == "flip":
+            rows.append(["int8 TFLite", _number(card.get("int8_validation_accuracy")), "", ""])
+    lines += _table(["", "accuracy", "macro-F1", "top-2 accuracy"], rows)
     per_class, per_class_tta = card.get("per_class") or {}, card.get("per_class_tta") or {}
     if per_class:
         lines += [""]

@@ -20,7 +20,7 @@ import numpy as np
 from ferlib import runs
 from ferlib.atomic import read_json
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import predict_probabilities, score
+from ferlib.evaluation import SUMMARY_FIGURES, TTA_METRIC_SUFFIXES, metric_key, predict_probabilities, score
 from ferlib.model_card import labelled_notes
 from ferlib.modelio import read_metadata
 
@@ -124,21 +124,7 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
     path = Path(model_path)
     card = read_metadata(path) if card is None else card
     summary = card.get("metrics") or {}
-    metrics = _present(
-        n=summary.get("n"),
-        accuracy=summary.get("validation_accuracy"),
-        macro_f1=summary.get("validation_macro_f1"),
-        top2_accuracy=summary.get("validation_top2_accuracy"),
-        per_class=card.get("per_class"),
-        confusion_matrix=card.get("confusion_matrix"),
-    )
-    metrics_tta = _present(
-        n=summary.get("n") if "validation_accuracy_tta" in summary else None,
-        accuracy=summary.get("validation_accuracy_tta"),
-        macro_f1=summary.get("validation_macro_f1_tta"),
-        per_class=card.get("per_class_tta"),
-        confusion_matrix=card.get("confusion_matrix_tta"),
-    )
+    metrics, metrics_tta = (_card_metrics(card, mode) for mode in ("none", "flip"))
     config = card.get("config") or {}
     details = _present(
         architecture=card.get("architecture") or config.get("architecture"),
@@ -155,6 +141,18 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
     rows = card.get("history") or []
     history = [history_row(row, int(row.get("epoch") or index + 1)) for index, row in enumerate(rows)]
     return ModelReport(SHIPPED_NAME, SHIPPED, path, metrics, metrics_tta, history, details)
+
+
+def _card_metrics(card: dict[str, Any], mode: str) -> dict[str, Any]:
+    """One TTA mode's figures as a shipped card records them: summary figures, per-class and confusion matrix."""
+    summary, suffix = card.get("metrics") or {}, TTA_METRIC_SUFFIXES[mode]
+    recorded = mode == "none" or metric_key("accuracy", mode) in summary
+    return _present(
+        n=summary.get("n") if recorded else None,
+        **{figure: summary.get(metric_key(figure, mode)) for figure in SUMMARY_FIGURES},
+        per_class=card.get(f"per_class{suffix}"),
+        confusion_matrix=card.get(f"confusion_matrix{suffix}"),
+    )
 
 
 def finished_runs(runs_dir: str | os.PathLike | None = None) -> list[runs.RunSummary]:

@@ -21,6 +21,7 @@ from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES
 from ferlib.config import RECIPE_REVISION, TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
+from ferlib.evaluation import predict_views, score_views, summary_metrics
 from ferlib.lineage import record_initial_lineage
 from ferlib.modelio import model_metadata, save_model, sidecar_path
 
@@ -207,7 +208,6 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         StopOnRequest,
         patience_callbacks,
     )
-    from ferlib.evaluation import evaluate_model
 
     state = runs.saved_state(run_dir)
     resuming = resume and (run_dir / runs.LAST_MODEL).exists()
@@ -287,9 +287,10 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
 
     best_path = run_dir / runs.BEST_MODEL
     best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
+    views = predict_views(best_model, validation_images, tta="flip")  # the plain view and its mirror, once
     metrics = {
-        "validation": evaluate_model(best_model, validation_images, validation_labels),
-        "validation_tta": evaluate_model(best_model, validation_images, validation_labels, tta=True),
+        "validation": score_views(views, validation_labels, "none"),
+        "validation_tta": score_views(views, validation_labels, "flip"),
         "train_seconds_this_session": time.time() - started,
         "best_epoch": runs.saved_state(run_dir).get("best_epoch"),
         "parameters": int(best_model.count_params()),
@@ -304,12 +305,5 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
 
 
 def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    validation, tta = metrics["validation"], metrics["validation_tta"]
-    return {
-        "validation_accuracy": validation["accuracy"],
-        "validation_macro_f1": validation["macro_f1"],
-        "validation_top2_accuracy": validation["top2_accuracy"],
-        "validation_accuracy_tta": tta["accuracy"],
-        "validation_macro_f1_tta": tta["macro_f1"],
-        "best_epoch": metrics.get("best_epoch"),
-    }
+    evaluations = {"none": metrics["validation"], "flip": metrics["validation_tta"]}
+    return {**summary_metrics(evaluations), "best_epoch": metrics.get("best_epoch")}

@@ -7,9 +7,11 @@ from ferlib.evaluation import (
     average_views,
     classification_metrics,
     confusion_matrix,
+    metric_key,
     predict_probabilities,
     predict_views,
     shifted,
+    summary_metrics,
     tta_mode,
     tta_views,
 )
@@ -108,6 +110,22 @@ def test_tta_flags_of_any_boolean_kind_name_a_mode():
     assert [tta_mode(value) for value in (None, False, np.bool_(False), True, np.bool_(True))] == [
         "none", "none", "none", "flip", "flip",
     ]  # fmt: skip
+
+
+def test_each_tta_modes_summary_figures_have_their_own_card_keys():
+    """The keys cards shipped since the first session hold, generated from one table."""
+    assert [metric_key("accuracy", mode) for mode in (False, True, "none", "flip", "shifts")] == [
+        "validation_accuracy", "validation_accuracy_tta", "validation_accuracy", "validation_accuracy_tta",
+        "validation_accuracy_tta_shifts",
+    ]  # fmt: skip
+    figures = {"accuracy": 0.5, "macro_f1": 0.25, "top2_accuracy": 0.75, "per_class": {}}
+    assert summary_metrics({"none": figures, "shifts": {**figures, "accuracy": 0.6}}) == {
+        "validation_accuracy": 0.5, "validation_macro_f1": 0.25, "validation_top2_accuracy": 0.75,
+        "validation_accuracy_tta_shifts": 0.6, "validation_macro_f1_tta_shifts": 0.25,
+        "validation_top2_accuracy_tta_shifts": 0.75,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts; received 'crops'$"):
+        metric_key("accuracy", "crops")
 
 
 def test_a_shift_repeats_the_edge_pixels_it_uncovers():
