@@ -12,6 +12,7 @@ import numpy as np
 
 from ferlib import runs
 from ferlib.atomic import append_json_line, atomic_write_json
+from ferlib.averaging import epoch_checkpoint_path
 from ferlib.config import TrainConfig
 from ferlib.lineage import checkpoint_lineage
 from ferlib.modelio import model_metadata, save_model
@@ -153,7 +154,8 @@ class ProgressWriter(keras.callbacks.Callback):
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Saves last.keras every epoch and best.keras (+ sidecar) on a new best val_accuracy, atomically.
+    """Saves last.keras every epoch and best.keras (+ sidecar) on a new best val_accuracy, atomically; with
+    `keep_epoch_checkpoints`, also each completed epoch's epochs/epoch-NNN.keras (for ferlib.averaging).
 
     state.json records completed epochs and the best score so a stopped or killed run can resume.
     """
@@ -181,11 +183,10 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         partial = self.stop.triggered
         completed = epoch if partial else epoch + 1
         counters = {name: callback.counters() for name, callback in self.patience_callbacks.items()}
-        save_model(
-            self.model,
-            self.run_dir / runs.LAST_MODEL,
-            model_metadata(self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters),
-        )
+        last = model_metadata(self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters)
+        save_model(self.model, self.run_dir / runs.LAST_MODEL, last)
+        if self.config.keep_epoch_checkpoints and not partial:
+            save_model(self.model, epoch_checkpoint_path(self.run_dir, completed), last)
         score = logs.get(self.monitor)
         if not partial and score is not None and (self.best is None or float(score) > float(self.best)):
             self.best, self.best_epoch = float(score), epoch + 1

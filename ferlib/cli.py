@@ -1,4 +1,4 @@
-"""Command line: `python -m ferlib info|train|evaluate|predict|ship|tune ...`.
+"""Command line: `python -m ferlib info|train|evaluate|predict|ship|average|tune ...`.
 
 User mistakes print one `error: ...` line and exit with status 2; no tracebacks.
 """
@@ -70,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a sentence for the model card that the run folder cannot tell (repeatable)",
     )
+    ship.add_argument(
+        "--checkpoint",
+        default="best.keras",
+        help="the run's model to ship: best.keras (default), or average.keras written by `average`",
+    )
+    average = commands.add_parser(
+        "average", help="average a run's epoch checkpoints (SWA) into average.keras, with batch norm recomputed"
+    )
+    average.add_argument("--run-dir", required=True, help="a run trained with keep_epoch_checkpoints")
+    average.add_argument("--data", help="dataset path (default: the run config's 'data')")
+    average.add_argument("--epochs", help="the epochs to average, e.g. 5-26, 5- or -20 (default: every kept one)")
     tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
     tune.add_argument("--data", help="dataset path (required for a new search)")
     tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
@@ -95,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "predict": _predict,
         "ship": _ship,
+        "average": _average,
         "tune": _tune,
     }
     try:
@@ -350,11 +362,12 @@ def _annotated_path(folder: Path, image_path: str, taken: set[Path]) -> Path:
 
 
 def _ship(arguments: argparse.Namespace) -> int:
+    from ferlib.evaluation import metric_key
     from ferlib.export import ship_model
     from ferlib.modelio import default_model_path
 
     target = Path(arguments.output) if arguments.output else default_model_path()
-    card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note)
+    card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note, checkpoint=arguments.checkpoint)
     metrics = card["metrics"]
     tflite = target.with_suffix(".tflite")
     print(f"shipped {target} ({card['file_size_mb']} MB) and {tflite} ({card['tflite_size_mb']} MB)")
@@ -363,8 +376,30 @@ def _ship(arguments: argparse.Namespace) -> int:
         f"tflite_agreement={card['tflite_top1_agreement']:.4f}"
     )
     print(
-        f"accuracy={metrics['validation_accuracy']:.4f} macro_f1={metrics['validation_macro_f1']:.4f} "
-        f"accuracy_tta={metrics['validation_accuracy_tta']:.4f} n={metrics['n']}"
+        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
+        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
+        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} "
+        f"accuracy_tta_shifts={metrics[metric_key('accuracy', 'shifts')]:.4f} n={metrics['n']}"
+    )
+    return 0
+
+
+def _average(arguments: argparse.Namespace) -> int:
+    from ferlib.averaging import AVERAGE_MODEL, average_run, parse_epoch_range
+    from ferlib.evaluation import metric_key
+
+    first, last = parse_epoch_range(arguments.epochs)
+    card = average_run(arguments.run_dir, arguments.data, first, last, progress=print)
+    metrics, best, epochs = card["metrics"], card["best_checkpoint"], card["averaged_epochs"]
+    print(
+        f"saved {Path(arguments.run_dir) / AVERAGE_MODEL}: the average of epochs {epochs[0]}-{epochs[-1]} "
+        f"({len(epochs)} checkpoints)"
+    )
+    print(
+        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
+        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
+        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} n={metrics['n']} "
+        f"(best single checkpoint: {best.get('val_accuracy')} at epoch {best.get('epoch')})"
     )
     return 0
 

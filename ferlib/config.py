@@ -61,6 +61,9 @@ class TrainConfig:
     seed: int = 2013
     data: str = ""
     initial_model: str = ""  # a .keras model of the same architecture whose weights start the run
+    # Also save each epoch's weights as epochs/epoch-NNN.keras (about 3x the model's size each), for
+    # `python -m ferlib average` (checkpoint averaging / SWA, ferlib.averaging).
+    keep_epoch_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.augmentation, dict):

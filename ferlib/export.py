@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 
 from ferlib.atomic import atomic_save, atomic_write_text, read_json
+from ferlib.averaging import AVERAGE_MODEL, averaging_note
 from ferlib.lineage import lineage_summary
 from ferlib.model_card import render_model_card
+from ferlib.modelio import read_metadata
 from ferlib.preprocess import IMAGE_SIZE
 
+CHECKPOINTS = ("best.keras", AVERAGE_MODEL)  # the run's models `ship` takes
 CALIBRATION_FACES = 1000  # training faces calibrating int8 ranges (agreed with the float model more often than 300)
 
 
@@ -101,10 +104,13 @@ def ship_model(
     data: str | os.PathLike,
     target: str | os.PathLike,
     notes: Sequence[str] = (),
+    checkpoint: str = "best.keras",
 ) -> dict[str, Any]:
-    """Copy a run's best checkpoint to `target` (.keras), export TFLite, and write the full model card sidecar.
+    """Copy a run's best checkpoint (or `checkpoint`, e.g. average.keras from `ferlib.averaging`) to `target`
+    (.keras), export TFLite, and write the full model card sidecar.
 
-    `notes` are sentences for the card that the run folder cannot tell, such as a code fix made mid-run.
+    `notes` are sentences for the card that the run folder cannot tell, such as a code fix made mid-run; averaged
+    weights are noted on their own.
     """
     import keras
 
@@ -118,13 +124,17 @@ def ship_model(
     if not all(isinstance(note, str) and note.strip() and "\n" not in note for note in notes):
         raise ValueError(f"Expected each note to be one line of text; received {notes!r}")
     notes = [note.strip() for note in notes]
-    best = run_dir / "best.keras"
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"Expected a checkpoint among {', '.join(CHECKPOINTS)}; received {checkpoint!r}")
+    best = run_dir / checkpoint
     if not best.exists():
-        raise ValueError(f"Expected a run folder with best.keras; received {str(run_dir)!r}")
+        raise ValueError(f"Expected a run folder with {checkpoint}; received {str(run_dir)!r}")
     try:
         model = keras.saving.load_model(best, compile=False)
     except Exception as error:  # Keras raises assorted types for a truncated or foreign file
-        raise ValueError(f"Expected a loadable best.keras in {str(run_dir)!r}; received {error}") from None
+        raise ValueError(f"Expected a loadable {checkpoint} in {str(run_dir)!r}; received {error}") from None
+    averaged = averaging_note(read_metadata(best))
+    notes = [averaged, *notes] if averaged else notes
     dataset = load_dataset(data)
     images, labels = dataset.subset("validation")
     if len(labels) == 0:

@@ -395,6 +395,14 @@ def optimisation_controls() -> dict[str, Any]:
         help="Shrinks the weights a little every step (L2-style regularisation). 0 switches it off. Used by sgd and "
         "adamw (which falls back to 0.004 when it is 0); adam has none.",
     )
+    keep_epochs = st.toggle(
+        "Keep every epoch's checkpoint",
+        DEFAULTS.keep_epoch_checkpoints,
+        key="training_keep_epochs",
+        help="Saves each epoch's weights in the run's epochs/ folder (about 3x the model's size each), so "
+        "`python -m ferlib average` can average them (stochastic weight averaging): usually a little more accurate "
+        "than any one epoch when the schedule is constant for those epochs.",
+    )
     return {
         "epochs": int(epochs),
         "batch_size": int(batch_size),
@@ -405,6 +413,7 @@ def optimisation_controls() -> dict[str, Any]:
         "early_stopping_patience": int(patience),
         "label_smoothing": float(label_smoothing),
         "weight_decay": float(weight_decay),
+        "keep_epoch_checkpoints": bool(keep_epochs),
     }
 
 

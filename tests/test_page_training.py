@@ -265,11 +265,13 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     # The form's default sizes (32, 64, 128; 128 dense units) are wider than the run's: its model is widened.
     app.text_input(key="training_hp_compact_cnn_filters").set_value("32, 64, 128")
     app.number_input(key="training_hp_compact_cnn_dense_units").set_value(128)
+    app.toggle(key="training_keep_epochs").set_value(True)
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
     config = runs.load_config(started.path)
     assert config.initial_model == best and list(config.hyperparameters["filters"]) == [32, 64, 128]
+    assert config.keep_epoch_checkpoints and not runs.load_config(finished_run).keep_epoch_checkpoints
 
 
 # --- resuming -----------------------------------------------------------------------------------------------
