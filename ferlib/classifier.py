@@ -73,7 +73,8 @@ class TFLiteClassifier:
         path = Path(model_path)
         if not path.exists():
             raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
-        self.metadata = read_metadata(keras_source(path))  # {} when the export has no .keras beside it
+        source = keras_source(path)  # the sidecar of the .keras model it was exported from, when that lies beside it
+        self.metadata = read_metadata(source) if source.exists() else {}
         check_class_names(self.metadata, path)
         # LiteRT takes None as one thread; None here means every core this process may use.
         threads = num_threads if num_threads is not None else available_cores()

@@ -45,7 +45,13 @@ def _from_source(source: Mapping[str, Any]) -> list[dict[str, Any]]:
         return _normalised(configured)
     url = source.get("TURN_URL")
     if url:
-        urls = [part.strip() for part in url.split(",") if part.strip()] if isinstance(url, str) else url
+        parts = url.split(",") if isinstance(url, str) else url
+        # Text is split at commas; a TOML list's items are taken alike: stripped, the empty ones dropped.
+        urls = (
+            [part.strip() for part in parts if part.strip()]
+            if isinstance(parts, list) and all(isinstance(part, str) for part in parts)
+            else url
+        )
         server: dict[str, Any] = {"urls": urls}
         for key in ("username", "credential"):
             if source.get(f"TURN_{key.upper()}"):
@@ -67,21 +73,29 @@ def _normalised(servers: Any) -> list[dict[str, Any]]:
         raise ValueError(f"Expected ICE_SERVERS as a list of objects with 'urls'; received {shape}")
     normalised = []
     for number, server in enumerate(servers, start=1):
+        # Values are never echoed: a malformed URL may hold a password (user:password@host).
         urls = [server["urls"]] if isinstance(server["urls"], str) else server["urls"]
-        if not isinstance(urls, (list, tuple)) or not urls or not all(isinstance(url, str) and url for url in urls):
+        if not isinstance(urls, (list, tuple)) or not urls:
             raise ValueError(
-                f"Expected ICE server {number}'s 'urls' as a URL or a non-empty list of URLs; "
-                f"received {server['urls']!r}"  # URLs hold no credential: the username and credential are apart
+                f"Expected ICE server {number}'s 'urls' as a URL or a non-empty list of URLs; received "
+                + ("an empty list" if isinstance(urls, (list, tuple)) else f"a value of type {type(urls).__name__}")
             )
-        unknown = [url for url in urls if not url.lower().startswith(URL_SCHEMES)]
-        if unknown:
-            raise ValueError(
-                f"Expected ICE server {number}'s URLs to start with stun:, turn: or turns:; received {unknown[0]!r}"
-            )
+        for position, url in enumerate(urls, start=1):
+            if not isinstance(url, str):
+                raise ValueError(
+                    f"Expected ICE server {number}'s URL {position} as text; received a value of type "
+                    f"{type(url).__name__}"
+                )
+            if not url.lower().startswith(URL_SCHEMES):
+                raise ValueError(
+                    f"Expected ICE server {number}'s URL {position} to start with stun:, turn: or turns:; received "
+                    "a URL that does not"
+                )
         for key in ("username", "credential"):
             if key in server and not isinstance(server[key], str):
                 raise ValueError(
-                    f"Expected ICE server {number}'s {key!r} as text; received a {type(server[key]).__name__}"
+                    f"Expected ICE server {number}'s {key!r} as text; received a value of type "
+                    f"{type(server[key]).__name__}"
                 )
         normalised.append(dict(server))
     return normalised

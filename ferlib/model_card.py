@@ -144,9 +144,21 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
     lines = [f"Measured on {metrics.get('split', 'the validation split')}, {metrics.get('n', '?')} faces.", ""]
     rows = []
     for mode, label in MODE_ROWS.items():
-        keys = [metric_key(figure, mode) for figure in SUMMARY_FIGURES]
-        if mode == "none" or any(key in metrics for key in keys):  # cards shipped before 10-view TTA lack its row
-            rows.append([label, *(_number(metrics[key]) if key in metrics else "" for key in keys)])
+        keys = dict(zip(SUMMARY_FIGURES, (metric_key(figure, mode) for figure in SUMMARY_FIGURES), strict=True))
+        if mode == "shifts" and keys["accuracy"] not in metrics:  # cards shipped before 10-view TTA lack its row
+            continue
+        # A missing figure reads "–", but for top-2 with TTA, which cards shipped before it was recorded lack.
+        rows.append(
+            [
+                label,
+                *(
+                    ""
+                    if figure == "top2_accuracy" and mode != "none" and key not in metrics
+                    else _number(metrics.get(key))
+                    for figure, key in keys.items()
+                ),
+            ]
+        )
         if mode == "flip":
             rows.append(["int8 TFLite", _number(card.get("int8_validation_accuracy")), "", ""])
     lines += _table(["", "accuracy", "macro-F1", "top-2 accuracy"], rows)

@@ -67,13 +67,13 @@ def analyze_photo(
     backend: str = "auto",
     num_threads: int | None = None,
 ):
-    """The shared pipeline's analysis of an uploaded photo (`image`, decoded from `photo`), cached per photo, model
-    file and detector: a rerun (a slider moved, another widget used) redraws the faces without finding and
-    classifying them again."""
-    return _analyze_photo(image, photo, model_path, detector, backend, num_threads, modified_ns(model_path))
+    """The shared pipeline's analysis of an uploaded photo (`image`, decoded from `photo`), cached for an hour per
+    photo, model files, detector, backend and thread count: a rerun (a slider moved, another widget used) redraws
+    the faces without finding and classifying them again."""
+    return _analyze_photo(image, photo, model_path, detector, backend, num_threads, model_version(model_path))
 
 
-@st.cache_data(show_spinner="Finding and reading the faces…", max_entries=16)
+@st.cache_data(show_spinner="Finding and reading the faces…", max_entries=16, ttl=3600)
 def _analyze_photo(
     _image: np.ndarray,
     photo: bytes,
@@ -81,7 +81,7 @@ def _analyze_photo(
     detector: str,
     backend: str,
     num_threads: int | None,
-    modified_ns: int,
+    version: tuple[int, int],
 ):
     return load_pipeline(model_path, detector, backend, num_threads).analyze(_image)
 
@@ -89,11 +89,17 @@ def _analyze_photo(
 def load_classifier(model_path: str, backend: str = "auto", num_threads: int | None = None):
     """One classifier per model file, backend and thread count, shared by every session (classifiers are
     thread-safe); keyed by the file's modification time, so a model shipped while the app runs replaces it."""
-    return _load_classifier(model_path, backend, num_threads, modified_ns(model_path))
+    return _load_classifier(model_path, backend, num_threads, model_version(model_path))
+
+
+def model_version(model_path: str | os.PathLike) -> tuple[int, int]:
+    """The modification times of a model and of the float TFLite export beside it (which backend "auto" runs), so
+    a model shipped, or an export added or removed, while the app runs replaces what the caches hold."""
+    return modified_ns(model_path), modified_ns(Path(model_path).with_suffix(".tflite"))
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=6)
-def _load_classifier(model_path: str, backend: str, num_threads: int | None, modified_ns: int):
+def _load_classifier(model_path: str, backend: str, num_threads: int | None, version: tuple[int, int]):
     from ferlib.classifier import make_classifier
 
     return make_classifier(model_path, backend=backend, num_threads=num_threads)

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
+from ferlib.evaluation import metric_key
 from ferlib.modelio import default_model_path
 from ferlib.preprocess import decode_image
 from pages.common import (
@@ -55,18 +56,18 @@ with card_column:
         first, second, third = st.columns(3)
         first.metric(
             "Validation accuracy",
-            figure(metrics.get("validation_accuracy"), "{:.1%}"),
+            figure(metrics.get(metric_key("accuracy", "none")), "{:.1%}"),
             help="Accuracy on FER-2013 PublicTest (3,589 faces), the validation split used for selection.",
         )
         second.metric(
             "Macro-F1",
-            figure(metrics.get("validation_macro_f1"), "{:.3f}"),
+            figure(metrics.get(metric_key("macro_f1", "none")), "{:.3f}"),
             help="The F1 score averaged over the seven classes, so rare classes count as much as common ones.",
         )
-        if "validation_accuracy_tta" in metrics:
+        if metric_key("accuracy", "flip") in metrics:
             third.metric(
                 "With flip TTA",
-                f"{metrics['validation_accuracy_tta']:.1%}",
+                f"{metrics[metric_key('accuracy', 'flip')]:.1%}",
                 help="Averaging the prediction of the face and its mirror image.",
             )
         per_class = card.get("per_class") or {}
@@ -108,7 +109,8 @@ with try_column:
         "A photo with one or more faces",
         type=["jpg", "jpeg", "png", "bmp", "webp"],
         help="Faces are found with OpenCV's Haar cascade; each one is classified separately. "
-        "The photo stays in this session and is not stored.",
+        "The photo is not saved; the faces found in it are kept in the server's memory for an hour, so the page "
+        "can redraw them.",
     )
     if upload is None:
         st.caption("Try a selfie, a group photo or a film still: every face gets a box, a label and its probabilities.")
