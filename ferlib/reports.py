@@ -80,6 +80,25 @@ def run_history(run_dir: str | os.PathLike) -> list[dict[str, float | None]]:
     return [history_row(row, int(row.get("epoch", index)) + 1) for index, row in enumerate(runs.read_history(run_dir))]
 
 
+def _averaged_weights(run_dir: Path) -> dict[str, Any] | None:
+    """What `python -m ferlib average` saved in the run (average.keras), in brief; None when it has not run."""
+    from ferlib.averaging import AVERAGE_MODEL
+
+    try:
+        card = read_metadata(run_dir / AVERAGE_MODEL) if (run_dir / AVERAGE_MODEL).exists() else {}
+    except ValueError:  # a damaged sidecar: the run's own report still shows
+        return None
+    epochs, metrics = card.get("averaged_epochs"), card.get("metrics") or {}
+    if not isinstance(epochs, list) or not epochs:
+        return None
+    return _present(
+        model_file=str(run_dir / AVERAGE_MODEL),
+        epochs=f"{epochs[0]}-{epochs[-1]} ({len(epochs)} checkpoints)",
+        accuracy=metrics.get(metric_key("accuracy", "none")),
+        accuracy_with_flip_tta=metrics.get(metric_key("accuracy", "flip")),
+    )
+
+
 def history_row(values: dict[str, Any], epoch: int) -> dict[str, float | None]:
     """One epoch's curve values under HISTORY_KEYS (None where missing), numbered `epoch` from 1."""
     return {"epoch": epoch, **{key: _number(values.get(key)) for key in HISTORY_KEYS if key != "epoch"}}
@@ -103,6 +122,7 @@ def run_report(run_dir: str | os.PathLike) -> ModelReport:
         "epochs_completed": state.get("epochs_completed"),
         "epochs": config.get("epochs"),
         "train_seconds": recorded.get("train_seconds_this_session"),
+        "averaged_weights": _averaged_weights(path),
         "config": config,
     }
     return ModelReport(

@@ -100,6 +100,12 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     images, labels = load_dataset(training_data).subset("validation")
     assert card["metrics"]["validation_accuracy"] == pytest.approx(evaluate_model(average, images, labels)["accuracy"])
 
+    from ferlib.reports import run_report
+
+    averaged = run_report(run_dir).details["averaged_weights"]  # the Metrics page's details of the run
+    assert averaged["epochs"] == "2-3 (2 checkpoints)"
+    assert averaged["accuracy"] == card["metrics"]["validation_accuracy"]
+
     shipped = ship_model(run_dir, training_data, tmp_path / "models" / "averaged.keras", checkpoint=AVERAGE_MODEL)
     assert shipped["notes"][0] == averaging_note(card)
     assert "average of the checkpoints of epochs 2-3 (2 checkpoints" in shipped["notes"][0]
