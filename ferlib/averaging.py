@@ -180,7 +180,10 @@ def average_run(
         averaged_epochs=epochs,
         best_checkpoint={"val_accuracy": state.get("best_val_accuracy"), "epoch": state.get("best_epoch")},
     )
-    metadata.update(checkpoint_lineage(run_dir, config.to_dict(), accuracy))
+    lineage = checkpoint_lineage(run_dir, config.to_dict(), accuracy)
+    stage = lineage["stages"][-1]  # a model warm-started from this file inherits the note, as from a shipped card
+    stage["notes"] = [*stage.get("notes", []), averaging_note(metadata)]
+    metadata.update(lineage)
     save_model(model, run_dir / AVERAGE_MODEL, metadata)
     return metadata
 

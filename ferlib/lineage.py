@@ -96,7 +96,13 @@ def noted_stages(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _is_run_checkpoint(path: Path) -> bool:
-    return (path.parent / "config.json").exists() and (path.parent / "progress.jsonl").exists()
+    """A run's best.keras or last.keras, whose run folder tells its training (average.keras's card tells it)."""
+    from ferlib.runs import BEST_MODEL, CONFIG_FILE, LAST_MODEL, PROGRESS_FILE
+
+    parent = path.parent
+    return (
+        path.name in (BEST_MODEL, LAST_MODEL) and (parent / CONFIG_FILE).exists() and (parent / PROGRESS_FILE).exists()
+    )
 
 
 def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:

@@ -100,7 +100,13 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     images, labels = load_dataset(training_data).subset("validation")
     assert card["metrics"]["validation_accuracy"] == pytest.approx(evaluate_model(average, images, labels)["accuracy"])
 
+    from ferlib.lineage import model_lineage
     from ferlib.reports import run_report
+
+    # A run warm-started from average.keras inherits its training and the averaging note, from its card.
+    lineage = model_lineage(run_dir / AVERAGE_MODEL)
+    assert lineage["epochs_completed"] == 3 and lineage["stages"][-1]["notes"] == [averaging_note(card)]
+    assert lineage["stages"][-1]["validation_accuracy"] == card["metrics"]["validation_accuracy"]
 
     averaged = run_report(run_dir).details["averaged_weights"]  # the Metrics page's details of the run
     assert averaged["epochs"] == "2-3 (2 checkpoints)"
