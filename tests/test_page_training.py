@@ -359,7 +359,7 @@ def test_submitting_the_form_trains_a_tiny_run_in_its_own_process(runs_dir, trai
     assert config.data == str((Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip").resolve())
     assert len(launched_processes) == 1 and launched_processes[0].pid != os.getpid()
     assert app.selectbox(key="training_watched_run").value == run.run_id
-    assert start_button(app).disabled  # the new run is active
+    assert start_button(app).disabled, (runs.read_status(run.path), runs.read_log_tail(run.path))  # it is active
 
     deadline = time.time() + LAUNCH_DEADLINE_SECONDS
     state = None
