@@ -41,26 +41,30 @@ def epoch_checkpoints(run_dir: str | os.PathLike) -> dict[int, Path]:
 
 
 def average_weights(weight_lists: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
-    """The element-wise mean of several models' weight lists (same architecture), summed in float64."""
+    """The element-wise mean of several models' floating-point weights (same architecture), summed in float64;
+    any integer array (a counter, not a weight) is taken from the last model."""
     total: list[np.ndarray] | None = None
     count = 0
     for weights in weight_lists:
+        arrays = [np.asarray(array) for array in weights]
         if total is None:
-            total = [np.asarray(array, dtype=np.float64).copy() for array in weights]
-            dtypes = [np.asarray(array).dtype for array in weights]
+            total = [array.astype(np.float64) for array in arrays]
+        elif [array.shape for array in arrays] != [array.shape for array in total]:
+            raise ValueError(
+                f"Expected weights shaped like the first model's ({len(total)} arrays); received a model with "
+                f"{len(arrays)} arrays of other shapes"
+            )
         else:
-            shapes = [array.shape for array in total]
-            if [np.shape(array) for array in weights] != shapes:
-                raise ValueError(
-                    f"Expected weights shaped like the first model's ({len(shapes)} arrays); received a model "
-                    f"with {len(weights)} arrays of other shapes"
-                )
-            for running, array in zip(total, weights, strict=True):
+            for running, array in zip(total, arrays, strict=True):
                 running += array
+        last = arrays
         count += 1
     if total is None:
         raise ValueError("Expected the weights of at least one model; received none")
-    return [(running / count).astype(dtype) for running, dtype in zip(total, dtypes, strict=True)]
+    return [
+        (running / count).astype(array.dtype) if np.issubdtype(array.dtype, np.floating) else array
+        for running, array in zip(total, last, strict=True)
+    ]
 
 
 def batch_norm_layers(layer: Any) -> list[Any]:
@@ -75,9 +79,13 @@ def batch_norm_layers(layer: Any) -> list[Any]:
 
 def recalibrate_batch_norm(model: Any, batches: Iterable[Any]) -> int:
     """Replace every batch-norm layer's moving mean and variance by the average of the batch statistics over
-    `batches` (forward passes in training mode); returns the number of batches. A model without batch norm is
-    left as it is."""
+    `batches` (eager forward passes in training mode: each call reads the momentum set for it); returns the
+    number of batches. A model without batch norm is left as it is; a frozen batch-norm layer is refused, as
+    training mode would not update it."""
     layers = batch_norm_layers(model)
+    frozen = [layer.name for layer in layers if not layer.trainable]
+    if frozen:
+        raise ValueError(f"Expected trainable batch-norm layers to recompute; received frozen ones: {frozen}")
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
@@ -99,31 +107,25 @@ def recalibrate_batch_norm(model: Any, batches: Iterable[Any]) -> int:
     return count
 
 
-def parse_epoch_range(text: str | None) -> tuple[int | None, int | None]:
-    """'5-26' -> (5, 26), '5-' -> (5, None), '' or None -> (None, None)."""
-    if not text:
-        return None, None
-    match = re.fullmatch(r"\s*(\d*)\s*-\s*(\d*)\s*", text)
-    if not match or not (match.group(1) or match.group(2)):
-        raise ValueError(f"Expected an epoch range such as 5-26, 5- or -20; received {text!r}")
-    first, last = (int(group) if group else None for group in match.groups())
-    if first is not None and last is not None and first > last:
-        raise ValueError(f"Expected an epoch range whose first epoch is not after its last; received {text!r}")
-    return first, last
+def epoch_span(epochs: list[int]) -> str:
+    """'epochs 2-16' for a consecutive run of epochs, else 'epochs 2, 3, 7'."""
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"epochs {epochs[0]}-{epochs[-1]}"
+    return "epochs " + ", ".join(map(str, epochs))
 
 
 def average_run(
     run_dir: str | os.PathLike,
     data: str | os.PathLike | None = None,
-    first_epoch: int | None = None,
-    last_epoch: int | None = None,
+    from_epoch: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Average a run's epoch checkpoints `first_epoch`..`last_epoch` (default: all kept), recompute batch norm,
-    evaluate on the validation split and save the result as `average.keras` (+ sidecar) in the run folder.
+    """Average a run's kept epoch checkpoints from `from_epoch` (default: the first kept) to its last completed
+    epoch, recompute batch norm, evaluate on the validation split beside the run's best checkpoint, and save the
+    result as `average.keras` (+ sidecar) in the run folder; returns the sidecar's content.
 
-    Returns the sidecar's content: the averaged epochs, and validation metrics with and without flip TTA beside
-    those of the run's best single checkpoint. `python -m ferlib ship --checkpoint average.keras` ships it.
+    The average always ends at the run's last epoch, so the card's training record (every epoch of the run) is
+    what the weights came from. `python -m ferlib ship --checkpoint average.keras` ships it.
     """
     import keras
 
@@ -136,19 +138,25 @@ def average_run(
     say = progress or (lambda message: None)
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
-    kept = epoch_checkpoints(run_dir)
-    chosen = {
-        epoch: path
-        for epoch, path in kept.items()
-        if (first_epoch is None or epoch >= first_epoch) and (last_epoch is None or epoch <= last_epoch)
-    }
-    if len(chosen) < 2:
-        raise ValueError(
-            f"Expected at least two epoch checkpoints to average in {str(run_dir / EPOCHS_DIR)!r} (train with "
-            f"keep_epoch_checkpoints); received {len(chosen)} in the range asked for, of {len(kept)} kept"
-        )
     if runs.is_active(run_dir):
-        raise ValueError(f"Expected a run that is not training; received {run_dir.name}, which is: stop it first")
+        raise ValueError(f"Expected a run that is not training; received {run_dir.name}, which is training: stop it")
+    completed = int(runs.saved_state(run_dir).get("epochs_completed") or 0)
+    kept = {epoch: path for epoch, path in epoch_checkpoints(run_dir).items() if epoch <= completed}
+    chosen = {epoch: path for epoch, path in kept.items() if from_epoch is None or epoch >= from_epoch}
+    if len(chosen) < 2 or completed not in chosen:
+        raise ValueError(
+            f"Expected at least two epoch checkpoints, the last of them epoch {completed} (the run's last), in "
+            f"{str(run_dir / EPOCHS_DIR)!r} (train with keep_epoch_checkpoints); received "
+            + (epoch_span(sorted(chosen)) if chosen else "none")
+            + (f" from epoch {from_epoch} on" if from_epoch is not None else "")
+        )
+    source = str(data or config.data)
+    if not source or not Path(source).expanduser().exists():
+        raise ValueError(f"Expected an existing dataset (--data, or the run config's 'data'); received {source!r}")
+    dataset = load_dataset(source)  # first: a wrong dataset fails before minutes of work
+    validation_images, validation_labels = dataset.subset("validation")
+    if len(validation_labels) == 0:
+        raise ValueError(f"Expected a validation split in {source!r}; received none")
 
     def loaded_weights():
         for epoch, path in chosen.items():
@@ -158,27 +166,31 @@ def average_run(
             except Exception as error:  # Keras raises assorted types for a truncated or foreign file
                 raise ValueError(f"Expected a loadable epoch checkpoint; received {str(path)!r} ({error})") from None
 
-    model = keras.saving.load_model(next(iter(chosen.values())), compile=False)
+    model = keras.saving.load_model(chosen[completed], compile=False)
     model.set_weights(average_weights(loaded_weights()))
-    dataset = load_dataset(data or config.data)
     images, labels = select_training_data(dataset, config)
-    say(f"recomputing batch-norm statistics over {len(labels)} training faces")
+    say(f"recomputing batch-norm statistics over {len(labels)} augmented training faces")
     batches = (faces for faces, _ in make_training_pipeline(images, labels, config, seed=config.seed))
     recalibrate_batch_norm(model, batches)
-    validation_images, validation_labels = dataset.subset("validation")
-    if len(validation_labels) == 0:
-        raise ValueError(f"Expected a validation split in {str(data or config.data)!r}; received none")
-    say(f"evaluating on {len(validation_labels)} validation faces")
-    views = predict_views(model, validation_images, tta="flip")
-    evaluations = {mode: score_views(views, validation_labels, mode) for mode in ("none", "flip")}
-    accuracy = evaluations["none"]["accuracy"]
-    epochs = sorted(chosen)
+    say(f"evaluating the average and the best checkpoint on {len(validation_labels)} validation faces")
+
+    def evaluations_of(candidate: Any) -> dict[str, dict[str, Any]]:
+        views = predict_views(candidate, validation_images, tta="flip")
+        return {mode: score_views(views, validation_labels, mode) for mode in ("none", "flip")}
+
+    averaged = evaluations_of(model)
     state = runs.saved_state(run_dir)
+    best = {"epoch": state.get("best_epoch")}
+    if (run_dir / runs.BEST_MODEL).exists():
+        best.update(summary_metrics(evaluations_of(keras.saving.load_model(run_dir / runs.BEST_MODEL, compile=False))))
+    epochs = sorted(chosen)
+    accuracy = averaged["none"]["accuracy"]
     metadata = model_metadata(
         config.to_dict(),
-        {"val_accuracy": accuracy, **summary_metrics(evaluations), "n": len(validation_labels)},
+        {"val_accuracy": accuracy, **summary_metrics(averaged), "n": len(validation_labels)},
         averaged_epochs=epochs,
-        best_checkpoint={"val_accuracy": state.get("best_val_accuracy"), "epoch": state.get("best_epoch")},
+        averaged_run=run_dir.name,
+        best_checkpoint=best,
     )
     lineage = checkpoint_lineage(run_dir, config.to_dict(), accuracy)
     stage = lineage["stages"][-1]  # a model warm-started from this file inherits the note, as from a shipped card
@@ -188,14 +200,26 @@ def average_run(
     return metadata
 
 
+def check_current(run_dir: str | os.PathLike, metadata: dict[str, Any]) -> None:
+    """Refuse an average.keras made before the run trained on: its weights would not be what the card records."""
+    completed = runs.saved_state(run_dir).get("epochs_completed")
+    epochs = metadata.get("averaged_epochs") or []
+    if epochs and epochs[-1] != completed:
+        raise ValueError(
+            f"Expected an average.keras that ends at the run's last epoch, {completed}; received one of "
+            f"{epoch_span(epochs)}: run `python -m ferlib average` again"
+        )
+
+
 def averaging_note(metadata: dict[str, Any]) -> str | None:
-    """The model card's sentence for averaged weights, from the checkpoint's sidecar (None for a plain one)."""
+    """The model card's sentence for averaged weights, from the checkpoint's sidecar (None for a plain one).
+
+    Epochs are numbered within their run, which the note names (a card numbers epochs across stages)."""
     epochs = metadata.get("averaged_epochs")
     if not isinstance(epochs, list) or not epochs:
         return None
-    consecutive = epochs == list(range(epochs[0], epochs[-1] + 1))
-    span = f"epochs {epochs[0]}-{epochs[-1]}" if consecutive else "epochs " + ", ".join(map(str, epochs))
+    run = f" of run {metadata['averaged_run']}" if metadata.get("averaged_run") else ""
     return (
-        f"The weights are the average of the checkpoints of {span} ({len(epochs)} checkpoints; stochastic weight "
-        "averaging), with batch-norm statistics recomputed over the augmented training split."
+        f"The weights are the average of the checkpoints of {epoch_span(epochs)}{run} ({len(epochs)} checkpoints; "
+        "stochastic weight averaging), with batch-norm statistics recomputed over the augmented training split."
     )

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", help="write all predictions to this JSON file")
     predict.add_argument("--csv", help="video: write one row per face per frame here (default: standard output)")
     predict.add_argument("--video-out", help="video: also write the annotated video here (.mp4)")
-    ship = commands.add_parser("ship", help="install a run's best model as a shipped model with its card and TFLite")
+    ship = commands.add_parser("ship", help="install a run's model as the shipped model with its card and TFLite")
     ship.add_argument("--run-dir", required=True, help="a finished (or stopped) run folder with best.keras")
     ship.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
     ship.add_argument("--output", help="target .keras path (default: the shipped model path)")
@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     average.add_argument("--run-dir", required=True, help="a run trained with keep_epoch_checkpoints")
     average.add_argument("--data", help="dataset path (default: the run config's 'data')")
-    average.add_argument("--epochs", help="the epochs to average, e.g. 5-26, 5- or -20 (default: every kept one)")
+    average.add_argument(
+        "--from-epoch", type=int, help="average from this epoch to the run's last (default: every kept epoch)"
+    )
     tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
     tune.add_argument("--data", help="dataset path (required for a new search)")
     tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
@@ -385,22 +387,21 @@ def _ship(arguments: argparse.Namespace) -> int:
 
 
 def _average(arguments: argparse.Namespace) -> int:
-    from ferlib.averaging import AVERAGE_MODEL, average_run, parse_epoch_range
+    from ferlib.averaging import AVERAGE_MODEL, average_run, epoch_span
     from ferlib.evaluation import metric_key
 
-    first, last = parse_epoch_range(arguments.epochs)
-    card = average_run(arguments.run_dir, arguments.data, first, last, progress=print)
-    metrics, best, epochs = card["metrics"], card["best_checkpoint"], card["averaged_epochs"]
-    print(
-        f"saved {Path(arguments.run_dir) / AVERAGE_MODEL}: the average of epochs {epochs[0]}-{epochs[-1]} "
-        f"({len(epochs)} checkpoints)"
-    )
-    print(
-        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
-        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
-        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} n={metrics['n']} "
-        f"(best single checkpoint: {best.get('val_accuracy')} at epoch {best.get('epoch')})"
-    )
+    card = average_run(arguments.run_dir, arguments.data, arguments.from_epoch, progress=print)
+    print(f"saved {Path(arguments.run_dir) / AVERAGE_MODEL}: the average of {epoch_span(card['averaged_epochs'])}")
+    for name, metrics in (
+        ("average", card["metrics"]),
+        (f"best (epoch {card['best_checkpoint']['epoch']})", card["best_checkpoint"]),
+    ):
+        if metric_key("accuracy", "none") in metrics:
+            print(
+                f"{name}: accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
+                f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
+                f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f}"
+            )
     return 0
 
 

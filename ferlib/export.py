@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ferlib.atomic import atomic_save, atomic_write_text, read_json
-from ferlib.averaging import AVERAGE_MODEL, averaging_note
+from ferlib.averaging import AVERAGE_MODEL, averaging_note, check_current
 from ferlib.lineage import lineage_summary
 from ferlib.model_card import render_model_card
 from ferlib.modelio import read_metadata
@@ -133,8 +133,11 @@ def ship_model(
         model = keras.saving.load_model(best, compile=False)
     except Exception as error:  # Keras raises assorted types for a truncated or foreign file
         raise ValueError(f"Expected a loadable {checkpoint} in {str(run_dir)!r}; received {error}") from None
-    averaged = averaging_note(read_metadata(best))
-    notes = [averaged, *notes] if averaged else notes
+    checkpoint_card = read_metadata(best)
+    averaged = averaging_note(checkpoint_card)
+    if averaged:
+        check_current(run_dir, checkpoint_card)
+        notes = [averaged, *notes]
     dataset = load_dataset(data)
     images, labels = dataset.subset("validation")
     if len(labels) == 0:

@@ -82,18 +82,19 @@ def run_history(run_dir: str | os.PathLike) -> list[dict[str, float | None]]:
 
 def _averaged_weights(run_dir: Path) -> dict[str, Any] | None:
     """What `python -m ferlib average` saved in the run (average.keras), in brief; None when it has not run."""
-    from ferlib.averaging import AVERAGE_MODEL
+    from ferlib.averaging import AVERAGE_MODEL, epoch_span
 
     try:
         card = read_metadata(run_dir / AVERAGE_MODEL) if (run_dir / AVERAGE_MODEL).exists() else {}
     except ValueError:  # a damaged sidecar: the run's own report still shows
         return None
-    epochs, metrics = card.get("averaged_epochs"), card.get("metrics") or {}
+    epochs, metrics = card.get("averaged_epochs"), card.get("metrics")
+    metrics = metrics if isinstance(metrics, dict) else {}
     if not isinstance(epochs, list) or not epochs:
         return None
     return _present(
         model_file=str(run_dir / AVERAGE_MODEL),
-        epochs=f"{epochs[0]}-{epochs[-1]} ({len(epochs)} checkpoints)",
+        epochs=f"{epoch_span(epochs)} ({len(epochs)} checkpoints)",
         accuracy=metrics.get(metric_key("accuracy", "none")),
         accuracy_with_flip_tta=metrics.get(metric_key("accuracy", "flip")),
     )

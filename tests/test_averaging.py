@@ -1,10 +1,12 @@
 """Checkpoint averaging (SWA): the mean of epoch checkpoints, batch norm recomputed, shipped with its note."""
 
 import json
+import os
 
 import keras
 import numpy as np
 import pytest
+from conftest import stop_after_first_epoch
 
 from ferlib.averaging import (
     AVERAGE_MODEL,
@@ -12,7 +14,6 @@ from ferlib.averaging import (
     average_weights,
     averaging_note,
     epoch_checkpoints,
-    parse_epoch_range,
     recalibrate_batch_norm,
 )
 from ferlib.config import TrainConfig
@@ -21,12 +22,12 @@ from ferlib.runs import create_run
 from ferlib.training import run_training
 
 
-def test_average_weights_is_the_element_wise_mean_in_the_first_models_dtypes():
+def test_average_weights_is_the_element_wise_mean_and_takes_counters_from_the_last_model():
     first = [np.array([1.0, 2.0], np.float32), np.array([[4]], np.int64)]
-    second = [np.array([3.0, 6.0], np.float32), np.array([[6]], np.int64)]
+    second = [np.array([3.0, 6.0], np.float32), np.array([[7]], np.int64)]
     mean = average_weights(iter([first, second]))
     assert np.array_equal(mean[0], [2.0, 4.0]) and mean[0].dtype == np.float32
-    assert np.array_equal(mean[1], [[5]]) and mean[1].dtype == np.int64
+    assert np.array_equal(mean[1], [[7]]) and mean[1].dtype == np.int64
     with pytest.raises(ValueError, match=r"^Expected weights shaped like the first model's \(2 arrays\)"):
         average_weights([first, [np.zeros(3, np.float32), np.zeros((1, 1))]])
     with pytest.raises(ValueError, match=r"^Expected the weights of at least one model; received none$"):
@@ -53,16 +54,8 @@ def test_batch_norm_is_recomputed_as_the_mean_of_the_batch_statistics():
         recalibrate_batch_norm(model, iter([]))
 
 
-def test_epoch_ranges_are_parsed_and_bad_ones_named():
-    assert parse_epoch_range(None) == (None, None) and parse_epoch_range("") == (None, None)
-    assert parse_epoch_range("5-26") == (5, 26) and parse_epoch_range("5-") == (5, None)
-    assert parse_epoch_range(" -20") == (None, 20)
-    for text in ("5", "-", "a-b", "9-3"):
-        with pytest.raises(ValueError, match=r"^Expected an epoch range"):
-            parse_epoch_range(text)
-
-
 def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(tmp_path, training_data, capsys):
+    from ferlib import runs
     from ferlib.cli import main
     from ferlib.evaluation import evaluate_model
     from ferlib.export import ship_model
@@ -78,27 +71,39 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
         data=str(training_data),
     )
     run_dir = create_run(config, tmp_path / "runs")
-    run_training(run_dir, verbose=0)
-    assert list(epoch_checkpoints(run_dir)) == [1, 2, 3]
+    with stop_after_first_epoch(run_dir):  # a stop right after epoch 1: epoch 2's partial weights are not kept
+        run_training(run_dir, verbose=0)
+    assert list(epoch_checkpoints(run_dir)) == [1]
+    runs.clear_stop_request(run_dir)
+    run_training(run_dir, resume=True, verbose=0)
+    assert list(epoch_checkpoints(run_dir)) == [1, 2, 3]  # numbered on across the resume
     epoch_weights = [keras.saving.load_model(path).get_weights() for path in epoch_checkpoints(run_dir).values()]
     last = keras.saving.load_model(run_dir / "last.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(epoch_weights[-1], last, strict=True))  # the epoch's own weights
 
-    assert main(["average", "--run-dir", str(run_dir), "--epochs", "2-"]) == 0
+    assert main(["average", "--run-dir", str(run_dir), "--from-epoch", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "the average of epochs 2-3 (2 checkpoints)" in printed and "accuracy=" in printed
+    assert "the average of epochs 2-3" in printed and "average: accuracy=" in printed
+    assert f"best (epoch {runs.saved_state(run_dir)['best_epoch']}): accuracy=" in printed
     average = keras.saving.load_model(run_dir / AVERAGE_MODEL)
     card = read_metadata(run_dir / AVERAGE_MODEL)
     assert card["averaged_epochs"] == [2, 3] and card["epochs_completed"] == 3
     # Kernels, biases and batch-norm scales are the mean of the two epochs'; the moving statistics are recomputed.
-    names = [weight.path for weight in average.weights]
-    for name, averaged, second, third in zip(names, average.get_weights(), *epoch_weights[1:], strict=True):
-        if "moving_" not in name:
-            assert np.allclose(averaged, (second + third) / 2, atol=1e-6), name
+    recomputed = []
+    for weight, averaged, second, third in zip(average.weights, average.get_weights(), *epoch_weights[1:], strict=True):
+        if "moving_" in weight.path:
+            recomputed.append(not np.allclose(averaged, (second + third) / 2, atol=1e-4))
+        else:
+            assert np.allclose(averaged, (second + third) / 2, atol=1e-6), weight.path
+    assert recomputed and all(recomputed)
     from ferlib.datasets import load_dataset
 
     images, labels = load_dataset(training_data).subset("validation")
     assert card["metrics"]["validation_accuracy"] == pytest.approx(evaluate_model(average, images, labels)["accuracy"])
+    best = keras.saving.load_model(run_dir / "best.keras")
+    assert card["best_checkpoint"]["validation_accuracy"] == pytest.approx(
+        evaluate_model(best, images, labels)["accuracy"]
+    )
 
     from ferlib.lineage import model_lineage
     from ferlib.reports import run_report
@@ -107,19 +112,30 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     lineage = model_lineage(run_dir / AVERAGE_MODEL)
     assert lineage["epochs_completed"] == 3 and lineage["stages"][-1]["notes"] == [averaging_note(card)]
     assert lineage["stages"][-1]["validation_accuracy"] == card["metrics"]["validation_accuracy"]
-
     averaged = run_report(run_dir).details["averaged_weights"]  # the Metrics page's details of the run
-    assert averaged["epochs"] == "2-3 (2 checkpoints)"
+    assert averaged["epochs"] == "epochs 2-3 (2 checkpoints)"
     assert averaged["accuracy"] == card["metrics"]["validation_accuracy"]
 
     shipped = ship_model(run_dir, training_data, tmp_path / "models" / "averaged.keras", checkpoint=AVERAGE_MODEL)
-    assert shipped["notes"][0] == averaging_note(card)
-    assert "average of the checkpoints of epochs 2-3 (2 checkpoints" in shipped["notes"][0]
+    note = f"The weights are the average of the checkpoints of epochs 2-3 of run {run_dir.name} (2 checkpoints;"
+    assert shipped["notes"] == [averaging_note(card)] and shipped["notes"][0].startswith(note)
     assert shipped["metrics"]["validation_accuracy"] == pytest.approx(card["metrics"]["validation_accuracy"])
-    assert "average of the checkpoints" in (tmp_path / "models" / "averaged.md").read_text()
+    assert (tmp_path / "models" / "averaged.md").read_text().count("The weights are the average") == 1
+    plain = ship_model(run_dir, training_data, tmp_path / "models" / "plain.keras")
+    assert "notes" not in plain or not any("average" in note for note in plain["notes"])
 
-    with pytest.raises(ValueError, match=r"^Expected at least two epoch checkpoints .*received 1 in the range"):
-        average_run(run_dir, first_epoch=3)
+    with pytest.raises(ValueError, match=r"^Expected at least two epoch checkpoints, the last of them epoch 3 .*"):
+        average_run(run_dir, from_epoch=3)
     with pytest.raises(ValueError, match=r"^Expected a checkpoint among best.keras, average.keras; received 'x'"):
         ship_model(run_dir, training_data, tmp_path / "other.keras", checkpoint="x")
-    assert json.loads((run_dir / "config.json").read_text())["keep_epoch_checkpoints"] is True
+    assert main(["average", "--run-dir", str(run_dir), "--data", str(tmp_path / "absent.zip")]) == 2
+    assert "error: Expected an existing dataset" in capsys.readouterr().err
+
+    # An average made before the run trained on no longer matches its record: ship refuses it.
+    last_card = json.loads((run_dir / "last.json").read_text())  # as after a fourth epoch
+    (run_dir / "last.json").write_text(json.dumps({**last_card, "epochs_completed": 4}))
+    with pytest.raises(ValueError, match=r"^Expected an average.keras that ends at the run's last epoch, 4; "):
+        ship_model(run_dir, training_data, tmp_path / "stale.keras", checkpoint=AVERAGE_MODEL)
+    runs.write_status(run_dir, "running", pid=os.getpid())
+    with pytest.raises(ValueError, match=r"^Expected a run that is not training; received .*, which is training"):
+        average_run(run_dir)
