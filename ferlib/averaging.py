@@ -130,7 +130,7 @@ def average_run(
     import keras
 
     from ferlib.datasets import load_dataset
-    from ferlib.evaluation import predict_views, score_views, summary_metrics
+    from ferlib.evaluation import evaluate_modes, summary_metrics
     from ferlib.lineage import checkpoint_lineage
     from ferlib.modelio import model_metadata, save_model
     from ferlib.training import make_training_pipeline, select_training_data
@@ -175,8 +175,7 @@ def average_run(
     say(f"evaluating the average and the best checkpoint on {len(validation_labels)} validation faces")
 
     def evaluations_of(candidate: Any) -> dict[str, dict[str, Any]]:
-        views = predict_views(candidate, validation_images, tta="flip")
-        return {mode: score_views(views, validation_labels, mode) for mode in ("none", "flip")}
+        return evaluate_modes(candidate, validation_images, validation_labels, "flip")
 
     averaged = evaluations_of(model)
     state = runs.saved_state(run_dir)

@@ -177,6 +177,14 @@ def score_views(view_probabilities: np.ndarray, labels: np.ndarray, tta: bool | 
     return score(labels, average_views(view_probabilities, tta), tta)
 
 
+def evaluate_modes(model: Any, images: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, dict[str, Any]]:
+    """The metrics of every TTA mode up to `tta` ("flip": none and flip; "shifts": all three), keyed by mode, from
+    one prediction of `tta`'s views (which include the views of the modes before it)."""
+    views = predict_views(model, images, tta=tta)
+    modes = TTA_MODES[: TTA_MODES.index(tta_mode(tta)) + 1]
+    return {mode: score_views(views, labels, mode) for mode in modes}
+
+
 def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool | str = False) -> dict[str, Any]:
     """Predict and score in one call; the result is JSON-serialisable and names its TTA mode ("none", "flip",
     "shifts") in `metrics["tta"]`."""

@@ -17,8 +17,9 @@ from ferlib.lineage import lineage_summary
 from ferlib.model_card import render_model_card
 from ferlib.modelio import read_metadata
 from ferlib.preprocess import IMAGE_SIZE
+from ferlib.runs import BEST_MODEL
 
-CHECKPOINTS = ("best.keras", AVERAGE_MODEL)  # the run's models `ship` takes
+CHECKPOINTS = (BEST_MODEL, AVERAGE_MODEL)  # the run's models `ship` takes
 CALIBRATION_FACES = 1000  # training faces calibrating int8 ranges (agreed with the float model more often than 300)
 
 
@@ -104,7 +105,7 @@ def ship_model(
     data: str | os.PathLike,
     target: str | os.PathLike,
     notes: Sequence[str] = (),
-    checkpoint: str = "best.keras",
+    checkpoint: str = BEST_MODEL,
 ) -> dict[str, Any]:
     """Copy a run's best checkpoint (or `checkpoint`, e.g. average.keras from `ferlib.averaging`) to `target`
     (.keras), export TFLite, and write the full model card sidecar.
@@ -115,7 +116,7 @@ def ship_model(
     import keras
 
     from ferlib.datasets import load_dataset
-    from ferlib.evaluation import TTA_MODES, predict_views, score_views, summary_metrics
+    from ferlib.evaluation import evaluate_modes, summary_metrics
 
     run_dir, target = Path(run_dir), Path(target)
     if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
@@ -142,8 +143,7 @@ def ship_model(
     images, labels = dataset.subset("validation")
     if len(labels) == 0:
         raise ValueError(f"Expected a validation split in {str(data)!r}; received none")
-    views = predict_views(model, images, tta="shifts")  # the 10 views include the plain and flip ones
-    evaluations = {mode: score_views(views, labels, mode) for mode in TTA_MODES}
+    evaluations = evaluate_modes(model, images, labels, "shifts")  # one pass of the 10 views scores all three
     plain, tta = evaluations["none"], evaluations["flip"]
     config = read_json(run_dir / "config.json", default={}) or {}
     metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}

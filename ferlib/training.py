@@ -21,7 +21,7 @@ from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES
 from ferlib.config import RECIPE_REVISION, TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
-from ferlib.evaluation import predict_views, score_views, summary_metrics
+from ferlib.evaluation import evaluate_modes, summary_metrics
 from ferlib.lineage import record_initial_lineage
 from ferlib.modelio import model_metadata, save_model, sidecar_path
 
@@ -287,10 +287,10 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
 
     best_path = run_dir / runs.BEST_MODEL
     best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
-    views = predict_views(best_model, validation_images, tta="flip")  # the plain view and its mirror, once
+    evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip")
     metrics = {
-        "validation": score_views(views, validation_labels, "none"),
-        "validation_tta": score_views(views, validation_labels, "flip"),
+        "validation": evaluations["none"],
+        "validation_tta": evaluations["flip"],
         "train_seconds_this_session": time.time() - started,
         "best_epoch": runs.saved_state(run_dir).get("best_epoch"),
         "parameters": int(best_model.count_params()),

@@ -7,6 +7,8 @@ from ferlib.evaluation import (
     average_views,
     classification_metrics,
     confusion_matrix,
+    evaluate_model,
+    evaluate_modes,
     metric_key,
     predict_probabilities,
     predict_views,
@@ -110,6 +112,16 @@ def test_tta_flags_of_any_boolean_kind_name_a_mode():
     assert [tta_mode(value) for value in (None, False, np.bool_(False), True, np.bool_(True))] == [
         "none", "none", "none", "flip", "flip",
     ]  # fmt: skip
+
+
+def test_one_prediction_of_the_richest_views_scores_every_mode_it_includes():
+    faces = np.random.default_rng(3).integers(0, 256, (12, 48, 48), dtype=np.uint8)
+    labels = np.arange(12) % 7
+    model = BrighterSide()
+    assert list(evaluate_modes(model, faces, labels, "flip")) == ["none", "flip"]
+    every = evaluate_modes(model, faces, labels, "shifts")
+    for mode in ("none", "flip", "shifts"):
+        assert every[mode] == evaluate_model(model, faces, labels, tta=mode), mode
 
 
 def test_each_tta_modes_summary_figures_have_their_own_card_keys():
