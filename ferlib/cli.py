@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     average.add_argument(
         "--from-epoch", type=int, help="average from this epoch to the run's last (default: every kept epoch)"
     )
+    complete = commands.add_parser(
+        "complete-card",
+        help="add the figures a shipped card lacks (e.g. 10-view TTA) once its recorded ones reproduce",
+    )
+    complete.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
+    complete.add_argument("--model", help="a shipped .keras file with its card (default: the shipped model)")
     tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
     tune.add_argument("--data", help="dataset path (required for a new search)")
     tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict": _predict,
         "ship": _ship,
         "average": _average,
+        "complete-card": _complete_card,
         "tune": _tune,
     }
     try:
@@ -402,6 +409,22 @@ def _average(arguments: argparse.Namespace) -> int:
                 f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
                 f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f}"
             )
+    return 0
+
+
+def _complete_card(arguments: argparse.Namespace) -> int:
+    from ferlib.card_completion import complete_card
+    from ferlib.datasets import ProgressPrinter
+    from ferlib.modelio import default_model_path
+
+    model_path = Path(arguments.model) if arguments.model else default_model_path()
+    added = complete_card(model_path, arguments.data, progress=ProgressPrinter())
+    if not added:
+        print(f"{model_path}: the card already has every figure; nothing added")
+        return 0
+    print(f"{model_path}: the recorded figures reproduced; added to its card and {model_path.with_suffix('.md').name}:")
+    for key, value in added.items():
+        print(f"{key}={value:.4f}")
     return 0
 
 

@@ -138,6 +138,30 @@ def labelled_notes(card: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+FIGURE_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "top2_accuracy": "top-2 accuracy"}
+
+
+def added_metrics_lines(card: dict[str, Any]) -> list[str]:
+    """Which figures were added after shipping (`ferlib.card_completion`), and when."""
+    lines = []
+    for addition in card.get("metrics_added") or []:
+        keys = addition.get("keys") if isinstance(addition, dict) else None
+        if not keys:
+            continue
+        groups = []
+        for mode, label in MODE_ROWS.items():
+            figures = [FIGURE_NAMES[figure] for figure in SUMMARY_FIGURES if metric_key(figure, mode) in keys]
+            if figures:
+                named = figures[0] if len(figures) == 1 else f"{', '.join(figures[:-1])} and {figures[-1]}"
+                groups.append(f"{named} {label if mode != 'none' else 'without TTA'}")
+        lines += [
+            "",
+            f"Added on {addition.get('date', '?')}, after shipping, by `python -m ferlib complete-card` (the figures "
+            f"recorded at shipping reproduced on the same faces): {'; '.join(groups)}.",
+        ]
+    return lines
+
+
 def evaluation_lines(card: dict[str, Any]) -> list[str]:
     """Overall, per-class and confusion-matrix figures on the validation split."""
     metrics = card.get("metrics") or {}
@@ -162,6 +186,7 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
         if mode == "flip":
             rows.append(["int8 TFLite", _number(card.get("int8_validation_accuracy")), "", ""])
     lines += _table(["", "accuracy", "macro-F1", "top-2 accuracy"], rows)
+    lines += added_metrics_lines(card)
     per_class, per_class_tta = card.get("per_class") or {}, card.get("per_class_tta") or {}
     if per_class:
         lines += [""]

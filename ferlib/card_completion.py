@@ -1,0 +1,73 @@
+"""Completing a shipped model's card with the summary figures it was shipped without.
+
+Cards record what `ship` measured at the time; later ferlib versions measure more (10-view TTA, top-2 with TTA).
+A card is completed, not re-shipped: its recorded figures must first reproduce on the same validation faces, so
+the added ones describe the same model and data, and nothing already recorded is changed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ferlib.atomic import atomic_write_json, atomic_write_text
+from ferlib.evaluation import TTA_MODES, evaluate_modes, summary_metrics, view_count
+from ferlib.export import describe_validation_split
+from ferlib.model_card import render_model_card
+from ferlib.modelio import read_metadata, sidecar_path
+
+REPRODUCTION_TOLERANCE = 1e-3  # about 3.6 faces of PublicTest: floating-point differences between CPUs, not models
+
+
+def complete_card(model_path: str | os.PathLike, data: str | os.PathLike, progress=None) -> dict[str, Any]:
+    """Measure the model's summary figures on `data`'s validation split and add the ones its card lacks.
+
+    Returns the added figures (empty when the card already has them all). Refuses, changing nothing, when the
+    dataset is not the one the card describes or a recorded figure does not reproduce.
+    """
+    import keras
+
+    from ferlib.datasets import load_dataset
+
+    path = Path(model_path)
+    if path.suffix != ".keras" or not path.exists():
+        raise ValueError(f"Expected an existing .keras model; received {str(path)!r}")
+    card = read_metadata(path)
+    recorded = card.get("metrics")
+    if not isinstance(recorded, dict) or "n" not in recorded:
+        raise ValueError(f"Expected a shipped model's card with validation figures beside it; received {str(path)!r}")
+    dataset = load_dataset(data, progress=progress)
+    images, labels = dataset.subset("validation")
+    split = describe_validation_split(dataset)
+    if (split, len(labels)) != (recorded.get("split"), recorded.get("n")):
+        raise ValueError(
+            f"Expected the dataset the card was measured on ({recorded.get('split')}, {recorded.get('n')} faces); "
+            f"received {split}, {len(labels)} faces"
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises assorted types for a truncated or foreign file
+        raise ValueError(f"Expected a loadable .keras model; received {str(path)!r}: {error}") from None
+    measured = summary_metrics(evaluate_modes(model, images, labels, max(TTA_MODES, key=view_count)))
+    differing = [
+        f"{key} recorded {recorded[key]:.4f}, measured {value:.4f}"
+        for key, value in measured.items()
+        if isinstance(recorded.get(key), int | float) and abs(recorded[key] - value) > REPRODUCTION_TOLERANCE
+    ]
+    if differing:
+        raise ValueError(
+            f"Expected the card's recorded figures to reproduce on {str(data)!r}; received {'; '.join(differing)}"
+        )
+    added = {key: value for key, value in measured.items() if key not in recorded}
+    if not added:
+        return {}
+    card["metrics"] = {**recorded, **added}
+    card["metrics_added"] = [
+        *(card.get("metrics_added") or []),
+        {"keys": list(added), "date": datetime.now(UTC).strftime("%Y-%m-%d")},
+    ]
+    atomic_write_json(sidecar_path(path), card)  # the .keras file is untouched: caches keyed on it stay valid
+    atomic_write_text(path.with_suffix(".md"), render_model_card(card, path.name))
+    return added
