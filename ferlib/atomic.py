@@ -54,7 +54,9 @@ def atomic_save(path: str | os.PathLike, save: Callable[[str], None]) -> None:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.partial{os.getpid()}{target.suffix}")
+    suffix = ".weights.h5" if target.name.endswith(".weights.h5") else target.suffix  # Keras wants the whole ending
+    stem = target.name[: len(target.name) - len(suffix)]
+    temporary = target.with_name(f".{stem}.partial{os.getpid()}{suffix}")
     try:
         save(str(temporary))
         with open(temporary, "rb") as stream:

@@ -1,6 +1,8 @@
 """Checkpoint averaging, or stochastic weight averaging (SWA; Izmailov et al., 2018), of a run's epoch checkpoints.
 
-A run with `keep_epoch_checkpoints` saves `epochs/epoch-NNN.keras` at the end of each epoch. At a constant (or
+A run with `keep_epoch_checkpoints` saves `epochs/epoch-NNN.weights.h5` at the end of each epoch (weights only:
+the optimizer's state, twice the model's size again, is not needed to average; runs from before kept whole
+`.keras` files, which are read too). At a constant (or
 cyclic) learning rate, those weights wander around a wide, flat region of the loss; their mean lies nearer its
 centre and usually generalises better than any one of them, at no cost at inference. Batch-norm moving statistics
 are not averaged (the mean of the statistics is not the statistics of the mean network): one pass over the
@@ -21,19 +23,21 @@ from ferlib import runs
 
 EPOCHS_DIR = "epochs"
 AVERAGE_MODEL = "average.keras"
-_EPOCH_FILE = re.compile(r"^epoch-(\d+)\.keras$")
+EPOCH_SUFFIX = ".weights.h5"
+_EPOCH_FILE = re.compile(r"^epoch-(\d+)(\.weights\.h5|\.keras)$")
 
 
 def epoch_checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
     """Where a run keeps the checkpoint of one completed epoch (counted from 1)."""
-    return Path(run_dir) / EPOCHS_DIR / f"epoch-{epoch:03d}.keras"
+    return Path(run_dir) / EPOCHS_DIR / f"epoch-{epoch:03d}{EPOCH_SUFFIX}"
 
 
 def epoch_checkpoints(run_dir: str | os.PathLike) -> dict[int, Path]:
-    """The run's kept epoch checkpoints by epoch number, in order."""
+    """The run's kept epoch checkpoints by epoch number, in order (weights files before older whole models)."""
     folder = Path(run_dir) / EPOCHS_DIR
-    found = {}
-    for path in folder.glob("epoch-*.keras") if folder.is_dir() else []:
+    found: dict[int, Path] = {}
+    paths = sorted(folder.glob("epoch-*"), key=lambda path: path.name.endswith(EPOCH_SUFFIX)) if folder.is_dir() else []
+    for path in paths:
         match = _EPOCH_FILE.match(path.name)
         if match:
             found[int(match.group(1))] = path
@@ -158,15 +162,20 @@ def average_run(
     if len(validation_labels) == 0:
         raise ValueError(f"Expected a validation split in {source!r}; received none")
 
+    try:
+        model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=False)  # the architecture to fill
+    except Exception as error:  # Keras raises assorted types for a truncated or foreign file
+        raise ValueError(f"Expected a loadable {runs.LAST_MODEL} in {str(run_dir)!r}; received {error}") from None
+
     def loaded_weights():
         for epoch, path in chosen.items():
             say(f"reading epoch {epoch} ({path.name})")
             try:
-                yield keras.saving.load_model(path, compile=False).get_weights()
+                model.load_weights(path)  # a .weights.h5 file, or an older run's whole .keras model
             except Exception as error:  # Keras raises assorted types for a truncated or foreign file
                 raise ValueError(f"Expected a loadable epoch checkpoint; received {str(path)!r} ({error})") from None
+            yield model.get_weights()
 
-    model = keras.saving.load_model(chosen[completed], compile=False)
     model.set_weights(average_weights(loaded_weights()))
     images, labels = select_training_data(dataset, config)
     say(f"recomputing batch-norm statistics over {len(labels)} augmented training faces")

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from ferlib import runs
-from ferlib.atomic import append_json_line, atomic_write_json
+from ferlib.atomic import append_json_line, atomic_save, atomic_write_json
 from ferlib.averaging import epoch_checkpoint_path
 from ferlib.config import TrainConfig
 from ferlib.lineage import checkpoint_lineage
@@ -155,7 +155,7 @@ class ProgressWriter(keras.callbacks.Callback):
 
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves last.keras every epoch and best.keras (+ sidecar) on a new best val_accuracy, atomically; with
-    `keep_epoch_checkpoints`, also each completed epoch's epochs/epoch-NNN.keras (for ferlib.averaging).
+    `keep_epoch_checkpoints`, also each completed epoch's weights, epochs/epoch-NNN.weights.h5 (for ferlib.averaging).
 
     state.json records completed epochs and the best score so a stopped or killed run can resume.
     """
@@ -186,7 +186,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         last = model_metadata(self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters)
         save_model(self.model, self.run_dir / runs.LAST_MODEL, last)
         if self.config.keep_epoch_checkpoints and not partial:
-            save_model(self.model, epoch_checkpoint_path(self.run_dir, completed), last)
+            atomic_save(epoch_checkpoint_path(self.run_dir, completed), self.model.save_weights)
         score = logs.get(self.monitor)
         if not partial and score is not None and (self.best is None or float(score) > float(self.best)):
             self.best, self.best_epoch = float(score), epoch + 1

@@ -61,7 +61,7 @@ class TrainConfig:
     seed: int = 2013
     data: str = ""
     initial_model: str = ""  # a .keras model of the same architecture whose weights start the run
-    # Also save each epoch's weights as epochs/epoch-NNN.keras (about 3x the model's size each), for
+    # Also save each epoch's weights as epochs/epoch-NNN.weights.h5 (the model's size each), for
     # `python -m ferlib average` (checkpoint averaging / SWA, ferlib.averaging).
     keep_epoch_checkpoints: bool = False
 

@@ -399,7 +399,7 @@ def optimisation_controls() -> dict[str, Any]:
         "Keep every epoch's checkpoint",
         DEFAULTS.keep_epoch_checkpoints,
         key="training_keep_epochs",
-        help="Saves each epoch's weights in the run's epochs/ folder (about 3x the model's size each), so "
+        help="Saves each epoch's weights in the run's epochs/ folder (the model's size each), so "
         "`python -m ferlib average` can average them (stochastic weight averaging): usually a little more accurate "
         "than any one epoch when the schedule is constant for those epochs.",
     )

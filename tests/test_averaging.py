@@ -77,9 +77,21 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     runs.clear_stop_request(run_dir)
     run_training(run_dir, resume=True, verbose=0)
     assert list(epoch_checkpoints(run_dir)) == [1, 2, 3]  # numbered on across the resume
-    epoch_weights = [keras.saving.load_model(path).get_weights() for path in epoch_checkpoints(run_dir).values()]
-    last = keras.saving.load_model(run_dir / "last.keras").get_weights()
+    assert [path.name for path in epoch_checkpoints(run_dir).values()] == [
+        f"epoch-00{epoch}.weights.h5" for epoch in (1, 2, 3)
+    ]  # weights only: the optimizer's state is not kept for each epoch
+    reader = keras.saving.load_model(run_dir / "last.keras")
+    last = reader.get_weights()
+    epoch_weights = []
+    for path in epoch_checkpoints(run_dir).values():
+        reader.load_weights(path)
+        epoch_weights.append(reader.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(epoch_weights[-1], last, strict=True))  # the epoch's own weights
+    # A run from before weights-only checkpoints kept whole models; such a file is read in place of its weights.
+    keras.saving.load_model(run_dir / "last.keras").save(run_dir / "epochs" / "epoch-002.keras")
+    (run_dir / "epochs" / "epoch-002.weights.h5").unlink()
+    assert [path.name for path in epoch_checkpoints(run_dir).values()][1] == "epoch-002.keras"
+    epoch_weights[1] = last  # what that file now holds
 
     assert main(["average", "--run-dir", str(run_dir), "--from-epoch", "2"]) == 0
     printed = capsys.readouterr().out
