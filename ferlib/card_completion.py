@@ -7,13 +7,14 @@ the added ones describe the same model and data, and nothing already recorded is
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ferlib.atomic import atomic_write_json, atomic_write_text
-from ferlib.evaluation import TTA_MODES, evaluate_modes, summary_metrics, view_count
+from ferlib.evaluation import TTA_MODES, evaluate_modes, metric_key, summary_metrics, view_count
 from ferlib.export import describe_validation_split
 from ferlib.model_card import render_model_card
 from ferlib.modelio import read_metadata, sidecar_path
@@ -36,8 +37,17 @@ def complete_card(model_path: str | os.PathLike, data: str | os.PathLike, progre
         raise ValueError(f"Expected an existing .keras model; received {str(path)!r}")
     card = read_metadata(path)
     recorded = card.get("metrics")
-    if not isinstance(recorded, dict) or "n" not in recorded:
-        raise ValueError(f"Expected a shipped model's card with validation figures beside it; received {str(path)!r}")
+    if not isinstance(recorded, dict) or not _finite(recorded.get(metric_key("accuracy", "none"))):
+        raise ValueError(
+            f"Expected a shipped model's card with its validation accuracy beside it; received {str(path)!r}"
+        )
+    if not isinstance(recorded.get("split"), str) or not isinstance(recorded.get("n"), int):
+        raise ValueError(
+            f"Expected a card that records its validation split and face count; received neither in {str(path)!r}"
+        )
+    additions = card.get("metrics_added", [])
+    if not isinstance(additions, list):
+        raise ValueError(f"Expected the card's metrics_added to be a list; received {type(additions).__name__}")
     dataset = load_dataset(data, progress=progress)
     images, labels = dataset.subset("validation")
     split = describe_validation_split(dataset)
@@ -52,9 +62,9 @@ def complete_card(model_path: str | os.PathLike, data: str | os.PathLike, progre
         raise ValueError(f"Expected a loadable .keras model; received {str(path)!r}: {error}") from None
     measured = summary_metrics(evaluate_modes(model, images, labels, max(TTA_MODES, key=view_count)))
     differing = [
-        f"{key} recorded {recorded[key]:.4f}, measured {value:.4f}"
+        f"{key} recorded {recorded[key]!r}, measured {value:.4f}"
         for key, value in measured.items()
-        if isinstance(recorded.get(key), int | float) and abs(recorded[key] - value) > REPRODUCTION_TOLERANCE
+        if key in recorded and not (_finite(recorded[key]) and abs(recorded[key] - value) <= REPRODUCTION_TOLERANCE)
     ]
     if differing:
         raise ValueError(
@@ -64,10 +74,13 @@ def complete_card(model_path: str | os.PathLike, data: str | os.PathLike, progre
     if not added:
         return {}
     card["metrics"] = {**recorded, **added}
-    card["metrics_added"] = [
-        *(card.get("metrics_added") or []),
-        {"keys": list(added), "date": datetime.now(UTC).strftime("%Y-%m-%d")},
-    ]
-    atomic_write_json(sidecar_path(path), card)  # the .keras file is untouched: caches keyed on it stay valid
+    card["metrics_added"] = [*additions, {"keys": list(added), "date": datetime.now(UTC).strftime("%Y-%m-%d")}]
+    # The Markdown first: were the sidecar written first and the card not, a second run would find nothing to add
+    # and leave the Markdown stale. The .keras file is untouched, so caches keyed on it stay valid.
     atomic_write_text(path.with_suffix(".md"), render_model_card(card, path.name))
+    atomic_write_json(sidecar_path(path), card)
     return added
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

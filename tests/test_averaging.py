@@ -87,11 +87,13 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
         reader.load_weights(path)
         epoch_weights.append(reader.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(epoch_weights[-1], last, strict=True))  # the epoch's own weights
-    # A run from before weights-only checkpoints kept whole models; such a file is read in place of its weights.
-    keras.saving.load_model(run_dir / "last.keras").save(run_dir / "epochs" / "epoch-002.keras")
+    # A run from before weights-only checkpoints kept whole models: epoch 2 as such a file is read just the same.
+    reader.load_weights(run_dir / "epochs" / "epoch-002.weights.h5")
+    reader.save(run_dir / "epochs" / "epoch-002.keras")
+    assert [path.name for path in epoch_checkpoints(run_dir).values()][1] == "epoch-002.weights.h5"  # when both
     (run_dir / "epochs" / "epoch-002.weights.h5").unlink()
     assert [path.name for path in epoch_checkpoints(run_dir).values()][1] == "epoch-002.keras"
-    epoch_weights[1] = last  # what that file now holds
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch_weights[1], last, strict=True))  # a real average
 
     assert main(["average", "--run-dir", str(run_dir), "--from-epoch", "2"]) == 0
     printed = capsys.readouterr().out

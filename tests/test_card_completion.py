@@ -92,6 +92,41 @@ def test_another_dataset_or_a_model_without_a_card_is_refused(tmp_path, shipped,
     bare = tmp_path / "bare.keras"
     shutil.copy2(model, bare)
     assert main(["complete-card", "--data", str(kaggle_dir), "--model", str(bare)]) == 2
-    assert "Expected a shipped model's card with validation figures" in capsys.readouterr().err
+    assert "Expected a shipped model's card with its validation accuracy" in capsys.readouterr().err
     assert main(["complete-card", "--data", str(kaggle_dir), "--model", str(tmp_path / "none.keras")]) == 2
     assert "Expected an existing .keras model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda metrics: metrics.update(validation_accuracy=float("nan")), "with its validation accuracy"),
+        (lambda metrics: metrics.pop("validation_accuracy"), "with its validation accuracy"),
+        (lambda metrics: metrics.pop("split"), "records its validation split and face count"),
+        (lambda metrics: metrics.update(validation_macro_f1_tta=float("nan")), "validation_macro_f1_tta recorded nan"),
+    ],
+)
+def test_a_card_without_checkable_figures_is_refused(tmp_path, shipped, training_data, capsys, change, message):
+    model, _ = old_card_copy(shipped, tmp_path)
+    card = read_metadata(model)
+    change(card["metrics"])
+    atomic_write_json(sidecar_path(model), card)
+    before = sidecar_path(model).read_bytes()
+    assert main(["complete-card", "--data", str(training_data), "--model", str(model)]) == 2
+    assert message in capsys.readouterr().err
+    assert sidecar_path(model).read_bytes() == before
+
+
+def test_figures_within_the_tolerance_reproduce_and_outside_it_do_not(tmp_path, shipped, training_data):
+    from ferlib.card_completion import REPRODUCTION_TOLERANCE, complete_card
+
+    model, complete = old_card_copy(shipped, tmp_path)
+    card = read_metadata(model)
+    key = metric_key("accuracy", "flip")
+    card["metrics"][key] = complete[key] + 1.5 * REPRODUCTION_TOLERANCE
+    atomic_write_json(sidecar_path(model), card)
+    with pytest.raises(ValueError, match=f"^Expected the card's recorded figures to reproduce .*{key} recorded"):
+        complete_card(model, training_data)
+    card["metrics"][key] = complete[key] + 0.5 * REPRODUCTION_TOLERANCE  # another CPU's rounding
+    atomic_write_json(sidecar_path(model), card)
+    assert list(complete_card(model, training_data)) == LATER_FIGURES
