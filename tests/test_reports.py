@@ -112,6 +112,11 @@ def test_the_shipped_models_card_becomes_an_evaluation_shaped_report(tmp_path):
     assert report.history == history
     assert report.details["architecture"] == "vgg_fer" and report.details["epochs_completed"] == 2
     assert report.details["source_run"] == "20260101-000000-vgg_fer-abcd" and "notes" not in report.details
+    assert "accuracy_with_10_view_tta" not in report.details  # a card shipped before 10-view TTA
+    completed = {**card, "metrics": {**card["metrics"], "validation_accuracy_tta_shifts": 0.72}}
+    completed["metrics"]["validation_macro_f1_tta_shifts"] = 0.66
+    details = reports.shipped_report(tmp_path / "fer_vgg.keras", completed).details
+    assert (details["accuracy_with_10_view_tta"], details["macro_f1_with_10_view_tta"]) == (0.72, 0.66)
     noted = reports.shipped_report(tmp_path / "fer_vgg.keras", {**card, "notes": ["Epochs 1-2 on old code.", " "]})
     assert noted.details["notes"] == ["Note: Epochs 1-2 on old code."]
     staged = {**card, "stages": [{"source_run": "a", "notes": ["Shared seed."]}, {"source_run": "b"}, "damaged"]}
