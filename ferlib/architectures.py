@@ -2,7 +2,8 @@
 
 Every model takes (N, 48, 48, 1) float32 pixels in 0-255 and scales them itself, so all
 inference paths feed the same `preprocess_face` output. Outputs are softmax probabilities
-over `EMOTIONS`.
+over `EMOTIONS`. With `input_crop` (say 40) a model looks at the central crop of that side only: training shifts
+the face up to the margin, so the crop it sees is a random one, and ten-crop TTA shifts the face to each corner.
 
 Keras is imported inside the builders: reading configs and listing architectures (the dashboard's pages, the
 run listings) must not load TensorFlow.
@@ -52,12 +53,17 @@ def build_model(name: str, **hyperparameters: Any) -> keras.Model:
     return _REGISTRY[name](**{**defaults, **hyperparameters})
 
 
-def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def _inputs(input_crop: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    x = inputs
+    if input_crop:
+        if not 8 <= int(input_crop) < IMAGE_SIZE:
+            raise ValueError(f"Expected input_crop 0 (none) or 8-{IMAGE_SIZE - 1} pixels; received {input_crop!r}")
+        x = layers.CenterCrop(int(input_crop), int(input_crop), name="crop")(x)
+    return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(x)
 
 
 def _conv_block(x, filters: int, convs: int, kernel_size: int, activation: str, dropout: float, name: str):
@@ -67,7 +73,7 @@ def _conv_block(x, filters: int, convs: int, kernel_size: int, activation: str, 
         x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv{index + 1}")(x)
         x = layers.BatchNormalization(name=f"{name}_bn{index + 1}")(x)
         x = layers.Activation(activation, name=f"{name}_act{index + 1}")(x)
-    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    x = layers.MaxPooling2D(2, padding="same", name=f"{name}_pool")(x)  # odd sides keep their edge
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
     return x
@@ -94,15 +100,16 @@ def _classifier_head(x, dense_units: int, activation: str, dropout: float):
     block_dropout=0.1,
     dense_units=128,
     dense_dropout=0.3,
+    input_crop=0,
 )
 def compact_cnn(
-    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout
+    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout, input_crop
 ) -> keras.Model:
     """A small, fast CNN (three conv + pool blocks, global pooling): for quick runs and tuning."""
     import keras
     from keras import layers
 
-    inputs, x = _inputs()
+    inputs, x = _inputs(input_crop)
     for index, width in enumerate(filters):
         x = _conv_block(
             x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
@@ -120,15 +127,16 @@ def compact_cnn(
     block_dropout=0.2,
     dense_units=256,
     dense_dropout=0.5,
+    input_crop=0,
 )
 def vgg_fer(
-    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout
+    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout, input_crop
 ) -> keras.Model:
     """A VGG-style network (stacked 3x3 conv + batch norm blocks, pooling, dropout, dense head)."""
     import keras
     from keras import layers
 
-    inputs, x = _inputs()
+    inputs, x = _inputs(input_crop)
     for index, width in enumerate(filters):
         x = _conv_block(
             x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"

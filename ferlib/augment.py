@@ -41,7 +41,10 @@ def build_augmenter(config: AugmentationConfig, seed: int | None = None) -> kera
     if config.erasing:
         steps.append(
             keras.layers.RandomErasing(
-                factor=config.erasing, scale=(0.02, 0.2), value_range=(0, 255), seed=seeds["erasing"]
+                factor=(config.erasing, config.erasing),  # a single number would draw the probability from [0, p]
+                scale=(0.02, 0.2),
+                value_range=(0, 255),
+                seed=seeds["erasing"],
             )
         )
     return keras.Sequential(steps, name="augmentation")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,54 @@ class ProgressWriter(keras.callbacks.Callback):
         self._write(record)
 
 
+EMA_MONITOR = "val_ema_accuracy"
+
+
+@contextmanager
+def averaged_weights(model: keras.Model):
+    """Within the block, the model's trainable weights are the optimizer's moving average (Keras's `use_ema`);
+    the training weights come back afterwards. A model without an average is left as it is."""
+    optimizer = model.optimizer
+    if not getattr(optimizer, "use_ema", False) or not getattr(optimizer, "_model_variables_moving_average", None):
+        yield False
+        return
+    # Keras keeps the averages in the order of the optimizer's own variable list (pinned keras==3.15).
+    variables = optimizer._trainable_variables
+    averages = optimizer._model_variables_moving_average
+    saved = [keras.ops.convert_to_numpy(variable) for variable in variables]
+    try:
+        for variable, average in zip(variables, averages, strict=True):
+            variable.assign(average)
+        yield True
+    finally:
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+
+
+class EmaValidation(keras.callbacks.Callback):
+    """With a weight average kept (config.ema_momentum), scores it on the validation faces after every complete
+    epoch as logs["val_ema_accuracy"], beside Keras's val_accuracy of the training weights."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, stop: StopSignal, batch_size: int = 256) -> None:
+        super().__init__()
+        self.images = images[..., None].astype(np.float32)
+        self.labels = np.asarray(labels)
+        self.stop = stop
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None or self.stop.triggered:
+            return
+        with averaged_weights(self.model) as averaged:
+            if not averaged:
+                return
+            probabilities = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
+        logs[EMA_MONITOR] = float(np.mean(probabilities.argmax(axis=1) == self.labels))
+
+
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Saves last.keras every epoch and best.keras (+ sidecar) on a new best val_accuracy, atomically; with
+    """Saves last.keras every epoch and best.keras (+ sidecar) on a new best val_accuracy, atomically (the weight
+    average's, with its weights in place, when val_ema_accuracy is higher); with
     `keep_epoch_checkpoints`, also each completed epoch's weights, epochs/epoch-NNN.weights.h5 (for ferlib.averaging).
 
     state.json records completed epochs and the best score so a stopped or killed run can resume.
@@ -187,13 +234,16 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         save_model(self.model, self.run_dir / runs.LAST_MODEL, last)
         if self.config.keep_epoch_checkpoints and not partial:
             atomic_save(epoch_checkpoint_path(self.run_dir, completed), self.model.save_weights)
-        score = logs.get(self.monitor)
+        score, weights = logs.get(self.monitor), "training"
+        if logs.get(EMA_MONITOR) is not None and (score is None or float(logs[EMA_MONITOR]) > float(score)):
+            score, weights = logs[EMA_MONITOR], "moving average"
         if not partial and score is not None and (self.best is None or float(score) > float(self.best)):
             self.best, self.best_epoch = float(score), epoch + 1
-            metrics = {self.monitor: float(score), "epoch": epoch + 1}
+            metrics = {self.monitor: float(score), "epoch": epoch + 1, "weights": weights}
             metadata = model_metadata(self.config.to_dict(), metrics)
             metadata.update(checkpoint_lineage(self.run_dir, self.config.to_dict(), float(score)))
-            save_model(self.model, self.run_dir / runs.BEST_MODEL, metadata)
+            with averaged_weights(self.model) if weights == "moving average" else nullcontext():
+                save_model(self.model, self.run_dir / runs.BEST_MODEL, metadata)
         atomic_write_json(
             self.run_dir / runs.STATE_FILE,
             {
@@ -273,30 +323,25 @@ def patience_callbacks(
     return callbacks
 
 
-class EpochLearningRate(keras.callbacks.Callback):
-    """Sets the learning rate at each epoch start: warm-up, then cosine/constant; plateau runs leave it to
-    ReduceLROnPlateau after warm-up. Epoch-based, so a resumed run continues the same curve."""
+class PlateauWarmup(keras.callbacks.Callback):
+    """A plateau run's warm-up: the rate rises linearly over `warmup_epochs`, then ReduceLROnPlateau owns it.
+
+    Cosine and constant runs need no callback: their WarmupSchedule follows the optimizer's global step.
+    """
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
         self.config = config
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self.config.schedule == "plateau" and epoch > self.config.warmup_epochs:
-            return
-        self.model.optimizer.learning_rate.assign(learning_rate_for_epoch(self.config, epoch))
+        if epoch <= self.config.warmup_epochs:
+            rate = self.config.learning_rate * min(1.0, (epoch + 1) / (self.config.warmup_epochs + 1))
+            self.model.optimizer.learning_rate.assign(rate)
 
 
-def learning_rate_for_epoch(config: TrainConfig, epoch: int) -> float:
-    """Linear warm-up then cosine decay (to 1% of the base rate), or a constant rate; epoch counts from 0."""
-    base = config.learning_rate
-    if epoch < config.warmup_epochs:
-        return base * (epoch + 1) / (config.warmup_epochs + 1)
-    if config.schedule != "cosine":
-        return base
-    span = max(1, config.epochs - config.warmup_epochs)
-    progress = min(1.0, (epoch - config.warmup_epochs) / span)
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+def learning_rate_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """The callbacks that set the config's rate (only a plateau run's warm-up; see ferlib.schedule)."""
+    return [PlateauWarmup(config)] if config.schedule == "plateau" else []
 
 
 def _counter(value: Any) -> int | float | None:

@@ -13,8 +13,9 @@ from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 # change, so their trials are ranked on equal footing; each training session records it in its progress log's
 # start record, and a shipped run whose epochs span two revisions says so on its card (`lineage.recipe_note`).
 # 1: every augmentation layer shared the run's seed (flips moved with rotations). 2: a seed per layer, and search
-# trials use the plateau schedule and class weights their config asks for.
-RECIPE_REVISION = 2
+# trials use the plateau schedule and class weights their config asks for. 3: the warm-up and cosine rate follow the
+# global step instead of the epoch, and random erasing erases with exactly its configured probability.
+RECIPE_REVISION = 3
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -55,6 +56,9 @@ class TrainConfig:
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     label_smoothing: float = 0.1
+    # Keep an exponential moving average of the weights with this momentum (0 = off, 0.999 ~ the last 1,000 steps);
+    # it is validated every epoch beside the raw weights, and the better of the two becomes best.keras.
+    ema_momentum: float = 0.0
     early_stopping_patience: int = 0  # 0 switches early stopping off
     class_weighting: bool = False
     train_fraction: float = 1.0  # stratified fraction of the training split to use
@@ -93,6 +97,7 @@ class TrainConfig:
         _check(0 <= self.momentum < 1, "momentum in [0, 1)", self.momentum)
         _check(0 <= self.weight_decay < 1, "weight_decay in [0, 1)", self.weight_decay)
         _check(0 <= self.label_smoothing < 1, "label_smoothing in [0, 1)", self.label_smoothing)
+        _check(0 <= self.ema_momentum < 1, "ema_momentum in [0, 1)", self.ema_momentum)
         _check(0 < self.train_fraction <= 1, "train_fraction in (0, 1]", self.train_fraction)
         _check(self.warmup_epochs >= 0, "warmup_epochs >= 0", self.warmup_epochs)
         _check(self.early_stopping_patience >= 0, "early_stopping_patience >= 0", self.early_stopping_patience)

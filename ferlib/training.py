@@ -28,26 +28,48 @@ from ferlib.modelio import model_metadata, save_model, sidecar_path
 WIDENING_NOISE = 0.01  # relative noise on the copied channels when a narrower initial model is widened
 
 
-def build_optimizer(config: TrainConfig):
+def steps_per_epoch(train_images: int, config: TrainConfig) -> int:
+    return int(np.ceil(train_images / config.batch_size))
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The optimizer's rate: a WarmupSchedule of the global step (cosine, constant), or for plateau runs a plain
+    rate that PlateauWarmup and ReduceLROnPlateau set by epoch."""
+    from ferlib.schedule import WarmupSchedule
+
+    if config.schedule == "plateau":
+        return config.learning_rate
+    return WarmupSchedule(
+        config.learning_rate,
+        warmup_steps=config.warmup_epochs * steps_per_epoch,
+        total_steps=config.epochs * steps_per_epoch,
+        shape=config.schedule,
+    )
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int):
     import keras
 
+    rate = learning_rate(config, steps_per_epoch)
+    average = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(
-            config.learning_rate,
+            rate,
             momentum=config.momentum,
             nesterov=config.momentum > 0,
             weight_decay=config.weight_decay or None,
+            **average,
         )
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay or 0.004)
-    return keras.optimizers.Adam(config.learning_rate)
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay or 0.004, **average)
+    return keras.optimizers.Adam(rate, **average)
 
 
-def compile_model(model, config: TrainConfig) -> None:
+def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
     import keras
 
     model.compile(
-        optimizer=build_optimizer(config),
+        optimizer=build_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[
             keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -203,9 +225,10 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     from ferlib.architectures import build_model
     from ferlib.callbacks import (
         AtomicCheckpoint,
-        EpochLearningRate,
+        EmaValidation,
         ProgressWriter,
         StopOnRequest,
+        learning_rate_callbacks,
         patience_callbacks,
     )
 
@@ -225,28 +248,32 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     if len(validation_labels) == 0:
         raise ValueError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
 
+    steps = steps_per_epoch(len(train_labels), config)
     warm_start = None
     if resuming:
         model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+        if config.schedule != "plateau":  # the config's curve (its epochs may have been extended); same step
+            model.optimizer.learning_rate = learning_rate(config, steps)
         runs.truncate_history(run_dir, initial_epoch)
     else:
         model = build_model(config.architecture, **config.hyperparameters)
         if config.initial_model:
             warm_start = load_initial_weights(model, config.initial_model, seed=config.seed)
             record_initial_lineage(run_dir, config.initial_model)
-        compile_model(model, config)
+        compile_model(model, config, steps)
 
     pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
-    steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
     validation = validation_arrays(validation_images, validation_labels)
     patience = patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
     callbacks = [
-        EpochLearningRate(config),
+        *learning_rate_callbacks(config),
         StopOnRequest(stop),
+        # Before everything that reads the epoch's logs: it adds val_ema_accuracy to them.
+        EmaValidation(validation_images, validation_labels, stop),
         ProgressWriter(
             run_dir,
             stop,
-            steps_per_epoch=steps_per_epoch,
+            steps_per_epoch=steps,
             total_epochs=config.epochs,
             initial_epoch=initial_epoch,
             batch_size=config.batch_size,
@@ -298,7 +325,10 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     atomic_write_json(run_dir / runs.METRICS_FILE, metrics)
     if best_path.exists():
         checkpoint = read_json(sidecar_path(best_path), default={}) or {}  # keeps the lineage the checkpoint wrote
-        metadata = model_metadata(config.to_dict(), _summary_metrics(metrics), parameters=metrics["parameters"])
+        summary = _summary_metrics(metrics)
+        if isinstance(checkpoint.get("metrics"), dict) and "weights" in checkpoint["metrics"]:
+            summary["weights"] = checkpoint["metrics"]["weights"]  # training or moving average
+        metadata = model_metadata(config.to_dict(), summary, parameters=metrics["parameters"])
         save_model(best_model, best_path, {**checkpoint, **metadata})
     runs.write_status(run_dir, "finished", accuracy=metrics["validation"]["accuracy"])
     return runs.read_status(run_dir)

@@ -27,7 +27,7 @@ import numpy as np
 from ferlib import runs
 from ferlib.architectures import build_model
 from ferlib.atomic import append_json_line, atomic_write_json, read_json, read_json_object
-from ferlib.callbacks import EpochLearningRate, StopSignal, patience_callbacks
+from ferlib.callbacks import StopSignal, learning_rate_callbacks, patience_callbacks
 from ferlib.config import TrainConfig
 from ferlib.datasets import Dataset, ProgressPrinter, load_dataset
 from ferlib.search_space import trial_config
@@ -47,6 +47,7 @@ from ferlib.training import (
     install_stop_signal,
     make_training_pipeline,
     select_training_data,
+    steps_per_epoch,
     validation_arrays,
 )
 from ferlib.tuner_project import back_up_project, repair_project
@@ -82,11 +83,11 @@ class TuningData:
         return cls(images, labels, validation_arrays(validation_images, validation_labels))
 
 
-def build_compiled_model(config: TrainConfig) -> keras.Model:
-    """The config's model, seeded and compiled as a training run would build it."""
+def build_compiled_model(config: TrainConfig, data: TuningData) -> keras.Model:
+    """The config's model, seeded and compiled as a training run on `data` would build it."""
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.architecture, **config.hyperparameters)
-    compile_model(model, config)
+    compile_model(model, config, steps_per_epoch(len(data.train_labels), config))
     return model
 
 
@@ -109,7 +110,7 @@ def fit_config(
         initial_epoch=initial_epoch,
         validation_data=data.validation,
         validation_batch_size=256,
-        callbacks=[EpochLearningRate(config), *patience_callbacks(config).values(), *callbacks],
+        callbacks=[*learning_rate_callbacks(config), *patience_callbacks(config).values(), *callbacks],
         verbose=verbose,
         class_weight=class_weights(data.train_labels) if config.class_weighting else None,
     )
@@ -241,13 +242,13 @@ class FerHyperModel(keras_tuner.HyperModel):
         return {name: hp.Choice(name, list(choices)) for name, choices in self.config.space.items()}
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_compiled_model(trial_config(self.config.base, self.trial_values(hp)))
+        return build_compiled_model(trial_config(self.config.base, self.trial_values(hp)), self.data)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any):
         """Train one trial. Hyperband passes `epochs` and `initial_epoch`; other strategies train the full budget."""
         config = trial_config(self.config.base, self.trial_values(hp))
         epochs = int(kwargs.get("epochs", config.epochs))
-        steps = math.ceil(len(self.data.train_labels) / config.batch_size)
+        steps = steps_per_epoch(len(self.data.train_labels), config)
         trial = self.session.current_trial or "?"
         callbacks = [*kwargs.get("callbacks", []), self.session.progress_callback(trial, epochs, steps)]
         return fit_config(
@@ -344,8 +345,8 @@ def train_baseline(search_dir: Path, session: SearchSession, data: TuningData, v
     """Train the untuned config on the search's budget and write baseline.json; progress as trial 'baseline'."""
     base = session.config.base
     started = time.time()
-    model = build_compiled_model(base)
-    steps = math.ceil(len(data.train_labels) / base.batch_size)
+    model = build_compiled_model(base, data)
+    steps = steps_per_epoch(len(data.train_labels), base)
     callback = session.progress_callback(BASELINE_TRIAL, base.epochs, steps)
     history = fit_config(model, base, data, [callback], epochs=base.epochs, verbose=verbose)
     scores = [float(value) for value in history.history.get(OBJECTIVE, []) if math.isfinite(value)]
