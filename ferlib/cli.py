@@ -1,4 +1,4 @@
-"""Command line: `python -m ferlib info|train|evaluate|predict|ship|average|tune ...`.
+"""Command line: `python -m ferlib info|train|snapshot|evaluate|predict|ship|average|tune ...`.
 
 User mistakes print one `error: ...` line and exit with status 2; no tracebacks.
 """
@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir", help="where run folders go (default: runs/ or $FERLIB_RUNS_DIR)")
     train.add_argument("--run-dir", help="train in this existing run folder (as the dashboard does)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    train.add_argument(
+        "--resume-from",
+        metavar="SNAPSHOT",
+        help="recreate a run from its snapshot under --runs-dir and continue it (any machine)",
+    )
     train.add_argument("--quiet", action="store_true", help="no Keras progress output")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split")
@@ -60,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", help="write all predictions to this JSON file")
     predict.add_argument("--csv", help="video: write one row per face per frame here (default: standard output)")
     predict.add_argument("--video-out", help="video: also write the annotated video here (.mp4)")
+    snapshot = commands.add_parser(
+        "snapshot", help="write a run's portable snapshot: one file that `train --resume-from` continues anywhere"
+    )
+    snapshot.add_argument("--run-dir", required=True, help="a run folder with at least one finished epoch")
+    snapshot.add_argument("--output", required=True, help="the snapshot file to write (e.g. run.snapshot.zip)")
     ship = commands.add_parser("ship", help="install a run's model as the shipped model with its card and TFLite")
     ship.add_argument("--run-dir", required=True, help="a finished (or stopped) run folder with best.keras")
     ship.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
@@ -111,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "info": _info,
         "train": _train,
+        "snapshot": _snapshot,
         "evaluate": _evaluate,
         "predict": _predict,
         "ship": _ship,
@@ -170,7 +181,32 @@ def _train(arguments: argparse.Namespace) -> int:
     from ferlib.config import TrainConfig
     from ferlib.training import run_training
 
-    if arguments.resume or arguments.run_dir:
+    if arguments.resume_from:
+        if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
+            raise ValueError(
+                "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs); received it with "
+                "--resume, --run-dir, --config or --initial-model"
+            )
+        from ferlib.snapshot import read_snapshot, restore_snapshot
+
+        snapshot = read_snapshot(arguments.resume_from)
+        config = snapshot.config
+        data = arguments.data or config.data
+        if not data or not Path(data).expanduser().exists():
+            raise ValueError(
+                f"Expected the run's dataset on this machine; received {data!r}, which does not exist here: "
+                "pass --data PATH"
+            )
+        run_dir = restore_snapshot(snapshot, arguments.runs_dir)
+        arguments.resume = True
+        if arguments.data or arguments.epochs is not None:
+            from ferlib.atomic import atomic_write_json
+
+            changes = {"data": str(Path(data).expanduser().resolve())} if arguments.data else {}
+            if arguments.epochs is not None:
+                changes["epochs"] = arguments.epochs
+            atomic_write_json(run_dir / runs.CONFIG_FILE, config.updated(**changes).to_dict())
+    elif arguments.resume or arguments.run_dir:
         if arguments.initial_model:
             raise ValueError(
                 "Expected --initial-model only for a new run; received it with --run-dir/--resume, "
@@ -204,6 +240,18 @@ def _train(arguments: argparse.Namespace) -> int:
     status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)
     print(f"status={status.get('state')} run={run_dir}", flush=True)
     return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def _snapshot(arguments: argparse.Namespace) -> int:
+    from ferlib.snapshot import write_snapshot
+
+    summary = write_snapshot(arguments.run_dir, arguments.output)
+    best = "none" if summary.best_val_accuracy is None else f"{summary.best_val_accuracy:.4f}"
+    print(
+        f"snapshot={summary.path} run={summary.run_id} epochs={summary.epochs_completed}/{summary.epochs} "
+        f"steps={summary.optimizer_steps} best={best} size_mib={summary.size_bytes / 2**20:.1f}"
+    )
+    return 0
 
 
 def _evaluate(arguments: argparse.Namespace) -> int:

@@ -65,11 +65,13 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(rate, **average)
 
 
-def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
+def compile_model(model, config: TrainConfig, steps_per_epoch: int = 0, optimizer=None) -> None:
+    """Compile for training with the config's loss and metrics, and its optimizer (or `optimizer`, e.g. a
+    restored one)."""
     import keras
 
     model.compile(
-        optimizer=build_optimizer(config, steps_per_epoch),
+        optimizer=optimizer or build_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[
             keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -222,6 +224,7 @@ def _saved_counters(run_dir: Path) -> dict[str, dict]:
 def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
     import keras
 
+    import ferlib.schedule  # noqa: F401  (registers the rate schedule that last.keras's optimizer refers to)
     from ferlib.architectures import build_model
     from ferlib.callbacks import (
         AtomicCheckpoint,
