@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
         default="none",
         metavar="MODE",
         help="test-time augmentation: flip (the default of a bare --tta) averages each face with its mirror image; "
-        "shifts averages 10 views (flips, each moved 2 pixels up, down, left and right)",
+        "shifts averages 10 views (flips, each moved 2 pixels up, down, left and right); crops averages ten "
+        "40-pixel crops (centre and corners, each mirrored), for models that look at a 40-pixel crop",
     )
     evaluate.add_argument("--json", help="write all metrics to this JSON file")
     predict = commands.add_parser("predict", help="find faces in photos or a video and print each face's emotion")

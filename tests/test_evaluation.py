@@ -65,8 +65,36 @@ def test_shift_tta_averages_ten_views_of_which_only_the_unchanged_one_keeps_the_
     np.testing.assert_allclose(averaged[0, [0, 3]], [0.1, 0.9], rtol=1e-6)
     assert predict_probabilities(CentrePixel(), faces, tta="flip")[0, 0] == pytest.approx(0.5)
     assert [len(tta_views(np.zeros((1, 48, 48, 1)), mode)) for mode in ("none", "flip", "shifts")] == [1, 2, 10]
-    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts; received 'ten'$"):
+    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts, crops; received 'ten'$"):
         predict_probabilities(CentrePixel(), faces, tta="ten")
+
+
+def test_ten_crop_views_put_each_corner_crop_under_a_cropping_models_centre_crop():
+    import keras
+
+    from ferlib.architectures import build_model
+
+    model = build_model("vgg_fer", filters=(4, 4, 4, 4), dense_units=8, input_crop=40)
+    crop = keras.Model(model.input, model.get_layer("crop").output)
+    face = np.random.default_rng(3).integers(0, 256, (1, 48, 48, 1)).astype(np.float32)
+    seen = [keras.ops.convert_to_numpy(crop(view))[0, :, :, 0] for view in tta_views(face, "crops")]
+    corners = [face[0, top : top + 40, left : left + 40, 0] for top, left in ((4, 4), (0, 0), (0, 8), (8, 0), (8, 8))]
+    for index, expected in enumerate(corners):
+        np.testing.assert_array_equal(seen[index], expected)  # centre, then the four corners
+    assert len(seen) == 10 and len({view.tobytes() for view in seen}) == 10
+    np.testing.assert_array_equal(seen[5], corners[0][:, ::-1])
+    mirrored = face[0, :, ::-1, 0]
+    for view in seen[5:]:  # the mirrored views are crops of the mirror image
+        assert any(
+            np.array_equal(view, mirrored[top : top + 40, left : left + 40])
+            for top, left in ((4, 4), (0, 0), (0, 8), (8, 0), (8, 8))
+        )
+
+
+def test_evaluating_ten_crops_also_scores_the_plain_and_flip_views():
+    faces = np.zeros((2, 48, 48), np.uint8)
+    modes = evaluate_modes(CentrePixel(), faces, np.array([3, 3]), "crops")
+    assert list(modes) == ["none", "flip", "crops"] and modes["crops"]["tta"] == "crops"
 
 
 def test_the_second_half_of_the_views_mirrors_the_first():
@@ -136,8 +164,9 @@ def test_each_tta_modes_summary_figures_have_their_own_card_keys():
         "validation_accuracy_tta_shifts": 0.6, "validation_macro_f1_tta_shifts": 0.25,
         "validation_top2_accuracy_tta_shifts": 0.75,
     }  # fmt: skip
-    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts; received 'crops'$"):
-        metric_key("accuracy", "crops")
+    assert metric_key("accuracy", "crops") == "validation_accuracy_tta_crops"
+    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts, crops; received 'ten'$"):
+        metric_key("accuracy", "ten")
 
 
 def test_a_shift_repeats_the_edge_pixels_it_uncovers():
