@@ -47,7 +47,7 @@ def validation_faces(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 def split_faces(split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One split's faces and labels from ../shared/data, or random faces when the data is absent."""
     if SHARED_ZIP.exists():
-        from ferlib.datasets import load_dataset
+        from ferlib.data.datasets import load_dataset
 
         images, labels = load_dataset(SHARED_ZIP).subset(split)
     else:

@@ -12,7 +12,7 @@ import time
 
 from common import SHARED_ZIP
 
-from ferlib.datasets import load_dataset
+from ferlib.data.datasets import load_dataset
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ def measure(model_path: Path, threads: int, repeats: int) -> list[dict]:
     import keras
     import tensorflow as tf
 
-    from ferlib.classifier import TFLiteClassifier, available_cores
-    from ferlib.preprocess import to_model_batch
+    from ferlib.data.preprocess import to_model_batch
+    from ferlib.nets.classifier import TFLiteClassifier, available_cores
 
     faces, _ = validation_faces(limit=256)
     single, batch = to_model_batch(faces[:1]), to_model_batch(faces[:256])
@@ -84,7 +84,7 @@ def main() -> None:
         if output.returncode != 0:
             sys.exit(output.stderr)
         rows += json.loads(output.stdout.strip().splitlines()[-1])
-    from ferlib.classifier import available_cores
+    from ferlib.nets.classifier import available_cores
 
     print(f"model: {model_path.name}   cores: {available_cores()}")
     print(f"{'path':<16} {'threads':>7} {'ms/face (1 face)':>17} {'faces/s (batch 256)':>20}")

@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=5, help="detector every N frames in the second ferlib row")
     arguments = parser.parse_args()
     limit_threads(1)
-    from ferlib.live import LiveSettings
-    from ferlib.live_session import build_analyzer, model_variants
+    from ferlib.live.analyzer import LiveSettings
+    from ferlib.live.session import build_analyzer, model_variants
 
     variants = model_variants(arguments.model)
     if not variants:

@@ -43,8 +43,8 @@ def main() -> None:
     limit_threads(1)
     import keras
 
-    from ferlib.classifier import make_classifier
-    from ferlib.evaluation import classification_metrics
+    from ferlib.evaluation.metrics import classification_metrics
+    from ferlib.nets.classifier import make_classifier
 
     faces, labels = validation_faces()
     ours = make_classifier(arguments.model, backend="keras")

@@ -41,9 +41,9 @@ DESIGNS: dict[str, dict] = {
 def measure(design: dict, steps: int, threads: int) -> dict:
     """Images/s of one epoch of `steps` training batches of 64, after three warm-up batches."""
     limit_threads(threads)
-    from ferlib.architectures import build_model
-    from ferlib.config import TrainConfig
-    from ferlib.training import compile_model, make_training_pipeline
+    from ferlib.nets.architectures import build_model
+    from ferlib.training.config import TrainConfig
+    from ferlib.training.trainer import compile_model, make_training_pipeline
 
     config = TrainConfig(**design)
     images, labels = split_faces("train", limit=steps * config.batch_size)

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override the config's epochs")
     train.add_argument(
         "--initial-model",
-        help="start from this .keras model's weights (same architecture, or a narrower one to widen), fresh schedule",
+        help="start from this .keras model's weights (same architecture and sizes), fresh schedule",
     )
     train.add_argument("--runs-dir", help="where run folders go (default: runs/ or $FERLIB_RUNS_DIR)")
     train.add_argument("--run-dir", help="train in this existing run folder (as the dashboard does)")
@@ -94,12 +94,6 @@ def _parser() -> argparse.ArgumentParser:
     average.add_argument(
         "--from-epoch", type=int, help="average from this epoch to the run's last (default: every kept epoch)"
     )
-    complete = commands.add_parser(
-        "complete-card",
-        help="add the figures a shipped card lacks (e.g. 10-view TTA) once its recorded ones reproduce",
-    )
-    complete.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
-    complete.add_argument("--model", help="a shipped .keras file with its card (default: the shipped model)")
     tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
     tune.add_argument("--data", help="dataset path (required for a new search)")
     tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
@@ -127,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         "predict": _predict,
         "ship": _ship,
         "average": _average,
-        "complete-card": _complete_card,
         "tune": _tune,
     }
     try:
@@ -152,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _info(arguments: argparse.Namespace) -> int:
     from ferlib.classes import EMOTIONS
-    from ferlib.datasets import SPLITS, ProgressPrinter, load_dataset
+    from ferlib.data.datasets import SPLITS, ProgressPrinter, load_dataset
 
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     counts = dataset.counts()
@@ -178,9 +171,9 @@ def _info(arguments: argparse.Namespace) -> int:
 
 
 def _train(arguments: argparse.Namespace) -> int:
-    from ferlib import runs
-    from ferlib.config import TrainConfig
-    from ferlib.training import run_training
+    from ferlib.jobs import runs
+    from ferlib.training.config import TrainConfig
+    from ferlib.training.trainer import run_training
 
     if arguments.resume_from:
         if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
@@ -188,7 +181,7 @@ def _train(arguments: argparse.Namespace) -> int:
                 "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs); received it with "
                 "--resume, --run-dir, --config or --initial-model"
             )
-        from ferlib.snapshot import read_snapshot, restore_snapshot
+        from ferlib.training.snapshot import read_snapshot, restore_snapshot
 
         snapshot = read_snapshot(arguments.resume_from)
         config = snapshot.config
@@ -244,7 +237,7 @@ def _train(arguments: argparse.Namespace) -> int:
 
 
 def _snapshot(arguments: argparse.Namespace) -> int:
-    from ferlib.snapshot import write_snapshot
+    from ferlib.training.snapshot import write_snapshot
 
     summary = write_snapshot(arguments.run_dir, arguments.output)
     best = "none" if summary.best_val_accuracy is None else f"{summary.best_val_accuracy:.4f}"
@@ -257,9 +250,9 @@ def _snapshot(arguments: argparse.Namespace) -> int:
 
 def _evaluate(arguments: argparse.Namespace) -> int:
     from ferlib.atomic import atomic_write_json
-    from ferlib.datasets import ProgressPrinter, load_dataset
-    from ferlib.evaluation import evaluate_model, tta_mode
-    from ferlib.modelio import load_model
+    from ferlib.data.datasets import ProgressPrinter, load_dataset
+    from ferlib.evaluation.metrics import evaluate_model, tta_mode
+    from ferlib.nets.modelio import load_model
 
     tta = tta_mode(arguments.tta)  # a wrong mode is named before the data is loaded
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
@@ -287,7 +280,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
 
 def _predict(arguments: argparse.Namespace) -> int:
-    from ferlib.video import is_video_path
+    from ferlib.live.video import is_video_path
 
     _check_output_paths(arguments)
     videos = [path for path in arguments.images if is_video_path(path)]
@@ -317,10 +310,10 @@ def _check_output_paths(arguments: argparse.Namespace) -> None:
 def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
     """One CSV row per face per frame; the last line is `frames=N faces=M fps=X` (frames per processing second)."""
     from ferlib.atomic import atomic_write_text
-    from ferlib.classifier import make_classifier
-    from ferlib.detection import make_detector
-    from ferlib.live import LiveAnalyzer, LiveSettings
-    from ferlib.video import analyze_video, write_records_csv
+    from ferlib.live.analyzer import LiveAnalyzer, LiveSettings
+    from ferlib.live.detection import make_detector
+    from ferlib.live.video import analyze_video, write_records_csv
+    from ferlib.nets.classifier import make_classifier
 
     settings = LiveSettings(adaptive=False, detection_interval=1, detection_max_side=640)
     analyzer = LiveAnalyzer(make_detector(arguments.detector), make_classifier(arguments.model), settings)
@@ -352,10 +345,10 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
 
     from ferlib.atomic import atomic_write_bytes, atomic_write_json
     from ferlib.classes import EMOTIONS
-    from ferlib.classifier import make_classifier
-    from ferlib.detection import make_detector
-    from ferlib.pipeline import EmotionPipeline, annotate
-    from ferlib.preprocess import read_image
+    from ferlib.data.preprocess import read_image
+    from ferlib.live.detection import make_detector
+    from ferlib.live.pipeline import EmotionPipeline, annotate
+    from ferlib.nets.classifier import make_classifier
 
     pipeline = EmotionPipeline(make_detector(arguments.detector), make_classifier(arguments.model))
     results: list[dict] = []
@@ -420,9 +413,9 @@ def _annotated_path(folder: Path, image_path: str, taken: set[Path]) -> Path:
 
 
 def _ship(arguments: argparse.Namespace) -> int:
-    from ferlib.evaluation import metric_key
-    from ferlib.export import ship_model
-    from ferlib.modelio import default_model_path
+    from ferlib.evaluation.metrics import metric_key
+    from ferlib.nets.export import ship_model
+    from ferlib.nets.modelio import default_model_path
 
     target = Path(arguments.output) if arguments.output else default_model_path()
     card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note, checkpoint=arguments.checkpoint)
@@ -443,8 +436,8 @@ def _ship(arguments: argparse.Namespace) -> int:
 
 
 def _average(arguments: argparse.Namespace) -> int:
-    from ferlib.averaging import AVERAGE_MODEL, average_run, epoch_span
-    from ferlib.evaluation import metric_key
+    from ferlib.evaluation.metrics import metric_key
+    from ferlib.training.averaging import AVERAGE_MODEL, average_run, epoch_span
 
     card = average_run(arguments.run_dir, arguments.data, arguments.from_epoch, progress=print)
     print(f"saved {Path(arguments.run_dir) / AVERAGE_MODEL}: the average of {epoch_span(card['averaged_epochs'])}")
@@ -461,24 +454,8 @@ def _average(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _complete_card(arguments: argparse.Namespace) -> int:
-    from ferlib.card_completion import complete_card
-    from ferlib.datasets import ProgressPrinter
-    from ferlib.modelio import default_model_path
-
-    model_path = Path(arguments.model) if arguments.model else default_model_path()
-    added = complete_card(model_path, arguments.data, progress=ProgressPrinter())
-    if not added:
-        print(f"{model_path}: the card already has every figure; nothing added")
-        return 0
-    print(f"{model_path}: the recorded figures reproduced; added to its card and {model_path.with_suffix('.md').name}:")
-    for key, value in added.items():
-        print(f"{key}={value:.4f}")
-    return 0
-
-
 def _tune(arguments: argparse.Namespace) -> int:
-    from ferlib import searches
+    from ferlib.jobs import searches
 
     if arguments.resume and arguments.search_dir:
         raise ValueError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
@@ -491,7 +468,7 @@ def _tune(arguments: argparse.Namespace) -> int:
         search_dir = _new_search(arguments)
     print(search_dir, flush=True)
 
-    from ferlib.tuning import run_search
+    from ferlib.tuning.tuner import run_search
 
     status = run_search(search_dir, arguments.data, resume=resume, verbose=2 if arguments.verbose else 0)
     result = {key: status.get(key) for key in ("best_score", "baseline_score", "trials")}
@@ -508,7 +485,7 @@ def _tune(arguments: argparse.Namespace) -> int:
 
 def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
     """A search folder a launcher created or claimed for this process ('created'); whether it is a resume."""
-    from ferlib import runs, searches
+    from ferlib.jobs import runs, searches
 
     searches.load_search_config(search_dir)
     status = runs.read_status(search_dir)
@@ -525,9 +502,9 @@ def _new_search(arguments: argparse.Namespace) -> Path:
     """Create a search folder from the command line's settings, refused while a run or a search is active."""
     import json
 
-    from ferlib import runs, searches
-    from ferlib.config import TrainConfig
-    from ferlib.search_space import default_space
+    from ferlib.jobs import runs, searches
+    from ferlib.training.config import TrainConfig
+    from ferlib.tuning.search_space import default_space
 
     if not arguments.data:
         raise ValueError("Expected --data PATH for a new search; received none")

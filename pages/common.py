@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
-from ferlib.modelio import default_model_path, read_metadata, sidecar_path
+from ferlib.nets.modelio import default_model_path, read_metadata, sidecar_path
 
 
 def require_app(page_file: str) -> None:
@@ -53,8 +53,8 @@ def load_pipeline(model_path: str, detector: str = "haar", backend: str = "auto"
 
 @st.cache_resource(show_spinner="Loading the face detector…", max_entries=6)
 def _load_pipeline(detector: str, classifier_id: int, _classifier: Any):
-    from ferlib.detection import make_detector
-    from ferlib.pipeline import EmotionPipeline
+    from ferlib.live.detection import make_detector
+    from ferlib.live.pipeline import EmotionPipeline
 
     return EmotionPipeline(make_detector(detector), _classifier)
 
@@ -100,7 +100,7 @@ def model_version(model_path: str | os.PathLike) -> tuple[int, int]:
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=6)
 def _load_classifier(model_path: str, backend: str, num_threads: int | None, version: tuple[int, int]):
-    from ferlib.classifier import make_classifier
+    from ferlib.nets.classifier import make_classifier
 
     return make_classifier(model_path, backend=backend, num_threads=num_threads)
 
@@ -213,7 +213,7 @@ def load_dataset_cached(path: str, version: tuple[int, int] | None = None):
 
 @st.cache_resource(show_spinner="Loading the dataset (the first time decodes every image)…", max_entries=2)
 def _load_dataset(path: str, version: tuple[int, int]):
-    from ferlib.datasets import load_dataset
+    from ferlib.data.datasets import load_dataset
 
     return load_dataset(path)
 
@@ -266,7 +266,7 @@ def stop_resume_buttons(
     `resume(job_dir)` relaunches the job's process; errors are kept for `show_monitor_message`. With
     `resume_refusal`, Resume is greyed out and its help says why.
     """
-    from ferlib import runs
+    from ferlib.jobs import runs
 
     def stop_clicked() -> None:
         try:

@@ -12,11 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ferlib.archive import DEFAULT_MAX_ZIP_BYTES, MEGABYTE, read_source_files, save_dataset_zip
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
-from ferlib.datasets import SPLITS, Dataset
-from ferlib.preprocess import decode_image, to_uint8
-from ferlib.quality import (
+from ferlib.data.archive import DEFAULT_MAX_ZIP_BYTES, MEGABYTE, read_source_files, save_dataset_zip
+from ferlib.data.datasets import SPLITS, Dataset
+from ferlib.data.preprocess import decode_image, to_uint8
+from ferlib.data.quality import (
     BLANK_STD_THRESHOLD,
     IntensityHistograms,
     MeanFaces,
@@ -223,8 +223,8 @@ def cached_pixel_statistics(
 @st.cache_data(show_spinner="Preparing samples (raw, preprocessed and augmented)…", max_entries=8)
 def cached_samples(path: str, version: tuple[int, int], split: str, per_class: int, seed: int) -> dict[str, list]:
     """Per class: the raw images as stored in the source, then the same faces preprocessed and augmented."""
-    from ferlib.augment import augment_images
-    from ferlib.config import AugmentationConfig
+    from ferlib.data.augment import augment_images
+    from ferlib.training.config import AugmentationConfig
 
     dataset = load_dataset_cached(path, version)
     indices = np.flatnonzero(dataset.split_mask(split))
@@ -417,7 +417,7 @@ def render_samples(dataset: Dataset, path: str) -> None:
 
 def augmentation_summary() -> str:
     """The default AugmentationConfig in words, e.g. 'horizontal flip, ±10° rotation, 10% zoom, 10% shift'."""
-    from ferlib.config import AugmentationConfig
+    from ferlib.training.config import AugmentationConfig
 
     config = AugmentationConfig()
     parts = [

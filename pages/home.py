@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
-from ferlib.evaluation import metric_key
-from ferlib.modelio import default_model_path
-from ferlib.preprocess import decode_image
+from ferlib.data.preprocess import decode_image
+from ferlib.evaluation.metrics import metric_key
+from ferlib.nets.modelio import default_model_path
 from pages.common import (
     NO_FACE_HINT,
     analyze_photo,
@@ -127,7 +127,7 @@ with try_column:
             except ValueError as error:
                 show_error("The model could not be run.", error)
             else:
-                from ferlib.pipeline import annotate
+                from ferlib.live.pipeline import annotate
 
                 annotated = annotate(image, analysis)
                 st.image(bgr_to_rgb(annotated), caption=f"{len(analysis.faces)} face(s) found", width="stretch")

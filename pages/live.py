@@ -11,14 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
-from ferlib.detection import DETECTORS
-from ferlib.ice import ice_servers
-from ferlib.live import OVERLAY_STYLES, LiveSettings, annotate_live
-from ferlib.live_session import LiveSession, ModelVariant, TimelinePoint, build_analyzer, model_variants
-from ferlib.modelio import MODELS_DIR, default_model_path
-from ferlib.preprocess import decode_image
-from ferlib.video import CSV_COLUMNS
-from ferlib.webrtc_support import preload_srtp
+from ferlib.data.preprocess import decode_image
+from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings, annotate_live
+from ferlib.live.detection import DETECTORS
+from ferlib.live.ice import ice_servers
+from ferlib.live.session import LiveSession, ModelVariant, TimelinePoint, build_analyzer, model_variants
+from ferlib.live.video import CSV_COLUMNS
+from ferlib.live.webrtc import preload_srtp
+from ferlib.nets.modelio import MODELS_DIR, default_model_path
 from pages.common import (
     NO_FACE_HINT,
     analyze_photo,
@@ -229,7 +229,7 @@ camera_tab, photo_tab, snapshot_tab, video_tab = st.tabs(
 )
 
 with camera_tab:
-    preload_srtp()  # before streamlit_webrtc: another page may have imported TensorFlow (see ferlib.webrtc_support)
+    preload_srtp()  # before streamlit_webrtc: another page may have imported TensorFlow (see ferlib.live.webrtc)
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
     session: LiveSession = st.session_state.setdefault("live_session", LiveSession())
@@ -354,7 +354,7 @@ with snapshot_tab:
 with video_tab:
     clip = st.file_uploader("A video clip", type=VIDEO_TYPES, key="live-video-upload")
     if clip is not None and st.button("Analyse the video", type="primary", icon=":material/play_arrow:"):
-        from ferlib.video import analyze_video
+        from ferlib.live.video import analyze_video
 
         suffix = Path(clip.name).suffix.lower() or ".mp4"
         with tempfile.TemporaryDirectory() as directory:

@@ -1,7 +1,7 @@
 """Metrics: read how a model does (curves, confusion matrices, per-class scores), compare runs, look at its most
 confident mistakes and ask it 'why did you say that' with Grad-CAM, on validation faces or an uploaded photo.
 
-Recorded metrics come from the shipped model's card or a finished run's folder (ferlib.reports); the mistakes
+Recorded metrics come from the shipped model's card or a finished run's folder (ferlib.evaluation.reports); the mistakes
 gallery evaluates the model on a dataset's split once and caches the probabilities.
 """
 
@@ -16,12 +16,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from ferlib import reports, runs
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
-from ferlib.datasets import SPLITS
-from ferlib.evaluation import TTA_DESCRIPTIONS, TTA_MODES
-from ferlib.modelio import default_model_path, sidecar_path
-from ferlib.preprocess import decode_image
+from ferlib.data.datasets import SPLITS
+from ferlib.data.preprocess import decode_image
+from ferlib.evaluation import reports
+from ferlib.evaluation.metrics import TTA_DESCRIPTIONS, TTA_MODES
+from ferlib.jobs import runs
+from ferlib.nets.modelio import default_model_path, sidecar_path
 from pages.common import (
     NO_FACE_HINT,
     bgr_to_rgb,
@@ -65,8 +66,8 @@ def cached_report(kind: str, path: str, modified: float) -> reports.ModelReport:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_gradcam(model_path: str, modified: float):
     """The Keras model wrapped for Grad-CAM (and plain prediction), one per model file, shared by sessions."""
-    from ferlib.gradcam import GradCam
-    from ferlib.modelio import load_model
+    from ferlib.evaluation.gradcam import GradCam
+    from ferlib.nets.modelio import load_model
 
     model, _ = load_model(model_path)
     return GradCam(model)
@@ -74,7 +75,7 @@ def load_gradcam(model_path: str, modified: float):
 
 @st.cache_resource(show_spinner=False)
 def load_detector(name: str):
-    from ferlib.detection import make_detector
+    from ferlib.live.detection import make_detector
 
     return make_detector(name)
 
@@ -605,7 +606,7 @@ def overlay(face: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     """The heatmap over the face, enlarged so that it reads on screen."""
     import cv2
 
-    from ferlib.gradcam import overlay_heatmap
+    from ferlib.evaluation.gradcam import overlay_heatmap
 
     enlarged = cv2.resize(face, (EXPLAINED_WIDTH, EXPLAINED_WIDTH), interpolation=cv2.INTER_CUBIC)
     return overlay_heatmap(enlarged, heatmap, alpha=st.session_state.get("metrics_heatmap_opacity", 0.45))
@@ -651,7 +652,7 @@ def photo_section(report: reports.ModelReport) -> None:
         return
     class_index = None if explained == PREDICTED else EMOTIONS.index(explained)
     try:
-        from ferlib.gradcam import explain_photo
+        from ferlib.evaluation.gradcam import explain_photo
 
         detector = load_detector("none" if whole_image else "haar")
         faces = explain_photo(load_gradcam(*model_file(report)), image, detector, class_index=class_index)
@@ -666,7 +667,7 @@ def photo_section(report: reports.ModelReport) -> None:
 
 
 def render_photo_face(number: int, face: Any) -> None:
-    from ferlib.gradcam import overlay_heatmap
+    from ferlib.evaluation.gradcam import overlay_heatmap
 
     predicted = EMOTIONS[int(np.argmax(face.probabilities))]
     st.markdown(

@@ -1,7 +1,7 @@
 """Training: configure a run, start it in its own process, watch it live, stop or resume it, manage past runs.
 
 The page never trains inside the Streamlit script: it writes a run folder and starts `python -m ferlib train`
-detached (`ferlib.runs.start_run`), then only reads the folder. A run therefore survives reloads and closed tabs,
+detached (`ferlib.jobs.runs.start_run`), then only reads the folder. A run therefore survives reloads and closed tabs,
 and opening the page later finds it again. One run trains at a time (ferlib refuses a second one).
 """
 
@@ -16,10 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ferlib import runs, searches
-from ferlib.architectures import ARCHITECTURE_DEFAULTS, architecture_names
-from ferlib.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
-from ferlib.modelio import default_model_path, read_metadata
+from ferlib.jobs import runs, searches
+from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
+from ferlib.nets.modelio import default_model_path, read_metadata
+from ferlib.training.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
 from pages.common import (
     data_directories,
     dataset_sources,
@@ -554,8 +554,7 @@ def warm_start_control(runs_dir: Path, architecture: str) -> str:
         key=f"training_initial_model_{architecture}",
         help="Random initialisation trains from scratch. A saved model of the same architecture and layer sizes "
         "continues from its weights with this run's own schedule and settings (a warm restart): how a longer "
-        "training continues in a new run. A narrower one (fewer filters or dense units) is widened into the "
-        "configured sizes first (Net2WiderNet), so a wider network starts at its accuracy.",
+        "training continues in a new run.",
     )
 
 

@@ -1,7 +1,7 @@
 """Tune: search hyperparameters with keras-tuner in a background process, watch the trials, train the best one.
 
 Like the Training page, the page never trains in the Streamlit script: it writes a search folder and starts
-`python -m ferlib tune` detached (`ferlib.searches.start_search`), then only reads the folder. Every search also
+`python -m ferlib tune` detached (`ferlib.jobs.searches.start_search`), then only reads the folder. Every search also
 trains the untuned baseline config on the same budget, so the gain of the best trial is measured. One job (a
 training run or a search) runs at a time on this machine.
 """
@@ -16,10 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ferlib import runs, searches
-from ferlib.architectures import architecture_names
-from ferlib.config import TrainConfig
-from ferlib.search_space import SPECS, baseline_values
+from ferlib.jobs import runs, searches
+from ferlib.nets.architectures import architecture_names
+from ferlib.training.config import TrainConfig
+from ferlib.tuning.search_space import SPECS, baseline_values
 from pages.common import (
     dataset_sources,
     flash,

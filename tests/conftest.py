@@ -81,9 +81,9 @@ def isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory, training_data) -> Path:
     """A compact model trained for one epoch on the generated data, saved with its sidecar."""
-    from ferlib.config import TrainConfig
-    from ferlib.runs import BEST_MODEL, create_run
-    from ferlib.training import run_training
+    from ferlib.jobs.runs import BEST_MODEL, create_run
+    from ferlib.training.config import TrainConfig
+    from ferlib.training.trainer import run_training
 
     config = TrainConfig(
         architecture="compact_cnn",
@@ -100,8 +100,8 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
 @contextlib.contextmanager
 def stop_after_first_epoch(run_dir: Path):
     """While inside, a training run requests its own stop right after epoch 1, as a user pressing Stop would."""
-    from ferlib import runs
-    from ferlib.callbacks import ProgressWriter
+    from ferlib.jobs import runs
+    from ferlib.training.callbacks import ProgressWriter
 
     original = ProgressWriter.on_epoch_end
 

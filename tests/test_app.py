@@ -60,7 +60,7 @@ def test_home_reads_an_uploaded_photo_with_the_shipped_model_once(monkeypatch):
     redraw it from the cached analysis instead of finding and classifying the face again."""
     import cv2
 
-    from ferlib.pipeline import EmotionPipeline
+    from ferlib.live.pipeline import EmotionPipeline
 
     skimage_data = pytest.importorskip("skimage.data")
     monkeypatch.delenv("FERLIB_MODEL", raising=False)

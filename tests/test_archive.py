@@ -1,4 +1,4 @@
-"""ferlib.archive: uploaded dataset zips are checked (size, safe paths, zip bombs, layout) before being stored."""
+"""ferlib.data.archive: uploaded dataset zips are checked (size, safe paths, zip bombs, layout) before being stored."""
 
 import io
 import re
@@ -8,14 +8,14 @@ import zipfile
 import pytest
 from conftest import write_kaggle_tree, zip_tree
 
-from ferlib.archive import (
+from ferlib.data.archive import (
     ArchiveLimits,
     check_dataset_zip,
     read_source_files,
     safe_zip_name,
     save_dataset_zip,
 )
-from ferlib.datasets import load_dataset
+from ferlib.data.datasets import load_dataset
 
 
 @pytest.fixture

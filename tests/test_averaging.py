@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from conftest import stop_after_first_epoch
 
-from ferlib.averaging import (
+from ferlib.jobs.runs import create_run
+from ferlib.nets.modelio import read_metadata
+from ferlib.training.averaging import (
     AVERAGE_MODEL,
     average_run,
     average_weights,
@@ -16,10 +18,8 @@ from ferlib.averaging import (
     epoch_checkpoints,
     recalibrate_batch_norm,
 )
-from ferlib.config import TrainConfig
-from ferlib.modelio import read_metadata
-from ferlib.runs import create_run
-from ferlib.training import run_training
+from ferlib.training.config import TrainConfig
+from ferlib.training.trainer import run_training
 
 
 def test_average_weights_is_the_element_wise_mean_and_takes_counters_from_the_last_model():
@@ -55,10 +55,10 @@ def test_batch_norm_is_recomputed_as_the_mean_of_the_batch_statistics():
 
 
 def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(tmp_path, training_data, capsys):
-    from ferlib import runs
     from ferlib.cli import main
-    from ferlib.evaluation import evaluate_model
-    from ferlib.export import ship_model
+    from ferlib.evaluation.metrics import evaluate_model
+    from ferlib.jobs import runs
+    from ferlib.nets.export import ship_model
 
     config = TrainConfig(
         architecture="compact_cnn",
@@ -110,7 +110,7 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
         else:
             assert np.allclose(averaged, (second + third) / 2, atol=1e-6), weight.path
     assert recomputed and all(recomputed)
-    from ferlib.datasets import load_dataset
+    from ferlib.data.datasets import load_dataset
 
     images, labels = load_dataset(training_data).subset("validation")
     assert card["metrics"]["validation_accuracy"] == pytest.approx(evaluate_model(average, images, labels)["accuracy"])
@@ -119,8 +119,8 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
         evaluate_model(best, images, labels)["accuracy"]
     )
 
-    from ferlib.lineage import model_lineage
-    from ferlib.reports import run_report
+    from ferlib.evaluation.lineage import model_lineage
+    from ferlib.evaluation.reports import run_report
 
     # A run warm-started from average.keras inherits its training and the averaging note, from its card.
     lineage = model_lineage(run_dir / AVERAGE_MODEL)

@@ -121,9 +121,9 @@ def test_train_checks_its_dataset_before_creating_a_run_folder(tmp_path):
 
 
 def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
-    from ferlib import runs
     from ferlib.atomic import atomic_write_json
-    from ferlib.config import TrainConfig
+    from ferlib.jobs import runs
+    from ferlib.training.config import TrainConfig
 
     runs_dir = tmp_path / "runs"
     config = TrainConfig(architecture="compact_cnn", data=str(training_data))

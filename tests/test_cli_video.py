@@ -9,7 +9,7 @@ import pytest
 from test_cli import run_cli
 
 from ferlib.classes import EMOTIONS
-from ferlib.video import CSV_COLUMNS, VideoWriter, read_video_frames
+from ferlib.live.video import CSV_COLUMNS, VideoWriter, read_video_frames
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ferlib.config import TrainConfig
+from ferlib.training.config import TrainConfig
 
 
 @pytest.mark.parametrize(

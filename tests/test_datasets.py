@@ -8,7 +8,7 @@ import pytest
 from conftest import synthetic_face, write_kaggle_tree, zip_tree
 
 from ferlib.classes import EMOTIONS, normalize_class_name
-from ferlib.datasets import SPLITS, load_dataset, stratified_holdout
+from ferlib.data.datasets import SPLITS, load_dataset, stratified_holdout
 
 
 def test_kaggle_folder_with_prefixes_maps_splits(kaggle_dir):
@@ -122,7 +122,7 @@ def test_challenge_csv_labels_usage_and_bad_rows(tmp_path):
 
 def test_a_csv_saved_with_a_byte_order_mark_loads(tmp_path):
     """Excel's 'CSV UTF-8' starts with a BOM, which used to make the header read '\\ufeffemotion'."""
-    from ferlib.archive import check_dataset_zip
+    from ferlib.data.archive import check_dataset_zip
 
     generator = np.random.default_rng(0)
     rows = [(label, " ".join(map(str, synthetic_face(label, generator).ravel())), "Training") for label in range(7)]

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-import ferlib.evaluation
+import ferlib.evaluation.metrics
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation import (
+from ferlib.evaluation.metrics import (
     average_views,
     classification_metrics,
     confusion_matrix,
@@ -72,7 +72,7 @@ def test_shift_tta_averages_ten_views_of_which_only_the_unchanged_one_keeps_the_
 def test_ten_crop_views_put_each_corner_crop_under_a_cropping_models_centre_crop():
     import keras
 
-    from ferlib.architectures import build_model
+    from ferlib.nets.architectures import build_model
 
     model = build_model("vgg_fer", filters=(4, 4, 4, 4), dense_units=8, input_crop=40)
     crop = keras.Model(model.input, model.get_layer("crop").output)
@@ -118,7 +118,7 @@ class MeanBrightness:
 def test_views_are_predicted_in_chunks_with_the_same_result(monkeypatch):
     faces = np.random.default_rng(1).integers(0, 256, (11, 48, 48), dtype=np.uint8)
     whole = predict_views(MeanBrightness(), faces, tta="shifts")
-    monkeypatch.setattr(ferlib.evaluation, "TTA_CHUNK_FACES", 4)
+    monkeypatch.setattr(ferlib.evaluation.metrics, "TTA_CHUNK_FACES", 4)
     np.testing.assert_allclose(predict_views(MeanBrightness(), faces, tta="shifts"), whole, rtol=1e-6)
     # One pass of ten views gives the plain and flip figures too.
     np.testing.assert_allclose(average_views(whole, "none"), predict_probabilities(MeanBrightness(), faces), rtol=1e-6)

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from ferlib.classifier import KerasClassifier, TFLiteClassifier, make_classifier
-from ferlib.export import count_flops, ship_model
-from ferlib.modelio import load_model, read_metadata
+from ferlib.nets.classifier import KerasClassifier, TFLiteClassifier, make_classifier
+from ferlib.nets.export import count_flops, ship_model
+from ferlib.nets.modelio import load_model, read_metadata
 
 
 def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_data, monkeypatch):
@@ -35,8 +35,8 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
     assert stored["metrics"]["n"] == 56
     assert set(stored["metrics"]) >= {"validation_accuracy", "validation_macro_f1", "validation_accuracy_tta"}
     # One pass of ten views is scored three ways: each figure is what a separate evaluation of that mode gives.
-    from ferlib.datasets import load_dataset
-    from ferlib.evaluation import evaluate_model
+    from ferlib.data.datasets import load_dataset
+    from ferlib.evaluation.metrics import evaluate_model
 
     model, _ = load_model(target)
     images, labels = load_dataset(training_data).subset("validation")
@@ -52,12 +52,12 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
     # A second ship that fails half-way (here the int8 conversion) leaves the first one's files as they were.
     before = {path.name: path.read_bytes() for path in target.parent.iterdir()}
     assert sorted(before) == ["shipped.int8.tflite", "shipped.json", "shipped.keras", "shipped.md", "shipped.tflite"]
-    import ferlib.export
+    import ferlib.nets.export
 
     def failing_conversion(*args, **kwargs):
         raise ValueError("Expected a convertible model; received a converter failure")
 
-    monkeypatch.setattr(ferlib.export, "export_tflite_int8", failing_conversion)
+    monkeypatch.setattr(ferlib.nets.export, "export_tflite_int8", failing_conversion)
     with pytest.raises(ValueError, match="converter failure"):
         ship_model(tiny_model_path.parent, training_data, target)
     assert {path.name: path.read_bytes() for path in target.parent.iterdir()} == before  # no staging folder left
@@ -110,7 +110,7 @@ def test_flops_of_a_known_model(tiny_model_path):
 
 
 def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
-    from ferlib.lineage import lineage_summary
+    from ferlib.evaluation.lineage import lineage_summary
 
     run_dir = tmp_path / "run-b"
     run_dir.mkdir()
@@ -163,7 +163,7 @@ def test_ship_refuses_an_empty_note_before_any_work(tmp_path, training_data):
 
 
 def test_model_card_of_a_warm_restarted_model_lists_its_stages():
-    from ferlib.model_card import render_model_card
+    from ferlib.evaluation.cards import render_model_card
 
     card = {
         "epochs_completed": 66,
@@ -188,7 +188,7 @@ def write_epochs(run_dir, epochs: int, seconds: float = 10.0) -> None:
 
 
 def test_lineage_is_recorded_at_start_and_chains_through_run_folders(tmp_path):
-    from ferlib.lineage import lineage_summary, record_initial_lineage
+    from ferlib.evaluation.lineage import lineage_summary, record_initial_lineage
 
     write_epochs(tmp_path / "run-a", 3)
     write_epochs(tmp_path / "run-b", 2)
@@ -210,8 +210,8 @@ def test_lineage_is_recorded_at_start_and_chains_through_run_folders(tmp_path):
 
 
 def test_a_starting_model_of_unknown_training_is_flagged(tmp_path):
-    from ferlib.lineage import lineage_summary
-    from ferlib.model_card import render_model_card
+    from ferlib.evaluation.cards import render_model_card
+    from ferlib.evaluation.lineage import lineage_summary
 
     write_epochs(tmp_path / "run", 2)
     summary = lineage_summary(tmp_path / "run", {"initial_model": str(tmp_path / "downloaded.keras")})
@@ -222,8 +222,8 @@ def test_a_starting_model_of_unknown_training_is_flagged(tmp_path):
 
 
 def test_a_run_trained_under_two_recipe_revisions_says_which_epochs_on_its_card(tmp_path):
-    from ferlib.lineage import lineage_summary, recipe_note
-    from ferlib.model_card import render_model_card
+    from ferlib.evaluation.cards import render_model_card
+    from ferlib.evaluation.lineage import lineage_summary, recipe_note
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -234,7 +234,7 @@ def test_a_run_trained_under_two_recipe_revisions_says_which_epochs_on_its_card(
     (run_dir / "progress.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     summary = lineage_summary(run_dir, {})
     expected = (
-        "Run run's training recipe changed while it ran (ferlib.config.RECIPE_REVISION): "
+        "Run run's training recipe changed while it ran (ferlib.training.config.RECIPE_REVISION): "
         "its epochs 1-2 under revision 1, epochs 3-4 under revision 2."
     )
     assert summary["stages"][0]["notes"] == [expected]
@@ -248,8 +248,8 @@ def test_a_run_trained_under_two_recipe_revisions_says_which_epochs_on_its_card(
 
 def test_a_warm_restarted_model_inherits_its_starting_models_notes(tmp_path):
     """Notes are kept per stage: an old card's top-level notes become its last stage's and are labelled by stage."""
-    from ferlib.lineage import lineage_summary
-    from ferlib.model_card import render_model_card
+    from ferlib.evaluation.cards import render_model_card
+    from ferlib.evaluation.lineage import lineage_summary
 
     old_card = {
         "source_run": "run-a",
@@ -305,7 +305,7 @@ def test_the_card_says_publictest_only_when_the_validation_files_are_publictest(
     """A train/val/test folder zip is laid out like Kaggle's, but its val/ is not FER-2013's PublicTest."""
     from types import SimpleNamespace
 
-    from ferlib.export import describe_validation_split
+    from ferlib.nets.export import describe_validation_split
 
     def dataset(layout: str, names: list[str]):
         report = SimpleNamespace(source="/data/faces.zip", layout=layout, validation_from_train=False)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from keras import layers
 
-from ferlib.architectures import build_model
 from ferlib.classes import EMOTIONS
-from ferlib.detection import FaceBox, WholeImageDetector
-from ferlib.gradcam import GradCam, combine_feature_maps, explain_photo, find_target_layer, overlay_heatmap
-from ferlib.modelio import load_model
-from ferlib.preprocess import preprocess_face
+from ferlib.data.preprocess import preprocess_face
+from ferlib.evaluation.gradcam import GradCam, combine_feature_maps, explain_photo, find_target_layer, overlay_heatmap
+from ferlib.live.detection import FaceBox, WholeImageDetector
+from ferlib.nets.architectures import build_model
+from ferlib.nets.modelio import load_model
 
 
 def brightness_model() -> keras.Model:
@@ -74,7 +74,7 @@ def test_heatmap_lights_up_the_evidence_and_nothing_for_the_class_against_it():
 
 
 def test_explain_defaults_to_the_predicted_class_and_returns_the_models_probabilities(tiny_model_path, training_data):
-    from ferlib.datasets import load_dataset
+    from ferlib.data.datasets import load_dataset
 
     model, _ = load_model(tiny_model_path)
     images, _ = load_dataset(training_data).subset("validation")
@@ -138,8 +138,8 @@ def test_overlay_blends_a_colormap_over_the_image():
 
 
 def test_explain_photo_crops_and_preprocesses_like_the_pipeline(tiny_model_path):
-    from ferlib.classifier import KerasClassifier
-    from ferlib.pipeline import EmotionPipeline
+    from ferlib.live.pipeline import EmotionPipeline
+    from ferlib.nets.classifier import KerasClassifier
 
     model, _ = load_model(tiny_model_path)
     generator = np.random.default_rng(3)
@@ -164,7 +164,7 @@ def test_explain_photo_crops_and_preprocesses_like_the_pipeline(tiny_model_path)
 
 def test_explain_photo_finds_the_face_in_a_real_photo(tiny_model_path):
     skimage_data = pytest.importorskip("skimage.data")
-    from ferlib.detection import make_detector
+    from ferlib.live.detection import make_detector
 
     model, _ = load_model(tiny_model_path)
     photo = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)

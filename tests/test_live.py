@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from ferlib.classes import EMOTIONS, NUM_CLASSES
-from ferlib.classifier import make_classifier
-from ferlib.detection import FaceBox, make_detector
-from ferlib.ice import ice_servers
-from ferlib.live import LIVE_DETECTOR_OPTIONS, UNCERTAIN_COLOR_BGR, LiveAnalyzer, LiveSettings, annotate_live
-from ferlib.live_session import LiveSession, ModelVariant, model_variants
-from ferlib.pipeline import FacePrediction
-from ferlib.tracking import FaceTracker, box_iou
-from ferlib.video import (
+from ferlib.live.analyzer import LIVE_DETECTOR_OPTIONS, UNCERTAIN_COLOR_BGR, LiveAnalyzer, LiveSettings, annotate_live
+from ferlib.live.detection import FaceBox, make_detector
+from ferlib.live.ice import ice_servers
+from ferlib.live.pipeline import FacePrediction
+from ferlib.live.session import LiveSession, ModelVariant, model_variants
+from ferlib.live.tracking import FaceTracker, box_iou
+from ferlib.live.video import (
     CSV_COLUMNS,
     VideoWriter,
     analyze_video,
@@ -26,6 +25,7 @@ from ferlib.video import (
     write_records_csv,
     write_y4m,
 )
+from ferlib.nets.classifier import make_classifier
 
 
 @pytest.fixture(scope="module")
@@ -543,7 +543,7 @@ def test_webrtc_loads_after_tensorflow_without_crashing():
 
     code = (
         "import tensorflow\n"
-        "from ferlib.webrtc_support import preload_srtp\n"
+        "from ferlib.live.webrtc import preload_srtp\n"
         "preload_srtp()\n"
         "import streamlit_webrtc\n"
         "print('loaded')\n"

@@ -10,8 +10,8 @@ import pytest
 from browser import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
 
 from ferlib.classes import EMOTION_COLORS_BGR
-from ferlib.modelio import default_model_path
-from ferlib.video import write_y4m
+from ferlib.live.video import write_y4m
+from ferlib.nets.modelio import default_model_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not browser_available(), reason="Chromium or Playwright missing")]
 

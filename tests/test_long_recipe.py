@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from conftest import stop_after_first_epoch
 
-from ferlib import runs
-from ferlib.architectures import build_model
 from ferlib.atomic import read_json
-from ferlib.config import AugmentationConfig, TrainConfig
-from ferlib.schedule import WarmupSchedule
-from ferlib.training import run_training
+from ferlib.jobs import runs
+from ferlib.nets.architectures import build_model
+from ferlib.training.config import AugmentationConfig, TrainConfig
+from ferlib.training.schedule import WarmupSchedule
+from ferlib.training.trainer import run_training
 
 
 def test_a_cropping_model_sees_the_central_crop_of_its_48_pixel_input():

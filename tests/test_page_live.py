@@ -8,14 +8,14 @@ import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
-from ferlib.video import VideoWriter
-from ferlib.webrtc_support import preload_srtp
+from ferlib.live.video import VideoWriter
+from ferlib.live.webrtc import preload_srtp
 
 
 @pytest.fixture(autouse=True)
 def webrtc_without_a_server(monkeypatch):
     """AppTest's mock runtime has no session manager; streamlit-webrtc then runs as it does outside a live server."""
-    preload_srtp()  # TensorFlow is already loaded by the tiny model (see ferlib.webrtc_support)
+    preload_srtp()  # TensorFlow is already loaded by the tiny model (see ferlib.live.webrtc)
     monkeypatch.setattr("streamlit_webrtc.component.get_this_session_info", lambda: None)
 
 
@@ -49,10 +49,10 @@ def open_live_page(timeout: float = 120) -> AppTest:
 
 
 def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
-    import ferlib.modelio
+    import ferlib.nets.modelio
 
     monkeypatch.setenv("FERLIB_MODEL", str(tmp_path / "absent.keras"))
-    monkeypatch.setattr(ferlib.modelio, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
+    monkeypatch.setattr(ferlib.nets.modelio, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
     app = open_live_page()
     assert not app.exception
     assert app.title[0].value == "🎥 Live"
@@ -95,7 +95,7 @@ def test_after_the_video_stops_the_last_faces_are_labelled_as_such(installed_mod
 
 
 def test_a_camera_pipeline_that_cannot_start_leaves_the_other_tabs_working(installed_model, monkeypatch):
-    from ferlib.live_session import LiveSession
+    from ferlib.live.session import LiveSession
 
     def refuse(*arguments, **keywords):
         raise ValueError("Expected a detector that loads; received a broken one")
@@ -109,16 +109,16 @@ def test_a_camera_pipeline_that_cannot_start_leaves_the_other_tabs_working(insta
 
 
 def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypatch):
-    import ferlib.classifier
+    import ferlib.nets.classifier
 
-    loads, original = [], ferlib.classifier.make_classifier
+    loads, original = [], ferlib.nets.classifier.make_classifier
 
     def counted(model_path=None, backend="auto", num_threads=None):
         loads.append((str(model_path), backend))
         return original(model_path, backend=backend, num_threads=num_threads)
 
-    monkeypatch.setattr(ferlib.classifier, "make_classifier", counted)
-    from ferlib.pipeline import EmotionPipeline
+    monkeypatch.setattr(ferlib.nets.classifier, "make_classifier", counted)
+    from ferlib.live.pipeline import EmotionPipeline
 
     analyses, analyze = [], EmotionPipeline.analyze
     monkeypatch.setattr(EmotionPipeline, "analyze", lambda self, image: analyses.append(1) or analyze(self, image))

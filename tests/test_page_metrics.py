@@ -12,11 +12,12 @@ import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
-from ferlib import reports, runs
 from ferlib.classes import EMOTIONS
-from ferlib.config import TrainConfig
-from ferlib.datasets import load_dataset
-from ferlib.lineage import LINEAGE_KEYS
+from ferlib.data.datasets import load_dataset
+from ferlib.evaluation import reports
+from ferlib.evaluation.lineage import LINEAGE_KEYS
+from ferlib.jobs import runs
+from ferlib.training.config import TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 CAPTION = re.compile(r"#\d+ (\w+) → (\w+) \d+%")
@@ -38,8 +39,8 @@ def environment(tmp_path, monkeypatch) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def second_run(tmp_path_factory, training_data) -> Path:
     """A two-epoch compact run with another seed, trained in this process (a second model to compare)."""
-    from ferlib.datasets import load_dataset
-    from ferlib.training import run_training
+    from ferlib.data.datasets import load_dataset
+    from ferlib.training.trainer import run_training
 
     config = TrainConfig(
         architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(training_data), epochs=2, seed=7
@@ -89,7 +90,7 @@ def install_run(run_dir: Path, environment: dict[str, Path]) -> Path:
 
 
 def ship_card_from_run(run_dir: Path) -> dict:
-    """A model card shaped like ferlib.export.ship_model's, built from a run's recorded metrics."""
+    """A model card shaped like ferlib.nets.export.ship_model's, built from a run's recorded metrics."""
     recorded = json.loads((run_dir / runs.METRICS_FILE).read_text())
     plain, tta = recorded["validation"], recorded["validation_tta"]
     history = [

@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
-from ferlib import runs
 from ferlib.atomic import append_json_line, read_json
-from ferlib.config import TrainConfig
+from ferlib.jobs import runs
+from ferlib.training.config import TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 LAUNCH_DEADLINE_SECONDS = 180  # the tiny run takes well under a minute alone; leave room for a busy machine
@@ -40,8 +40,8 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, training_data) -> Path:
     """A one-epoch compact run trained in this process, to copy into each test's runs folder."""
-    from ferlib.datasets import load_dataset
-    from ferlib.training import run_training
+    from ferlib.data.datasets import load_dataset
+    from ferlib.training.trainer import run_training
 
     run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path_factory.mktemp("finished_runs"))
     # Module scope runs before the per-test cache folder is set: decode without writing a cache.
@@ -205,7 +205,7 @@ def test_an_active_run_is_watched_refuses_a_new_start_and_can_be_stopped(runs_di
 
 
 def test_an_active_search_disables_start_and_says_so(runs_dir, training_data):
-    from ferlib import searches
+    from ferlib.jobs import searches
 
     shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
     search_dir = Path(os.environ["FERLIB_SEARCHES_DIR"]) / "20260101-000000-random"
@@ -254,7 +254,7 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     assert start_from.options[0] == "Random initialisation"
     assert any(finished_run.name in option for option in start_from.options)
     start_from.set_value(best)
-    app.text_input(key="training_hp_compact_cnn_filters").set_value("4, 16, 32")  # narrower than the run's 8, 16, 32
+    app.text_input(key="training_hp_compact_cnn_filters").set_value("4, 16, 32")  # not the run's 8, 16, 32
     app.number_input(key="training_hp_compact_cnn_dense_units").set_value(16)
     start_button(app).click().run()
     assert not app.exception
@@ -262,15 +262,14 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     assert "Expected initial_model to be a compact_cnn" in texts(app.error)
     assert [run.run_id for run in runs.list_runs(runs_dir)] == [finished_run.name]
 
-    # The form's default sizes (32, 64, 128; 128 dense units) are wider than the run's: its model is widened.
-    app.text_input(key="training_hp_compact_cnn_filters").set_value("32, 64, 128")
-    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(128)
+    # The run's own sizes.
+    app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
     app.toggle(key="training_keep_epochs").set_value(True)
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
     config = runs.load_config(started.path)
-    assert config.initial_model == best and list(config.hyperparameters["filters"]) == [32, 64, 128]
+    assert config.initial_model == best and list(config.hyperparameters["filters"]) == [8, 16, 32]
     assert config.keep_epoch_checkpoints and not runs.load_config(finished_run).keep_epoch_checkpoints
 
 

@@ -10,10 +10,10 @@ import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
-from ferlib import runs, searches
 from ferlib.atomic import append_json_line, atomic_write_json
-from ferlib.config import TrainConfig
-from ferlib.search_space import default_space, trial_config
+from ferlib.jobs import runs, searches
+from ferlib.training.config import TrainConfig
+from ferlib.tuning.search_space import default_space, trial_config
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 SPACE = {"width_multiplier": [0.5, 1.0], "learning_rate": [0.001, 0.01], "optimizer": ["sgd", "adam"]}

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from conftest import stop_after_first_epoch
 
-from ferlib import runs
 from ferlib.atomic import read_json
-from ferlib.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau, StopSignal
-from ferlib.config import TrainConfig
-from ferlib.modelio import sidecar_path
-from ferlib.training import run_training
+from ferlib.jobs import runs
+from ferlib.nets.modelio import sidecar_path
+from ferlib.training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau, StopSignal
+from ferlib.training.config import TrainConfig
+from ferlib.training.trainer import run_training
+from ferlib.tuning import tuner
 
 
 def tiny_model() -> keras.Model:
@@ -100,7 +101,6 @@ def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(
     """Trials once trained a 'plateau' schedule at a constant rate, and without the config's class weights."""
     from types import SimpleNamespace
 
-    from ferlib import tuning
 
     captured = {}
 
@@ -108,7 +108,7 @@ def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(
         def fit(self, *args, callbacks, class_weight=None, **kwargs):
             captured["callbacks"], captured["class_weight"] = callbacks, class_weight
 
-    monkeypatch.setattr(tuning, "make_training_pipeline", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tuner, "make_training_pipeline", lambda *args, **kwargs: None)
     config = TrainConfig(
         architecture="compact_cnn",
         schedule="plateau",
@@ -117,7 +117,7 @@ def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(
         class_weighting=True,
     )
     data = SimpleNamespace(train_images=None, train_labels=np.array([0, 0, 0, 1]), validation=None)
-    tuning.fit_config(RecordingModel(), config, data, [], epochs=3)
+    tuner.fit_config(RecordingModel(), config, data, [], epochs=3)
     by_kind = {type(callback).__name__: callback for callback in captured["callbacks"]}
     assert by_kind["ResumableReduceLROnPlateau"].patience == 4
     assert by_kind["ResumableEarlyStopping"].patience == 6

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferlib.preprocess import (
+from ferlib.data.preprocess import (
     crop_with_margin,
     decode_image,
     preprocess_face,
@@ -93,7 +93,7 @@ def test_crop_with_margin_is_clipped_to_the_image():
 
 def test_decode_refuses_an_image_over_the_pixel_limit_from_its_header(monkeypatch):
     """A few MB of PNG can claim 30000x30000 pixels: refused before OpenCV allocates gigabytes."""
-    from ferlib import preprocess
+    from ferlib.data import preprocess
 
     monkeypatch.setattr(preprocess, "MAX_IMAGE_PIXELS", 1_000_000)
     ok, png = cv2.imencode(".png", np.zeros((1000, 1001), np.uint8))
@@ -121,7 +121,7 @@ def test_bomb_headers_are_refused_before_decoding():
 
 
 def test_header_sizes_match_pillow_for_every_format():
-    from ferlib.image_header import header_size
+    from ferlib.data.image_header import header_size
 
     exif = Image.Exif()
     exif[0x0112] = 6

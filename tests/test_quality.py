@@ -1,4 +1,4 @@
-"""ferlib.quality: duplicates within and across splits, near-blank images, mean faces and histograms."""
+"""ferlib.data.quality: duplicates within and across splits, near-blank images, mean faces and histograms."""
 
 import itertools
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_ZIP, write_kaggle_tree
 
-from ferlib.datasets import SPLITS, Dataset, LoadReport, load_dataset
-from ferlib.quality import (
+from ferlib.data.datasets import SPLITS, Dataset, LoadReport, load_dataset
+from ferlib.data.quality import (
     duplicate_groups,
     intensity_histograms,
     mean_faces,

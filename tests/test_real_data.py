@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_ZIP
 
-from ferlib.datasets import load_dataset
+from ferlib.data.datasets import load_dataset
 
 pytestmark = [pytest.mark.real_data, pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f"{SHARED_ZIP} not present")]
 

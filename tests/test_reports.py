@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from ferlib import reports, runs
 from ferlib.classes import EMOTIONS
-from ferlib.config import TrainConfig
-from ferlib.datasets import load_dataset
-from ferlib.evaluation import classification_metrics, evaluate_model
-from ferlib.modelio import load_model, read_metadata
+from ferlib.data.datasets import load_dataset
+from ferlib.evaluation import reports
+from ferlib.evaluation.metrics import classification_metrics, evaluate_model
+from ferlib.jobs import runs
+from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def run_dir(tiny_model_path):
 
 
 def ship_like_card(per_class, confusion, history) -> dict:
-    """A card shaped like the one ferlib.export.ship_model writes."""
+    """A card shaped like the one ferlib.nets.export.ship_model writes."""
     return {
         "class_names": list(EMOTIONS),
         "metrics": {

@@ -1,4 +1,4 @@
-"""ferlib.runs' dashboard support: one active run at a time, launching, resuming, deleting, reading progress."""
+"""ferlib.jobs.runs' dashboard support: one active run at a time, launching, resuming, deleting, reading progress."""
 
 import json
 import os
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from ferlib import runs
 from ferlib.atomic import atomic_write_json, read_json
-from ferlib.config import AugmentationConfig, TrainConfig
+from ferlib.jobs import runs
+from ferlib.training.config import AugmentationConfig, TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 

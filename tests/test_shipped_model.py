@@ -10,9 +10,9 @@ import pytest
 from conftest import REPO_ROOT, SHARED_ZIP
 
 from ferlib.classes import EMOTIONS
-from ferlib.classifier import KerasClassifier, TFLiteClassifier
-from ferlib.model_card import render_model_card
-from ferlib.modelio import DEFAULT_MODEL_NAME, MODELS_DIR, load_model, read_metadata
+from ferlib.evaluation.cards import render_model_card
+from ferlib.nets.classifier import KerasClassifier, TFLiteClassifier
+from ferlib.nets.modelio import DEFAULT_MODEL_NAME, MODELS_DIR, load_model, read_metadata
 
 MODEL = MODELS_DIR / DEFAULT_MODEL_NAME
 
@@ -65,8 +65,8 @@ def test_astronaut_photo_predicts_happy(tmp_path):
 @pytest.mark.real_data
 @pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f"{SHARED_ZIP} not present")
 def test_publictest_accuracy_and_tflite_agreement(tmp_path):
-    from ferlib.datasets import load_dataset
-    from ferlib.evaluation import evaluate_model
+    from ferlib.data.datasets import load_dataset
+    from ferlib.evaluation.metrics import evaluate_model
 
     images, labels = load_dataset(SHARED_ZIP, cache_dir=tmp_path).subset("validation")
     model, card = load_model(MODEL)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, stop_after_first_epoch
 
-from ferlib import runs
 from ferlib.atomic import read_json
-from ferlib.config import AugmentationConfig, TrainConfig
-from ferlib.snapshot import read_snapshot, restore_snapshot, write_snapshot
-from ferlib.training import run_training
+from ferlib.jobs import runs
+from ferlib.training.config import AugmentationConfig, TrainConfig
+from ferlib.training.snapshot import read_snapshot, restore_snapshot, write_snapshot
+from ferlib.training.trainer import run_training
 
 
 def long_recipe(data) -> TrainConfig:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, stop_after_first_epoch
 
-from ferlib import runs
 from ferlib.atomic import read_json
-from ferlib.config import TrainConfig
-from ferlib.lineage import model_lineage
-from ferlib.modelio import load_model, read_metadata
-from ferlib.training import run_training
+from ferlib.evaluation.lineage import model_lineage
+from ferlib.jobs import runs
+from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training.config import TrainConfig
+from ferlib.training.trainer import run_training
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 
@@ -45,7 +45,7 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     events = [record["event"] for record in runs.read_progress(run_dir)]
     assert events[0] == "start" and "batch" in events and events[-1] == "epoch"
-    from ferlib.config import RECIPE_REVISION
+    from ferlib.training.config import RECIPE_REVISION
 
     assert runs.read_progress(run_dir)[0]["recipe_revision"] == RECIPE_REVISION  # the session's recipe, for its card
     epoch = runs.read_progress(run_dir)[-1]
@@ -94,9 +94,9 @@ def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
     import keras
     import numpy as np
 
-    from ferlib.config import AugmentationConfig
-    from ferlib.datasets import load_dataset
-    from ferlib.training import make_training_pipeline, session_seed
+    from ferlib.data.datasets import load_dataset
+    from ferlib.training.config import AugmentationConfig
+    from ferlib.training.trainer import make_training_pipeline, session_seed
 
     off = AugmentationConfig(horizontal_flip=False, translate=0.0, rotate_degrees=0.0, zoom=0.0)
     config = tiny_config(training_data, epochs=3, augmentation=off)
@@ -177,45 +177,22 @@ def test_listing_runs(tmp_path, training_data):
     assert runs.list_runs(Path(tmp_path) / "missing") == []
 
 
-def test_a_wider_run_starts_from_a_narrower_model_by_widening_it(tmp_path, training_data):
-    import keras
-    import numpy as np
-
-    from ferlib.modelio import check_initial_model
+def test_a_warm_start_model_of_other_layer_sizes_is_refused_before_the_run_starts(tmp_path, training_data):
+    from ferlib.nets.modelio import check_initial_model
 
     first = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
     run_training(first, verbose=0)
-    wider = {"filters": (12, 24, 48), "dense_units": 16}
-    assert check_initial_model(first / "best.keras", "compact_cnn", wider) == (first / "best.keras").resolve()
-    with pytest.raises(ValueError, match=r"Expected initial_model to be a compact_cnn .*\(or narrower\)"):
-        check_initial_model(first / "best.keras", "compact_cnn", {"filters": (8, 8, 32), "dense_units": 16})
-
-    # The run takes the widened weights...
-    config = tiny_config(training_data, epochs=1, initial_model=str(first / "best.keras"))
-    config.hyperparameters = wider
-    second = runs.create_run(config, tmp_path)
-    assert run_training(second, verbose=0)["state"] == "finished"
-    start = next(record for record in runs.read_progress(second) if record["event"] == "start")
-    assert start["warm_start"] == "widened"
-    narrow = keras.saving.load_model(first / "best.keras", compile=False)
-    assert keras.saving.load_model(second / "last.keras", compile=False).count_params() > narrow.count_params()
-    # ...which, before training moves them (even at a tiny rate, batch norm's running statistics move), compute the
-    # narrow model's function up to the 1% symmetry-breaking noise on the copied channels.
-    from ferlib.architectures import build_model
-    from ferlib.training import load_initial_weights
-
-    widened = build_model("compact_cnn", **wider)
-    assert load_initial_weights(widened, first / "best.keras") == "widened"
-    images = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
-    np.testing.assert_allclose(widened.predict(images, verbose=0), narrow.predict(images, verbose=0), atol=0.02)
+    assert check_initial_model(first / "best.keras", "compact_cnn", TINY) == (first / "best.keras").resolve()
+    with pytest.raises(ValueError, match=r"^Expected initial_model to be a compact_cnn with .*; received best.keras"):
+        check_initial_model(first / "best.keras", "compact_cnn", {"filters": (12, 24, 48), "dense_units": 16})
 
 
 def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     import keras
     import numpy as np
 
-    from ferlib.architectures import build_model
-    from ferlib.training import load_initial_weights
+    from ferlib.nets.architectures import build_model
+    from ferlib.training.trainer import load_initial_weights
 
     first = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
     run_training(first, verbose=0)

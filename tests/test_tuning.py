@@ -14,11 +14,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT
 
-from ferlib import runs, searches
 from ferlib.atomic import read_json, read_json_lines
 from ferlib.cli import main
-from ferlib.config import TrainConfig
-from ferlib.search_space import default_space, scaled_augmentation, trial_config, validate_space
+from ferlib.jobs import runs, searches
+from ferlib.training.config import TrainConfig
+from ferlib.tuning import tuner
+from ferlib.tuning.search_space import default_space, scaled_augmentation, trial_config, validate_space
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 TINY_SPACE = {
@@ -47,7 +48,7 @@ def as_json(value) -> str:
 
 @pytest.fixture(scope="module")
 def dataset(training_data):
-    from ferlib.datasets import load_dataset
+    from ferlib.data.datasets import load_dataset
 
     return load_dataset(training_data, use_cache=False)  # module scope: no per-test cache folder yet
 
@@ -102,7 +103,7 @@ def test_invalid_spaces_and_budgets_are_refused_in_ferlib_wording(training_data)
 def test_each_strategy_runs_two_trials_and_the_baseline(tmp_path, training_data, dataset, strategy, monkeypatch):
     import keras
 
-    from ferlib.tuning import run_search
+    from ferlib.tuning.tuner import run_search
 
     clears = []
     original_clear = keras.backend.clear_session
@@ -143,17 +144,16 @@ def test_each_strategy_runs_two_trials_and_the_baseline(tmp_path, training_data,
 def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_torn_tuner_files(
     tmp_path, training_data, dataset, monkeypatch
 ):
-    from ferlib import tuning
 
     search_dir = searches.create_search(tiny_search(training_data, "bayesian"), tmp_path)
-    original_end = tuning.SearchSession.trial_ended
+    original_end = tuner.SearchSession.trial_ended
 
     def stop_after_the_first_trial(self, trial, status=None):
         original_end(self, trial, status)
         runs.request_stop(search_dir)
 
-    monkeypatch.setattr(tuning.SearchSession, "trial_ended", stop_after_the_first_trial)
-    status = tuning.run_search(search_dir, dataset=dataset)
+    monkeypatch.setattr(tuner.SearchSession, "trial_ended", stop_after_the_first_trial)
+    status = tuner.run_search(search_dir, dataset=dataset)
     monkeypatch.undo()
     assert status["state"] == "stopped" and status["trials"] == 1
     assert summary_state(search_dir) == "stopped"
@@ -166,7 +166,7 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
     (project / "trial_7" / "trial.json").write_text('{"trial_id": "7", "hyperpa')
 
     searches.claim_for_resume(search_dir, tmp_path / "runs")
-    status = tuning.run_search(search_dir, dataset=dataset, resume=True)
+    status = tuner.run_search(search_dir, dataset=dataset, resume=True)
     assert status["state"] == "finished" and status["trials"] == 2, status
     assert read_json(search_dir / "baseline.json") == baseline_before
     assert [row.status for row in searches.read_trials(search_dir)] == ["completed", "completed"]
@@ -192,7 +192,7 @@ def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether
 
 def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, training_data, launches):
     """Its finished trials trained differently (one shared augmentation seed), so new trials would not compare."""
-    from ferlib.config import RECIPE_REVISION
+    from ferlib.training.config import RECIPE_REVISION
 
     search_dir = searches.create_search(tiny_search(training_data), tmp_path / "searches")
     assert searches.recipe_revision(search_dir) == RECIPE_REVISION

@@ -1,0 +1,237 @@
+"""Checking an uploaded dataset .zip before it is stored, and reading single files of a dataset source.
+
+An uploaded zip is never extracted: `ferlib.data.datasets.load_dataset` reads it in place. It is still checked as if it
+were going to be, because a person may unpack it by hand: no entry may point outside the folder it would be
+extracted into (absolute paths, `..`, symbolic links), the declared uncompressed size is bounded (zip bombs; Python's
+zipfile never inflates a member past its declared size), and it must hold a layout the loader knows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import stat
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from ferlib.atomic import atomic_write_bytes
+from ferlib.data.datasets import (
+    EXPECTED_LAYOUTS,
+    classify_entry,
+    has_images,
+    is_hidden,
+    split_from_name,
+)
+
+MEGABYTE = 1024 * 1024
+DEFAULT_MAX_ZIP_BYTES = 300 * MEGABYTE
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 2048 * MEGABYTE
+DEFAULT_MAX_ENTRIES = 250_000
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+ZipSource = bytes | BinaryIO | str | os.PathLike
+
+
+@dataclass
+class ArchiveLimits:
+    """Upper bounds for an accepted zip: its own size, its declared uncompressed size and its entry count."""
+
+    max_zip_bytes: int = DEFAULT_MAX_ZIP_BYTES
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+    max_entries: int = DEFAULT_MAX_ENTRIES
+
+
+@dataclass
+class ArchiveCheck:
+    """What a checked zip holds: the layout the loader will see and its sizes."""
+
+    layout: str  # "kaggle", "folder" or "csv", as in LoadReport.layout
+    entries: int
+    image_files: int
+    zip_bytes: int
+    uncompressed_bytes: int
+
+
+@dataclass
+class SavedArchive:
+    """Where a checked zip was stored; `already_present` when an identical file was there already."""
+
+    path: Path
+    check: ArchiveCheck
+    already_present: bool = False
+
+
+def check_dataset_zip(source: ZipSource, limits: ArchiveLimits | None = None) -> ArchiveCheck:
+    """Raise ValueError("Expected ...; received ...") unless `source` is a safe zip of a known dataset layout."""
+    limits = limits or ArchiveLimits()
+    data = _read_limited(source, limits.max_zip_bytes)
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise ValueError(f"Expected a .zip file; received {len(data)} bytes that are not a zip archive")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            _check_entries(infos, limits)
+            return _check_layout(archive, infos, zip_bytes=len(data))
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"Expected a readable .zip file; received a damaged archive ({error})") from None
+
+
+def save_dataset_zip(
+    source: ZipSource,
+    file_name: str,
+    directory: str | os.PathLike,
+    limits: ArchiveLimits | None = None,
+) -> SavedArchive:
+    """Check a zip, then store it in `directory` under a safe version of `file_name`, never overwriting another file.
+
+    An identical file already there is reused, so uploading the same zip twice keeps one copy (and its cache).
+    """
+    limits = limits or ArchiveLimits()
+    data = _read_limited(source, limits.max_zip_bytes)
+    check = check_dataset_zip(data, limits)
+    target_directory = Path(directory).expanduser()
+    for candidate in _candidate_paths(target_directory, safe_zip_name(file_name)):
+        if not candidate.exists():
+            atomic_write_bytes(candidate, data)
+            return SavedArchive(path=candidate, check=check)
+        if candidate.is_file() and candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
+            return SavedArchive(path=candidate, check=check, already_present=True)
+    raise ValueError(
+        f"Expected a free file name in {str(target_directory)!r}; received {file_name!r}, taken 1000 times"
+    )
+
+
+def safe_zip_name(file_name: str) -> str:
+    """A plain file name ending in .zip: no folders, only letters, digits, '.', '_' and '-'."""
+    base = PurePosixPath(file_name.replace("\\", "/")).name
+    stem = base[:-4] if base.lower().endswith(".zip") else base
+    stem = _UNSAFE_NAME_CHARACTERS.sub("_", stem).strip("._-")
+    return f"{stem or 'dataset'}.zip"
+
+
+def unsafe_entry_reason(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry would land outside its extraction folder (or be a link), or None when it is safe."""
+    name = info.filename.replace("\\", "/")
+    if not name or "\x00" in name:
+        return "an empty or NUL-containing name"
+    if name.startswith("/") or _WINDOWS_DRIVE.match(name):
+        return "an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "a '..' path that escapes the folder"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "a symbolic link"
+    return None
+
+
+def read_source_files(source: str | os.PathLike, members: Sequence[str]) -> list[bytes]:
+    """The bytes of some files of a dataset source (a folder or a .zip), e.g. to show images before preprocessing.
+
+    A zip is opened once for all members: parsing the central directory of 32k entries is the slow part.
+    """
+    root = Path(source).expanduser()
+    if root.is_file() and zipfile.is_zipfile(root):
+        with zipfile.ZipFile(root) as archive:
+            return [_read_member(archive, root, member) for member in members]
+    if root.is_dir():
+        return [_read_folder_file(root, member) for member in members]
+    raise ValueError(f"Expected a dataset folder or .zip; received {str(source)!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _read_limited(source: ZipSource, max_bytes: int) -> bytes:
+    """The zip's bytes, refusing more than `max_bytes` before reading them all."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ValueError(f"Expected a .zip file; received {str(source)!r}, which is not a file")
+        _check_size(path.stat().st_size, max_bytes)
+        data = path.read_bytes()
+    else:
+        source.seek(0)
+        data = source.read(max_bytes + 1)
+    _check_size(len(data), max_bytes)
+    return data
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise ValueError(f"Expected a .zip of at most {_megabytes(max_bytes)}; received {_megabytes(size)} or more")
+
+
+def _check_entries(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
+    if len(infos) > limits.max_entries:
+        raise ValueError(f"Expected at most {limits.max_entries} entries in the zip; received {len(infos)}")
+    for info in infos:
+        reason = unsafe_entry_reason(info)
+        if reason is not None:
+            raise ValueError(
+                f"Expected zip entries that stay inside the dataset folder; received {reason}: {info.filename!r}"
+            )
+    uncompressed = sum(info.file_size for info in infos)
+    if uncompressed > limits.max_uncompressed_bytes:
+        raise ValueError(
+            f"Expected at most {_megabytes(limits.max_uncompressed_bytes)} once uncompressed; "
+            f"received {_megabytes(uncompressed)} (a zip bomb or far more than a dataset needs)"
+        )
+
+
+def _check_layout(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], zip_bytes: int) -> ArchiveCheck:
+    """The layout `load_dataset` will see, found with its own rules for hidden files, CSVs and emotion folders."""
+    names = [info.filename for info in infos if not info.is_dir()]
+    uncompressed = sum(info.file_size for info in infos)
+    csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
+    if csv_names and not has_images(names):
+        _check_csv_header(archive, csv_names[0])
+        return ArchiveCheck("csv", len(names), 0, zip_bytes, uncompressed)
+    placed = [name for name in names if not is_hidden(name) and has_images([name])]
+    placed = [name for name in placed if classify_entry(name)[0] is not None]
+    if not placed:
+        detail = f"a zip of {len(names)} files with no images inside a folder named after an emotion"
+        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received {detail}")
+    has_splits = any(classify_entry(name)[1] or split_from_name(PurePosixPath(name).name) for name in placed)
+    return ArchiveCheck("kaggle" if has_splits else "folder", len(names), len(placed), zip_bytes, uncompressed)
+
+
+def _check_csv_header(archive: zipfile.ZipFile, name: str) -> None:
+    with archive.open(name) as raw:
+        first_line = raw.readline(64 * 1024).decode("utf-8-sig", errors="replace")  # -sig: Excel writes a BOM
+    header = [column.strip().lower() for column in next(csv.reader([first_line]), [])]
+    if "emotion" not in header or "pixels" not in header:
+        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received CSV {name!r} with columns {header}")
+
+
+def _candidate_paths(directory: Path, file_name: str) -> Iterator[Path]:
+    stem, suffix = file_name[:-4], file_name[-4:]
+    yield directory / file_name
+    for number in range(2, 1001):
+        yield directory / f"{stem}-{number}{suffix}"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MEGABYTE:.1f} MB"
+
+
+def _read_member(archive: zipfile.ZipFile, root: Path, member: str) -> bytes:
+    try:
+        return archive.read(member)
+    except KeyError:
+        raise ValueError(f"Expected a file inside {str(root)!r}; received {member!r}") from None
+
+
+def _read_folder_file(root: Path, member: str) -> bytes:
+    """A file under `root`, refusing paths that resolve outside it."""
+    path = (root / member).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_file():
+        raise ValueError(f"Expected a file inside {str(root)!r}; received {member!r}")
+    return path.read_bytes()

@@ -1,0 +1,460 @@
+"""Load FER-2013 (and similar) data from the formats people actually have, into one Dataset.
+
+Layouts:
+- Kaggle: `train/<class>/*` and `test/<class>/*`, as a folder or the downloaded `.zip`.
+- The challenge CSV `fer2013.csv` (`emotion,pixels,Usage`), as a file or inside a `.zip`.
+- A labelled folder or `.zip` of `<class>/*` images, for evaluating on other data.
+
+File-name prefixes `Training_`, `PublicTest_`, `PrivateTest_` decide the split wherever present (the
+ICML 2013 protocol); otherwise the folder does, and validation is a stratified, seeded 10% of train.
+Decoded arrays are cached outside the repo, keyed by the source's content (a file's SHA-256; a folder's
+file names, sizes and mtimes), so a re-copied archive still hits the cache; writing a new cache for a path
+deletes that path's older ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ferlib.atomic import atomic_save
+from ferlib.classes import EMOTIONS, normalize_class_name
+from ferlib.data.preprocess import IMAGE_SIZE, decode_image, preprocess_face
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+VALIDATION_FRACTION = 0.10
+VALIDATION_SEED = 2013
+CACHE_FORMAT_VERSION = 1
+
+EXPECTED_LAYOUTS = (
+    "a Kaggle FER-2013 folder or .zip with train/<class>/*.jpg and test/<class>/*.jpg; "
+    "the challenge CSV fer2013.csv (columns emotion,pixels,Usage), alone or in a .zip; "
+    "or a labelled folder or .zip of <class>/* images "
+    f"(classes: {', '.join(EMOTIONS)})"
+)
+
+_PREFIX_SPLITS = {"training": "train", "publictest": "validation", "privatetest": "test"}
+_FOLDER_SPLITS = {
+    "train": "train",
+    "training": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "publictest": "validation",
+    "test": "test",
+    "testing": "test",
+    "privatetest": "test",
+}
+_CSV_USAGE = {"training": "train", "publictest": "validation", "privatetest": "test"}
+_SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class BadFile:
+    """A source file that was skipped, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class LoadReport:
+    """What loading found: the layout, skipped files and anything a person should know."""
+
+    source: str
+    layout: str
+    bad_files: list[BadFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    validation_from_train: bool = False
+    from_cache: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict) -> LoadReport:
+        bad_files = [BadFile(**item) for item in value.get("bad_files", [])]
+        return cls(**{**value, "bad_files": bad_files})
+
+
+@dataclass
+class Dataset:
+    """Decoded faces: images (N, 48, 48) uint8, labels (N,) int64 in EMOTIONS order, split per image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    paths: np.ndarray
+    report: LoadReport
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def split_mask(self, split: str) -> np.ndarray:
+        """Boolean mask of one split, or of everything for 'all'."""
+        if split == "all":
+            return np.ones(len(self), dtype=bool)
+        if split not in SPLITS:
+            raise ValueError(f"Expected a split among {', '.join(SPLITS)} or all; received {split!r}")
+        return self.splits == SPLITS.index(split)
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels of one split."""
+        mask = self.split_mask(split)
+        return self.images[mask], self.labels[mask]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Image counts per split and class, in canonical order."""
+        table: dict[str, dict[str, int]] = {}
+        for split_index, split in enumerate(SPLITS):
+            labels = self.labels[self.splits == split_index]
+            per_class = np.bincount(labels, minlength=len(EMOTIONS))
+            table[split] = {name: int(per_class[i]) for i, name in enumerate(EMOTIONS)}
+        return table
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    *,
+    use_cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+) -> Dataset:
+    """Load any supported layout at `path`; decoding happens once and is cached."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise ValueError(f"Expected a dataset path ({EXPECTED_LAYOUTS}); received {str(path)!r}, which does not exist")
+    source = source.resolve()
+    cache_file = _cache_file(source, cache_dir) if use_cache else None
+    if cache_file is not None and cache_file.exists():
+        cached = _read_cache(cache_file)
+        if cached is not None:
+            return cached
+    dataset = _load_uncached(source, progress)
+    if cache_file is not None:
+        _write_cache(cache_file, dataset)
+        _remove_stale_caches(cache_file, source)
+    return dataset
+
+
+def default_cache_dir() -> Path:
+    """Where decoded datasets are cached: $FERLIB_CACHE_DIR, else ~/.cache/ferlib."""
+    configured = os.environ.get("FERLIB_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ferlib"
+
+
+class ProgressPrinter:
+    """A progress callback that prints a line to stderr each time another tenth is done."""
+
+    def __init__(self, label: str = "decoding images") -> None:
+        self.label = label
+        self.last_tenth = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = 10 * done // max(1, total)
+        if tenth != self.last_tenth:
+            self.last_tenth = tenth
+            print(f"{self.label}: {done}/{total} ({100 * done // max(1, total)}%)", file=sys.stderr, flush=True)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask picking `fraction` of each class (at least one when a class has two or more)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"Expected a holdout fraction between 0 and 1; received {fraction}")
+    generator = np.random.default_rng(seed)
+    mask = np.zeros(labels.shape[0], dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = round(members.size * fraction)
+        if members.size >= 2:
+            count = max(1, count)
+        mask[generator.permutation(members)[:count]] = True
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: a folder, a zip, or a CSV
+
+
+def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
+    if source.is_file() and source.suffix.lower() == ".csv":
+        with open(source, encoding="utf-8-sig", newline="") as stream:
+            return _load_csv(stream, str(source), progress)
+    if source.is_file() and zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+            csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
+            if csv_names and not has_images(names):
+                with archive.open(csv_names[0]) as raw:
+                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                    return _load_csv(text, f"{source}:{csv_names[0]}", progress)
+            return _load_files(str(source), names, archive.read, progress)
+    if source.is_dir():
+        names = [
+            str(PurePosixPath(Path(root).relative_to(source).as_posix()) / name)
+            for root, _, files in os.walk(source)
+            for name in files
+        ]
+        csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
+        if csv_names and not has_images(names):
+            with open(source / csv_names[0], encoding="utf-8-sig", newline="") as stream:
+                return _load_csv(stream, str(source / csv_names[0]), progress)
+        return _load_files(str(source), names, lambda name: (source / name).read_bytes(), progress)
+    raise ValueError(
+        f"Expected {EXPECTED_LAYOUTS}; received {str(source)!r}, which is neither a folder, a .zip nor a .csv"
+    )
+
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif"}
+
+
+def has_images(names: Iterable[str]) -> bool:
+    return any(PurePosixPath(name).suffix.lower() in _IMAGE_SUFFIXES for name in names)
+
+
+def is_hidden(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts) or parts[-1].lower() in _SKIPPED_NAMES
+
+
+def split_from_name(file_name: str) -> str | None:
+    prefix = file_name.split("_", 1)[0].lower() if "_" in file_name else ""
+    return _PREFIX_SPLITS.get(prefix)
+
+
+def classify_entry(name: str) -> tuple[str | None, str | None]:
+    """(class, split folder) for a relative file path, from its parent folders."""
+    parts = PurePosixPath(name).parts[:-1]
+    for depth in range(len(parts) - 1, -1, -1):
+        emotion = normalize_class_name(parts[depth])
+        if emotion is not None:
+            split_folder = None
+            if depth > 0:
+                split_folder = _FOLDER_SPLITS.get(parts[depth - 1].lower().replace("_", "").replace("-", ""))
+            return emotion, split_folder
+    return None, None
+
+
+def _load_files(
+    source: str,
+    names: list[str],
+    read: Callable[[str], bytes],
+    progress: ProgressCallback | None,
+) -> Dataset:
+    entries: list[tuple[str, int, str | None]] = []
+    unplaced: list[str] = []
+    for name in sorted(names):
+        if is_hidden(name):
+            continue
+        emotion, split_folder = classify_entry(name)
+        if emotion is None:
+            unplaced.append(name)
+            continue
+        split = split_from_name(PurePosixPath(name).name) or split_folder
+        entries.append((name, EMOTIONS.index(emotion), split))
+    if not entries:
+        detail = f"found {len(names)} files but none inside a folder named after an emotion"
+        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received {source!r} ({detail})")
+    layout = "kaggle" if any(split for _, _, split in entries) else "folder"
+    report = LoadReport(source=source, layout=layout)
+    if unplaced:
+        shown = ", ".join(unplaced[:5]) + (" ..." if len(unplaced) > 5 else "")
+        report.notes.append(f"{len(unplaced)} files outside any emotion folder were ignored: {shown}")
+
+    def decode(entry: tuple[str, int, str | None]) -> np.ndarray | str:
+        try:
+            return preprocess_face(decode_image(read(entry[0])))
+        except (ValueError, OSError, zipfile.BadZipFile) as error:
+            return str(error)
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+
+    images: list[np.ndarray] = []
+    kept: list[tuple[str, int, str | None]] = []
+    total = len(entries)
+    chunk = 1024
+    # Reading stays in this thread (zip members share one file handle); decoding uses both cores.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for start in range(0, total, chunk):
+            batch = entries[start : start + chunk]
+            for entry, result in zip(batch, pool.map(decode, batch), strict=True):
+                if isinstance(result, str):
+                    report.bad_files.append(BadFile(path=entry[0], reason=result))
+                else:
+                    images.append(result)
+                    kept.append(entry)
+            if progress is not None:
+                progress(min(start + chunk, total), total)
+
+    default_split = "test" if layout == "folder" else "train"
+    splits = np.array([SPLITS.index(split or default_split) for _, _, split in kept], dtype=np.int8)
+    labels = np.array([label for _, label, _ in kept], dtype=np.int64)
+    paths = np.array([name for name, _, _ in kept], dtype=str)
+    stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    return _finish(Dataset(stacked, labels, splits, paths, report))
+
+
+def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | None) -> Dataset:
+    reader = csv.reader(stream)
+    header = [column.strip().lower() for column in next(reader, [])]
+    if "emotion" not in header or "pixels" not in header:
+        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received CSV {source!r} with columns {header}")
+    emotion_column, pixels_column = header.index("emotion"), header.index("pixels")
+    usage_column = header.index("usage") if "usage" in header else None
+    report = LoadReport(source=source, layout="csv")
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    splits: list[int] = []
+    paths: list[str] = []
+    for line_number, row in enumerate(reader, start=2):
+        where = f"{source}:line {line_number}"
+        try:
+            label = int(row[emotion_column])
+            if not 0 <= label < len(EMOTIONS):
+                raise ValueError(f"Expected an emotion label 0-{len(EMOTIONS) - 1}; received {label}")
+            pixels = np.array(row[pixels_column].split(), dtype=np.float64)
+            side = round(np.sqrt(pixels.size))
+            if pixels.size == 0 or side * side != pixels.size:
+                raise ValueError(
+                    f"Expected a square image's pixels (48x48 = 2304 values); received {pixels.size} values"
+                )
+            if pixels.min() < 0 or pixels.max() > 255:
+                raise ValueError("Expected pixel values 0-255")
+            split = "train"
+            if usage_column is not None:
+                usage = row[usage_column].strip().lower()
+                if usage not in _CSV_USAGE:
+                    raise ValueError(
+                        f"Expected Usage Training, PublicTest or PrivateTest; received {row[usage_column]!r}"
+                    )
+                split = _CSV_USAGE[usage]
+        except (ValueError, IndexError) as error:
+            report.bad_files.append(BadFile(path=where, reason=str(error) or "malformed row"))
+            continue
+        images.append(preprocess_face(pixels.reshape(side, side).astype(np.uint8)))
+        labels.append(label)
+        splits.append(SPLITS.index(split))
+        paths.append(f"csv:{line_number}")
+        if progress is not None and len(images) % 4096 == 0:
+            progress(len(images), len(images))
+    if not images:
+        raise ValueError(f"Expected rows of emotion,pixels,Usage in {source!r}; received no readable rows")
+    dataset = Dataset(
+        np.stack(images),
+        np.array(labels, dtype=np.int64),
+        np.array(splits, dtype=np.int8),
+        np.array(paths, dtype=str),
+        report,
+    )
+    return _finish(dataset)
+
+
+def _finish(dataset: Dataset) -> Dataset:
+    """Carve validation from train when the source has none, and note empty splits and classes."""
+    report = dataset.report
+    has_train = bool(np.any(dataset.splits == SPLITS.index("train")))
+    has_validation = bool(np.any(dataset.splits == SPLITS.index("validation")))
+    if has_train and not has_validation:
+        train_indices = np.flatnonzero(dataset.splits == SPLITS.index("train"))
+        holdout = stratified_holdout(dataset.labels[train_indices], VALIDATION_FRACTION, VALIDATION_SEED)
+        dataset.splits[train_indices[holdout]] = SPLITS.index("validation")
+        report.validation_from_train = True
+        report.notes.append(
+            f"No validation split in the source: a stratified {VALIDATION_FRACTION:.0%} of train "
+            f"(seed {VALIDATION_SEED}) is used as validation"
+        )
+    counts = dataset.counts()
+    for split, per_class in counts.items():
+        total = sum(per_class.values())
+        if total == 0:
+            report.notes.append(f"Split {split!r} is empty")
+            continue
+        empty = [name for name, count in per_class.items() if count == 0]
+        if empty:
+            report.notes.append(f"Split {split!r} has no images of: {', '.join(empty)}")
+    if report.bad_files:
+        report.notes.append(f"{len(report.bad_files)} unreadable files were skipped (listed in the load report)")
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache
+
+
+def _source_signature(source: Path) -> dict:
+    """What the cache key depends on: a file's bytes, or a folder's names, sizes and mtimes (hashing images is slow)."""
+    digest = hashlib.sha256()
+    if source.is_dir():
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            for name in sorted(files):
+                stat = (Path(root) / name).stat()
+                relative = (Path(root) / name).relative_to(source).as_posix()
+                digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return {"tree": digest.hexdigest()}
+    with open(source, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest()}
+
+
+def _cache_prefix(source: Path) -> str:
+    """The part of a cache file name that stands for the source's path: `<stem>-<path digest>-`."""
+    return f"{source.stem}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}-"
+
+
+def _cache_file(source: Path, cache_dir: str | os.PathLike | None) -> Path:
+    signature = {"version": CACHE_FORMAT_VERSION, "size": IMAGE_SIZE, **_source_signature(source)}
+    key = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return directory / f"{_cache_prefix(source)}{key}.npz"
+
+
+def _remove_stale_caches(cache_file: Path, source: Path) -> None:
+    """Delete caches of the same source path whose content key no longer matches (each is ~80 MB for FER-2013)."""
+    for stale in cache_file.parent.glob(f"{_cache_prefix(source)}*.npz"):
+        if stale != cache_file:
+            try:
+                stale.unlink()
+            except OSError as error:
+                print(f"warning: could not remove the stale dataset cache {stale}: {error}", file=sys.stderr)
+
+
+def _write_cache(cache_file: Path, dataset: Dataset) -> None:
+    payload = {
+        "images": dataset.images,
+        "labels": dataset.labels,
+        "splits": dataset.splits,
+        "paths": dataset.paths,
+        "report": np.array(json.dumps(dataset.report.to_dict())),
+    }
+    try:
+        atomic_save(cache_file, lambda temporary: np.savez(temporary, **payload))
+    except OSError as error:
+        print(f"warning: could not write the dataset cache {cache_file}: {error}", file=sys.stderr)
+
+
+def _read_cache(cache_file: Path) -> Dataset | None:
+    try:
+        with np.load(cache_file, allow_pickle=False) as data:
+            report = LoadReport.from_dict(json.loads(str(data["report"])))
+            report.from_cache = True
+            return Dataset(data["images"], data["labels"], data["splits"], data["paths"], report)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None

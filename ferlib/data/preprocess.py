@@ -1,0 +1,127 @@
+"""Pure image functions shared by training, evaluation, the CLI and the live video.
+
+`preprocess_face` is *the* preprocessing: any image (any size, gray/BGR/BGRA, 8/16-bit or float)
+becomes a 48x48 uint8 grayscale face. Scaling to [0, 1] happens inside the model, so every
+inference path (Keras, TFLite, the live pipeline) feeds the same uint8 pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ferlib.data.image_header import header_size
+
+IMAGE_SIZE = 48
+
+# Larger images are refused before decoding: a few MB of PNG can decode to gigabytes (a decompression bomb).
+MAX_IMAGE_PIXELS = 150_000_000
+
+# Keep EXIF orientation (unlike IMREAD_UNCHANGED) and keep 16-bit depth for proper scaling.
+_DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP...) to an OpenCV array (BGR or gray)."""
+    if not data:
+        raise ValueError("Expected image bytes; received an empty file")
+    _check_pixel_count(data)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, _DECODE_FLAGS)
+    if image is None or image.size == 0:
+        raise ValueError("Expected a decodable image (JPEG, PNG, BMP, TIFF, WebP); received undecodable bytes")
+    return image
+
+
+def _check_pixel_count(data: bytes) -> None:
+    """Refuse an image over MAX_IMAGE_PIXELS from its header alone, before any pixel is allocated."""
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        width, height = size
+        stated = f"{width}x{height} ({width * height / 1e6:.0f} megapixels)" if height > 1 else f"{width:,} pixels"
+        raise ValueError(f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; received {stated}")
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file from disk with `decode_image`'s rules."""
+    with open(path, "rb") as handle:
+        return decode_image(handle.read())
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Scale an 8-bit, 16-bit, float or boolean image to uint8 without changing its channels."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.floating):
+        finite = np.nan_to_num(image.astype(np.float32))
+        scale = 255.0 if finite.size and float(finite.max()) <= 1.0 else 1.0
+        return np.clip(finite * scale, 0, 255).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.integer):
+        return np.clip(image, 0, 255).astype(np.uint8)
+    raise ValueError(f"Expected an image of integer, float or bool pixels; received dtype {image.dtype}")
+
+
+def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """A new 8-bit BGR copy of a gray, BGR or BGRA image of any depth: a canvas to draw results on and show."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return to_uint8(image).copy()
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(to_uint8(image), cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(to_grayscale(image), cv2.COLOR_GRAY2BGR)
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """Return a 2-D uint8 gray image from gray (H, W) / (H, W, 1), BGR (H, W, 3) or BGRA (H, W, 4)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return to_uint8(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); received {image.shape}")
+    image = to_uint8(image)
+    code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+    return cv2.cvtColor(image, code)
+
+
+def preprocess_face(image: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Turn any face image into the model's input: a (size, size) uint8 grayscale array."""
+    gray = to_grayscale(image)
+    if gray.shape[0] == 0 or gray.shape[1] == 0:
+        raise ValueError(f"Expected a non-empty image; received shape {gray.shape}")
+    if gray.shape == (size, size):
+        return np.ascontiguousarray(gray)
+    shrinking = gray.shape[0] > size or gray.shape[1] > size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(gray, (size, size), interpolation=interpolation)
+
+
+def to_model_batch(faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Stack preprocessed (size, size) uint8 faces into the float32 (N, size, size, 1) model batch."""
+    batch = np.asarray(faces)
+    if batch.ndim == 2:
+        batch = batch[None]
+    if batch.ndim == 4 and batch.shape[-1] == 1:
+        batch = batch[..., 0]
+    if batch.ndim != 3:
+        raise ValueError(f"Expected faces shaped (N, H, W) or (H, W); received {batch.shape}")
+    return batch.astype(np.float32)[..., None]
+
+
+def crop_with_margin(image: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.0) -> np.ndarray:
+    """Crop box (x, y, width, height) grown by `margin` (fraction of the box) on each side, clipped to the image."""
+    x, y, width, height = (int(v) for v in box)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"Expected a box with positive width and height; received {box}")
+    grow_x, grow_y = round(width * margin), round(height * margin)
+    left, top = max(0, x - grow_x), max(0, y - grow_y)
+    right = min(image.shape[1], x + width + grow_x)
+    bottom = min(image.shape[0], y + height + grow_y)
+    if right <= left or bottom <= top:
+        raise ValueError(f"Expected a box overlapping the {image.shape[1]}x{image.shape[0]} image; received {box}")
+    return image[top:bottom, left:right]

@@ -1,0 +1,1 @@
+"""Evaluation: metrics and test-time augmentation, reports, Grad-CAM, model cards."""

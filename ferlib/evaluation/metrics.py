@@ -1,0 +1,205 @@
+"""Classification metrics computed with NumPy, and model prediction with optional test-time augmentation (TTA)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ferlib.classes import EMOTIONS, NUM_CLASSES
+from ferlib.data.preprocess import to_model_batch
+
+# Test-time augmentation modes: the views of each face whose probabilities are averaged.
+# "flip": the face and its mirror image (2 views). "shifts": those two, each also moved 2 pixels up, down, left
+# and right with the border pixels repeated (10 views, the analogue of ten-crop averaging for a model that sees
+# the whole 48x48 face). "crops": ten-crop averaging for a model that looks at a central 40x40 crop
+# (`input_crop`): the face, and the face moved 4 pixels diagonally so that the model's crop is each corner crop,
+# each also mirrored (10 views).
+TTA_MODES = ("none", "flip", "shifts", "crops")
+TTA_DESCRIPTIONS = {
+    "none": "none",
+    "flip": "flip (2 views)",
+    "shifts": "flips and ±2-pixel shifts (10 views)",
+    "crops": "ten crops: the centre and four corners, each mirrored (10 views)",
+}
+TTA_SHIFT_PIXELS = 2
+TTA_CORNER_PIXELS = 4  # (48 - 40) / 2: moves a 40-pixel centre crop onto a corner
+# A model card's summary figures: `validation_<figure><suffix of the TTA mode>`, e.g. validation_accuracy_tta.
+TTA_METRIC_SUFFIXES = {"none": "", "flip": "_tta", "shifts": "_tta_shifts", "crops": "_tta_crops"}
+SUMMARY_FIGURES = ("accuracy", "macro_f1", "top2_accuracy")
+# Faces whose views are built and predicted together: bounds memory (10 float32 views of 28,709 training faces
+# would take 2.6 GB at once) without making Keras's per-call overhead matter.
+TTA_CHUNK_FACES = 4096
+
+
+def tta_mode(tta: bool | str | None) -> str:
+    """The mode named by `tta`: False or None is "none" and True is "flip", as the `tta` flags elsewhere mean."""
+    if tta is None or isinstance(tta, bool | np.bool_):
+        return "flip" if tta else "none"
+    if tta not in TTA_MODES:
+        raise ValueError(f"Expected a TTA mode among {', '.join(TTA_MODES)}; received {tta!r}")
+    return tta
+
+
+def metric_key(figure: str, tta: bool | str) -> str:
+    """The summary key of one figure under one TTA mode: ("accuracy", "flip") -> "validation_accuracy_tta"."""
+    return f"validation_{figure}{TTA_METRIC_SUFFIXES[tta_mode(tta)]}"
+
+
+def summary_metrics(evaluations: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The summary figures of evaluations keyed by TTA mode, under their `metric_key`s."""
+    return {
+        metric_key(figure, mode): evaluation[figure]
+        for mode, evaluation in evaluations.items()
+        for figure in SUMMARY_FIGURES
+    }
+
+
+def shifted(batch: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """(N, H, W, C) images moved `rows` down and `columns` right, the uncovered border repeating the edge pixels."""
+    height, width = batch.shape[1:3]
+    margin = max(abs(rows), abs(columns))
+    padded = np.pad(batch, ((0, 0), (margin, margin), (margin, margin), (0, 0)), mode="edge")
+    top, left = margin - rows, margin - columns
+    return np.ascontiguousarray(padded[:, top : top + height, left : left + width, :])
+
+
+def tta_views(batch: np.ndarray, tta: bool | str) -> list[np.ndarray]:
+    """The views of a model batch (N, 48, 48, 1) that `tta` averages over.
+
+    The unchanged batch comes first; with mirroring, the second half holds the mirror images of the first half
+    in the same order (so views 0 and len/2 are the flip pair).
+    """
+    mode = tta_mode(tta)
+    views = [batch]
+    if mode == "shifts":
+        step = TTA_SHIFT_PIXELS
+        views += [shifted(batch, rows, columns) for rows, columns in ((-step, 0), (step, 0), (0, -step), (0, step))]
+    if mode == "crops":
+        step = TTA_CORNER_PIXELS
+        views += [
+            shifted(batch, rows, columns)
+            for rows, columns in ((step, step), (step, -step), (-step, step), (-step, -step))
+        ]
+    if mode != "none":
+        views += [np.ascontiguousarray(view[:, :, ::-1, :]) for view in views]
+    return views
+
+
+def view_count(tta: bool | str) -> int:
+    """How many views of each face `tta` averages (1, 2 or 10)."""
+    return len(tta_views(np.zeros((1, 8, 8, 1), np.float32), tta))
+
+
+def predict_views(model: Any, images: np.ndarray, *, tta: bool | str, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of every view `tta` makes of each face: (views, N, 7), in `tta_views` order."""
+    mode = tta_mode(tta)
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"Expected a batch of faces shaped (N, 48, 48); received shape {images.shape}")
+    result = np.zeros((view_count(mode), len(images), NUM_CLASSES), dtype=np.float32)
+    for start in range(0, len(images), TTA_CHUNK_FACES):
+        views = tta_views(to_model_batch(images[start : start + TTA_CHUNK_FACES]), mode)
+        for index, view in enumerate(views):
+            result[index, start : start + len(view)] = model.predict(view, batch_size=batch_size, verbose=0)
+    return result
+
+
+def average_views(view_probabilities: np.ndarray, tta: bool | str) -> np.ndarray:
+    """(N, 7) probabilities of a TTA mode from `predict_views` output of that mode or a richer one.
+
+    One pass of "shifts" views thus also gives the plain and flip figures (views 0 and len/2).
+    """
+    mode, available = tta_mode(tta), len(view_probabilities)
+    if mode == "none":
+        chosen = view_probabilities[:1]
+    elif mode == "flip":
+        pairs = available in {view_count(mode) for mode in TTA_MODES if mode != "none"}
+        chosen = view_probabilities[[0, available // 2]] if pairs else None
+    else:
+        chosen = view_probabilities if available == view_count(mode) else None
+    if chosen is None:
+        raise ValueError(f"Expected the views of a TTA mode that includes {mode!r}; received {available} views")
+    return chosen.astype(np.float64).mean(axis=0).astype(np.float32)
+
+
+def predict_probabilities(
+    model: Any, images: np.ndarray, *, tta: bool | str = False, batch_size: int = 256
+) -> np.ndarray:
+    """Class probabilities (N, 7) for preprocessed (N, 48, 48) uint8 faces.
+
+    `tta` (a mode of TTA_MODES, or True for "flip") averages the probabilities of each face's views.
+    """
+    return average_views(predict_views(model, images, tta=tta, batch_size=batch_size), tta)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Counts with true classes as rows and predicted classes as columns."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+    return matrix
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1, top-2 accuracy, per-class precision/recall/F1/support and the confusion matrix."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 2 or probabilities.shape[1] != NUM_CLASSES or probabilities.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"Expected probabilities shaped ({labels.shape[0]}, {NUM_CLASSES}); received {probabilities.shape}"
+        )
+    count = int(labels.shape[0])
+    predictions = probabilities.argmax(axis=1) if count else np.zeros(0, dtype=np.int64)
+    matrix = confusion_matrix(labels, predictions)
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0).astype(np.float64)
+    support = matrix.sum(axis=1).astype(np.float64)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
+    present = (support > 0) | (predicted > 0)  # as scikit-learn: a class predicted but absent scores 0
+    top2 = np.argsort(-probabilities, axis=1)[:, :2] if count else np.zeros((0, 2), dtype=np.int64)
+    return {
+        "n": count,
+        "accuracy": float(true_positive.sum() / count) if count else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "top2_accuracy": float(np.mean(np.any(top2 == labels[:, None], axis=1))) if count else 0.0,
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(EMOTIONS)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(EMOTIONS),
+    }
+
+
+def score(labels: np.ndarray, probabilities: np.ndarray, tta: bool | str) -> dict[str, Any]:
+    """`classification_metrics` of probabilities predicted with a TTA mode, which `metrics["tta"]` names."""
+    metrics = classification_metrics(labels, probabilities)
+    metrics["tta"] = tta_mode(tta)
+    return metrics
+
+
+def score_views(view_probabilities: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, Any]:
+    """The metrics of one TTA mode from `predict_views` output."""
+    return score(labels, average_views(view_probabilities, tta), tta)
+
+
+def evaluate_modes(model: Any, images: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, dict[str, Any]]:
+    """The metrics of `tta` and the simpler modes its views include (none, and flip for a richer mode), keyed by
+    mode, from one prediction of `tta`'s views."""
+    views = predict_views(model, images, tta=tta)
+    modes = dict.fromkeys(("none", "flip", tta_mode(tta)) if tta_mode(tta) != "none" else ("none",))
+    return {mode: score_views(views, labels, mode) for mode in modes}
+
+
+def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool | str = False) -> dict[str, Any]:
+    """Predict and score in one call; the result is JSON-serialisable and names its TTA mode (one of TTA_MODES)
+    in `metrics["tta"]`."""
+    return score_views(predict_views(model, images, tta=tta), labels, tta)

@@ -1,0 +1,1 @@
+"""Networks: architectures, saving and loading models with their cards, classifiers, exports."""

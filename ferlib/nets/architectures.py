@@ -1,0 +1,145 @@
+"""A small registry of CNN architectures built from a config's hyperparameters.
+
+Every model takes (N, 48, 48, 1) float32 pixels in 0-255 and scales them itself, so all
+inference paths feed the same `preprocess_face` output. Outputs are softmax probabilities
+over `EMOTIONS`. With `input_crop` (say 40) a model looks at the central crop of that side only: training shifts
+the face up to the margin, so the crop it sees is a random one, and ten-crop TTA shifts the face to each corner.
+
+Keras is imported inside the builders: reading configs and listing architectures (the dashboard's pages, the
+run listings) must not load TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ferlib.classes import NUM_CLASSES
+from ferlib.data.preprocess import IMAGE_SIZE
+
+if TYPE_CHECKING:
+    import keras
+
+ArchitectureBuilder = Callable[..., "keras.Model"]
+_REGISTRY: dict[str, ArchitectureBuilder] = {}
+ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def register(name: str, **defaults: Any) -> Callable[[ArchitectureBuilder], ArchitectureBuilder]:
+    """Add a builder to the registry under `name`, with its default hyperparameters."""
+
+    def decorator(builder: ArchitectureBuilder) -> ArchitectureBuilder:
+        _REGISTRY[name] = builder
+        ARCHITECTURE_DEFAULTS[name] = dict(defaults)
+        return builder
+
+    return decorator
+
+
+def architecture_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, **hyperparameters: Any) -> keras.Model:
+    """Build the named architecture; unknown names and hyperparameters raise ValueError."""
+    if name not in _REGISTRY:
+        raise ValueError(f"Expected an architecture among {', '.join(architecture_names())}; received {name!r}")
+    defaults = ARCHITECTURE_DEFAULTS[name]
+    unknown = sorted(set(hyperparameters) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Expected hyperparameters of {name!r} among {', '.join(sorted(defaults))}; received {unknown}"
+        )
+    return _REGISTRY[name](**{**defaults, **hyperparameters})
+
+
+def _inputs(input_crop: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    x = inputs
+    if input_crop:
+        if not 8 <= int(input_crop) < IMAGE_SIZE:
+            raise ValueError(f"Expected input_crop 0 (none) or 8-{IMAGE_SIZE - 1} pixels; received {input_crop!r}")
+        x = layers.CenterCrop(int(input_crop), int(input_crop), name="crop")(x)
+    return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(x)
+
+
+def _conv_block(x, filters: int, convs: int, kernel_size: int, activation: str, dropout: float, name: str):
+    from keras import layers
+
+    for index in range(convs):
+        x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv{index + 1}")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{index + 1}")(x)
+        x = layers.Activation(activation, name=f"{name}_act{index + 1}")(x)
+    x = layers.MaxPooling2D(2, padding="same", name=f"{name}_pool")(x)  # odd sides keep their edge
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_drop")(x)
+    return x
+
+
+def _classifier_head(x, dense_units: int, activation: str, dropout: float):
+    from keras import layers
+
+    if dense_units > 0:
+        x = layers.Dense(dense_units, use_bias=False, name="fc")(x)
+        x = layers.BatchNormalization(name="fc_bn")(x)
+        x = layers.Activation(activation, name="fc_act")(x)
+        if dropout > 0:
+            x = layers.Dropout(dropout, name="fc_drop")(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
+
+
+@register(
+    "compact_cnn",
+    filters=(32, 64, 128),
+    convs_per_block=1,
+    kernel_size=3,
+    activation="relu",
+    block_dropout=0.1,
+    dense_units=128,
+    dense_dropout=0.3,
+    input_crop=0,
+)
+def compact_cnn(
+    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout, input_crop
+) -> keras.Model:
+    """A small, fast CNN (three conv + pool blocks, global pooling): for quick runs and tuning."""
+    import keras
+    from keras import layers
+
+    inputs, x = _inputs(input_crop)
+    for index, width in enumerate(filters):
+        x = _conv_block(
+            x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
+        )
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, _classifier_head(x, int(dense_units), activation, dense_dropout), name="compact_cnn")
+
+
+@register(
+    "vgg_fer",
+    filters=(32, 64, 128, 256),
+    convs_per_block=2,
+    kernel_size=3,
+    activation="relu",
+    block_dropout=0.2,
+    dense_units=256,
+    dense_dropout=0.5,
+    input_crop=0,
+)
+def vgg_fer(
+    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout, input_crop
+) -> keras.Model:
+    """A VGG-style network (stacked 3x3 conv + batch norm blocks, pooling, dropout, dense head)."""
+    import keras
+    from keras import layers
+
+    inputs, x = _inputs(input_crop)
+    for index, width in enumerate(filters):
+        x = _conv_block(
+            x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
+        )
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, _classifier_head(x, int(dense_units), activation, dense_dropout), name="vgg_fer")

@@ -1,0 +1,120 @@
+"""Emotion classifiers: callables from preprocessed 48x48 uint8 faces to class probabilities.
+
+Two backends share one interface: the Keras model (called directly, no `predict` overhead) and its
+TFLite export (the fastest single-face path on a CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferlib.classes import NUM_CLASSES
+from ferlib.data.preprocess import to_model_batch
+from ferlib.nets.modelio import check_class_names, default_model_path, keras_source, load_model, read_metadata
+
+
+class KerasClassifier:
+    """Runs the .keras model through a compiled (tf.function) forward pass."""
+
+    backend = "keras"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, model: Any = None) -> None:
+        if model is None:
+            model, self.metadata = load_model(model_path)
+        else:
+            self.metadata = {}
+        self.model = model
+        import tensorflow as tf
+
+        self._forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        batch = to_model_batch(faces)
+        if batch.shape[0] == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        return np.asarray(self._forward(batch), dtype=np.float32)
+
+    def predict(self, batch: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+        """Keras-style batch prediction, so evaluation code can take either backend."""
+        return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def tflite_interpreter_class():
+    """LiteRT's interpreter (ai-edge-litert, TFLite's maintained runtime); TensorFlow's deprecated one otherwise."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+class TFLiteClassifier:
+    """Runs a .tflite export with the LiteRT interpreter; resizes its input for each batch size.
+
+    Callable from several threads (Streamlit sessions share one cached classifier): an interpreter is not
+    thread-safe, so a lock spans each resize, set, invoke and read.
+    """
+
+    backend = "tflite"
+
+    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None) -> None:
+        path = Path(model_path)
+        if not path.exists():
+            raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
+        source = keras_source(path)  # the sidecar of the .keras model it was exported from, when that lies beside it
+        self.metadata = read_metadata(source) if source.exists() else {}
+        check_class_names(self.metadata, path)
+        # LiteRT takes None as one thread; None here means every core this process may use.
+        threads = num_threads if num_threads is not None else available_cores()
+        self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=threads)
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        output = self.interpreter.get_output_details()[0]
+        if int(output["shape"][-1]) != NUM_CLASSES:
+            raise ValueError(
+                f"Expected a TFLite model with {NUM_CLASSES} class outputs; received {str(path)!r}, with "
+                f"{int(output['shape'][-1])}"
+            )
+        self.output_index = output["index"]
+        self.batch_size = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        batch = to_model_batch(faces)
+        if batch.shape[0] == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        with self._lock:
+            if batch.shape[0] != self.batch_size:
+                self.interpreter.resize_tensor_input(self.input_index, list(batch.shape))
+                self.interpreter.allocate_tensors()
+                self.batch_size = batch.shape[0]
+            self.interpreter.set_tensor(self.input_index, batch)
+            self.interpreter.invoke()
+            return np.array(self.interpreter.get_tensor(self.output_index), dtype=np.float32)
+
+    def predict(self, batch: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+        return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
+
+
+def make_classifier(model_path: str | os.PathLike | None = None, backend: str = "auto", num_threads: int | None = None):
+    """The fastest available classifier for a model: its .tflite sibling when present (auto), else Keras."""
+    path = Path(model_path) if model_path is not None else default_model_path()
+    if path.suffix == ".tflite":
+        return TFLiteClassifier(path, num_threads=num_threads)
+    if backend not in ("auto", "keras", "tflite"):
+        raise ValueError(f"Expected backend auto, keras or tflite; received {backend!r}")
+    tflite_path = path.with_suffix(".tflite")
+    if backend == "tflite" or (backend == "auto" and tflite_path.exists()):
+        return TFLiteClassifier(tflite_path, num_threads=num_threads)
+    return KerasClassifier(path)

@@ -1,0 +1,139 @@
+"""Saving and loading models together with their sidecar JSON (classes, input size, config, metrics)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ferlib.atomic import atomic_save, atomic_write_json
+from ferlib.classes import EMOTIONS
+from ferlib.data.preprocess import IMAGE_SIZE
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL_NAME = "fer_vgg.keras"
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """`model.keras` -> `model.json`."""
+    return Path(model_path).with_suffix(".json")
+
+
+def default_model_path() -> Path:
+    """The shipped model, or $FERLIB_MODEL when set."""
+    configured = os.environ.get("FERLIB_MODEL")
+    return Path(configured).expanduser() if configured else MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+def model_metadata(
+    config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The sidecar's content: what a consumer needs to feed the model and read its output."""
+    return {
+        "class_names": list(EMOTIONS),
+        "input_size": [IMAGE_SIZE, IMAGE_SIZE, 1],
+        "input_format": "grayscale uint8 pixels 0-255 as float32; the model rescales internally",
+        "config": config or {},
+        "metrics": metrics or {},
+        **extra,
+    }
+
+
+def save_model(model: Any, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write `model` (.keras, atomically) and its sidecar JSON."""
+    target = Path(path)
+    if target.suffix != ".keras":
+        raise ValueError(f"Expected a model path ending in .keras; received {str(path)!r}")
+    atomic_save(target, model.save)
+    atomic_write_json(sidecar_path(target), metadata)
+    return target
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of a model, or an empty dict when it has none; a damaged one is refused, not taken as none."""
+    sidecar = sidecar_path(path)
+    try:
+        with open(sidecar, encoding="utf-8") as stream:
+            metadata = json.load(stream)
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"Expected a readable JSON sidecar {str(sidecar)!r}; received {error}") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(
+            f"Expected a JSON object in the sidecar {str(sidecar)!r}; received a {type(metadata).__name__}"
+        )
+    return metadata
+
+
+def keras_source(path: str | os.PathLike) -> Path:
+    """The .keras model a TFLite export was made from: `m.tflite` and `m.int8.tflite` -> `m.keras`."""
+    name = Path(path).name.removesuffix(".tflite").removesuffix(".int8")
+    return Path(path).with_name(f"{name}.keras")
+
+
+def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a model whose sidecar lists other classes, or another order, than ferlib's EMOTIONS."""
+    class_names = metadata.get("class_names", list(EMOTIONS))
+    if list(class_names) != list(EMOTIONS):
+        raise ValueError(
+            f"Expected a model over classes {list(EMOTIONS)}; received {str(path)!r}, one over {class_names}"
+        )
+
+
+def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
+    """Refuse, before a run starts, a warm-start model whose layers the configured architecture cannot take.
+
+    Compares the sidecar's architecture and layer-shaping settings (dropout rates may differ); a model without a
+    sidecar is checked weight by weight when training starts.
+    """
+    from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
+
+    target = Path(path).expanduser()
+    if target.suffix != ".keras" or not target.is_file():
+        raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
+    target = target.resolve()
+    stored = read_metadata(target).get("config")
+    if not isinstance(stored, dict) or not stored.get("architecture"):
+        return target
+
+    def shaping(name: str, values: dict[str, Any]) -> dict[str, Any]:
+        merged = {**ARCHITECTURE_DEFAULTS.get(name, {}), **values}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in merged.items()
+            if "dropout" not in key
+        }
+
+    expected = (architecture, shaping(architecture, hyperparameters))
+    stored_hyperparameters = stored.get("hyperparameters")
+    stored_hyperparameters = stored_hyperparameters if isinstance(stored_hyperparameters, dict) else {}
+    received = (stored["architecture"], shaping(stored["architecture"], stored_hyperparameters))
+    if expected != received:
+        raise ValueError(
+            f"Expected initial_model to be a {architecture} with {expected[1]}; received {target.name}, "
+            f"a {received[0]} with {received[1]}"
+        )
+    return target
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load a .keras model and its sidecar; a wrong path names what was expected."""
+    import keras
+
+    target = Path(path) if path is not None else default_model_path()
+    if not target.exists():
+        hint = " (no model is shipped yet: train one with `python -m ferlib train`)" if path is None else ""
+        raise ValueError(f"Expected a trained .keras model file; received {str(target)!r}, which does not exist{hint}")
+    if target.suffix != ".keras":
+        raise ValueError(f"Expected a model file ending in .keras; received {str(target)!r}")
+    metadata = read_metadata(target)
+    check_class_names(metadata, target)
+    try:
+        model = keras.saving.load_model(target, compile=False)
+    except Exception as error:
+        raise ValueError(
+            f"Expected a readable Keras model; received {str(target)!r} ({type(error).__name__}: {error})"
+        ) from None
+    return model, metadata

@@ -1,0 +1,1 @@
+"""Training runs: config, schedule, callbacks, the training loop, averaging, snapshots, shipping."""

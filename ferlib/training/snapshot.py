@@ -1,0 +1,323 @@
+"""Portable training snapshots: one checksummed file that recreates a run folder on any machine.
+
+A run folder is tied to the machine it trains on. A snapshot carries everything its resume needs (config, saved
+state and patience counters, history, progress log, the last checkpoint's weights with the optimizer's slots and
+weight average, the best checkpoint's weights), so `python -m ferlib train --resume-from FILE` continues the run at
+the same optimizer step, rate and history elsewhere. Large float arrays travel in half precision (a round trip
+changes a weight by at most 1 part in 2,048; small arrays such as batch-norm statistics, and integers, stay exact),
+which keeps a 2.6-million-parameter run under 20 MiB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferlib.atomic import atomic_save, atomic_write_bytes
+from ferlib.jobs import runs
+from ferlib.training.config import TrainConfig
+
+FORMAT = "ferlib-training-snapshot"
+VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+# Run-folder files a snapshot carries as they are (config.json is required; the others when the run has them).
+RUN_FILES = (
+    runs.CONFIG_FILE,
+    runs.STATE_FILE,
+    runs.HISTORY_FILE,
+    runs.PROGRESS_FILE,
+    runs.LOG_FILE,
+    "last.json",
+    "best.json",
+)
+HALF_PRECISION_MIN_SIZE = 4096  # float arrays with at least this many values travel as float16
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+CONSISTENT_READ_ATTEMPTS = 5  # a training process may save the next epoch while the snapshot reads the folder
+
+
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """What a snapshot holds, as `snapshot` and `train --resume-from` report it."""
+
+    path: Path
+    run_id: str
+    epochs_completed: int
+    epochs: int
+    optimizer_steps: int
+    best_val_accuracy: float | None
+    size_bytes: int
+    half_precision_arrays: int
+    exact_arrays: int
+
+
+def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> SnapshotSummary:
+    """Write the run's snapshot to `output` (atomically); the run may be training meanwhile."""
+    run_dir = Path(run_dir)
+    config = runs.load_config(run_dir)
+    if not (run_dir / runs.LAST_MODEL).exists():
+        raise ValueError(
+            f"Expected a run that has saved a checkpoint (last.keras) to snapshot; received {run_dir.name}, which "
+            "has not finished an epoch yet"
+        )
+    for _ in range(CONSISTENT_READ_ATTEMPTS):
+        before = _checkpoint_stamp(run_dir)
+        files = {name: (run_dir / name).read_bytes() for name in RUN_FILES if (run_dir / name).is_file()}
+        arrays, entries, optimizer = _checkpoint_arrays(run_dir)
+        if _checkpoint_stamp(run_dir) == before:
+            break
+        time.sleep(2)
+    else:
+        raise ValueError(
+            f"Expected the run's checkpoints to stay unchanged for a moment; received {run_dir.name} saving new "
+            f"ones throughout {CONSISTENT_READ_ATTEMPTS} attempts: try again"
+        )
+    state = runs.saved_state(run_dir)
+    epochs_completed = runs.as_int(state.get("epochs_completed"))
+    files[runs.HISTORY_FILE] = _history_up_to(files.get(runs.HISTORY_FILE, b""), epochs_completed)
+    files[runs.STATE_FILE] = json.dumps(state, indent=2).encode()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    files[ARRAYS] = buffer.getvalue()
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "run_id": run_dir.name,
+        "created": time.time(),
+        "epochs_completed": epochs_completed,
+        "epochs": config.epochs,
+        "optimizer_steps": int(arrays[_optimizer_step_key(entries)]) if _optimizer_step_key(entries) else 0,
+        "best_val_accuracy": runs.as_number(state.get("best_val_accuracy")),
+        "optimizer": optimizer,
+        "arrays": entries,
+        "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+    }
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as handle:
+        handle.writestr(MANIFEST, json.dumps(manifest, indent=2))
+        for name, data in files.items():
+            handle.writestr(name, data)
+    output = Path(output).expanduser()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(output, archive.getvalue())
+    return _summary(output, manifest)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot read into memory and checked: its manifest, run files and arrays."""
+
+    path: Path
+    manifest: dict[str, Any]
+    files: dict[str, bytes]
+    arrays: dict[str, np.ndarray]
+    config: TrainConfig
+
+    @property
+    def summary(self) -> SnapshotSummary:
+        return _summary(self.path, self.manifest)
+
+
+def read_snapshot(path: str | os.PathLike) -> Snapshot:
+    """Read and verify a snapshot; a truncated, corrupted or foreign file raises one 'Expected …' ValueError."""
+    path = Path(path).expanduser()
+    expected = "a ferlib training snapshot (written by `python -m ferlib snapshot`)"
+    if not path.is_file():
+        raise ValueError(f"Expected {expected}; received {str(path)!r}, which is not a file")
+    try:
+        with zipfile.ZipFile(path) as handle:
+            names = set(handle.namelist())
+            if MANIFEST not in names:
+                raise ValueError(f"Expected {expected}; received {path.name}, a zip without its {MANIFEST}")
+            manifest = json.loads(handle.read(MANIFEST))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                raise ValueError(f"Expected {expected}; received {path.name}, whose manifest is of another format")
+            if manifest.get("version") != VERSION:
+                raise ValueError(
+                    f"Expected a snapshot of format version {VERSION}; received {path.name}, of version "
+                    f"{manifest.get('version')!r}: use the ferlib version that wrote it"
+                )
+            checksums = manifest.get("sha256")
+            if not isinstance(checksums, dict) or runs.CONFIG_FILE not in checksums or ARRAYS not in checksums:
+                raise ValueError(f"Expected {expected}; received {path.name}, whose manifest lists no contents")
+            files = {}
+            for name, digest in checksums.items():
+                if name not in names:
+                    raise ValueError(f"Expected {name} in the snapshot; received {path.name} without it")
+                data = handle.read(name)
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise ValueError(f"Expected {name} to match its checksum; received {path.name} with it altered")
+                files[name] = data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"Expected {expected}; received {path.name}, which is truncated or damaged ({error})"
+        ) from None
+    with np.load(io.BytesIO(files.pop(ARRAYS)), allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    config = TrainConfig.from_dict(json.loads(files[runs.CONFIG_FILE]))  # one this ferlib cannot read: refused
+    return Snapshot(path, manifest, files, arrays, config)
+
+
+def restore_snapshot(snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Recreate the snapshot's run folder (same run id) under `runs_dir`, stopped and ready to resume."""
+    snapshot = snapshot if isinstance(snapshot, Snapshot) else read_snapshot(snapshot)
+    root = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
+    run_dir = root / str(snapshot.manifest["run_id"])
+    if run_dir.exists():
+        raise ValueError(
+            f"Expected a runs folder without run {run_dir.name}; received {str(root)!r}, which has it: resume that "
+            f"folder with --run-dir {run_dir} --resume, or restore into another --runs-dir"
+        )
+    last_model, best_model = _rebuild_models(snapshot)  # before anything is written: a mismatch creates nothing
+    staging = root / f".{run_dir.name}.restoring"
+    staging.mkdir(parents=True, exist_ok=False)
+    try:
+        for name, data in snapshot.files.items():
+            atomic_write_bytes(staging / name, data)
+        _save_keras(last_model, staging / runs.LAST_MODEL)
+        if best_model is not None:
+            _save_keras(best_model, staging / runs.BEST_MODEL)
+        runs.write_status(staging, "stopped", reason=f"restored from the snapshot {snapshot.path.name}")
+        staging.rename(run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _summary(path: Path, manifest: dict[str, Any]) -> SnapshotSummary:
+    entries = manifest.get("arrays", [])
+    return SnapshotSummary(
+        path=path,
+        run_id=str(manifest.get("run_id")),
+        epochs_completed=runs.as_int(manifest.get("epochs_completed")),
+        epochs=runs.as_int(manifest.get("epochs")),
+        optimizer_steps=runs.as_int(manifest.get("optimizer_steps")),
+        best_val_accuracy=runs.as_number(manifest.get("best_val_accuracy")),
+        size_bytes=path.stat().st_size,
+        half_precision_arrays=sum(entry.get("stored") == "float16" for entry in entries),
+        exact_arrays=sum(entry.get("stored") != "float16" for entry in entries),
+    )
+
+
+def _checkpoint_stamp(run_dir: Path) -> tuple:
+    """What changes whenever the training process saves an epoch."""
+    names = (runs.LAST_MODEL, runs.BEST_MODEL, runs.STATE_FILE, "last.json")
+    return tuple((run_dir / name).stat().st_mtime_ns if (run_dir / name).exists() else None for name in names)
+
+
+def _pack(value: np.ndarray) -> tuple[np.ndarray, str]:
+    """An array as stored: float16 when it is a large float array that fits, else exactly as it is."""
+    value = np.asarray(value)
+    large = value.dtype == np.float32 and value.size >= HALF_PRECISION_MIN_SIZE
+    if large and np.all(np.isfinite(value)) and float(np.max(np.abs(value), initial=0.0)) < FLOAT16_MAX:
+        return value.astype(np.float16), "float16"
+    return value, str(value.dtype)
+
+
+def _checkpoint_arrays(run_dir: Path) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
+    """The last checkpoint's model and optimizer variables and the best checkpoint's weights, with their index."""
+    import keras
+
+    import ferlib.training.schedule  # noqa: F401  (registers the rate schedule the checkpoint's optimizer refers to)
+
+    arrays: dict[str, np.ndarray] = {}
+    entries: list[dict[str, Any]] = []
+
+    def add(group: str, variables) -> None:
+        for index, variable in enumerate(variables):
+            value = keras.ops.convert_to_numpy(variable)
+            key = f"{group}/{index}"
+            arrays[key], stored = _pack(value)
+            entries.append(
+                {
+                    "key": key,
+                    "path": variable.path,
+                    "shape": list(value.shape),
+                    "dtype": str(value.dtype),
+                    "stored": stored,
+                }
+            )
+
+    last = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+    add("last/model", last.weights)
+    add("last/optimizer", last.optimizer.variables)
+    optimizer = keras.saving.serialize_keras_object(last.optimizer)
+    if (run_dir / runs.BEST_MODEL).exists():
+        add("best/model", keras.saving.load_model(run_dir / runs.BEST_MODEL, compile=False).weights)
+    return arrays, entries, optimizer
+
+
+def _optimizer_step_key(entries: list[dict[str, Any]]) -> str | None:
+    for entry in entries:
+        if entry["key"].startswith("last/optimizer/") and entry["path"].endswith("/iteration"):
+            return entry["key"]
+    return None
+
+
+def _history_up_to(history: bytes, epochs_completed: int) -> bytes:
+    """history.csv without rows of epochs past the checkpoint (a training process may write them meanwhile)."""
+    lines = history.decode("utf-8").splitlines(keepends=True)
+    kept = lines[:1] + [
+        line
+        for line in lines[1:]
+        if line.split(",", 1)[0].strip().isdigit() and int(line.split(",", 1)[0]) < epochs_completed
+    ]
+    return "".join(kept).encode("utf-8") if lines else b""
+
+
+def _group(snapshot: Snapshot, group: str) -> list[tuple[dict[str, Any], np.ndarray]]:
+    entries = [entry for entry in snapshot.manifest["arrays"] if entry["key"].startswith(group + "/")]
+    return [(entry, snapshot.arrays[entry["key"]].astype(entry["dtype"])) for entry in entries]
+
+
+def _assign(variables, stored: list[tuple[dict[str, Any], np.ndarray]], what: str, name: str) -> None:
+    variables = list(variables)
+    if len(variables) != len(stored):
+        raise ValueError(
+            f"Expected {len(variables)} {what} arrays for the snapshot's configured network; received {name} with "
+            f"{len(stored)}"
+        )
+    for variable, (entry, value) in zip(variables, stored, strict=True):
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(
+                f"Expected {what} array {variable.path} shaped {tuple(variable.shape)}; received {name} with "
+                f"{entry['path']} shaped {value.shape}"
+            )
+        variable.assign(value)
+
+
+def _rebuild_models(snapshot: Snapshot):
+    """The last checkpoint (compiled, optimizer state in place) and the best one's weights, as Keras models."""
+    import keras
+
+    import ferlib.training.schedule  # noqa: F401  (registers the rate schedule the saved optimizer refers to)
+    from ferlib.nets.architectures import build_model
+    from ferlib.training.trainer import compile_model
+
+    config, name = snapshot.config, snapshot.path.name
+    last = build_model(config.architecture, **config.hyperparameters)
+    _assign(last.weights, _group(snapshot, "last/model"), "model", name)
+    optimizer = keras.saving.deserialize_keras_object(snapshot.manifest["optimizer"])
+    compile_model(last, config, optimizer=optimizer)
+    optimizer.build(last.trainable_variables)
+    _assign(optimizer.variables, _group(snapshot, "last/optimizer"), "optimizer", name)
+    best = None
+    if _group(snapshot, "best/model"):
+        best = build_model(config.architecture, **config.hyperparameters)
+        _assign(best.weights, _group(snapshot, "best/model"), "model", name)
+    return last, best
+
+
+def _save_keras(model, path: Path) -> None:
+    atomic_save(path, model.save)

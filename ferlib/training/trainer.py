@@ -1,0 +1,329 @@
+"""Training runs: fit a model from a TrainConfig, writing everything to its run folder.
+
+`run_training` is what the separate training process executes (`python -m ferlib train`); the
+dashboard only starts that process and reads the folder.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferlib.atomic import atomic_write_json, read_json, read_json_object
+from ferlib.classes import NUM_CLASSES
+from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
+from ferlib.evaluation.lineage import record_initial_lineage
+from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
+from ferlib.jobs import runs
+from ferlib.nets.modelio import model_metadata, save_model, sidecar_path
+from ferlib.training.config import RECIPE_REVISION, TrainConfig
+
+
+def steps_per_epoch(train_images: int, config: TrainConfig) -> int:
+    return int(np.ceil(train_images / config.batch_size))
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The optimizer's rate: a WarmupSchedule of the global step (cosine, constant), or for plateau runs a plain
+    rate that PlateauWarmup and ReduceLROnPlateau set by epoch."""
+    from ferlib.training.schedule import WarmupSchedule
+
+    if config.schedule == "plateau":
+        return config.learning_rate
+    return WarmupSchedule(
+        config.learning_rate,
+        warmup_steps=config.warmup_epochs * steps_per_epoch,
+        total_steps=config.epochs * steps_per_epoch,
+        shape=config.schedule,
+    )
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    rate = learning_rate(config, steps_per_epoch)
+    average = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            rate,
+            momentum=config.momentum,
+            nesterov=config.momentum > 0,
+            weight_decay=config.weight_decay or None,
+            **average,
+        )
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay or 0.004, **average)
+    return keras.optimizers.Adam(rate, **average)
+
+
+def compile_model(model, config: TrainConfig, steps_per_epoch: int = 0, optimizer=None) -> None:
+    """Compile for training with the config's loss and metrics, and its optimizer (or `optimizer`, e.g. a
+    restored one)."""
+    import keras
+
+    model.compile(
+        optimizer=optimizer or build_optimizer(config, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=2, name="top2"),
+        ],
+    )
+
+
+def select_training_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training split, reduced to a stratified `train_fraction` when asked."""
+    images, labels = dataset.subset("train")
+    if len(labels) == 0:
+        raise ValueError(f"Expected training images in {dataset.report.source!r}; received an empty train split")
+    if config.train_fraction < 1.0:
+        keep = stratified_holdout(labels, config.train_fraction, config.seed)
+        images, labels = images[keep], labels[keep]
+    return images, labels
+
+
+def session_seed(config: TrainConfig, initial_epoch: int = 0) -> int:
+    """The seed for a training session that starts at `initial_epoch`.
+
+    A fresh run uses the config's seed. A resumed run must not reuse it: the shuffles, augmentations and
+    dropout masks would replay those of the run's first epochs, which the network has already seen, so
+    each resume point gets its own (still reproducible) seed.
+    """
+    if initial_epoch <= 0:
+        return config.seed
+    return int(np.random.SeedSequence([config.seed, initial_epoch]).generate_state(1)[0] % (2**31 - 1))
+
+
+def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int | None = None):
+    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, one-hot labels).
+
+    `seed` (default: the config's) fixes the shuffle order and the augmentation draws.
+    """
+    import tensorflow as tf
+
+    from ferlib.data.augment import build_augmenter
+
+    seed = config.seed if seed is None else seed
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], one_hot))
+    pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    pipeline = pipeline.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if config.augmentation.is_active():
+        augmenter = build_augmenter(config.augmentation, seed=seed)
+        pipeline = pipeline.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+def validation_arrays(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validation faces as Keras takes them in `fit`: (float32 0-255 (N, 48, 48, 1), one-hot labels)."""
+    return images[..., None].astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (NUM_CLASSES * np.maximum(counts, 1)), 0.0)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def run_training(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    *,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    verbose: int = 2,
+) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir` to completion, a stop request, or failure; returns the status."""
+    run_dir = Path(run_dir)
+    config = runs.load_config(run_dir)
+    if runs.read_status(run_dir).get("state") == "running":
+        raise ValueError(
+            f"Expected a run that is not running; received {run_dir.name}, whose process is still training"
+        )
+    stop = install_stop_signal(run_dir)
+    if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
+        runs.clear_stop_request(run_dir)
+        runs.write_status(run_dir, "stopped", reason="stopped before training started")
+        return runs.read_status(run_dir)
+    runs.write_status(run_dir, "running", resumed=resume)
+    try:
+        result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
+    except KeyboardInterrupt:
+        runs.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
+        raise
+    except Exception as error:
+        if not runs.is_user_error(error):  # a message for the user, not a bug to trace
+            traceback.print_exc(file=sys.stderr)
+        runs.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    runs.clear_stop_request(run_dir)
+    return result
+
+
+def install_stop_signal(run_dir: Path):
+    """A StopSignal for the folder (its stop.request file), also set by SIGTERM when called on the main thread."""
+    from ferlib.training.callbacks import StopSignal
+
+    stop = StopSignal(run_dir)
+    if threading.current_thread() is threading.main_thread():
+
+        def handle(signum, frame):
+            stop.signalled = True
+
+        signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def load_initial_weights(model, path: str | Path) -> None:
+    """Start `model` from the weights of a saved model of the same architecture and layer sizes (a warm restart).
+
+    Only weights are taken: the run's own optimizer, schedule and regularisation apply from epoch 1, which is how a
+    longer schedule continues from an earlier run whose folder is gone.
+    """
+    import keras
+
+    path = Path(path).expanduser()
+    if path.suffix != ".keras" or not path.is_file():
+        raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
+    source = keras.saving.load_model(path, compile=False)
+    expected = [tuple(weight.shape) for weight in model.get_weights()]
+    received = [tuple(weight.shape) for weight in source.get_weights()]
+    if expected != received:
+        raise ValueError(
+            f"Expected initial_model weights shaped like the configured {model.name!r} "
+            f"({len(expected)} arrays, {model.count_params():,} parameters); "
+            f"received {str(path)!r} with {len(received)} arrays, {source.count_params():,} parameters"
+        )
+    model.set_weights(source.get_weights())
+
+
+def _saved_counters(run_dir: Path) -> dict[str, dict]:
+    """The plateau and early-stopping counters saved beside last.keras ({} for runs saved before they were)."""
+    counters = read_json_object(sidecar_path(run_dir / runs.LAST_MODEL)).get("patience_counters")
+    return counters if isinstance(counters, dict) else {}
+
+
+def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
+    import keras
+
+    import ferlib.training.schedule  # noqa: F401  (registers the rate schedule that last.keras's optimizer refers to)
+    from ferlib.nets.architectures import build_model
+    from ferlib.training.callbacks import (
+        AtomicCheckpoint,
+        EmaValidation,
+        ProgressWriter,
+        StopOnRequest,
+        learning_rate_callbacks,
+        patience_callbacks,
+    )
+
+    state = runs.saved_state(run_dir)
+    resuming = resume and (run_dir / runs.LAST_MODEL).exists()
+    initial_epoch = int(state.get("epochs_completed", 0)) if resuming else 0
+    seed = session_seed(config, initial_epoch)
+    keras.utils.set_random_seed(seed)
+    source = data or config.data
+    if dataset is None:
+        if not source:
+            raise ValueError("Expected a dataset path (--data PATH or the config's 'data'); received none")
+        print(f"loading data from {source}", file=sys.stderr, flush=True)
+        dataset = load_dataset(source, progress=ProgressPrinter())
+    train_images, train_labels = select_training_data(dataset, config)
+    validation_images, validation_labels = dataset.subset("validation")
+    if len(validation_labels) == 0:
+        raise ValueError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
+
+    steps = steps_per_epoch(len(train_labels), config)
+    if resuming:
+        model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+        if config.schedule != "plateau":  # the config's curve (its epochs may have been extended); same step
+            model.optimizer.learning_rate = learning_rate(config, steps)
+        runs.truncate_history(run_dir, initial_epoch)
+    else:
+        model = build_model(config.architecture, **config.hyperparameters)
+        if config.initial_model:
+            load_initial_weights(model, config.initial_model)
+            record_initial_lineage(run_dir, config.initial_model)
+        compile_model(model, config, steps)
+
+    pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
+    validation = validation_arrays(validation_images, validation_labels)
+    patience = patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
+    callbacks = [
+        *learning_rate_callbacks(config),
+        StopOnRequest(stop),
+        # Before everything that reads the epoch's logs: it adds val_ema_accuracy to them.
+        EmaValidation(validation_images, validation_labels, stop),
+        ProgressWriter(
+            run_dir,
+            stop,
+            steps_per_epoch=steps,
+            total_epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            batch_size=config.batch_size,
+            extra={
+                "train_images": len(train_labels),
+                "validation_images": len(validation_labels),
+                "resumed": resume,
+                "seed": seed,
+                "initial_model": config.initial_model or None,
+                "parameters": int(model.count_params()),
+                "recipe_revision": RECIPE_REVISION,
+            },
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),
+        # Before the checkpoint, so last.keras holds a rate just cut and the counters after this epoch.
+        *patience.values(),
+        AtomicCheckpoint(run_dir, stop, config, patience_callbacks=patience),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR), write_graph=False, profile_batch=0),
+    ]
+    started = time.time()
+    if initial_epoch < config.epochs:
+        model.fit(
+            pipeline,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            validation_batch_size=256,
+            shuffle=False,  # the tf.data pipeline shuffles
+            callbacks=callbacks,
+            verbose=verbose,
+            class_weight=class_weights(train_labels) if config.class_weighting else None,
+        )
+    if stop.triggered:
+        state = runs.saved_state(run_dir)
+        runs.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))
+        return runs.read_status(run_dir)
+
+    best_path = run_dir / runs.BEST_MODEL
+    best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
+    evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip")
+    metrics = {
+        "validation": evaluations["none"],
+        "validation_tta": evaluations["flip"],
+        "train_seconds_this_session": time.time() - started,
+        "best_epoch": runs.saved_state(run_dir).get("best_epoch"),
+        "parameters": int(best_model.count_params()),
+    }
+    atomic_write_json(run_dir / runs.METRICS_FILE, metrics)
+    if best_path.exists():
+        checkpoint = read_json(sidecar_path(best_path), default={}) or {}  # keeps the lineage the checkpoint wrote
+        summary = _summary_metrics(metrics)
+        if isinstance(checkpoint.get("metrics"), dict) and "weights" in checkpoint["metrics"]:
+            summary["weights"] = checkpoint["metrics"]["weights"]  # training or moving average
+        metadata = model_metadata(config.to_dict(), summary, parameters=metrics["parameters"])
+        save_model(best_model, best_path, {**checkpoint, **metadata})
+    runs.write_status(run_dir, "finished", accuracy=metrics["validation"]["accuracy"])
+    return runs.read_status(run_dir)
+
+
+def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    evaluations = {"none": metrics["validation"], "flip": metrics["validation_tta"]}
+    return {**summary_metrics(evaluations), "best_epoch": metrics.get("best_epoch")}

@@ -1,0 +1,1 @@
+"""Hyperparameter search with keras-tuner: the search space, the tuner, its project folder."""

@@ -1,0 +1,447 @@
+"""Hyperparameter search with keras-tuner, run in its own process on a search folder (see ferlib.jobs.searches).
+
+`run_search` is what `python -m ferlib tune` executes. It first trains the untuned baseline config on the
+search's budget, then lets a keras-tuner strategy (random, grid, Bayesian optimisation or Hyperband) train
+trials built by `FerHyperModel`: each trial is `trial_config(baseline, values)` trained exactly as a training
+run would be (ferlib.nets.architectures.build_model, ferlib.training.trainer's compile and tf.data pipeline, the epoch
+learning-rate schedule). Progress goes to the folder as JSON lines, stop requests and SIGTERM end the search
+after the current batch, and a stopped or killed search resumes where it was (keras-tuner reloads its project
+with `overwrite=False` and re-runs the trial that was interrupted).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from ferlib.atomic import append_json_line, atomic_write_json, read_json, read_json_object
+from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset
+from ferlib.jobs import runs
+from ferlib.jobs.searches import (
+    BASELINE_FILE,
+    BASELINE_TRIAL,
+    BEST_FILE,
+    TRIALS_FILE,
+    TUNER_DIR,
+    SearchConfig,
+    load_search_config,
+    read_trials,
+)
+from ferlib.nets.architectures import build_model
+from ferlib.training.callbacks import StopSignal, learning_rate_callbacks, patience_callbacks
+from ferlib.training.config import TrainConfig
+from ferlib.training.trainer import (
+    class_weights,
+    compile_model,
+    install_stop_signal,
+    make_training_pipeline,
+    select_training_data,
+    steps_per_epoch,
+    validation_arrays,
+)
+from ferlib.tuning.project import back_up_project, repair_project
+from ferlib.tuning.search_space import trial_config
+
+OBJECTIVE = "val_accuracy"
+BATCH_RECORD_SECONDS = 2.0
+
+
+class SearchStopped(keras_tuner.errors.FatalError):
+    """Raised after a batch when a stop was requested; keras-tuner passes FatalErrors out of `search`."""
+
+
+class TimeLimitReached(keras_tuner.errors.FatalError):
+    """Raised before a new trial once the wall-clock limit has passed."""
+
+
+@dataclass
+class TuningData:
+    """The training subset and validation split every trial (and the baseline) trains and scores on."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    validation: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, base: TrainConfig) -> TuningData:
+        images, labels = select_training_data(dataset, base)
+        validation_images, validation_labels = dataset.subset("validation")
+        if len(validation_labels) == 0:
+            raise ValueError(
+                f"Expected validation images in {dataset.report.source!r}; received an empty validation split"
+            )
+        return cls(images, labels, validation_arrays(validation_images, validation_labels))
+
+
+def build_compiled_model(config: TrainConfig, data: TuningData) -> keras.Model:
+    """The config's model, seeded and compiled as a training run on `data` would build it."""
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.architecture, **config.hyperparameters)
+    compile_model(model, config, steps_per_epoch(len(data.train_labels), config))
+    return model
+
+
+def fit_config(
+    model: keras.Model,
+    config: TrainConfig,
+    data: TuningData,
+    callbacks: list[keras.callbacks.Callback],
+    *,
+    epochs: int,
+    initial_epoch: int = 0,
+    verbose: int = 0,
+):
+    """Train `model` on the config's augmented pipeline with its learning-rate schedule (plateau cuts and early
+    stopping included, as in a training run); returns the History."""
+    pipeline = make_training_pipeline(data.train_images, data.train_labels, config)
+    return model.fit(
+        pipeline,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=data.validation,
+        validation_batch_size=256,
+        callbacks=[*learning_rate_callbacks(config), *patience_callbacks(config).values(), *callbacks],
+        verbose=verbose,
+        class_weight=class_weights(data.train_labels) if config.class_weighting else None,
+    )
+
+
+class SearchSession:
+    """The running search's bookkeeping: stop and time checks, trials.jsonl records, best.json."""
+
+    def __init__(self, search_dir: Path, config: SearchConfig, stop: StopSignal, started: float) -> None:
+        self.search_dir = search_dir
+        self.config = config
+        self.stop = stop
+        self.deadline = started + config.max_minutes * 60 if config.max_minutes else None
+        self.current_trial: str | None = None
+        self.trial_started = 0.0
+        self.epochs_trained = 0
+
+    def check_stop(self) -> None:
+        if self.stop.should_stop():
+            raise SearchStopped("a stop was requested")
+
+    def before_trial(self) -> None:
+        """Called before keras-tuner creates a trial: honour stop requests and the wall-clock limit."""
+        self.check_stop()
+        if self.deadline is not None and time.time() >= self.deadline:
+            raise TimeLimitReached(f"the {self.config.max_minutes:g}-minute limit was reached")
+
+    def record(self, record: dict[str, Any]) -> None:
+        append_json_line(self.search_dir / TRIALS_FILE, {"time": time.time(), **record})
+
+    def trial_begun(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        self.current_trial, self.trial_started, self.epochs_trained = trial.trial_id, time.time(), 0
+        values = trial.hyperparameters.values
+        self.record(
+            {
+                "event": "trial_start",
+                "trial": trial.trial_id,
+                "hyperparameters": {name: values[name] for name in self.config.space if name in values},
+                "tuner": {name: value for name, value in values.items() if name.startswith("tuner/")},
+            }
+        )
+
+    def trial_ended(self, trial: keras_tuner.engine.trial.Trial, status: str | None = None) -> None:
+        duration = time.time() - self.trial_started
+        score = trial.score if trial.score is not None and math.isfinite(trial.score) else None
+        state = status or str(trial.status).lower()
+        message = (trial.message or "").strip().splitlines()[-1:] if state in ("failed", "invalid") else []
+        self.record(
+            {
+                "event": "trial_end",
+                "trial": trial.trial_id,
+                "status": state,
+                "score": score,
+                "duration_seconds": duration,
+                "epochs": self.epochs_trained,
+                **({"error": message[0]} if message else {}),
+            }
+        )
+        self.current_trial = None
+        shown = f"{OBJECTIVE}={score:.4f}" if score is not None else state
+        print(f"trial {trial.trial_id}: {shown} in {duration:.0f} s", flush=True)
+
+    def progress_callback(self, trial: str, epochs: int, steps_per_epoch: int) -> SearchProgress:
+        return SearchProgress(self, trial, epochs, steps_per_epoch)
+
+
+class SearchProgress(keras.callbacks.Callback):
+    """Appends batch (every few seconds) and epoch records of one trial to progress.jsonl; checks for stops.
+
+    keras-tuner keeps only the objective's values in its own files, so this is where per-epoch metrics live.
+    """
+
+    def __init__(self, session: SearchSession, trial: str, epochs: int, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.session = session
+        self.trial = trial
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.path = session.search_dir / runs.PROGRESS_FILE
+        self.epoch = 0
+        self.epoch_started = self.last_batch_record = 0.0
+
+    def _write(self, record: dict[str, Any]) -> None:
+        append_json_line(self.path, {"time": time.time(), "trial": self.trial, "epochs": self.epochs, **record})
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch, self.epoch_started, self.last_batch_record = epoch, time.time(), 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.session.check_stop()
+        now = time.time()
+        if now - self.last_batch_record < BATCH_RECORD_SECONDS:
+            return
+        self.last_batch_record = now
+        logs = logs or {}
+        self._write(
+            {
+                "event": "batch",
+                "epoch": self.epoch + 1,
+                "batch": batch + 1,
+                "steps": self.steps_per_epoch,
+                "loss": _number(logs.get("loss")),
+                "accuracy": _number(logs.get("accuracy")),
+            }
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.session.epochs_trained += 1
+        record = {"event": "epoch", "epoch": epoch + 1, "epoch_seconds": time.time() - self.epoch_started}
+        record.update({key: _number(value) for key, value in (logs or {}).items() if key != "learning_rate"})
+        self._write(record)
+
+
+class FerHyperModel(keras_tuner.HyperModel):
+    """The search space as a keras-tuner HyperModel: every hyperparameter a Choice among the search's values.
+
+    `build` and `fit` both go through `trial_config`, so a trial trains exactly like a training run of the
+    config it reports (and like the baseline, which is `trial_config` of no changes).
+    """
+
+    def __init__(self, config: SearchConfig, data: TuningData, session: SearchSession) -> None:
+        super().__init__(name="fer_studio", tunable=True)
+        self.config = config
+        self.data = data
+        self.session = session
+
+    def trial_values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """Declare (first call) or read every hyperparameter of the space."""
+        return {name: hp.Choice(name, list(choices)) for name, choices in self.config.space.items()}
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        return build_compiled_model(trial_config(self.config.base, self.trial_values(hp)), self.data)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any):
+        """Train one trial. Hyperband passes `epochs` and `initial_epoch`; other strategies train the full budget."""
+        config = trial_config(self.config.base, self.trial_values(hp))
+        epochs = int(kwargs.get("epochs", config.epochs))
+        steps = steps_per_epoch(len(self.data.train_labels), config)
+        trial = self.session.current_trial or "?"
+        callbacks = [*kwargs.get("callbacks", []), self.session.progress_callback(trial, epochs, steps)]
+        return fit_config(
+            model,
+            config,
+            self.data,
+            callbacks,
+            epochs=epochs,
+            initial_epoch=int(kwargs.get("initial_epoch", 0)),
+            verbose=kwargs.get("verbose", 0),
+        )
+
+
+class SessionHooks:
+    """Tuner hooks shared by the four strategies: records, backups, stop/time checks, memory release."""
+
+    session: SearchSession
+
+    def pre_create_trial(self) -> None:
+        self.session.before_trial()
+        super().pre_create_trial()
+
+    def on_trial_begin(self, trial) -> None:
+        super().on_trial_begin(trial)
+        back_up_project(self.project_dir)
+        self.session.trial_begun(trial)
+
+    def on_trial_end(self, trial) -> None:
+        super().on_trial_end(trial)
+        back_up_project(self.project_dir)
+        self.session.trial_ended(self.oracle.get_trial(trial.trial_id))
+        write_best(self.session.search_dir, self.session.config, self.oracle)
+        keras.backend.clear_session()  # free the finished trial's graph and weights before the next one
+        gc.collect()
+
+
+def _tuner_class(base: type) -> type:
+    return type(f"Fer{base.__name__}", (SessionHooks, base), {})
+
+
+TUNERS = {
+    "random": _tuner_class(keras_tuner.RandomSearch),
+    "grid": _tuner_class(keras_tuner.GridSearch),
+    "bayesian": _tuner_class(keras_tuner.BayesianOptimization),
+    "hyperband": _tuner_class(keras_tuner.Hyperband),
+}
+
+
+def make_tuner(search_dir: Path, config: SearchConfig, hypermodel: FerHyperModel, session: SearchSession):
+    """The strategy's tuner on the folder's tuner/ project, reloading it if it exists (overwrite=False)."""
+    common = {
+        "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
+        "seed": config.base.seed,
+        "directory": str(search_dir),
+        "project_name": TUNER_DIR,
+        "overwrite": False,
+        "max_consecutive_failed_trials": 3,
+    }
+    if config.strategy == "hyperband":
+        # Every Hyperband iteration has at least one trial: as many iterations as trials lets max_trials decide.
+        strategy_settings = {"max_epochs": config.epochs, "factor": 3, "hyperband_iterations": config.max_trials}
+    elif config.strategy == "bayesian":
+        dimensions = sum(len(choices) > 1 for choices in config.space.values())
+        initial_points = max(2, min(3 * dimensions, config.max_trials // 2))
+        strategy_settings = {"max_trials": config.max_trials, "num_initial_points": initial_points}
+    else:
+        strategy_settings = {"max_trials": config.max_trials}
+    tuner = TUNERS[config.strategy](hypermodel, **common, **strategy_settings)
+    tuner.session = session
+    tuner.oracle.max_trials = config.max_trials  # Hyperband has no max_trials of its own; the budget applies to all
+    return tuner
+
+
+def write_best(search_dir: Path, config: SearchConfig, oracle) -> None:
+    """best.json: the best completed trial's score, hyperparameters and full TrainConfig."""
+    best = oracle.get_best_trials(1)
+    if not best or best[0].score is None or not math.isfinite(best[0].score):
+        return
+    trial = best[0]
+    values = {name: trial.hyperparameters.values[name] for name in config.space if name in trial.hyperparameters}
+    atomic_write_json(
+        search_dir / BEST_FILE,
+        {
+            "trial": trial.trial_id,
+            "score": float(trial.score),
+            "hyperparameters": values,
+            "config": trial_config(config.base, values).to_dict(),
+            "updated": time.time(),
+        },
+    )
+
+
+def train_baseline(search_dir: Path, session: SearchSession, data: TuningData, verbose: int) -> dict[str, Any]:
+    """Train the untuned config on the search's budget and write baseline.json; progress as trial 'baseline'."""
+    base = session.config.base
+    started = time.time()
+    model = build_compiled_model(base, data)
+    steps = steps_per_epoch(len(data.train_labels), base)
+    callback = session.progress_callback(BASELINE_TRIAL, base.epochs, steps)
+    history = fit_config(model, base, data, [callback], epochs=base.epochs, verbose=verbose)
+    scores = [float(value) for value in history.history.get(OBJECTIVE, []) if math.isfinite(value)]
+    result = {
+        "score": max(scores) if scores else None,
+        "best_epoch": int(np.argmax(scores)) + 1 if scores else None,
+        "duration_seconds": time.time() - started,
+        "epochs": base.epochs,
+        "train_images": len(data.train_labels),
+        "validation_images": len(data.validation[1]),
+        "parameters": int(model.count_params()),
+        "config": base.to_dict(),
+    }
+    atomic_write_json(search_dir / BASELINE_FILE, result)
+    keras.backend.clear_session()
+    shown = f"{result['score']:.4f}" if result["score"] is not None else "none"
+    print(f"baseline: {OBJECTIVE}={shown} in {result['duration_seconds']:.0f} s", flush=True)
+    return result
+
+
+def search_result(search_dir: Path) -> dict[str, Any]:
+    """best_score, baseline and completed trials of the folder, as the CLI's last line and status.json report."""
+    best, baseline = read_json_object(search_dir / BEST_FILE), read_json_object(search_dir / BASELINE_FILE)
+    completed = sum(row.status == "completed" for row in read_trials(search_dir))
+    return {"best_score": best.get("score"), "baseline_score": baseline.get("score"), "trials": completed}
+
+
+def run_search(
+    search_dir: str | Path,
+    data: str | Path | None = None,
+    *,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """Run (or resume) the search in `search_dir` to its end, a stop request, or failure; returns the status."""
+    path = Path(search_dir)
+    config = load_search_config(path)
+    if runs.read_status(path).get("state") == "running":
+        raise ValueError(f"Expected a search that is not running; received {path.name}, whose process is still running")
+    stop = install_stop_signal(path)
+    if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
+        runs.clear_stop_request(path)
+        runs.write_status(path, "stopped", reason="stopped before the search started", **search_result(path))
+        return runs.read_status(path)
+    runs.write_status(path, "running", resumed=resume)
+    try:
+        status = _search(path, config, data, dataset, stop, verbose)
+    except KeyboardInterrupt:
+        runs.write_status(path, "stopped", reason="interrupted from the keyboard", **search_result(path))
+        raise
+    except Exception as error:
+        if not runs.is_user_error(error):  # a message for the user, not a bug to trace
+            traceback.print_exc(file=sys.stderr)
+        runs.write_status(path, "failed", error=f"{type(error).__name__}: {error}", **search_result(path))
+        raise
+    runs.clear_stop_request(path)
+    return status
+
+
+def _search(path: Path, config: SearchConfig, data, dataset: Dataset | None, stop: StopSignal, verbose: int) -> dict:
+    session = SearchSession(path, config, stop, started=time.time())
+    if dataset is None:
+        source = data or config.base.data
+        if not source:
+            raise ValueError("Expected a dataset path (--data PATH or the search config's 'data'); received none")
+        print(f"loading data from {source}", file=sys.stderr, flush=True)
+        dataset = load_dataset(source, progress=ProgressPrinter())
+    tuning_data = TuningData.from_dataset(dataset, config.base)
+    for action in repair_project(path / TUNER_DIR):
+        print(f"tuner project: {action}", file=sys.stderr, flush=True)
+    reason = "all trials done"
+    try:
+        if read_json(path / BASELINE_FILE, default=None) is None:
+            train_baseline(path, session, tuning_data, verbose)
+        tuner = make_tuner(path, config, FerHyperModel(config, tuning_data, session), session)
+        tuner.search(verbose=verbose)
+    except SearchStopped:
+        if session.current_trial is not None:
+            append_json_line(
+                path / TRIALS_FILE,
+                {"time": time.time(), "event": "trial_end", "trial": session.current_trial, "status": "stopped"},
+            )
+        runs.write_status(path, "stopped", **search_result(path))
+        return runs.read_status(path)
+    except TimeLimitReached as limit:
+        reason = str(limit)
+    keras.backend.clear_session()
+    runs.write_status(path, "finished", reason=reason, **search_result(path))
+    return runs.read_status(path)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
