@@ -5,6 +5,8 @@ The order is the FER-2013 challenge CSV's (0=angry ... 6=neutral), so CSV labels
 
 from __future__ import annotations
 
+from ferlib.errors import FerError
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(EMOTIONS)
 
@@ -63,7 +65,7 @@ def class_index(name: str) -> int:
     """Index of an emotion in the canonical order; raises ValueError for unknown names."""
     canonical = normalize_class_name(name)
     if canonical is None:
-        raise ValueError(f"Expected one of {', '.join(EMOTIONS)}; received {name!r}")
+        raise FerError(f"Expected one of {', '.join(EMOTIONS)}; received {name!r}")
     return EMOTIONS.index(canonical)
 
 
@@ -71,7 +73,7 @@ def hex_to_bgr(color: str) -> tuple[int, int, int]:
     """Convert '#rrggbb' to an OpenCV BGR tuple."""
     value = color.lstrip("#")
     if len(value) != 6:
-        raise ValueError(f"Expected a colour like '#rrggbb'; received {color!r}")
+        raise FerError(f"Expected a colour like '#rrggbb'; received {color!r}")
     red, green, blue = (int(value[i : i + 2], 16) for i in (0, 2, 4))
     return blue, green, red
 

@@ -11,11 +11,14 @@ import os
 import sys
 from pathlib import Path
 
+from ferlib.errors import FerError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ferlib", description="Facial emotion recognition on FER-2013.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     info = commands.add_parser("info", help="counts per split and class, and the load report")
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[arguments.command](arguments)
-    except ValueError as error:
+    except FerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `... | head` closed the pipe: no traceback, and no second error at exit
@@ -141,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug: say so in one line, or show the traceback with --debug
+        if arguments.debug:
+            raise
+        print(
+            f"internal error: {type(error).__name__}: {error} (this is a bug in ferlib; run again with --debug for "
+            "the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _info(arguments: argparse.Namespace) -> int:
@@ -177,7 +189,7 @@ def _train(arguments: argparse.Namespace) -> int:
 
     if arguments.resume_from:
         if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
-            raise ValueError(
+            raise FerError(
                 "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs); received it with "
                 "--resume, --run-dir, --config or --initial-model"
             )
@@ -187,7 +199,7 @@ def _train(arguments: argparse.Namespace) -> int:
         config = snapshot.config
         data = arguments.data or config.data
         if not data or not Path(data).expanduser().exists():
-            raise ValueError(
+            raise FerError(
                 f"Expected the run's dataset on this machine; received {data!r}, which does not exist here: "
                 "pass --data PATH"
             )
@@ -202,12 +214,12 @@ def _train(arguments: argparse.Namespace) -> int:
             atomic_write_json(run_dir / runs.CONFIG_FILE, config.updated(**changes).to_dict())
     elif arguments.resume or arguments.run_dir:
         if arguments.initial_model:
-            raise ValueError(
+            raise FerError(
                 "Expected --initial-model only for a new run; received it with --run-dir/--resume, "
                 "whose run keeps the starting weights it was created with"
             )
         if not arguments.run_dir:
-            raise ValueError("Expected --run-dir RUN_FOLDER with --resume; received none")
+            raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
         run_dir = Path(arguments.run_dir)
         config = runs.load_config(run_dir)
         if arguments.epochs is not None:
@@ -228,7 +240,7 @@ def _train(arguments: argparse.Namespace) -> int:
             changes["initial_model"] = arguments.initial_model
         config = config.updated(**changes)
         if not config.data:
-            raise ValueError("Expected --data PATH (or 'data' in the config); received none")
+            raise FerError("Expected --data PATH (or 'data' in the config); received none")
         run_dir = runs.create_checked_run(config, arguments.runs_dir)
     print(run_dir, flush=True)
     status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)
@@ -260,7 +272,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     if len(labels) == 0:
         sizes = {split: sum(per_class.values()) for split, per_class in dataset.counts().items()}
         present = ", ".join(f"{split} ({size})" for split, size in sizes.items() if size) or "no images"
-        raise ValueError(
+        raise FerError(
             f"Expected images in the {arguments.split!r} split of {str(arguments.data)!r}; received none "
             f"(it has: {present}); choose one with --split, or --split all"
         )
@@ -286,12 +298,12 @@ def _predict(arguments: argparse.Namespace) -> int:
     videos = [path for path in arguments.images if is_video_path(path)]
     if videos:
         if len(arguments.images) > 1:
-            raise ValueError(f"Expected photos or a single video; received {len(arguments.images)} files with a video")
+            raise FerError(f"Expected photos or a single video; received {len(arguments.images)} files with a video")
         if arguments.json or arguments.annotated_dir:
-            raise ValueError("Expected --csv or --video-out with a video; received --json or --annotated-dir")
+            raise FerError("Expected --csv or --video-out with a video; received --json or --annotated-dir")
         return _predict_video(arguments, videos[0])
     if arguments.csv or arguments.video_out:
-        raise ValueError("Expected a video file with --csv or --video-out; received only photos")
+        raise FerError("Expected a video file with --csv or --video-out; received only photos")
     return _predict_photos(arguments)
 
 
@@ -299,12 +311,12 @@ def _check_output_paths(arguments: argparse.Namespace) -> None:
     """Refuse, before any work, outputs that cannot be written: a file where a folder goes, or the reverse."""
     for option, value in (("--json", arguments.json), ("--csv", arguments.csv), ("--video-out", arguments.video_out)):
         if value and Path(value).is_dir():
-            raise ValueError(f"Expected a file path for {option}; received {value!r}, which is a folder")
+            raise FerError(f"Expected a file path for {option}; received {value!r}, which is a folder")
     if arguments.video_out and not Path(arguments.video_out).suffix:
-        raise ValueError(f"Expected --video-out with a video suffix such as .mp4; received {arguments.video_out!r}")
+        raise FerError(f"Expected --video-out with a video suffix such as .mp4; received {arguments.video_out!r}")
     folder = arguments.annotated_dir
     if folder and Path(folder).exists() and not Path(folder).is_dir():
-        raise ValueError(f"Expected a folder for --annotated-dir; received {folder!r}, which is a file")
+        raise FerError(f"Expected a folder for --annotated-dir; received {folder!r}, which is a file")
 
 
 def _predict_video(arguments: argparse.Namespace, video_path: str) -> int:
@@ -395,7 +407,7 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
     if arguments.json:
         atomic_write_json(arguments.json, results)
     if not results:  # every photo was skipped; a copy that could not be written still leaves its printed analysis
-        raise ValueError(
+        raise FerError(
             f"Expected readable image files; received {len(arguments.images)}, none of which could be read and analysed"
         )
     return 1 if failures else 0
@@ -458,7 +470,7 @@ def _tune(arguments: argparse.Namespace) -> int:
     from ferlib.jobs import searches
 
     if arguments.resume and arguments.search_dir:
-        raise ValueError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
+        raise FerError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
     resume = bool(arguments.resume)
     if arguments.resume:
         search_dir = searches.claim_for_resume(arguments.resume, arguments.runs_dir)
@@ -490,7 +502,7 @@ def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
     searches.load_search_config(search_dir)
     status = runs.read_status(search_dir)
     if status.get("state") != "created":
-        raise ValueError(
+        raise FerError(
             f"Expected a search folder just created or claimed for this process with --search-dir; received "
             f"{search_dir.name}, which is {status.get('state')}: continue a stopped search with --resume"
         )
@@ -507,16 +519,16 @@ def _new_search(arguments: argparse.Namespace) -> Path:
     from ferlib.tuning.search_space import default_space
 
     if not arguments.data:
-        raise ValueError("Expected --data PATH for a new search; received none")
+        raise FerError("Expected --data PATH for a new search; received none")
     data = Path(arguments.data).expanduser().resolve()
     if not data.exists():
-        raise ValueError(f"Expected an existing dataset; received {arguments.data!r}, which does not exist")
+        raise FerError(f"Expected an existing dataset; received {arguments.data!r}, which does not exist")
     space = default_space()
     if arguments.space:
         try:
             space = json.loads(Path(arguments.space).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(
+            raise FerError(
                 f"Expected a readable JSON search space file; received {arguments.space!r} ({error})"
             ) from None
     config = searches.SearchConfig(

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
+from ferlib.errors import FerError
 from ferlib.nets.modelio import default_model_path, read_metadata, sidecar_path
 
 
@@ -271,13 +272,13 @@ def stop_resume_buttons(
     def stop_clicked() -> None:
         try:
             runs.request_stop(job_dir)
-        except ValueError as error:
+        except FerError as error:
             st.session_state[f"{scope}_monitor_message"] = (f"The {noun} could not be stopped.", error)
 
     def resume_clicked() -> None:
         try:
             resume(job_dir)
-        except ValueError as error:
+        except FerError as error:
             st.session_state[f"{scope}_monitor_message"] = (f"The {noun} could not be resumed.", error)
         else:
             flash(scope, f"Resumed {job_dir.name}: it continues in its own process.", ":material/play_circle:")

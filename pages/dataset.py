@@ -26,6 +26,7 @@ from ferlib.data.quality import (
     quality_report,
     sample_per_class,
 )
+from ferlib.errors import FerError
 from pages.common import (
     bgr_to_rgb,
     data_directories,
@@ -78,7 +79,7 @@ def save_upload() -> None:
         return
     try:
         saved = save_dataset_zip(upload, upload.name, upload_directory())
-    except ValueError as error:
+    except FerError as error:
         remember_message("error", f"The zip was not saved: {error}")
         return
     except OSError as error:
@@ -106,7 +107,7 @@ def download_from_kaggle() -> None:
             api.dataset_download_files(KAGGLE_DATASET, path=download, unzip=False, quiet=True, force=True)
             saved = save_dataset_zip(Path(download) / name, name, directory)
         path = saved.path
-    except ValueError as error:
+    except FerError as error:
         remember_message("error", f"The download is not a usable dataset: {error}")
         return
     except Exception as error:  # network, HTTP 401/403 and package errors: explained, never a traceback
@@ -257,7 +258,7 @@ def raw_images(dataset: Dataset, path: str, indices: np.ndarray) -> list[np.ndar
     for index, content in zip(indices, contents, strict=True):
         try:
             shown.append(display_ready(decode_image(content)))
-        except ValueError:
+        except FerError:
             shown.append(dataset.images[index])
     return shown
 
@@ -593,7 +594,7 @@ def main() -> None:
         return
     try:
         dataset = load_dataset_cached(path)
-    except ValueError as error:
+    except FerError as error:
         show_error("This dataset could not be loaded; choose another or add one above.", error)
         return
     if len(dataset) == 0:
@@ -610,7 +611,7 @@ def main() -> None:
             render_pixels(dataset, path)
         with quality_tab:
             render_quality(dataset, path)
-    except ValueError as error:
+    except FerError as error:
         show_error("Part of this page could not be computed.", error)
 
 

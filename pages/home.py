@@ -8,6 +8,7 @@ import streamlit as st
 
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.data.preprocess import decode_image
+from ferlib.errors import FerError
 from ferlib.evaluation.metrics import metric_key
 from ferlib.nets.modelio import default_model_path
 from pages.common import (
@@ -49,7 +50,7 @@ with card_column:
     else:
         try:
             card = load_model_card(model_path)
-        except ValueError as error:
+        except FerError as error:
             show_error("The model's card could not be read, so its figures are not shown.", error)
             card = {}
         metrics = card.get("metrics", {})
@@ -119,12 +120,12 @@ with try_column:
     else:
         try:
             image = decode_image(upload.getvalue())
-        except ValueError as error:
+        except FerError as error:
             show_error("This file could not be read as an image.", error)
         else:
             try:
                 analysis = analyze_photo(image, upload.getvalue(), model_path)
-            except ValueError as error:
+            except FerError as error:
                 show_error("The model could not be run.", error)
             else:
                 from ferlib.live.pipeline import annotate

@@ -12,6 +12,7 @@ import streamlit as st
 
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
 from ferlib.data.preprocess import decode_image
+from ferlib.errors import FerError
 from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings, annotate_live
 from ferlib.live.detection import DETECTORS
 from ferlib.live.ice import ice_servers
@@ -236,7 +237,7 @@ with camera_tab:
     try:
         with st.spinner("Loading the detector and the model…"):
             session.configure(detector_name, variant, settings, classifier=shared_classifier(variant))
-    except ValueError as error:
+    except FerError as error:
         show_error("The live pipeline could not be started.", error)
     else:  # the other tabs still render when the camera pipeline cannot start
 
@@ -248,7 +249,7 @@ with camera_tab:
 
         try:
             servers = configured_ice_servers()
-        except ValueError as error:
+        except FerError as error:
             show_error("The ICE server configuration could not be read; using direct connections only.", error)
             servers = []
 
@@ -336,7 +337,7 @@ with photo_tab:
     if upload is not None:
         try:
             image = decode_image(upload.getvalue())
-        except ValueError as error:
+        except FerError as error:
             show_error("This file could not be read as an image.", error)
         else:
             show_photo_result(image, upload.getvalue(), detector_name, variant, settings, key="photo")
@@ -346,7 +347,7 @@ with snapshot_tab:
     if picture is not None:
         try:
             image = decode_image(picture.getvalue())
-        except ValueError as error:
+        except FerError as error:
             show_error("The camera picture could not be read.", error)
         else:
             show_photo_result(image, picture.getvalue(), detector_name, variant, settings, key="snapshot")

@@ -19,6 +19,7 @@ from plotly.colors import qualitative
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.data.datasets import SPLITS
 from ferlib.data.preprocess import decode_image
+from ferlib.errors import FerError
 from ferlib.evaluation import reports
 from ferlib.evaluation.metrics import TTA_DESCRIPTIONS, TTA_MODES
 from ferlib.jobs import runs
@@ -370,7 +371,7 @@ def compare_section(choices: dict[str, tuple[str, Path, str]]) -> None:
         return
     try:
         chosen = [report_for(choices[key]) for key in selected]
-    except ValueError as error:
+    except FerError as error:
         show_error("A model's metrics could not be read.", error)
         return
     render_comparison_curves(chosen)
@@ -525,7 +526,7 @@ def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
     model_path, modified = model_file(report)
     try:
         evaluation = cached_evaluation(model_path, modified, str(dataset), dataset_version(str(dataset)), split, tta)
-    except ValueError as error:
+    except FerError as error:
         show_error("The model could not be evaluated on this dataset.", error)
         return None
     render_gallery(report, evaluation, dataset.name)
@@ -590,7 +591,7 @@ def render_gallery_gradcam(
     try:
         gradcam = load_gradcam(*model_file(report))
         explanation = gradcam.explain(faces, classes)
-    except ValueError as error:
+    except FerError as error:
         show_error("Grad-CAM could not be computed for this model.", error)
         return
     overlays = [bgr_to_rgb(overlay(face, heatmap)) for face, heatmap in zip(faces, explanation.heatmaps, strict=True)]
@@ -647,7 +648,7 @@ def photo_section(report: reports.ModelReport) -> None:
         return
     try:
         image = decode_image(upload.getvalue())
-    except ValueError as error:
+    except FerError as error:
         show_error("This file could not be read as an image.", error)
         return
     class_index = None if explained == PREDICTED else EMOTIONS.index(explained)
@@ -656,7 +657,7 @@ def photo_section(report: reports.ModelReport) -> None:
 
         detector = load_detector("none" if whole_image else "haar")
         faces = explain_photo(load_gradcam(*model_file(report)), image, detector, class_index=class_index)
-    except ValueError as error:
+    except FerError as error:
         show_error("The photo could not be explained.", error)
         return
     if not faces:
@@ -711,7 +712,7 @@ def main() -> None:
     key = choose_model(choices)
     try:
         report = report_for(choices[key])
-    except ValueError as error:
+    except FerError as error:
         show_error("This model's metrics could not be read.", error)
         return
     overview, compare, mistakes, photo = st.tabs(

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from ferlib.errors import FerError
 from ferlib.jobs import runs, searches
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.nets.modelio import default_model_path, read_metadata
@@ -74,10 +75,10 @@ def parse_widths(text: str) -> tuple[int, ...]:
     """'32, 64, 128' → (32, 64, 128); anything else raises ValueError in ferlib's wording."""
     try:
         widths = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"Expected comma-separated whole numbers such as 32, 64, 128; received {text!r}") from None
+    except FerError:
+        raise FerError(f"Expected comma-separated whole numbers such as 32, 64, 128; received {text!r}") from None
     if not widths or min(widths) < 1:
-        raise ValueError(f"Expected at least one positive channel count; received {text!r}")
+        raise FerError(f"Expected at least one positive channel count; received {text!r}")
     return widths
 
 
@@ -150,7 +151,7 @@ def render_status(run_dir: Path, status: dict[str, Any], summary: runs.RunSummar
     title, badge = st.columns([5, 1], vertical_alignment="center")
     try:
         description = f"{summary.architecture} · {runs.describe_config(runs.load_config(run_dir))}"
-    except ValueError:
+    except FerError:
         description = f"{summary.architecture} · config.json could not be read"
     title.markdown(f"**{run_dir.name}**  \n{description}")
     with badge:
@@ -534,7 +535,7 @@ def warm_start_choices(runs_dir: Path, architecture: str) -> dict[str, str]:
     shipped = default_model_path().expanduser().resolve()
     try:
         shipped_config = read_metadata(shipped).get("config") if shipped.exists() else None
-    except ValueError:  # a damaged card: the shipped model is not offered (the Home page says why)
+    except FerError:  # a damaged card: the shipped model is not offered (the Home page says why)
         shipped_config = None
     if isinstance(shipped_config, dict) and shipped_config.get("architecture") == architecture:
         choices[str(shipped)] = f"Shipped model ({shipped.name})"  # labels stay stable, so a choice survives reruns
@@ -564,7 +565,7 @@ def start_training(runs_dir: Path, architecture: str, settings: dict[str, Any], 
         config = TrainConfig(
             architecture=architecture, hyperparameters=parse_hyperparameters(architecture, entered), **settings
         )
-    except ValueError as error:
+    except FerError as error:
         show_error("These settings cannot be used.", error)
         return
     try:
@@ -631,7 +632,7 @@ def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
 def config_description(run: runs.RunSummary) -> str:
     try:
         return runs.describe_config(runs.load_config(run.path))
-    except ValueError:
+    except FerError:
         return "config.json could not be read"
 
 

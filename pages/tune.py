@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from ferlib.errors import FerError
 from ferlib.jobs import runs, searches
 from ferlib.nets.architectures import architecture_names
 from ferlib.training.config import TrainConfig
@@ -115,7 +116,7 @@ def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
     show_monitor_message("tune")
     try:
         config = searches.load_search_config(search_dir)
-    except ValueError as error:
+    except FerError as error:
         show_error("This search's config.json cannot be read.", error)
         return
     trials = searches.read_trials(search_dir)
@@ -458,7 +459,7 @@ def start_search(searches_dir: Path, runs_dir: Path, settings: dict[str, Any]) -
             architecture=settings.pop("architecture"), data=settings.pop("data"), seed=settings.pop("seed")
         )
         config = searches.SearchConfig(base=base, **settings)
-    except ValueError as error:
+    except FerError as error:
         show_error("These settings cannot be used.", error)
         return
     try:

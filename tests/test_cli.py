@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
+from ferlib.cli import main
+
 
 def run_cli(*arguments, env=None):
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
@@ -235,7 +237,25 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
     assert last["no readable photo"] == (
         "error: Expected readable image files; received 1, none of which could be read and analysed"
     )
-    assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts; received 'ten'"
+    assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts, crops; received 'ten'"
     assert last["video with json"] == (
         "error: Expected --csv or --video-out with a video; received --json or --annotated-dir"
     )
+
+
+def test_a_user_mistake_is_one_line_and_a_bug_says_it_is_one(monkeypatch, capsys):
+    import ferlib.cli
+
+    assert main(["info", "--data", "/no/such/dataset.zip"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Expected ")
+
+    def broken(arguments):
+        raise ValueError("Input 0 of layer 'dense' is incompatible with the layer")
+
+    monkeypatch.setattr(ferlib.cli, "_info", broken)
+    assert main(["info", "--data", "x"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("internal error: ValueError: Input 0 of layer") and "--debug" in line
+    with pytest.raises(ValueError, match="Input 0 of layer"):
+        main(["--debug", "info", "--data", "x"])

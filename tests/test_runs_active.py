@@ -257,12 +257,6 @@ def test_a_created_run_is_taken_over_only_by_the_process_its_launcher_started(tm
         other.wait()
 
 
-def test_only_ferlibs_own_expected_errors_go_without_a_traceback():
-    assert runs.is_user_error(ValueError("Expected a dataset; received none"))
-    assert not runs.is_user_error(ValueError("Input 0 of layer 'dense' is incompatible with the layer"))
-    assert not runs.is_user_error(KeyError("Expected"))
-
-
 def test_saved_state_trusts_the_checkpoints_written_before_state_json(tmp_path, training_data):
     """Killed between saving the epoch's checkpoints and state.json: the sidecars have the newer counts."""
     run_dir = runs.create_run(tiny_config(training_data), tmp_path)

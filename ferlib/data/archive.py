@@ -27,6 +27,7 @@ from ferlib.data.datasets import (
     is_hidden,
     split_from_name,
 )
+from ferlib.errors import FerError
 
 MEGABYTE = 1024 * 1024
 DEFAULT_MAX_ZIP_BYTES = 300 * MEGABYTE
@@ -72,14 +73,14 @@ def check_dataset_zip(source: ZipSource, limits: ArchiveLimits | None = None) ->
     limits = limits or ArchiveLimits()
     data = _read_limited(source, limits.max_zip_bytes)
     if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise ValueError(f"Expected a .zip file; received {len(data)} bytes that are not a zip archive")
+        raise FerError(f"Expected a .zip file; received {len(data)} bytes that are not a zip archive")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             _check_entries(infos, limits)
             return _check_layout(archive, infos, zip_bytes=len(data))
     except zipfile.BadZipFile as error:
-        raise ValueError(f"Expected a readable .zip file; received a damaged archive ({error})") from None
+        raise FerError(f"Expected a readable .zip file; received a damaged archive ({error})") from None
 
 
 def save_dataset_zip(
@@ -102,7 +103,7 @@ def save_dataset_zip(
             return SavedArchive(path=candidate, check=check)
         if candidate.is_file() and candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
             return SavedArchive(path=candidate, check=check, already_present=True)
-    raise ValueError(
+    raise FerError(
         f"Expected a free file name in {str(target_directory)!r}; received {file_name!r}, taken 1000 times"
     )
 
@@ -140,7 +141,7 @@ def read_source_files(source: str | os.PathLike, members: Sequence[str]) -> list
             return [_read_member(archive, root, member) for member in members]
     if root.is_dir():
         return [_read_folder_file(root, member) for member in members]
-    raise ValueError(f"Expected a dataset folder or .zip; received {str(source)!r}")
+    raise FerError(f"Expected a dataset folder or .zip; received {str(source)!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def _read_limited(source: ZipSource, max_bytes: int) -> bytes:
     elif isinstance(source, str | os.PathLike):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise ValueError(f"Expected a .zip file; received {str(source)!r}, which is not a file")
+            raise FerError(f"Expected a .zip file; received {str(source)!r}, which is not a file")
         _check_size(path.stat().st_size, max_bytes)
         data = path.read_bytes()
     else:
@@ -166,21 +167,21 @@ def _read_limited(source: ZipSource, max_bytes: int) -> bytes:
 
 def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise ValueError(f"Expected a .zip of at most {_megabytes(max_bytes)}; received {_megabytes(size)} or more")
+        raise FerError(f"Expected a .zip of at most {_megabytes(max_bytes)}; received {_megabytes(size)} or more")
 
 
 def _check_entries(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
     if len(infos) > limits.max_entries:
-        raise ValueError(f"Expected at most {limits.max_entries} entries in the zip; received {len(infos)}")
+        raise FerError(f"Expected at most {limits.max_entries} entries in the zip; received {len(infos)}")
     for info in infos:
         reason = unsafe_entry_reason(info)
         if reason is not None:
-            raise ValueError(
+            raise FerError(
                 f"Expected zip entries that stay inside the dataset folder; received {reason}: {info.filename!r}"
             )
     uncompressed = sum(info.file_size for info in infos)
     if uncompressed > limits.max_uncompressed_bytes:
-        raise ValueError(
+        raise FerError(
             f"Expected at most {_megabytes(limits.max_uncompressed_bytes)} once uncompressed; "
             f"received {_megabytes(uncompressed)} (a zip bomb or far more than a dataset needs)"
         )
@@ -198,7 +199,7 @@ def _check_layout(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], zip_by
     placed = [name for name in placed if classify_entry(name)[0] is not None]
     if not placed:
         detail = f"a zip of {len(names)} files with no images inside a folder named after an emotion"
-        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received {detail}")
+        raise FerError(f"Expected {EXPECTED_LAYOUTS}; received {detail}")
     has_splits = any(classify_entry(name)[1] or split_from_name(PurePosixPath(name).name) for name in placed)
     return ArchiveCheck("kaggle" if has_splits else "folder", len(names), len(placed), zip_bytes, uncompressed)
 
@@ -208,7 +209,7 @@ def _check_csv_header(archive: zipfile.ZipFile, name: str) -> None:
         first_line = raw.readline(64 * 1024).decode("utf-8-sig", errors="replace")  # -sig: Excel writes a BOM
     header = [column.strip().lower() for column in next(csv.reader([first_line]), [])]
     if "emotion" not in header or "pixels" not in header:
-        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received CSV {name!r} with columns {header}")
+        raise FerError(f"Expected {EXPECTED_LAYOUTS}; received CSV {name!r} with columns {header}")
 
 
 def _candidate_paths(directory: Path, file_name: str) -> Iterator[Path]:
@@ -226,12 +227,12 @@ def _read_member(archive: zipfile.ZipFile, root: Path, member: str) -> bytes:
     try:
         return archive.read(member)
     except KeyError:
-        raise ValueError(f"Expected a file inside {str(root)!r}; received {member!r}") from None
+        raise FerError(f"Expected a file inside {str(root)!r}; received {member!r}") from None
 
 
 def _read_folder_file(root: Path, member: str) -> bytes:
     """A file under `root`, refusing paths that resolve outside it."""
     path = (root / member).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise ValueError(f"Expected a file inside {str(root)!r}; received {member!r}")
+        raise FerError(f"Expected a file inside {str(root)!r}; received {member!r}")
     return path.read_bytes()

@@ -31,6 +31,7 @@ import numpy as np
 from ferlib.atomic import atomic_save
 from ferlib.classes import EMOTIONS, normalize_class_name
 from ferlib.data.preprocess import IMAGE_SIZE, decode_image, preprocess_face
+from ferlib.errors import FerError
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.10
@@ -108,7 +109,7 @@ class Dataset:
         if split == "all":
             return np.ones(len(self), dtype=bool)
         if split not in SPLITS:
-            raise ValueError(f"Expected a split among {', '.join(SPLITS)} or all; received {split!r}")
+            raise FerError(f"Expected a split among {', '.join(SPLITS)} or all; received {split!r}")
         return self.splits == SPLITS.index(split)
 
     def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +137,7 @@ def load_dataset(
     """Load any supported layout at `path`; decoding happens once and is cached."""
     source = Path(path).expanduser()
     if not source.exists():
-        raise ValueError(f"Expected a dataset path ({EXPECTED_LAYOUTS}); received {str(path)!r}, which does not exist")
+        raise FerError(f"Expected a dataset path ({EXPECTED_LAYOUTS}); received {str(path)!r}, which does not exist")
     source = source.resolve()
     cache_file = _cache_file(source, cache_dir) if use_cache else None
     if cache_file is not None and cache_file.exists():
@@ -176,7 +177,7 @@ class ProgressPrinter:
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask picking `fraction` of each class (at least one when a class has two or more)."""
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"Expected a holdout fraction between 0 and 1; received {fraction}")
+        raise FerError(f"Expected a holdout fraction between 0 and 1; received {fraction}")
     generator = np.random.default_rng(seed)
     mask = np.zeros(labels.shape[0], dtype=bool)
     for label in np.unique(labels):
@@ -216,7 +217,7 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
             with open(source / csv_names[0], encoding="utf-8-sig", newline="") as stream:
                 return _load_csv(stream, str(source / csv_names[0]), progress)
         return _load_files(str(source), names, lambda name: (source / name).read_bytes(), progress)
-    raise ValueError(
+    raise FerError(
         f"Expected {EXPECTED_LAYOUTS}; received {str(source)!r}, which is neither a folder, a .zip nor a .csv"
     )
 
@@ -270,7 +271,7 @@ def _load_files(
         entries.append((name, EMOTIONS.index(emotion), split))
     if not entries:
         detail = f"found {len(names)} files but none inside a folder named after an emotion"
-        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received {source!r} ({detail})")
+        raise FerError(f"Expected {EXPECTED_LAYOUTS}; received {source!r} ({detail})")
     layout = "kaggle" if any(split for _, _, split in entries) else "folder"
     report = LoadReport(source=source, layout=layout)
     if unplaced:
@@ -314,7 +315,7 @@ def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | N
     reader = csv.reader(stream)
     header = [column.strip().lower() for column in next(reader, [])]
     if "emotion" not in header or "pixels" not in header:
-        raise ValueError(f"Expected {EXPECTED_LAYOUTS}; received CSV {source!r} with columns {header}")
+        raise FerError(f"Expected {EXPECTED_LAYOUTS}; received CSV {source!r} with columns {header}")
     emotion_column, pixels_column = header.index("emotion"), header.index("pixels")
     usage_column = header.index("usage") if "usage" in header else None
     report = LoadReport(source=source, layout="csv")
@@ -327,20 +328,20 @@ def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | N
         try:
             label = int(row[emotion_column])
             if not 0 <= label < len(EMOTIONS):
-                raise ValueError(f"Expected an emotion label 0-{len(EMOTIONS) - 1}; received {label}")
+                raise FerError(f"Expected an emotion label 0-{len(EMOTIONS) - 1}; received {label}")
             pixels = np.array(row[pixels_column].split(), dtype=np.float64)
             side = round(np.sqrt(pixels.size))
             if pixels.size == 0 or side * side != pixels.size:
-                raise ValueError(
+                raise FerError(
                     f"Expected a square image's pixels (48x48 = 2304 values); received {pixels.size} values"
                 )
             if pixels.min() < 0 or pixels.max() > 255:
-                raise ValueError("Expected pixel values 0-255")
+                raise FerError("Expected pixel values 0-255")
             split = "train"
             if usage_column is not None:
                 usage = row[usage_column].strip().lower()
                 if usage not in _CSV_USAGE:
-                    raise ValueError(
+                    raise FerError(
                         f"Expected Usage Training, PublicTest or PrivateTest; received {row[usage_column]!r}"
                     )
                 split = _CSV_USAGE[usage]
@@ -354,7 +355,7 @@ def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | N
         if progress is not None and len(images) % 4096 == 0:
             progress(len(images), len(images))
     if not images:
-        raise ValueError(f"Expected rows of emotion,pixels,Usage in {source!r}; received no readable rows")
+        raise FerError(f"Expected rows of emotion,pixels,Usage in {source!r}; received no readable rows")
     dataset = Dataset(
         np.stack(images),
         np.array(labels, dtype=np.int64),

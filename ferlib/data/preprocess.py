@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ferlib.data.image_header import header_size
+from ferlib.errors import FerError
 
 IMAGE_SIZE = 48
 
@@ -24,12 +25,12 @@ _DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
 def decode_image(data: bytes) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP...) to an OpenCV array (BGR or gray)."""
     if not data:
-        raise ValueError("Expected image bytes; received an empty file")
+        raise FerError("Expected image bytes; received an empty file")
     _check_pixel_count(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buffer, _DECODE_FLAGS)
     if image is None or image.size == 0:
-        raise ValueError("Expected a decodable image (JPEG, PNG, BMP, TIFF, WebP); received undecodable bytes")
+        raise FerError("Expected a decodable image (JPEG, PNG, BMP, TIFF, WebP); received undecodable bytes")
     return image
 
 
@@ -39,7 +40,7 @@ def _check_pixel_count(data: bytes) -> None:
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
         width, height = size
         stated = f"{width}x{height} ({width * height / 1e6:.0f} megapixels)" if height > 1 else f"{width:,} pixels"
-        raise ValueError(f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; received {stated}")
+        raise FerError(f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; received {stated}")
 
 
 def read_image(path: str) -> np.ndarray:
@@ -62,7 +63,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
         return np.clip(finite * scale, 0, 255).astype(np.uint8)
     if np.issubdtype(image.dtype, np.integer):
         return np.clip(image, 0, 255).astype(np.uint8)
-    raise ValueError(f"Expected an image of integer, float or bool pixels; received dtype {image.dtype}")
+    raise FerError(f"Expected an image of integer, float or bool pixels; received dtype {image.dtype}")
 
 
 def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
@@ -83,7 +84,7 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return to_uint8(image)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); received {image.shape}")
+        raise FerError(f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); received {image.shape}")
     image = to_uint8(image)
     code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
     return cv2.cvtColor(image, code)
@@ -93,7 +94,7 @@ def preprocess_face(image: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """Turn any face image into the model's input: a (size, size) uint8 grayscale array."""
     gray = to_grayscale(image)
     if gray.shape[0] == 0 or gray.shape[1] == 0:
-        raise ValueError(f"Expected a non-empty image; received shape {gray.shape}")
+        raise FerError(f"Expected a non-empty image; received shape {gray.shape}")
     if gray.shape == (size, size):
         return np.ascontiguousarray(gray)
     shrinking = gray.shape[0] > size or gray.shape[1] > size
@@ -109,7 +110,7 @@ def to_model_batch(faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
     if batch.ndim == 4 and batch.shape[-1] == 1:
         batch = batch[..., 0]
     if batch.ndim != 3:
-        raise ValueError(f"Expected faces shaped (N, H, W) or (H, W); received {batch.shape}")
+        raise FerError(f"Expected faces shaped (N, H, W) or (H, W); received {batch.shape}")
     return batch.astype(np.float32)[..., None]
 
 
@@ -117,11 +118,11 @@ def crop_with_margin(image: np.ndarray, box: tuple[int, int, int, int], margin: 
     """Crop box (x, y, width, height) grown by `margin` (fraction of the box) on each side, clipped to the image."""
     x, y, width, height = (int(v) for v in box)
     if width <= 0 or height <= 0:
-        raise ValueError(f"Expected a box with positive width and height; received {box}")
+        raise FerError(f"Expected a box with positive width and height; received {box}")
     grow_x, grow_y = round(width * margin), round(height * margin)
     left, top = max(0, x - grow_x), max(0, y - grow_y)
     right = min(image.shape[1], x + width + grow_x)
     bottom = min(image.shape[0], y + height + grow_y)
     if right <= left or bottom <= top:
-        raise ValueError(f"Expected a box overlapping the {image.shape[1]}x{image.shape[0]} image; received {box}")
+        raise FerError(f"Expected a box overlapping the {image.shape[1]}x{image.shape[0]} image; received {box}")
     return image[top:bottom, left:right]

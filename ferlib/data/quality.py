@@ -15,6 +15,7 @@ import numpy as np
 
 from ferlib.classes import EMOTIONS
 from ferlib.data.datasets import SPLITS, BadFile, Dataset
+from ferlib.errors import FerError
 
 BLANK_STD_THRESHOLD = 5.0
 MAX_LISTED_PAIRS = 10_000
@@ -168,7 +169,7 @@ def pixel_std(images: np.ndarray) -> np.ndarray:
 def near_blank_indices(images: np.ndarray, threshold: float = BLANK_STD_THRESHOLD) -> np.ndarray:
     """Indices of images whose pixel standard deviation is below `threshold`: flat, blank or almost so."""
     if threshold < 0:
-        raise ValueError(f"Expected a blank threshold >= 0; received {threshold}")
+        raise FerError(f"Expected a blank threshold >= 0; received {threshold}")
     return np.flatnonzero(pixel_std(images) < threshold)
 
 
@@ -197,9 +198,9 @@ def intensity_histograms(
     labels = np.asarray(labels)
     _check_pairs(images, labels)
     if images.dtype != np.uint8:
-        raise ValueError(f"Expected uint8 images; received dtype {images.dtype}")
+        raise FerError(f"Expected uint8 images; received dtype {images.dtype}")
     if bins < 1 or _HISTOGRAM_LEVELS % bins:
-        raise ValueError(f"Expected a bin count that divides 256 (e.g. 16, 32, 64, 256); received {bins}")
+        raise FerError(f"Expected a bin count that divides 256 (e.g. 16, 32, 64, 256); received {bins}")
     levels = np.zeros((num_classes, _HISTOGRAM_LEVELS), dtype=np.int64)
     rows = _as_rows(images)
     for label in range(num_classes):
@@ -220,7 +221,7 @@ def sample_per_class(
 ) -> list[np.ndarray]:
     """Up to `per_class` random indices of each class (ascending), reproducible for a seed: the sample grids."""
     if per_class < 1:
-        raise ValueError(f"Expected at least one sample per class; received {per_class}")
+        raise FerError(f"Expected at least one sample per class; received {per_class}")
     generator = np.random.default_rng(seed)
     labels = np.asarray(labels)
     samples = []
@@ -239,7 +240,7 @@ def _as_rows(images: np.ndarray) -> np.ndarray:
     """(N, ...) images as contiguous (N, pixels) rows of their own dtype."""
     images = np.asarray(images)
     if images.ndim < 2:
-        raise ValueError(f"Expected images shaped (N, H, W); received {images.shape}")
+        raise FerError(f"Expected images shaped (N, H, W); received {images.shape}")
     return np.ascontiguousarray(images.reshape(images.shape[0], -1))
 
 
@@ -336,6 +337,6 @@ def _is_within_split(key: str) -> bool:
 
 def _check_pairs(images: np.ndarray, labels: np.ndarray) -> None:
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise FerError(
             f"Expected images (N, H, W) with N labels; received images {images.shape} and labels {labels.shape}"
         )

@@ -23,6 +23,7 @@ from ferlib.data.preprocess import (
     to_grayscale,
     to_model_batch,
 )
+from ferlib.errors import FerError
 
 
 def spatial_layer_types() -> tuple[type, ...]:
@@ -46,7 +47,7 @@ def find_target_layer(model: Any) -> Any:
     for layer in reversed(model.layers):
         if isinstance(layer, types) and len(layer.output.shape) == 4:
             return layer
-    raise ValueError(
+    raise FerError(
         f"Expected a model with a Conv2D or activation layer producing (N, H, W, C) feature maps; "
         f"received {getattr(model, 'name', type(model).__name__)!r}, which has none"
     )
@@ -102,7 +103,7 @@ class GradCam:
 
         batch = to_model_batch(faces)
         if batch.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"Expected {IMAGE_SIZE}x{IMAGE_SIZE} faces from preprocess_face; received {batch.shape}")
+            raise FerError(f"Expected {IMAGE_SIZE}x{IMAGE_SIZE} faces from preprocess_face; received {batch.shape}")
         inputs = tf.constant(batch)
         with tf.GradientTape() as tape:
             tape.watch(inputs)  # records the whole forward pass, even for a model whose weights are frozen
@@ -130,9 +131,9 @@ class GradCam:
         if chosen.size == 1:
             chosen = np.repeat(chosen, count)
         if chosen.size != count:
-            raise ValueError(f"Expected one class index or one per face ({count}); received {chosen.size}")
+            raise FerError(f"Expected one class index or one per face ({count}); received {chosen.size}")
         if chosen.min(initial=0) < 0 or chosen.max(initial=0) >= len(EMOTIONS):
-            raise ValueError(f"Expected class indices 0-{len(EMOTIONS) - 1}; received {requested!r}")
+            raise FerError(f"Expected class indices 0-{len(EMOTIONS) - 1}; received {requested!r}")
         return chosen
 
 
@@ -161,10 +162,10 @@ def overlay_heatmap(
 ) -> np.ndarray:
     """A BGR uint8 copy of `image` (gray, BGR or BGRA, any size) with the 0-1 heatmap blended on in a colormap."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"Expected an opacity between 0 and 1; received {alpha}")
+        raise FerError(f"Expected an opacity between 0 and 1; received {alpha}")
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if heatmap.ndim != 2:
-        raise ValueError(f"Expected a 2-D heatmap; received shape {heatmap.shape}")
+        raise FerError(f"Expected a 2-D heatmap; received shape {heatmap.shape}")
     base = to_bgr_uint8(image)
     resized = resize_heatmap(np.nan_to_num(heatmap), (base.shape[1], base.shape[0]))
     colored = cv2.applyColorMap(np.round(resized * 255).astype(np.uint8), colormap)

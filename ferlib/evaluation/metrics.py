@@ -8,6 +8,7 @@ import numpy as np
 
 from ferlib.classes import EMOTIONS, NUM_CLASSES
 from ferlib.data.preprocess import to_model_batch
+from ferlib.errors import FerError
 
 # Test-time augmentation modes: the views of each face whose probabilities are averaged.
 # "flip": the face and its mirror image (2 views). "shifts": those two, each also moved 2 pixels up, down, left
@@ -37,7 +38,7 @@ def tta_mode(tta: bool | str | None) -> str:
     if tta is None or isinstance(tta, bool | np.bool_):
         return "flip" if tta else "none"
     if tta not in TTA_MODES:
-        raise ValueError(f"Expected a TTA mode among {', '.join(TTA_MODES)}; received {tta!r}")
+        raise FerError(f"Expected a TTA mode among {', '.join(TTA_MODES)}; received {tta!r}")
     return tta
 
 
@@ -96,7 +97,7 @@ def predict_views(model: Any, images: np.ndarray, *, tta: bool | str, batch_size
     mode = tta_mode(tta)
     images = np.asarray(images)
     if images.ndim not in (3, 4):
-        raise ValueError(f"Expected a batch of faces shaped (N, 48, 48); received shape {images.shape}")
+        raise FerError(f"Expected a batch of faces shaped (N, 48, 48); received shape {images.shape}")
     result = np.zeros((view_count(mode), len(images), NUM_CLASSES), dtype=np.float32)
     for start in range(0, len(images), TTA_CHUNK_FACES):
         views = tta_views(to_model_batch(images[start : start + TTA_CHUNK_FACES]), mode)
@@ -119,7 +120,7 @@ def average_views(view_probabilities: np.ndarray, tta: bool | str) -> np.ndarray
     else:
         chosen = view_probabilities if available == view_count(mode) else None
     if chosen is None:
-        raise ValueError(f"Expected the views of a TTA mode that includes {mode!r}; received {available} views")
+        raise FerError(f"Expected the views of a TTA mode that includes {mode!r}; received {available} views")
     return chosen.astype(np.float64).mean(axis=0).astype(np.float32)
 
 
@@ -145,7 +146,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 2 or probabilities.shape[1] != NUM_CLASSES or probabilities.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise FerError(
             f"Expected probabilities shaped ({labels.shape[0]}, {NUM_CLASSES}); received {probabilities.shape}"
         )
     count = int(labels.shape[0])

@@ -19,6 +19,7 @@ import numpy as np
 
 from ferlib.atomic import read_json
 from ferlib.classes import EMOTIONS
+from ferlib.errors import FerError
 from ferlib.evaluation.cards import labelled_notes
 from ferlib.evaluation.metrics import SUMMARY_FIGURES, TTA_METRIC_SUFFIXES, metric_key, predict_probabilities, score
 from ferlib.jobs import runs
@@ -110,7 +111,7 @@ def run_report(run_dir: str | os.PathLike) -> ModelReport:
     path = Path(run_dir)
     recorded = read_json(path / runs.METRICS_FILE, default=None)
     if not isinstance(recorded, dict) or not isinstance(recorded.get("validation"), dict):
-        raise ValueError(
+        raise FerError(
             f"Expected a finished run folder with {runs.METRICS_FILE}; received {str(path)!r}, which has none "
             "(it is still training, was stopped, or failed)"
         )
@@ -266,7 +267,7 @@ def evaluate_split(model: Any, dataset: Any, split: str = "validation", *, tta: 
     """Predict every face of one split of a `Dataset` and score it; ValueError on an empty split."""
     images, labels = dataset.subset(split)
     if len(labels) == 0:
-        raise ValueError(f"Expected images in the {split} split of {dataset.report.source!r}; received none")
+        raise FerError(f"Expected images in the {split} split of {dataset.report.source!r}; received none")
     probabilities = predict_probabilities(model, images, tta=tta)
     return SplitEvaluation(split, images, labels, probabilities, score(labels, probabilities, tta))
 
@@ -305,11 +306,11 @@ def most_confident_mistakes(
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != (len(labels), len(EMOTIONS)):
-        raise ValueError(
+        raise FerError(
             f"Expected probabilities shaped ({len(labels)}, {len(EMOTIONS)}); received {probabilities.shape}"
         )
     if limit < 0:
-        raise ValueError(f"Expected a non-negative number of mistakes; received {limit}")
+        raise FerError(f"Expected a non-negative number of mistakes; received {limit}")
     predictions = probabilities.argmax(axis=1)
     wrong = predictions != labels
     if true_class is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ferlib.atomic import atomic_write_json, atomic_write_text, read_json, read_json_lines, read_json_object
+from ferlib.errors import FerError
 from ferlib.nets.modelio import check_initial_model, sidecar_path
 from ferlib.training.config import TrainConfig
 
@@ -60,7 +61,7 @@ def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None, r
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     run_dir = root / (run_id or new_run_id(config))
     if run_dir.exists():
-        raise ValueError(f"Expected a new run folder; received {str(run_dir)!r}, which already exists")
+        raise FerError(f"Expected a new run folder; received {str(run_dir)!r}, which already exists")
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / CONFIG_FILE, config.to_dict())
     write_status(run_dir, "created")
@@ -70,14 +71,14 @@ def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None, r
 def load_config(run_dir: str | os.PathLike) -> TrainConfig:
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
-        raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+        raise FerError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
     return TrainConfig.from_file(path)
 
 
 def write_status(run_dir: str | os.PathLike, state: str, **details: Any) -> None:
     """Record the run's state with this process's pid and a timestamp."""
     if state not in STATES:
-        raise ValueError(f"Expected a state among {', '.join(STATES)}; received {state!r}")
+        raise FerError(f"Expected a state among {', '.join(STATES)}; received {state!r}")
     previous = read_json_object(Path(run_dir) / STATUS_FILE)
     now = time.time()
     status = {
@@ -190,19 +191,11 @@ def is_active(run_dir: str | os.PathLike) -> bool:
     return read_status(run_dir).get("state") in ("created", "running")
 
 
-def is_user_error(error: BaseException) -> bool:
-    """ferlib's own 'Expected …; received …' ValueErrors: messages for the user, printed without a traceback.
-
-    Keras and TensorFlow raise ValueError for bugs too (shape mismatches, a corrupt checkpoint); those keep theirs.
-    """
-    return isinstance(error, ValueError) and str(error).startswith("Expected ")
-
-
 def request_stop(run_dir: str | os.PathLike) -> None:
     """Ask the run's process to stop after its current batch (it saves a checkpoint first)."""
     path = Path(run_dir)
     if not (path / CONFIG_FILE).exists():
-        raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+        raise FerError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
     (path / STOP_FILE).write_text(str(time.time()), encoding="utf-8")
 
 
@@ -374,7 +367,7 @@ def ensure_no_active_run(
     active = [run for run in active_runs(runs_dir) if run.run_id != except_run]
     if active:
         described = ", ".join(f"{run.run_id} ({run.state})" for run in active)
-        raise ValueError(
+        raise FerError(
             f"Expected no active run, since one run trains at a time; received {described}: "
             "stop it or wait for it to finish"
         )
@@ -383,7 +376,7 @@ def ensure_no_active_run(
     searching = active_searches(searches_dir)
     if searching:
         described = ", ".join(f"{search.search_id} ({search.state})" for search in searching)
-        raise ValueError(
+        raise FerError(
             f"Expected no active hyperparameter search, since one job runs at a time; received {described}: "
             "stop it or wait for it to finish"
         )
@@ -415,7 +408,7 @@ def _launch_and_record(run_dir: Path, data: str, *, resume: bool, extra_env: dic
         process = launch_run(run_dir, data, resume=resume, extra_env=extra_env)
     except OSError as error:
         write_status(run_dir, "failed", error=f"the training process could not be started: {error}")
-        raise ValueError(f"Expected to start the training process; received {error}") from None
+        raise FerError(f"Expected to start the training process; received {error}") from None
     status = read_json_object(run_dir / STATUS_FILE)
     if status.get("state") == "created":
         write_status(run_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
@@ -424,9 +417,9 @@ def _launch_and_record(run_dir: Path, data: str, *, resume: bool, extra_env: dic
 
 def _existing_dataset(data: str) -> str:
     if not data:
-        raise ValueError("Expected the config to name its dataset ('data'); received none")
+        raise FerError("Expected the config to name its dataset ('data'); received none")
     if not Path(data).expanduser().exists():
-        raise ValueError(f"Expected an existing dataset; received {data!r}, which does not exist")
+        raise FerError(f"Expected an existing dataset; received {data!r}, which does not exist")
     return data
 
 
@@ -469,18 +462,18 @@ def ensure_run_may_train(run_dir: str | os.PathLike, *, resume: bool) -> None:
     """
     path = Path(run_dir).expanduser().resolve()
     if not (path / CONFIG_FILE).is_file():
-        raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+        raise FerError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
     with launch_lock(path.parent):
         status = read_status(path)
         state = status.get("state")
         if state == "running":
-            raise ValueError(
+            raise FerError(
                 f"Expected a run that is not already training; received {path.name}, "
                 f"which is running in process {status.get('pid')}"
             )
         if not resume and has_trained(path):
             epochs = saved_state(path).get("epochs_completed", 0)
-            raise ValueError(
+            raise FerError(
                 f"Expected a new run folder without --resume; received {path.name}, which is {state} with "
                 f"{epochs} saved epoch(s): add --resume to continue it, or start a new run"
             )
@@ -498,7 +491,7 @@ def ensure_handed_over(job_dir: Path, status: dict[str, Any]) -> None:
     A launcher records itself, then the process it started: either this process or its parent.
     """
     if status.get("pid") not in (os.getpid(), os.getppid()):
-        raise ValueError(
+        raise FerError(
             f"Expected a folder created or claimed for this process; received {job_dir.name}, which process "
             f"{status.get('pid')} is starting: wait for it, or stop it"
         )
@@ -549,7 +542,7 @@ def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None =
     with launch_lock(path.parent):
         state = read_status(path).get("state")
         if not may_resume(path, state):
-            raise ValueError(
+            raise FerError(
                 f"Expected a stopped or interrupted run, or a failed one with a checkpoint, to resume; "
                 f"received {path.name}, which is {state}"
             )
@@ -564,10 +557,10 @@ def delete_run(run_dir: str | os.PathLike) -> None:
     """Remove a run folder with everything in it; refuses active runs and folders that are not runs."""
     path = Path(run_dir)
     if not (path / CONFIG_FILE).is_file():
-        raise ValueError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+        raise FerError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
     state = read_status(path).get("state")
     if state in ACTIVE_STATES:
-        raise ValueError(f"Expected a run that is not training; received {path.name}, which is {state}: stop it first")
+        raise FerError(f"Expected a run that is not training; received {path.name}, which is {state}: stop it first")
     shutil.rmtree(path)
 
 

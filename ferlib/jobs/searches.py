@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ferlib.atomic import atomic_write_json, read_json, read_json_lines, read_json_object
+from ferlib.errors import FerError
 from ferlib.jobs import runs
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
 from ferlib.tuning.search_space import default_space, validate_space
@@ -59,7 +60,7 @@ class SearchConfig:
         if isinstance(self.base, dict):
             self.base = TrainConfig.from_dict(self.base)
         if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
-            raise ValueError(f"Expected strategy among {', '.join(STRATEGIES)}; received {self.strategy!r}")
+            raise FerError(f"Expected strategy among {', '.join(STRATEGIES)}; received {self.strategy!r}")
         _check(isinstance(self.max_trials, int) and self.max_trials >= 1, "max_trials >= 1", self.max_trials)
         _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", self.epochs)
         _check(isinstance(self.subset, (int, float)) and 0 < self.subset <= 1, "subset in (0, 1]", self.subset)
@@ -79,13 +80,13 @@ class SearchConfig:
         names = {item.name for item in fields(cls)}
         unknown = sorted(set(value) - names)
         if unknown:
-            raise ValueError(f"Expected search config keys among {', '.join(sorted(names))}; received {unknown}")
+            raise FerError(f"Expected search config keys among {', '.join(sorted(names))}; received {unknown}")
         return cls(**value)
 
 
 def _check(condition: bool, expected: str, received: Any) -> None:
     if not condition:
-        raise ValueError(f"Expected {expected}; received {received!r}")
+        raise FerError(f"Expected {expected}; received {received!r}")
 
 
 def new_search_id(config: SearchConfig) -> str:
@@ -99,7 +100,7 @@ def create_search(
     root = Path(searches_dir) if searches_dir is not None else default_searches_dir()
     search_dir = root / (search_id or new_search_id(config))
     if search_dir.exists():
-        raise ValueError(f"Expected a new search folder; received {str(search_dir)!r}, which already exists")
+        raise FerError(f"Expected a new search folder; received {str(search_dir)!r}, which already exists")
     search_dir.mkdir(parents=True)
     atomic_write_json(search_dir / RECIPE_FILE, {"revision": RECIPE_REVISION})
     atomic_write_json(search_dir / runs.CONFIG_FILE, config.to_dict())
@@ -137,7 +138,7 @@ def load_search_config(search_dir: str | os.PathLike) -> SearchConfig:
     path = Path(search_dir) / runs.CONFIG_FILE
     value = read_json(path, default=None)
     if not isinstance(value, dict):
-        raise ValueError(f"Expected a search folder containing a readable {runs.CONFIG_FILE}; received {search_dir!r}")
+        raise FerError(f"Expected a search folder containing a readable {runs.CONFIG_FILE}; received {search_dir!r}")
     return SearchConfig.from_dict(value)
 
 
@@ -298,7 +299,7 @@ def _launch_and_record(search_dir: Path, *, resume: bool) -> None:
         process = launch_search(search_dir)
     except OSError as error:
         runs.write_status(search_dir, "failed", error=f"the search process could not be started: {error}")
-        raise ValueError(f"Expected to start the search process; received {error}") from None
+        raise FerError(f"Expected to start the search process; received {error}") from None
     status = read_json_object(search_dir / runs.STATUS_FILE)
     if status.get("state") == "created":
         runs.write_status(search_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
@@ -307,9 +308,9 @@ def _launch_and_record(search_dir: Path, *, resume: bool) -> None:
 def _existing_dataset(config: SearchConfig) -> None:
     data = config.base.data
     if not data:
-        raise ValueError("Expected the search's baseline config to name its dataset ('data'); received none")
+        raise FerError("Expected the search's baseline config to name its dataset ('data'); received none")
     if not Path(data).expanduser().exists():
-        raise ValueError(f"Expected an existing dataset; received {data!r}, which does not exist")
+        raise FerError(f"Expected an existing dataset; received {data!r}, which does not exist")
 
 
 def start_search(
@@ -334,13 +335,13 @@ def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike 
     config = load_search_config(path)
     refusal = resume_refusal(path)  # its finished trials would be ranked against trials trained differently
     if refusal:
-        raise ValueError(refusal)
+        raise FerError(refusal)
     runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
     _existing_dataset(config)
     with runs.launch_lock(runs_root):
         state = runs.read_status(path).get("state")
         if state not in runs.RESUMABLE_STATES:
-            raise ValueError(
+            raise FerError(
                 f"Expected a stopped or interrupted search to resume; received {path.name}, which is {state}"
             )
         runs.ensure_no_active_run(runs_root, searches_dir=path.parent)
@@ -360,5 +361,5 @@ def full_training_config(search_dir: str | os.PathLike, epochs: int) -> TrainCon
     """The best trial's TrainConfig for a full run: all the training data, `epochs` epochs."""
     best = read_best(search_dir)
     if not best or not isinstance(best.get("config"), dict):
-        raise ValueError(f"Expected a search with a completed trial; received {Path(search_dir).name}, which has none")
+        raise FerError(f"Expected a search with a completed trial; received {Path(search_dir).name}, which has none")
     return TrainConfig.from_dict(best["config"]).updated(epochs=int(epochs), train_fraction=1.0)

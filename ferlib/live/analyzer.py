@@ -16,6 +16,7 @@ import numpy as np
 
 from ferlib.classes import EMOTIONS
 from ferlib.data.preprocess import crop_with_margin, preprocess_face, to_bgr_uint8, to_grayscale, to_uint8
+from ferlib.errors import FerError
 from ferlib.live.detection import FaceBox
 from ferlib.live.overlay import draw_face, draw_note
 from ferlib.live.pipeline import FacePrediction
@@ -52,24 +53,24 @@ class LiveSettings:
 
     def __post_init__(self) -> None:
         if self.overlay_style not in OVERLAY_STYLES:
-            raise ValueError(
+            raise FerError(
                 f"Expected an overlay style among {', '.join(OVERLAY_STYLES)}; received {self.overlay_style!r}"
             )
         if not 0.0 <= self.confidence_threshold <= 1.0:
-            raise ValueError(f"Expected a confidence threshold in [0, 1]; received {self.confidence_threshold}")
+            raise FerError(f"Expected a confidence threshold in [0, 1]; received {self.confidence_threshold}")
         if self.smoothing_window < 1:
-            raise ValueError(f"Expected a smoothing window of at least 1 frame; received {self.smoothing_window}")
+            raise FerError(f"Expected a smoothing window of at least 1 frame; received {self.smoothing_window}")
         if not 1 <= self.detection_interval <= self.max_detection_interval:
-            raise ValueError(
+            raise FerError(
                 f"Expected 1 <= detection_interval <= max_detection_interval; received "
                 f"{self.detection_interval} and {self.max_detection_interval}"
             )
         if self.detection_max_side < 32:
-            raise ValueError(f"Expected detection_max_side of at least 32 pixels; received {self.detection_max_side}")
+            raise FerError(f"Expected detection_max_side of at least 32 pixels; received {self.detection_max_side}")
         if self.min_hits < 1:
-            raise ValueError(f"Expected min_hits of at least 1; received {self.min_hits}")
+            raise FerError(f"Expected min_hits of at least 1; received {self.min_hits}")
         if self.target_fps <= 0:
-            raise ValueError(f"Expected a positive target_fps; received {self.target_fps}")
+            raise FerError(f"Expected a positive target_fps; received {self.target_fps}")
 
     def updated(self, **changes) -> LiveSettings:
         return replace(self, **changes)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ferlib.data.preprocess import to_grayscale, to_uint8
+from ferlib.errors import FerError
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,7 @@ def cascade_path(name: str = "haarcascade_frontalface_default.xml") -> Path:
     data = getattr(cv2, "data", None)
     path = Path(data.haarcascades) / name if data is not None else Path(name)
     if not path.exists():
-        raise ValueError(
-            f"Expected OpenCV's bundled {name} (opencv-python-headless below 5); received no file at {path}"
-        )
+        raise FerError(f"Expected OpenCV's bundled {name} (opencv-python-headless below 5); received no file at {path}")
     return path
 
 
@@ -63,12 +62,12 @@ class HaarFaceDetector:
         max_side: int | None = 640,
     ) -> None:
         if not hasattr(cv2, "CascadeClassifier"):
-            raise ValueError(
+            raise FerError(
                 "Expected OpenCV with CascadeClassifier (opencv-python-headless below 5); received one without"
             )
         self.cascade = cv2.CascadeClassifier(str(cascade_path()))
         if self.cascade.empty():
-            raise ValueError(f"Expected a loadable Haar cascade; received an unreadable {cascade_path()}")
+            raise FerError(f"Expected a loadable Haar cascade; received an unreadable {cascade_path()}")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face_fraction = min_face_fraction
@@ -116,7 +115,7 @@ class MtcnnFaceDetector:
         try:
             from mtcnn import MTCNN
         except ImportError as error:
-            raise ValueError(f"Expected the `mtcnn` package (pip install mtcnn); received {error}") from error
+            raise FerError(f"Expected the `mtcnn` package (pip install mtcnn); received {error}") from error
         self.detector = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
         self.min_score = min_score
         self.min_face_fraction = min_face_fraction
@@ -152,7 +151,7 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4):
         code = cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB
         return cv2.cvtColor(to_uint8(image), code)
-    raise ValueError(f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); received {image.shape}")
+    raise FerError(f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); received {image.shape}")
 
 
 DETECTORS = {"haar": HaarFaceDetector, "mtcnn": MtcnnFaceDetector, "none": WholeImageDetector}
@@ -161,5 +160,5 @@ DETECTORS = {"haar": HaarFaceDetector, "mtcnn": MtcnnFaceDetector, "none": Whole
 def make_detector(name: str = "haar", **options):
     """A detector by name (see DETECTORS), with its constructor's options (e.g. min_face_fraction)."""
     if name not in DETECTORS:
-        raise ValueError(f"Expected a detector among {', '.join(DETECTORS)}; received {name!r}")
+        raise FerError(f"Expected a detector among {', '.join(DETECTORS)}; received {name!r}")
     return DETECTORS[name](**options)

@@ -20,6 +20,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ferlib.errors import FerError
+
 
 def ice_servers(secrets: Mapping[str, Any], environment: Mapping[str, str]) -> list[dict[str, Any]]:
     """The configured ICE servers (secrets first, then the environment), or [] when none are."""
@@ -38,7 +40,7 @@ def _from_source(source: Mapping[str, Any]) -> list[dict[str, Any]]:
                 configured = json.loads(configured)
             except json.JSONDecodeError as error:
                 # The value is not echoed: it holds the TURN credential, and the message is shown on the page.
-                raise ValueError(
+                raise FerError(
                     f"Expected ICE_SERVERS as a JSON list; received text that is not JSON ({error.msg} at line "
                     f"{error.lineno}, column {error.colno})"
                 ) from None
@@ -70,30 +72,30 @@ def _normalised(servers: Any) -> list[dict[str, Any]]:
         servers = [servers]
     if not isinstance(servers, list) or not all(isinstance(server, Mapping) and "urls" in server for server in servers):
         shape = type(servers).__name__ if not isinstance(servers, list) else "a list with items lacking 'urls'"
-        raise ValueError(f"Expected ICE_SERVERS as a list of objects with 'urls'; received {shape}")
+        raise FerError(f"Expected ICE_SERVERS as a list of objects with 'urls'; received {shape}")
     normalised = []
     for number, server in enumerate(servers, start=1):
         # Values are never echoed: a malformed URL may hold a password (user:password@host).
         urls = [server["urls"]] if isinstance(server["urls"], str) else server["urls"]
         if not isinstance(urls, (list, tuple)) or not urls:
-            raise ValueError(
+            raise FerError(
                 f"Expected ICE server {number}'s 'urls' as a URL or a non-empty list of URLs; received "
                 + ("an empty list" if isinstance(urls, (list, tuple)) else f"a value of type {type(urls).__name__}")
             )
         for position, url in enumerate(urls, start=1):
             if not isinstance(url, str):
-                raise ValueError(
+                raise FerError(
                     f"Expected ICE server {number}'s URL {position} as text; received a value of type "
                     f"{type(url).__name__}"
                 )
             if not url.lower().startswith(URL_SCHEMES):
-                raise ValueError(
+                raise FerError(
                     f"Expected ICE server {number}'s URL {position} to start with stun:, turn: or turns:; received "
                     "a URL that does not"
                 )
         for key in ("username", "credential"):
             if key in server and not isinstance(server[key], str):
-                raise ValueError(
+                raise FerError(
                     f"Expected ICE server {number}'s {key!r} as text; received a value of type "
                     f"{type(server[key]).__name__}"
                 )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ferlib.errors import FerError
+
 Box = tuple[int, int, int, int]
 
 
@@ -70,9 +72,9 @@ class FaceTracker:
         max_centre_distance: float = 0.6,
     ) -> None:
         if window < 1:
-            raise ValueError(f"Expected a smoothing window of at least 1 frame; received {window}")
+            raise FerError(f"Expected a smoothing window of at least 1 frame; received {window}")
         if min_hits < 1:
-            raise ValueError(f"Expected min_hits of at least 1; received {min_hits}")
+            raise FerError(f"Expected min_hits of at least 1; received {min_hits}")
         self.window = window
         self.max_missed = max_missed
         self.min_hits = min_hits
@@ -84,7 +86,7 @@ class FaceTracker:
     def set_window(self, window: int) -> None:
         """Change the smoothing window; existing histories are trimmed to it."""
         if window < 1:
-            raise ValueError(f"Expected a smoothing window of at least 1 frame; received {window}")
+            raise FerError(f"Expected a smoothing window of at least 1 frame; received {window}")
         self.window = window
         for track in self.tracks:
             track.window = window

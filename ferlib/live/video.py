@@ -19,6 +19,7 @@ import numpy as np
 
 from ferlib.classes import EMOTIONS
 from ferlib.data.preprocess import to_grayscale
+from ferlib.errors import FerError
 from ferlib.live.analyzer import LiveAnalyzer
 
 VIDEO_EXTENSIONS = frozenset(
@@ -68,14 +69,14 @@ def _open_video(path: str | os.PathLike):
     import av
 
     if not Path(path).exists():
-        raise ValueError(f"Expected a video file; received {str(path)!r}, which does not exist")
+        raise FerError(f"Expected a video file; received {str(path)!r}, which does not exist")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as error:
-        raise ValueError(f"Expected a readable video file; received {str(path)!r} ({error})") from error
+        raise FerError(f"Expected a readable video file; received {str(path)!r} ({error})") from error
     if not container.streams.video:
         container.close()
-        raise ValueError(f"Expected a file with a video stream; received {str(path)!r} without one")
+        raise FerError(f"Expected a file with a video stream; received {str(path)!r} without one")
     return container
 
 
@@ -107,7 +108,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.
                 seconds = float(frame.time) if frame.time is not None else index / rate
                 yield index, seconds, upright(frame.to_ndarray(format="bgr24"), getattr(frame, "rotation", 0))
         except av.FFmpegError as error:
-            raise ValueError(f"Expected a decodable video; received {str(path)!r} ({error})") from error
+            raise FerError(f"Expected a decodable video; received {str(path)!r} ({error})") from error
 
 
 class VideoWriter:
@@ -124,7 +125,7 @@ class VideoWriter:
         codec = next((name for name in codecs if name in av.codecs_available), None)
         if codec is None:
             self.container.close()
-            raise ValueError(f"Expected an FFmpeg with one of {', '.join(codecs)}; received none")
+            raise FerError(f"Expected an FFmpeg with one of {', '.join(codecs)}; received none")
         from fractions import Fraction
 
         self.stream = self.container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
@@ -156,15 +157,15 @@ def write_y4m(path: str | os.PathLike, frames: list[np.ndarray], fps: int = 30) 
     """Write BGR frames as an uncompressed YUV4MPEG2 (.y4m) clip: what Chromium's fake camera plays."""
     target = Path(path)
     if not frames:
-        raise ValueError("Expected at least one frame; received none")
+        raise FerError("Expected at least one frame; received none")
     height, width = frames[0].shape[:2]
     if width % 2 or height % 2:
-        raise ValueError(f"Expected even frame sizes for 4:2:0 video; received {width}x{height}")
+        raise FerError(f"Expected even frame sizes for 4:2:0 video; received {width}x{height}")
     with open(target, "wb") as handle:
         handle.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for frame in frames:
             if frame.shape[:2] != (height, width):
-                raise ValueError(
+                raise FerError(
                     f"Expected every frame to be {width}x{height}; received {frame.shape[1]}x{frame.shape[0]}"
                 )
             bgr = frame if frame.ndim == 3 else cv2.cvtColor(to_grayscale(frame), cv2.COLOR_GRAY2BGR)
@@ -272,7 +273,7 @@ def analyze_video(
             writer.close()
     elapsed = time.perf_counter() - started
     if frames == 0:
-        raise ValueError(f"Expected a video with at least one frame; received {str(path)!r} with none")
+        raise FerError(f"Expected a video with at least one frame; received {str(path)!r} with none")
     return VideoAnalysis(
         records=records,
         frames=frames,

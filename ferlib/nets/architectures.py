@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferlib.classes import NUM_CLASSES
 from ferlib.data.preprocess import IMAGE_SIZE
+from ferlib.errors import FerError
 
 if TYPE_CHECKING:
     import keras
@@ -43,13 +44,11 @@ def architecture_names() -> list[str]:
 def build_model(name: str, **hyperparameters: Any) -> keras.Model:
     """Build the named architecture; unknown names and hyperparameters raise ValueError."""
     if name not in _REGISTRY:
-        raise ValueError(f"Expected an architecture among {', '.join(architecture_names())}; received {name!r}")
+        raise FerError(f"Expected an architecture among {', '.join(architecture_names())}; received {name!r}")
     defaults = ARCHITECTURE_DEFAULTS[name]
     unknown = sorted(set(hyperparameters) - set(defaults))
     if unknown:
-        raise ValueError(
-            f"Expected hyperparameters of {name!r} among {', '.join(sorted(defaults))}; received {unknown}"
-        )
+        raise FerError(f"Expected hyperparameters of {name!r} among {', '.join(sorted(defaults))}; received {unknown}")
     return _REGISTRY[name](**{**defaults, **hyperparameters})
 
 
@@ -61,7 +60,7 @@ def _inputs(input_crop: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     x = inputs
     if input_crop:
         if not 8 <= int(input_crop) < IMAGE_SIZE:
-            raise ValueError(f"Expected input_crop 0 (none) or 8-{IMAGE_SIZE - 1} pixels; received {input_crop!r}")
+            raise FerError(f"Expected input_crop 0 (none) or 8-{IMAGE_SIZE - 1} pixels; received {input_crop!r}")
         x = layers.CenterCrop(int(input_crop), int(input_crop), name="crop")(x)
     return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(x)
 

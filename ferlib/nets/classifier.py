@@ -15,6 +15,7 @@ import numpy as np
 
 from ferlib.classes import NUM_CLASSES
 from ferlib.data.preprocess import to_model_batch
+from ferlib.errors import FerError
 from ferlib.nets.modelio import check_class_names, default_model_path, keras_source, load_model, read_metadata
 
 
@@ -72,7 +73,7 @@ class TFLiteClassifier:
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None) -> None:
         path = Path(model_path)
         if not path.exists():
-            raise ValueError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
+            raise FerError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
         source = keras_source(path)  # the sidecar of the .keras model it was exported from, when that lies beside it
         self.metadata = read_metadata(source) if source.exists() else {}
         check_class_names(self.metadata, path)
@@ -82,7 +83,7 @@ class TFLiteClassifier:
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         output = self.interpreter.get_output_details()[0]
         if int(output["shape"][-1]) != NUM_CLASSES:
-            raise ValueError(
+            raise FerError(
                 f"Expected a TFLite model with {NUM_CLASSES} class outputs; received {str(path)!r}, with "
                 f"{int(output['shape'][-1])}"
             )
@@ -113,7 +114,7 @@ def make_classifier(model_path: str | os.PathLike | None = None, backend: str = 
     if path.suffix == ".tflite":
         return TFLiteClassifier(path, num_threads=num_threads)
     if backend not in ("auto", "keras", "tflite"):
-        raise ValueError(f"Expected backend auto, keras or tflite; received {backend!r}")
+        raise FerError(f"Expected backend auto, keras or tflite; received {backend!r}")
     tflite_path = path.with_suffix(".tflite")
     if backend == "tflite" or (backend == "auto" and tflite_path.exists()):
         return TFLiteClassifier(tflite_path, num_threads=num_threads)

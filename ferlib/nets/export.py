@@ -13,6 +13,7 @@ import numpy as np
 
 from ferlib.atomic import atomic_save, atomic_write_text, read_json
 from ferlib.data.preprocess import IMAGE_SIZE
+from ferlib.errors import FerError
 from ferlib.evaluation.cards import render_model_card
 from ferlib.evaluation.lineage import lineage_summary
 from ferlib.jobs.runs import BEST_MODEL
@@ -27,7 +28,7 @@ def export_tflite(model: Any, path: str | os.PathLike) -> Path:
     """Write the model as a float32 .tflite file (atomically)."""
     target = Path(path)
     if target.suffix != ".tflite":
-        raise ValueError(f"Expected a path ending in .tflite; received {str(path)!r}")
+        raise FerError(f"Expected a path ending in .tflite; received {str(path)!r}")
     atomic_save(target, lambda temporary: model.export(temporary, format="litert", verbose=False))
     return target
 
@@ -43,7 +44,7 @@ def export_tflite_int8(model: Any, path: str | os.PathLike, representative_faces
 
     target = Path(path)
     if target.suffix != ".tflite":
-        raise ValueError(f"Expected a path ending in .tflite; received {str(path)!r}")
+        raise FerError(f"Expected a path ending in .tflite; received {str(path)!r}")
     faces = np.asarray(representative_faces, dtype=np.float32)[..., None]
 
     def representative():
@@ -120,20 +121,20 @@ def ship_model(
 
     run_dir, target = Path(run_dir), Path(target)
     if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
-        raise ValueError(f"Expected an output path ending in .keras; received {str(target)!r}")
+        raise FerError(f"Expected an output path ending in .keras; received {str(target)!r}")
     notes = [notes] if isinstance(notes, str) else list(notes)
     if not all(isinstance(note, str) and note.strip() and "\n" not in note for note in notes):
-        raise ValueError(f"Expected each note to be one line of text; received {notes!r}")
+        raise FerError(f"Expected each note to be one line of text; received {notes!r}")
     notes = [note.strip() for note in notes]
     if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"Expected a checkpoint among {', '.join(CHECKPOINTS)}; received {checkpoint!r}")
+        raise FerError(f"Expected a checkpoint among {', '.join(CHECKPOINTS)}; received {checkpoint!r}")
     best = run_dir / checkpoint
     if not best.exists():
-        raise ValueError(f"Expected a run folder with {checkpoint}; received {str(run_dir)!r}")
+        raise FerError(f"Expected a run folder with {checkpoint}; received {str(run_dir)!r}")
     try:
         model = keras.saving.load_model(best, compile=False)
     except Exception as error:  # Keras raises assorted types for a truncated or foreign file
-        raise ValueError(f"Expected a loadable {checkpoint} in {str(run_dir)!r}; received {error}") from None
+        raise FerError(f"Expected a loadable {checkpoint} in {str(run_dir)!r}; received {error}") from None
     checkpoint_card = read_metadata(best)
     averaged = averaging_note(checkpoint_card)
     if averaged:
@@ -142,7 +143,7 @@ def ship_model(
     dataset = load_dataset(data)
     images, labels = dataset.subset("validation")
     if len(labels) == 0:
-        raise ValueError(f"Expected a validation split in {str(data)!r}; received none")
+        raise FerError(f"Expected a validation split in {str(data)!r}; received none")
     evaluations = evaluate_modes(model, images, labels, "shifts")  # one pass of the 10 views scores all three
     plain, tta = evaluations["none"], evaluations["flip"]
     config = read_json(run_dir / "config.json", default={}) or {}

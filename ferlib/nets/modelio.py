@@ -10,8 +10,9 @@ from typing import Any
 from ferlib.atomic import atomic_save, atomic_write_json
 from ferlib.classes import EMOTIONS
 from ferlib.data.preprocess import IMAGE_SIZE
+from ferlib.errors import FerError
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
 DEFAULT_MODEL_NAME = "fer_vgg.keras"
 
 
@@ -44,7 +45,7 @@ def save_model(model: Any, path: str | os.PathLike, metadata: dict[str, Any]) ->
     """Write `model` (.keras, atomically) and its sidecar JSON."""
     target = Path(path)
     if target.suffix != ".keras":
-        raise ValueError(f"Expected a model path ending in .keras; received {str(path)!r}")
+        raise FerError(f"Expected a model path ending in .keras; received {str(path)!r}")
     atomic_save(target, model.save)
     atomic_write_json(sidecar_path(target), metadata)
     return target
@@ -59,11 +60,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"Expected a readable JSON sidecar {str(sidecar)!r}; received {error}") from None
+        raise FerError(f"Expected a readable JSON sidecar {str(sidecar)!r}; received {error}") from None
     if not isinstance(metadata, dict):
-        raise ValueError(
-            f"Expected a JSON object in the sidecar {str(sidecar)!r}; received a {type(metadata).__name__}"
-        )
+        raise FerError(f"Expected a JSON object in the sidecar {str(sidecar)!r}; received a {type(metadata).__name__}")
     return metadata
 
 
@@ -77,7 +76,7 @@ def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> None
     """Refuse a model whose sidecar lists other classes, or another order, than ferlib's EMOTIONS."""
     class_names = metadata.get("class_names", list(EMOTIONS))
     if list(class_names) != list(EMOTIONS):
-        raise ValueError(
+        raise FerError(
             f"Expected a model over classes {list(EMOTIONS)}; received {str(path)!r}, one over {class_names}"
         )
 
@@ -92,7 +91,7 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
 
     target = Path(path).expanduser()
     if target.suffix != ".keras" or not target.is_file():
-        raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
+        raise FerError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
     target = target.resolve()
     stored = read_metadata(target).get("config")
     if not isinstance(stored, dict) or not stored.get("architecture"):
@@ -111,7 +110,7 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
     stored_hyperparameters = stored_hyperparameters if isinstance(stored_hyperparameters, dict) else {}
     received = (stored["architecture"], shaping(stored["architecture"], stored_hyperparameters))
     if expected != received:
-        raise ValueError(
+        raise FerError(
             f"Expected initial_model to be a {architecture} with {expected[1]}; received {target.name}, "
             f"a {received[0]} with {received[1]}"
         )
@@ -125,15 +124,15 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, An
     target = Path(path) if path is not None else default_model_path()
     if not target.exists():
         hint = " (no model is shipped yet: train one with `python -m ferlib train`)" if path is None else ""
-        raise ValueError(f"Expected a trained .keras model file; received {str(target)!r}, which does not exist{hint}")
+        raise FerError(f"Expected a trained .keras model file; received {str(target)!r}, which does not exist{hint}")
     if target.suffix != ".keras":
-        raise ValueError(f"Expected a model file ending in .keras; received {str(target)!r}")
+        raise FerError(f"Expected a model file ending in .keras; received {str(target)!r}")
     metadata = read_metadata(target)
     check_class_names(metadata, target)
     try:
         model = keras.saving.load_model(target, compile=False)
     except Exception as error:
-        raise ValueError(
+        raise FerError(
             f"Expected a readable Keras model; received {str(target)!r} ({type(error).__name__}: {error})"
         ) from None
     return model, metadata

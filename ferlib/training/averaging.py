@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ferlib.errors import FerError
 from ferlib.jobs import runs
 
 EPOCHS_DIR = "epochs"
@@ -54,7 +55,7 @@ def average_weights(weight_lists: Iterable[list[np.ndarray]]) -> list[np.ndarray
         if total is None:
             total = [array.astype(np.float64) for array in arrays]
         elif [array.shape for array in arrays] != [array.shape for array in total]:
-            raise ValueError(
+            raise FerError(
                 f"Expected weights shaped like the first model's ({len(total)} arrays); received a model with "
                 f"{len(arrays)} arrays of other shapes"
             )
@@ -64,7 +65,7 @@ def average_weights(weight_lists: Iterable[list[np.ndarray]]) -> list[np.ndarray
         last = arrays
         count += 1
     if total is None:
-        raise ValueError("Expected the weights of at least one model; received none")
+        raise FerError("Expected the weights of at least one model; received none")
     return [
         (running / count).astype(array.dtype) if np.issubdtype(array.dtype, np.floating) else array
         for running, array in zip(total, last, strict=True)
@@ -89,7 +90,7 @@ def recalibrate_batch_norm(model: Any, batches: Iterable[Any]) -> int:
     layers = batch_norm_layers(model)
     frozen = [layer.name for layer in layers if not layer.trainable]
     if frozen:
-        raise ValueError(f"Expected trainable batch-norm layers to recompute; received frozen ones: {frozen}")
+        raise FerError(f"Expected trainable batch-norm layers to recompute; received frozen ones: {frozen}")
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
@@ -107,7 +108,7 @@ def recalibrate_batch_norm(model: Any, batches: Iterable[Any]) -> int:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
     if count == 0:
-        raise ValueError("Expected at least one batch of training faces to recompute batch norm; received none")
+        raise FerError("Expected at least one batch of training faces to recompute batch norm; received none")
     return count
 
 
@@ -143,12 +144,12 @@ def average_run(
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
     if runs.is_active(run_dir):
-        raise ValueError(f"Expected a run that is not training; received {run_dir.name}, which is training: stop it")
+        raise FerError(f"Expected a run that is not training; received {run_dir.name}, which is training: stop it")
     completed = int(runs.saved_state(run_dir).get("epochs_completed") or 0)
     kept = {epoch: path for epoch, path in epoch_checkpoints(run_dir).items() if epoch <= completed}
     chosen = {epoch: path for epoch, path in kept.items() if from_epoch is None or epoch >= from_epoch}
     if len(chosen) < 2 or completed not in chosen:
-        raise ValueError(
+        raise FerError(
             f"Expected at least two epoch checkpoints, the last of them epoch {completed} (the run's last), in "
             f"{str(run_dir / EPOCHS_DIR)!r} (train with keep_epoch_checkpoints); received "
             + (epoch_span(sorted(chosen)) if chosen else "none")
@@ -156,16 +157,16 @@ def average_run(
         )
     source = str(data or config.data)
     if not source or not Path(source).expanduser().exists():
-        raise ValueError(f"Expected an existing dataset (--data, or the run config's 'data'); received {source!r}")
+        raise FerError(f"Expected an existing dataset (--data, or the run config's 'data'); received {source!r}")
     dataset = load_dataset(source)  # first: a wrong dataset fails before minutes of work
     validation_images, validation_labels = dataset.subset("validation")
     if len(validation_labels) == 0:
-        raise ValueError(f"Expected a validation split in {source!r}; received none")
+        raise FerError(f"Expected a validation split in {source!r}; received none")
 
     try:
         model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=False)  # the architecture to fill
     except Exception as error:  # Keras raises assorted types for a truncated or foreign file
-        raise ValueError(f"Expected a loadable {runs.LAST_MODEL} in {str(run_dir)!r}; received {error}") from None
+        raise FerError(f"Expected a loadable {runs.LAST_MODEL} in {str(run_dir)!r}; received {error}") from None
 
     def loaded_weights():
         for epoch, path in chosen.items():
@@ -173,7 +174,7 @@ def average_run(
             try:
                 model.load_weights(path)  # a .weights.h5 file, or an older run's whole .keras model
             except Exception as error:  # Keras raises assorted types for a truncated or foreign file
-                raise ValueError(f"Expected a loadable epoch checkpoint; received {str(path)!r} ({error})") from None
+                raise FerError(f"Expected a loadable epoch checkpoint; received {str(path)!r} ({error})") from None
             yield model.get_weights()
 
     model.set_weights(average_weights(loaded_weights()))
@@ -213,7 +214,7 @@ def check_current(run_dir: str | os.PathLike, metadata: dict[str, Any]) -> None:
     completed = runs.saved_state(run_dir).get("epochs_completed")
     epochs = metadata.get("averaged_epochs") or []
     if epochs and epochs[-1] != completed:
-        raise ValueError(
+        raise FerError(
             f"Expected an average.keras that ends at the run's last epoch, {completed}; received one of "
             f"{epoch_span(epochs)}: run `python -m ferlib average` again"
         )

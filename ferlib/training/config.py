@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 
 # Raised whenever the same config starts training differently. Searches record it and refuse to resume across a
@@ -73,7 +74,7 @@ class TrainConfig:
         if isinstance(self.augmentation, dict):
             self.augmentation = _from_dict(AugmentationConfig, self.augmentation, "augmentation")
         if not isinstance(self.augmentation, AugmentationConfig):
-            raise ValueError(f"Expected augmentation to be an object; received {self.augmentation!r}")
+            raise FerError(f"Expected augmentation to be an object; received {self.augmentation!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -81,14 +82,14 @@ class TrainConfig:
         _check_types(self, "")
         _check_types(self.augmentation, "augmentation.")
         if self.architecture not in architecture_names():
-            raise ValueError(
+            raise FerError(
                 f"Expected architecture among {', '.join(architecture_names())}; received {self.architecture!r}"
             )
         allowed = ARCHITECTURE_DEFAULTS[self.architecture]
         unknown = sorted(set(self.hyperparameters) - set(allowed))
         if unknown:
             names = ", ".join(sorted(allowed))
-            raise ValueError(f"Expected hyperparameters of {self.architecture!r} among {names}; received {unknown}")
+            raise FerError(f"Expected hyperparameters of {self.architecture!r} among {names}; received {unknown}")
         _check(self.optimizer in OPTIMIZERS, "optimizer among " + ", ".join(OPTIMIZERS), self.optimizer)
         _check(self.schedule in SCHEDULES, "schedule among " + ", ".join(SCHEDULES), self.schedule)
         _check(self.epochs >= 1, "epochs >= 1", self.epochs)
@@ -125,13 +126,13 @@ class TrainConfig:
         try:
             value = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ValueError(f"Expected a JSON config file; received {str(path)!r}, which does not exist") from None
+            raise FerError(f"Expected a JSON config file; received {str(path)!r}, which does not exist") from None
         except json.JSONDecodeError as error:
-            raise ValueError(
+            raise FerError(
                 f"Expected a JSON config file; received {str(path)!r}, which is not valid JSON ({error})"
             ) from None
         if not isinstance(value, dict):
-            raise ValueError(f"Expected a JSON object in {str(path)!r}; received {type(value).__name__}")
+            raise FerError(f"Expected a JSON object in {str(path)!r}; received {type(value).__name__}")
         return cls.from_dict(value)
 
     def updated(self, **changes: Any) -> TrainConfig:
@@ -154,17 +155,17 @@ def _check_types(instance: Any, prefix: str) -> None:
         expected = _TYPE_CHECKS.get(str(item.type))
         value = getattr(instance, item.name)
         if expected is not None and not expected[1](value):
-            raise ValueError(f"Expected {prefix}{item.name} to be {expected[0]}; received {value!r}")
+            raise FerError(f"Expected {prefix}{item.name} to be {expected[0]}; received {value!r}")
 
 
 def _check(condition: bool, expected: str, received: Any) -> None:
     if not condition:
-        raise ValueError(f"Expected {expected}; received {received!r}")
+        raise FerError(f"Expected {expected}; received {received!r}")
 
 
 def _from_dict(cls: type, value: dict[str, Any], what: str):
     names = {item.name for item in fields(cls)}
     unknown = sorted(set(value) - names)
     if unknown:
-        raise ValueError(f"Expected {what} keys among {', '.join(sorted(names))}; received unknown {unknown}")
+        raise FerError(f"Expected {what} keys among {', '.join(sorted(names))}; received unknown {unknown}")
     return cls(**value)

@@ -11,6 +11,8 @@ from typing import Any
 
 import keras
 
+from ferlib.errors import FerError
+
 FLOOR = 0.01  # the cosine curve ends at 1% of the base rate
 
 
@@ -20,7 +22,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, base_rate: float, warmup_steps: int, total_steps: int, shape: str = "cosine") -> None:
         if shape not in ("cosine", "constant"):
-            raise ValueError(f"Expected a schedule shape of cosine or constant; received {shape!r}")
+            raise FerError(f"Expected a schedule shape of cosine or constant; received {shape!r}")
         self.base_rate = float(base_rate)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)

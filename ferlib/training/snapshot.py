@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ferlib.atomic import atomic_save, atomic_write_bytes
+from ferlib.errors import FerError
 from ferlib.jobs import runs
 from ferlib.training.config import TrainConfig
 
@@ -66,7 +67,7 @@ def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> Sna
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
     if not (run_dir / runs.LAST_MODEL).exists():
-        raise ValueError(
+        raise FerError(
             f"Expected a run that has saved a checkpoint (last.keras) to snapshot; received {run_dir.name}, which "
             "has not finished an epoch yet"
         )
@@ -78,7 +79,7 @@ def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> Sna
             break
         time.sleep(2)
     else:
-        raise ValueError(
+        raise FerError(
             f"Expected the run's checkpoints to stay unchanged for a moment; received {run_dir.name} saving new "
             f"ones throughout {CONSISTENT_READ_ATTEMPTS} attempts: try again"
         )
@@ -133,35 +134,33 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
     path = Path(path).expanduser()
     expected = "a ferlib training snapshot (written by `python -m ferlib snapshot`)"
     if not path.is_file():
-        raise ValueError(f"Expected {expected}; received {str(path)!r}, which is not a file")
+        raise FerError(f"Expected {expected}; received {str(path)!r}, which is not a file")
     try:
         with zipfile.ZipFile(path) as handle:
             names = set(handle.namelist())
             if MANIFEST not in names:
-                raise ValueError(f"Expected {expected}; received {path.name}, a zip without its {MANIFEST}")
+                raise FerError(f"Expected {expected}; received {path.name}, a zip without its {MANIFEST}")
             manifest = json.loads(handle.read(MANIFEST))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                raise ValueError(f"Expected {expected}; received {path.name}, whose manifest is of another format")
+                raise FerError(f"Expected {expected}; received {path.name}, whose manifest is of another format")
             if manifest.get("version") != VERSION:
-                raise ValueError(
+                raise FerError(
                     f"Expected a snapshot of format version {VERSION}; received {path.name}, of version "
                     f"{manifest.get('version')!r}: use the ferlib version that wrote it"
                 )
             checksums = manifest.get("sha256")
             if not isinstance(checksums, dict) or runs.CONFIG_FILE not in checksums or ARRAYS not in checksums:
-                raise ValueError(f"Expected {expected}; received {path.name}, whose manifest lists no contents")
+                raise FerError(f"Expected {expected}; received {path.name}, whose manifest lists no contents")
             files = {}
             for name, digest in checksums.items():
                 if name not in names:
-                    raise ValueError(f"Expected {name} in the snapshot; received {path.name} without it")
+                    raise FerError(f"Expected {name} in the snapshot; received {path.name} without it")
                 data = handle.read(name)
                 if hashlib.sha256(data).hexdigest() != digest:
-                    raise ValueError(f"Expected {name} to match its checksum; received {path.name} with it altered")
+                    raise FerError(f"Expected {name} to match its checksum; received {path.name} with it altered")
                 files[name] = data
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(
-            f"Expected {expected}; received {path.name}, which is truncated or damaged ({error})"
-        ) from None
+        raise FerError(f"Expected {expected}; received {path.name}, which is truncated or damaged ({error})") from None
     with np.load(io.BytesIO(files.pop(ARRAYS)), allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
     config = TrainConfig.from_dict(json.loads(files[runs.CONFIG_FILE]))  # one this ferlib cannot read: refused
@@ -174,7 +173,7 @@ def restore_snapshot(snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.
     root = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
     run_dir = root / str(snapshot.manifest["run_id"])
     if run_dir.exists():
-        raise ValueError(
+        raise FerError(
             f"Expected a runs folder without run {run_dir.name}; received {str(root)!r}, which has it: resume that "
             f"folder with --run-dir {run_dir} --resume, or restore into another --runs-dir"
         )
@@ -284,13 +283,13 @@ def _group(snapshot: Snapshot, group: str) -> list[tuple[dict[str, Any], np.ndar
 def _assign(variables, stored: list[tuple[dict[str, Any], np.ndarray]], what: str, name: str) -> None:
     variables = list(variables)
     if len(variables) != len(stored):
-        raise ValueError(
+        raise FerError(
             f"Expected {len(variables)} {what} arrays for the snapshot's configured network; received {name} with "
             f"{len(stored)}"
         )
     for variable, (entry, value) in zip(variables, stored, strict=True):
         if tuple(variable.shape) != value.shape:
-            raise ValueError(
+            raise FerError(
                 f"Expected {what} array {variable.path} shaped {tuple(variable.shape)}; received {name} with "
                 f"{entry['path']} shaped {value.shape}"
             )

@@ -19,6 +19,7 @@ import numpy as np
 from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES
 from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
+from ferlib.errors import FerError
 from ferlib.evaluation.lineage import record_initial_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import runs
@@ -82,7 +83,7 @@ def select_training_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndar
     """The training split, reduced to a stratified `train_fraction` when asked."""
     images, labels = dataset.subset("train")
     if len(labels) == 0:
-        raise ValueError(f"Expected training images in {dataset.report.source!r}; received an empty train split")
+        raise FerError(f"Expected training images in {dataset.report.source!r}; received an empty train split")
     if config.train_fraction < 1.0:
         keep = stratified_holdout(labels, config.train_fraction, config.seed)
         images, labels = images[keep], labels[keep]
@@ -144,9 +145,7 @@ def run_training(
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
     if runs.read_status(run_dir).get("state") == "running":
-        raise ValueError(
-            f"Expected a run that is not running; received {run_dir.name}, whose process is still training"
-        )
+        raise FerError(f"Expected a run that is not running; received {run_dir.name}, whose process is still training")
     stop = install_stop_signal(run_dir)
     if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
         runs.clear_stop_request(run_dir)
@@ -159,7 +158,7 @@ def run_training(
         runs.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
         raise
     except Exception as error:
-        if not runs.is_user_error(error):  # a message for the user, not a bug to trace
+        if not isinstance(error, FerError):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
         runs.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -191,12 +190,12 @@ def load_initial_weights(model, path: str | Path) -> None:
 
     path = Path(path).expanduser()
     if path.suffix != ".keras" or not path.is_file():
-        raise ValueError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
+        raise FerError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
     source = keras.saving.load_model(path, compile=False)
     expected = [tuple(weight.shape) for weight in model.get_weights()]
     received = [tuple(weight.shape) for weight in source.get_weights()]
     if expected != received:
-        raise ValueError(
+        raise FerError(
             f"Expected initial_model weights shaped like the configured {model.name!r} "
             f"({len(expected)} arrays, {model.count_params():,} parameters); "
             f"received {str(path)!r} with {len(received)} arrays, {source.count_params():,} parameters"
@@ -232,13 +231,13 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     source = data or config.data
     if dataset is None:
         if not source:
-            raise ValueError("Expected a dataset path (--data PATH or the config's 'data'); received none")
+            raise FerError("Expected a dataset path (--data PATH or the config's 'data'); received none")
         print(f"loading data from {source}", file=sys.stderr, flush=True)
         dataset = load_dataset(source, progress=ProgressPrinter())
     train_images, train_labels = select_training_data(dataset, config)
     validation_images, validation_labels = dataset.subset("validation")
     if len(validation_labels) == 0:
-        raise ValueError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
+        raise FerError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
 
     steps = steps_per_epoch(len(train_labels), config)
     if resuming:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
 from ferlib.training.config import OPTIMIZERS, AugmentationConfig, TrainConfig
 
@@ -91,27 +92,27 @@ def default_space() -> dict[str, list[Any]]:
 def validate_space(space: dict[str, Any]) -> dict[str, list[Any]]:
     """The space with values in their kinds; unknown names, empty lists and values not on offer raise ValueError."""
     if not isinstance(space, dict) or not space:
-        raise ValueError(f"Expected a search space mapping hyperparameter names to values; received {space!r}")
+        raise FerError(f"Expected a search space mapping hyperparameter names to values; received {space!r}")
     unknown = sorted(set(space) - set(SPECS))
     if unknown:
-        raise ValueError(f"Expected hyperparameters among {', '.join(SPECS)}; received {unknown}")
+        raise FerError(f"Expected hyperparameters among {', '.join(SPECS)}; received {unknown}")
     checked: dict[str, list[Any]] = {}
     for name, values in space.items():
         spec = SPECS[name]
         if not isinstance(values, (list, tuple)) or not values:
-            raise ValueError(f"Expected at least one value for {name}; received {values!r}")
+            raise FerError(f"Expected at least one value for {name}; received {values!r}")
         try:
             typed = [spec.kind(value) for value in values]
         except (TypeError, ValueError):
-            raise ValueError(f"Expected {spec.kind.__name__} values for {name}; received {list(values)!r}") from None
+            raise FerError(f"Expected {spec.kind.__name__} values for {name}; received {list(values)!r}") from None
         pairs = zip(values, typed, strict=True)
         truncated = [value for value, kept in pairs if spec.kind is int and isinstance(value, float) and value != kept]
         if truncated:  # int(5.5) would quietly search 5
-            raise ValueError(f"Expected whole numbers for {name}; received {truncated}")
+            raise FerError(f"Expected whole numbers for {name}; received {truncated}")
         outside = [value for value in typed if value not in spec.options]
         if outside:
             offered = ", ".join(str(option) for option in spec.options)
-            raise ValueError(f"Expected values of {name} among {offered}; received {outside}")
+            raise FerError(f"Expected values of {name} among {offered}; received {outside}")
         checked[name] = sorted(set(typed), key=spec.options.index)
     return checked
 
@@ -132,7 +133,7 @@ def trial_config(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
     """The baseline config with a trial's hyperparameter values applied (names not given keep the baseline's)."""
     unknown = sorted(set(values) - set(SPECS))
     if unknown:
-        raise ValueError(f"Expected hyperparameters among {', '.join(SPECS)}; received {unknown}")
+        raise FerError(f"Expected hyperparameters among {', '.join(SPECS)}; received {unknown}")
     architecture_defaults = ARCHITECTURE_DEFAULTS[base.architecture]
     hyperparameters = dict(base.hyperparameters)
     if "width_multiplier" in values:

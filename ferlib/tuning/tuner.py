@@ -26,6 +26,7 @@ import numpy as np
 
 from ferlib.atomic import append_json_line, atomic_write_json, read_json, read_json_object
 from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset
+from ferlib.errors import FerError
 from ferlib.jobs import runs
 from ferlib.jobs.searches import (
     BASELINE_FILE,
@@ -77,7 +78,7 @@ class TuningData:
         images, labels = select_training_data(dataset, base)
         validation_images, validation_labels = dataset.subset("validation")
         if len(validation_labels) == 0:
-            raise ValueError(
+            raise FerError(
                 f"Expected validation images in {dataset.report.source!r}; received an empty validation split"
             )
         return cls(images, labels, validation_arrays(validation_images, validation_labels))
@@ -386,7 +387,7 @@ def run_search(
     path = Path(search_dir)
     config = load_search_config(path)
     if runs.read_status(path).get("state") == "running":
-        raise ValueError(f"Expected a search that is not running; received {path.name}, whose process is still running")
+        raise FerError(f"Expected a search that is not running; received {path.name}, whose process is still running")
     stop = install_stop_signal(path)
     if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
         runs.clear_stop_request(path)
@@ -399,7 +400,7 @@ def run_search(
         runs.write_status(path, "stopped", reason="interrupted from the keyboard", **search_result(path))
         raise
     except Exception as error:
-        if not runs.is_user_error(error):  # a message for the user, not a bug to trace
+        if not isinstance(error, FerError):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
         runs.write_status(path, "failed", error=f"{type(error).__name__}: {error}", **search_result(path))
         raise
@@ -412,7 +413,7 @@ def _search(path: Path, config: SearchConfig, data, dataset: Dataset | None, sto
     if dataset is None:
         source = data or config.base.data
         if not source:
-            raise ValueError("Expected a dataset path (--data PATH or the search config's 'data'); received none")
+            raise FerError("Expected a dataset path (--data PATH or the search config's 'data'); received none")
         print(f"loading data from {source}", file=sys.stderr, flush=True)
         dataset = load_dataset(source, progress=ProgressPrinter())
     tuning_data = TuningData.from_dataset(dataset, config.base)
