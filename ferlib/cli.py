@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from ferlib.errors import FerError
+from ferlib.jobs import folder
+from ferlib.tuning import search_space
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -211,7 +213,7 @@ def _train(arguments: argparse.Namespace) -> int:
             changes = {"data": str(Path(data).expanduser().resolve())} if arguments.data else {}
             if arguments.epochs is not None:
                 changes["epochs"] = arguments.epochs
-            atomic_write_json(run_dir / runs.CONFIG_FILE, config.updated(**changes).to_dict())
+            atomic_write_json(run_dir / folder.CONFIG_FILE, config.updated(**changes).to_dict())
     elif arguments.resume or arguments.run_dir:
         if arguments.initial_model:
             raise FerError(
@@ -228,7 +230,7 @@ def _train(arguments: argparse.Namespace) -> int:
         if arguments.epochs is not None:
             from ferlib.atomic import atomic_write_json
 
-            atomic_write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
+            atomic_write_json(run_dir / folder.CONFIG_FILE, config.to_dict())
     else:
         config = TrainConfig.from_file(arguments.config) if arguments.config else TrainConfig()
         changes = {}
@@ -426,8 +428,8 @@ def _annotated_path(folder: Path, image_path: str, taken: set[Path]) -> Path:
 
 def _ship(arguments: argparse.Namespace) -> int:
     from ferlib.evaluation.metrics import metric_key
-    from ferlib.nets.export import ship_model
     from ferlib.nets.modelio import default_model_path
+    from ferlib.training.ship import ship_model
 
     target = Path(arguments.output) if arguments.output else default_model_path()
     card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note, checkpoint=arguments.checkpoint)
@@ -449,7 +451,8 @@ def _ship(arguments: argparse.Namespace) -> int:
 
 def _average(arguments: argparse.Namespace) -> int:
     from ferlib.evaluation.metrics import metric_key
-    from ferlib.training.averaging import AVERAGE_MODEL, average_run, epoch_span
+    from ferlib.jobs.runs import AVERAGE_MODEL, epoch_span
+    from ferlib.training.averaging import average_run
 
     card = average_run(arguments.run_dir, arguments.data, arguments.from_epoch, progress=print)
     print(f"saved {Path(arguments.run_dir) / AVERAGE_MODEL}: the average of {epoch_span(card['averaged_epochs'])}")
@@ -497,16 +500,16 @@ def _tune(arguments: argparse.Namespace) -> int:
 
 def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
     """A search folder a launcher created or claimed for this process ('created'); whether it is a resume."""
-    from ferlib.jobs import runs, searches
+    from ferlib.jobs import searches
 
     searches.load_search_config(search_dir)
-    status = runs.read_status(search_dir)
+    status = folder.read_status(search_dir)
     if status.get("state") != "created":
         raise FerError(
             f"Expected a search folder just created or claimed for this process with --search-dir; received "
             f"{search_dir.name}, which is {status.get('state')}: continue a stopped search with --resume"
         )
-    runs.ensure_handed_over(search_dir, status)
+    folder.ensure_handed_over(search_dir, status)
     return search_dir, bool(status.get("resumed"))
 
 
@@ -514,7 +517,7 @@ def _new_search(arguments: argparse.Namespace) -> Path:
     """Create a search folder from the command line's settings, refused while a run or a search is active."""
     import json
 
-    from ferlib.jobs import runs, searches
+    from ferlib.jobs import searches
     from ferlib.training.config import TrainConfig
     from ferlib.tuning.search_space import default_space
 
@@ -531,7 +534,7 @@ def _new_search(arguments: argparse.Namespace) -> Path:
             raise FerError(
                 f"Expected a readable JSON search space file; received {arguments.space!r} ({error})"
             ) from None
-    config = searches.SearchConfig(
+    config = search_space.SearchConfig(
         strategy=arguments.strategy,
         max_trials=arguments.max_trials,
         epochs=arguments.epochs,
@@ -540,12 +543,12 @@ def _new_search(arguments: argparse.Namespace) -> Path:
         space=space,
         base=TrainConfig(architecture=arguments.architecture, data=str(data)),
     )
-    searches_root = Path(arguments.dir) if arguments.dir else searches.default_searches_dir()
-    runs_root = Path(arguments.runs_dir) if arguments.runs_dir else runs.default_runs_dir()
-    with runs.launch_lock(runs_root.expanduser().resolve()):
-        runs.ensure_no_active_run(runs_root, searches_dir=searches_root)
+    searches_root = Path(arguments.dir) if arguments.dir else folder.default_searches_dir()
+    runs_root = Path(arguments.runs_dir) if arguments.runs_dir else folder.default_runs_dir()
+    with folder.launch_lock(runs_root.expanduser().resolve()):
+        folder.ensure_no_active_job(runs_root, searches_dir=searches_root)
         search_dir = searches.create_search(config, searches_root)
-        runs.write_status(search_dir, "created", pid=os.getpid())
+        folder.write_status(search_dir, "created", pid=os.getpid())
     return search_dir
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
 from ferlib.errors import FerError
+from ferlib.jobs import folder
 from ferlib.nets.modelio import default_model_path, read_metadata, sidecar_path
 
 
@@ -271,7 +272,7 @@ def stop_resume_buttons(
 
     def stop_clicked() -> None:
         try:
-            runs.request_stop(job_dir)
+            folder.request_stop(job_dir)
         except FerError as error:
             st.session_state[f"{scope}_monitor_message"] = (f"The {noun} could not be stopped.", error)
 
@@ -283,8 +284,8 @@ def stop_resume_buttons(
         else:
             flash(scope, f"Resumed {job_dir.name}: it continues in its own process.", ":material/play_circle:")
 
-    if state in runs.ACTIVE_STATES:
-        stopping = runs.stop_requested(job_dir)
+    if state in folder.ACTIVE_STATES:
+        stopping = folder.stop_requested(job_dir)
         st.button(
             "Stopping after the current batch…" if stopping else "Stop",
             icon=":material/stop:",

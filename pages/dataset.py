@@ -224,8 +224,7 @@ def cached_pixel_statistics(
 @st.cache_data(show_spinner="Preparing samples (raw, preprocessed and augmented)…", max_entries=8)
 def cached_samples(path: str, version: tuple[int, int], split: str, per_class: int, seed: int) -> dict[str, list]:
     """Per class: the raw images as stored in the source, then the same faces preprocessed and augmented."""
-    from ferlib.data.augment import augment_images
-    from ferlib.training.config import AugmentationConfig
+    from ferlib.data.augment import AugmentationConfig, augment_images
 
     dataset = load_dataset_cached(path, version)
     indices = np.flatnonzero(dataset.split_mask(split))
@@ -418,7 +417,7 @@ def render_samples(dataset: Dataset, path: str) -> None:
 
 def augmentation_summary() -> str:
     """The default AugmentationConfig in words, e.g. 'horizontal flip, ±10° rotation, 10% zoom, 10% shift'."""
-    from ferlib.training.config import AugmentationConfig
+    from ferlib.data.augment import AugmentationConfig
 
     config = AugmentationConfig()
     parts = [

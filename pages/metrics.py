@@ -22,7 +22,7 @@ from ferlib.data.preprocess import decode_image
 from ferlib.errors import FerError
 from ferlib.evaluation import reports
 from ferlib.evaluation.metrics import TTA_DESCRIPTIONS, TTA_MODES
-from ferlib.jobs import runs
+from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import default_model_path, sidecar_path
 from pages.common import (
     NO_FACE_HINT,
@@ -101,7 +101,7 @@ def model_choices() -> dict[str, tuple[str, Path, str]]:
     shipped = default_model_path()
     if shipped.exists():
         choices[SHIPPED_KEY] = (reports.SHIPPED, shipped, f"Shipped model ({shipped.name})")
-    for run in reports.finished_runs(runs.default_runs_dir()):
+    for run in reports.finished_runs(folder.default_runs_dir()):
         accuracy = f" · {run.best_val_accuracy:.1%}" if isinstance(run.best_val_accuracy, float) else ""
         choices[run.run_id] = (reports.RUN, run.path, f"{run.run_id} · {run.architecture}{accuracy}")
     return choices
@@ -120,7 +120,7 @@ def model_file(report: reports.ModelReport) -> tuple[str, float]:
 def show_empty_state() -> None:
     st.info(
         "There is no model to show yet: no shipped model at "
-        f"`{default_model_path()}` and no finished training run in `{runs.default_runs_dir()}`. "
+        f"`{default_model_path()}` and no finished training run in `{folder.default_runs_dir()}`. "
         "Train one on the **Training** page (or `python -m ferlib train --data PATH`); its metrics appear here "
         "as soon as it finishes.",
         icon=":material/monitoring:",

@@ -16,11 +16,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from ferlib.data.augment import AugmentationConfig
 from ferlib.errors import FerError
-from ferlib.jobs import runs, searches
+from ferlib.jobs import folder, progress, runs, searches
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.nets.modelio import default_model_path, read_metadata
-from ferlib.training.config import OPTIMIZERS, SCHEDULES, AugmentationConfig, TrainConfig
+from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
 from pages.common import (
     data_directories,
     dataset_sources,
@@ -117,17 +118,17 @@ def monitor_section(runs_dir: Path, all_runs: list[runs.RunSummary], active: lis
 
 def render_monitor(run_dir: Path, was_live: bool) -> None:
     """Status, progress, curves, log and actions of one run; re-run every few seconds while it trains."""
-    if not (run_dir / runs.CONFIG_FILE).exists():
+    if not (run_dir / folder.CONFIG_FILE).exists():
         if was_live:
             st.rerun()  # stop polling: the whole page redraws without the vanished run
         st.info("This run's folder is gone (it was deleted). Pick another run above.", icon=":material/info:")
         return
-    status = runs.read_status(run_dir)
+    status = folder.read_status(run_dir)
     state = str(status.get("state"))
-    if (state in runs.ACTIVE_STATES) != was_live:
+    if (state in folder.ACTIVE_STATES) != was_live:
         st.rerun()  # the run started or ended: refresh the whole page (runs table, Start button, refresh timer)
     show_monitor_message("training")
-    records = runs.read_progress(run_dir)
+    records = folder.read_progress(run_dir)
     summary = runs.summarize_run(run_dir)
     render_status(run_dir, status, summary)
     render_progress(records, state, summary)
@@ -150,7 +151,7 @@ def render_status(run_dir: Path, status: dict[str, Any], summary: runs.RunSummar
     state = str(status.get("state"))
     title, badge = st.columns([5, 1], vertical_alignment="center")
     try:
-        description = f"{summary.architecture} · {runs.describe_config(runs.load_config(run_dir))}"
+        description = f"{summary.architecture} · {describe_config(runs.load_config(run_dir))}"
     except FerError:
         description = f"{summary.architecture} · config.json could not be read"
     title.markdown(f"**{run_dir.name}**  \n{description}")
@@ -183,8 +184,8 @@ def render_status(run_dir: Path, status: dict[str, Any], summary: runs.RunSummar
 
 
 def render_progress(records: list[dict[str, Any]], state: str, summary: runs.RunSummary) -> None:
-    snapshot = runs.progress_snapshot(records)
-    live = state in runs.ACTIVE_STATES
+    snapshot = progress.progress_snapshot(records)
+    live = state in folder.ACTIVE_STATES
     if snapshot is None:
         if live:
             st.progress(0.0, text="Waiting for the first batch (loading the data can take a few seconds)…")
@@ -235,8 +236,8 @@ def curve_figure(title: str, series: list[tuple[str, list[float], list[float | N
 
 def render_curves(run_id: str, records: list[dict[str, Any]]) -> None:
     """Loss, accuracy and learning rate per epoch, with the epoch in progress as a dotted running line."""
-    epochs = runs.epoch_records(records)
-    batches = runs.current_epoch_batches(records)
+    epochs = progress.epoch_records(records)
+    batches = progress.current_epoch_batches(records)
     if not epochs and not batches:
         st.caption("Loss and accuracy curves appear here as soon as the first batches are done.")
         return
@@ -263,8 +264,8 @@ def render_curves(run_id: str, records: list[dict[str, Any]]) -> None:
 
 
 def render_log(run_dir: Path) -> None:
-    tail = runs.read_log_tail(run_dir, max_lines=LOG_LINES)
-    st.caption(f"Last {LOG_LINES} lines of `{run_dir / runs.LOG_FILE}`")
+    tail = folder.read_log_tail(run_dir, max_lines=LOG_LINES)
+    st.caption(f"Last {LOG_LINES} lines of `{run_dir / folder.LOG_FILE}`")
     st.code(tail or "(the log is empty so far)", language="text", height=260)
 
 
@@ -631,7 +632,7 @@ def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
 
 def config_description(run: runs.RunSummary) -> str:
     try:
-        return runs.describe_config(runs.load_config(run.path))
+        return describe_config(runs.load_config(run.path))
     except FerError:
         return "config.json could not be read"
 
@@ -654,7 +655,7 @@ def runs_frame(all_runs: list[runs.RunSummary]) -> pd.DataFrame:
 
 def delete_controls(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
     """Pick a run, press Delete, then confirm: two steps, because checkpoints cannot be recovered."""
-    deletable = [run.run_id for run in all_runs if run.state not in runs.ACTIVE_STATES]
+    deletable = [run.run_id for run in all_runs if run.state not in folder.ACTIVE_STATES]
     if len(deletable) < len(all_runs):
         st.caption("A run that is training cannot be deleted: stop it first.")
     if not deletable:
@@ -726,9 +727,9 @@ st.caption(
     "and compare runs. Runs keep going when you close the tab."
 )
 show_flash("training")
-runs_directory = runs.default_runs_dir()
+runs_directory = folder.default_runs_dir()
 every_run = runs.list_runs(runs_directory)
-active_now = [run for run in every_run if run.state in runs.ACTIVE_STATES]
+active_now = [run for run in every_run if run.state in folder.ACTIVE_STATES]
 monitor_section(runs_directory, every_run, active_now)
 new_run_section(runs_directory, active_now)
 runs_table_section(runs_directory, every_run)

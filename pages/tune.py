@@ -17,9 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ferlib.errors import FerError
-from ferlib.jobs import runs, searches
+from ferlib.jobs import folder, runs, searches
 from ferlib.nets.architectures import architecture_names
 from ferlib.training.config import TrainConfig
+from ferlib.tuning import search_space
 from ferlib.tuning.search_space import SPECS, baseline_values
 from pages.common import (
     dataset_sources,
@@ -74,7 +75,7 @@ def choose_watched_search(all_searches: list[searches.SearchSummary]) -> str:
     if "tune_watch_next" in st.session_state:
         st.session_state["tune_watched_search"] = st.session_state.pop("tune_watch_next")
     if st.session_state.get("tune_watched_search") not in search_ids:
-        active = [search for search in all_searches if search.state in runs.ACTIVE_STATES]
+        active = [search for search in all_searches if search.state in folder.ACTIVE_STATES]
         st.session_state["tune_watched_search"] = (active or all_searches)[0].search_id
     return st.selectbox(
         "Search",
@@ -97,7 +98,7 @@ def watch_section(searches_dir: Path, all_searches: list[searches.SearchSummary]
         )
         return
     search_id = choose_watched_search(all_searches)
-    live = any(search.search_id == search_id and search.state in runs.ACTIVE_STATES for search in all_searches)
+    live = any(search.search_id == search_id and search.state in folder.ACTIVE_STATES for search in all_searches)
     monitor = st.fragment(run_every=REFRESH_SECONDS if live else None)(render_search)
     monitor(searches_dir / search_id, live, runs_dir)
 
@@ -109,9 +110,9 @@ def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
             st.rerun()  # stop polling: the whole page redraws without the vanished search
         st.info("This search's folder is gone. Pick another search above.", icon=":material/info:")
         return
-    status = runs.read_status(search_dir)
+    status = folder.read_status(search_dir)
     state = str(status.get("state"))
-    if (state in runs.ACTIVE_STATES) != was_live:
+    if (state in folder.ACTIVE_STATES) != was_live:
         st.rerun()  # the search started or ended: refresh the whole page
     show_monitor_message("tune")
     try:
@@ -141,10 +142,10 @@ def render_search(search_dir: Path, was_live: bool, runs_dir: Path) -> None:
     )
     render_train_best(search_dir, state, best, runs_dir)
     with st.expander("Log"):
-        st.code(runs.read_log_tail(search_dir, max_lines=LOG_LINES) or "(the log is empty so far)", language="text")
+        st.code(folder.read_log_tail(search_dir, max_lines=LOG_LINES) or "(the log is empty so far)", language="text")
 
 
-def describe_search(config: searches.SearchConfig) -> str:
+def describe_search(config: search_space.SearchConfig) -> str:
     limit = f", at most {config.max_minutes:g} min" if config.max_minutes else ""
     return (
         f"{config.strategy} · {config.base.architecture} · up to {config.max_trials} trials of {config.epochs} "
@@ -152,7 +153,7 @@ def describe_search(config: searches.SearchConfig) -> str:
     )
 
 
-def render_status(search_dir: Path, status: dict[str, Any], config: searches.SearchConfig) -> None:
+def render_status(search_dir: Path, status: dict[str, Any], config: search_space.SearchConfig) -> None:
     state = str(status.get("state"))
     title, badge = st.columns([5, 1], vertical_alignment="center")
     title.markdown(f"**{search_dir.name}**  \n{describe_search(config)}")
@@ -177,7 +178,7 @@ def render_status(search_dir: Path, status: dict[str, Any], config: searches.Sea
 
 
 def render_scores(
-    config: searches.SearchConfig,
+    config: search_space.SearchConfig,
     trials: list[searches.TrialRow],
     baseline: dict[str, Any] | None,
     best: dict[str, Any] | None,
@@ -211,7 +212,7 @@ def render_current(
     search_dir: Path, state: str, trials: list[searches.TrialRow], baseline: dict[str, Any] | None
 ) -> None:
     """The trial in progress (or the baseline) with its epoch and batch."""
-    if state not in runs.ACTIVE_STATES:
+    if state not in folder.ACTIVE_STATES:
         return
     records = searches.read_search_progress(search_dir)
     if not records:
@@ -230,7 +231,7 @@ def render_current(
     st.progress(min(1.0, max(0.0, fraction)), text=text)
 
 
-def trials_frame(config: searches.SearchConfig, trials: list[searches.TrialRow]) -> pd.DataFrame:
+def trials_frame(config: search_space.SearchConfig, trials: list[searches.TrialRow]) -> pd.DataFrame:
     names = list(config.space)
     rows = []
     for row in trials:
@@ -248,7 +249,7 @@ def trials_frame(config: searches.SearchConfig, trials: list[searches.TrialRow])
     return pd.DataFrame(rows, columns=["Trial", "Status", "Val. accuracy", "Duration", "Epochs", *names])
 
 
-def render_trials_table(config: searches.SearchConfig, trials: list[searches.TrialRow]) -> None:
+def render_trials_table(config: search_space.SearchConfig, trials: list[searches.TrialRow]) -> None:
     st.markdown("**Trials**")
     if not trials:
         st.caption("Trials appear here as they start, after the baseline has trained.")
@@ -291,7 +292,7 @@ def best_so_far_figure(trials: list[searches.TrialRow], baseline_score: float | 
 
 
 def parallel_coordinates_figure(
-    config: searches.SearchConfig, trials: list[searches.TrialRow], baseline_score: float | None
+    config: search_space.SearchConfig, trials: list[searches.TrialRow], baseline_score: float | None
 ) -> go.Figure:
     """One line per completed trial across the hyperparameters to the score (the baseline as a dashed reference)."""
     completed = [row for row in trials if row.status == "completed" and row.score is not None]
@@ -336,7 +337,7 @@ def parallel_coordinates_figure(
 
 
 def render_charts(
-    search_id: str, config: searches.SearchConfig, trials: list[searches.TrialRow], baseline: dict[str, Any] | None
+    search_id: str, config: search_space.SearchConfig, trials: list[searches.TrialRow], baseline: dict[str, Any] | None
 ) -> None:
     completed = [row for row in trials if row.status == "completed" and row.score is not None]
     if not completed:
@@ -369,7 +370,7 @@ def render_train_best(search_dir: Path, state: str, best: dict[str, Any] | None,
         key=f"tune-full-epochs-{search_dir.name}",
         help="The full run trains on all the training images (not the search's fraction) for this many epochs.",
     )
-    active = state in runs.ACTIVE_STATES
+    active = state in folder.ACTIVE_STATES
     if button_column.button(
         "Train with the best hyperparameters",
         icon=":material/rocket_launch:",
@@ -458,7 +459,7 @@ def start_search(searches_dir: Path, runs_dir: Path, settings: dict[str, Any]) -
         base = TrainConfig(
             architecture=settings.pop("architecture"), data=settings.pop("data"), seed=settings.pop("seed")
         )
-        config = searches.SearchConfig(base=base, **settings)
+        config = search_space.SearchConfig(base=base, **settings)
     except FerError as error:
         show_error("These settings cannot be used.", error)
         return
@@ -498,8 +499,8 @@ def new_search_section(searches_dir: Path, runs_dir: Path, busy: list[str]) -> N
         )
         strategy = second.selectbox(
             "Strategy",
-            searches.STRATEGIES,
-            index=searches.STRATEGIES.index("bayesian"),
+            search_space.STRATEGIES,
+            index=search_space.STRATEGIES.index("bayesian"),
             key="tune_strategy",
             help=" ".join(STRATEGY_HELP.values()),
         )
@@ -543,10 +544,10 @@ st.caption(
     "compare every trial with the untuned baseline trained on the same budget, then train the best one in full."
 )
 show_flash("tune")
-searches_directory = searches.default_searches_dir()
-runs_directory = runs.default_runs_dir()
+searches_directory = folder.default_searches_dir()
+runs_directory = folder.default_runs_dir()
 every_search = searches.list_searches(searches_directory)
-busy_jobs = [f"Search **{search.search_id}**" for search in every_search if search.state in runs.ACTIVE_STATES]
+busy_jobs = [f"Search **{search.search_id}**" for search in every_search if search.state in folder.ACTIVE_STATES]
 busy_jobs += [f"Training run **{run.run_id}**" for run in runs.active_runs(runs_directory)]
 watch_section(searches_directory, every_search, runs_directory)
 new_search_section(searches_directory, runs_directory, busy_jobs)

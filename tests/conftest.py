@@ -14,6 +14,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ferlib.classes import EMOTIONS
+from ferlib.jobs import folder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "fer2013.zip"
@@ -100,7 +101,6 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
 @contextlib.contextmanager
 def stop_after_first_epoch(run_dir: Path):
     """While inside, a training run requests its own stop right after epoch 1, as a user pressing Stop would."""
-    from ferlib.jobs import runs
     from ferlib.training.callbacks import ProgressWriter
 
     original = ProgressWriter.on_epoch_end
@@ -108,7 +108,7 @@ def stop_after_first_epoch(run_dir: Path):
     def on_epoch_end(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 0:
-            runs.request_stop(run_dir)
+            folder.request_stop(run_dir)
 
     ProgressWriter.on_epoch_end = on_epoch_end
     try:

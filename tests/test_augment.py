@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from ferlib.data.augment import augment_images, build_augmenter, layer_seeds
-from ferlib.training.config import AugmentationConfig
+from ferlib.data.augment import AugmentationConfig, augment_images, build_augmenter, layer_seeds
 
 
 def test_layers_draw_independent_numbers_from_one_seed():

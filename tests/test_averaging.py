@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from conftest import stop_after_first_epoch
 
-from ferlib.jobs.runs import create_run
+from ferlib.jobs import folder
+from ferlib.jobs.runs import AVERAGE_MODEL, create_run, epoch_checkpoints
 from ferlib.nets.modelio import read_metadata
 from ferlib.training.averaging import (
-    AVERAGE_MODEL,
     average_run,
     average_weights,
     averaging_note,
-    epoch_checkpoints,
     recalibrate_batch_norm,
 )
 from ferlib.training.config import TrainConfig
@@ -58,7 +57,7 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     from ferlib.cli import main
     from ferlib.evaluation.metrics import evaluate_model
     from ferlib.jobs import runs
-    from ferlib.nets.export import ship_model
+    from ferlib.training.ship import ship_model
 
     config = TrainConfig(
         architecture="compact_cnn",
@@ -74,7 +73,7 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     with stop_after_first_epoch(run_dir):  # a stop right after epoch 1: epoch 2's partial weights are not kept
         run_training(run_dir, verbose=0)
     assert list(epoch_checkpoints(run_dir)) == [1]
-    runs.clear_stop_request(run_dir)
+    folder.clear_stop_request(run_dir)
     run_training(run_dir, resume=True, verbose=0)
     assert list(epoch_checkpoints(run_dir)) == [1, 2, 3]  # numbered on across the resume
     assert [path.name for path in epoch_checkpoints(run_dir).values()] == [
@@ -87,12 +86,6 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
         reader.load_weights(path)
         epoch_weights.append(reader.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(epoch_weights[-1], last, strict=True))  # the epoch's own weights
-    # A run from before weights-only checkpoints kept whole models: epoch 2 as such a file is read just the same.
-    reader.load_weights(run_dir / "epochs" / "epoch-002.weights.h5")
-    reader.save(run_dir / "epochs" / "epoch-002.keras")
-    assert [path.name for path in epoch_checkpoints(run_dir).values()][1] == "epoch-002.weights.h5"  # when both
-    (run_dir / "epochs" / "epoch-002.weights.h5").unlink()
-    assert [path.name for path in epoch_checkpoints(run_dir).values()][1] == "epoch-002.keras"
     assert not all(np.array_equal(a, b) for a, b in zip(epoch_weights[1], last, strict=True))  # a real average
 
     assert main(["average", "--run-dir", str(run_dir), "--from-epoch", "2"]) == 0
@@ -150,6 +143,6 @@ def test_a_run_keeps_its_epochs_averages_them_and_ships_the_average_with_a_note(
     (run_dir / "last.json").write_text(json.dumps({**last_card, "epochs_completed": 4}))
     with pytest.raises(ValueError, match=r"^Expected an average.keras that ends at the run's last epoch, 4; "):
         ship_model(run_dir, training_data, tmp_path / "stale.keras", checkpoint=AVERAGE_MODEL)
-    runs.write_status(run_dir, "running", pid=os.getpid())
+    folder.write_status(run_dir, "running", pid=os.getpid())
     with pytest.raises(ValueError, match=r"^Expected a run that is not training; received .*, which is training"):
         average_run(run_dir)

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from ferlib.cli import main
+from ferlib.jobs import folder
 
 
 def run_cli(*arguments, env=None):
@@ -131,7 +132,7 @@ def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
     config = TrainConfig(architecture="compact_cnn", data=str(training_data))
     active = runs.create_run(config, runs_dir, run_id="a-active")  # 'created' by this live test process
     stopped = runs.create_run(config, runs_dir, run_id="b-stopped")
-    runs.write_status(stopped, "stopped")
+    folder.write_status(stopped, "stopped")
 
     result = run_cli("train", "--data", training_data, "--runs-dir", runs_dir, "--epochs", 1)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -141,7 +142,7 @@ def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
 
     result = run_cli("train", "--run-dir", stopped, "--resume")
     assert result.returncode == 2 and "a-active (created)" in result.stderr
-    assert runs.read_status(stopped)["state"] == "stopped"
+    assert folder.read_status(stopped)["state"] == "stopped"
 
     atomic_write_json(stopped / runs.STATE_FILE, {"epochs_completed": 12, "best_val_accuracy": 0.6, "best_epoch": 9})
     result = run_cli("train", "--run-dir", stopped)  # --resume forgotten: would overwrite its checkpoints
@@ -151,7 +152,7 @@ def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
         "epoch(s): add --resume to continue it, or start a new run"
     )
 
-    runs.write_status(active, "running")
+    folder.write_status(active, "running")
     result = run_cli("train", "--run-dir", active, "--resume")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (

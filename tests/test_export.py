@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from ferlib.nets.classifier import KerasClassifier, TFLiteClassifier, make_classifier
-from ferlib.nets.export import count_flops, ship_model
+from ferlib.nets.export import count_flops
 from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training.ship import ship_model
 
 
 def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_data, monkeypatch):
@@ -305,7 +306,7 @@ def test_the_card_says_publictest_only_when_the_validation_files_are_publictest(
     """A train/val/test folder zip is laid out like Kaggle's, but its val/ is not FER-2013's PublicTest."""
     from types import SimpleNamespace
 
-    from ferlib.nets.export import describe_validation_split
+    from ferlib.training.ship import describe_validation_split
 
     def dataset(layout: str, names: list[str]):
         report = SimpleNamespace(source="/data/faces.zip", layout=layout, validation_from_train=False)

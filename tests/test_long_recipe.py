@@ -8,9 +8,10 @@ import pytest
 from conftest import stop_after_first_epoch
 
 from ferlib.atomic import read_json
-from ferlib.jobs import runs
+from ferlib.data.augment import AugmentationConfig
+from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
-from ferlib.training.config import AugmentationConfig, TrainConfig
+from ferlib.training.config import TrainConfig
 from ferlib.training.schedule import WarmupSchedule
 from ferlib.training.trainer import run_training
 
@@ -65,7 +66,7 @@ def test_a_stopped_run_resumes_at_the_same_step_and_rate_with_its_average(tmp_pa
     steps_per_epoch = math.ceil(7 * 40 / 32)
     finished = keras.saving.load_model(run_dir / "last.keras")
     assert int(finished.optimizer.iterations) == steps_done + (3 - epochs_stopped) * steps_per_epoch
-    records = [record for record in runs.read_progress(run_dir) if record["event"] == "batch"]
+    records = [record for record in folder.read_progress(run_dir) if record["event"] == "batch"]
     resumed = [record for record in records if record["epoch"] >= 2]
     schedule = WarmupSchedule(0.01, steps_per_epoch, 3 * steps_per_epoch)
     assert resumed[-1]["learning_rate"] == pytest.approx(schedule.rate_at(int(finished.optimizer.iterations)), rel=1e-4)

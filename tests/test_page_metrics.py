@@ -16,7 +16,7 @@ from ferlib.classes import EMOTIONS
 from ferlib.data.datasets import load_dataset
 from ferlib.evaluation import reports
 from ferlib.evaluation.lineage import LINEAGE_KEYS
-from ferlib.jobs import runs
+from ferlib.jobs import folder, progress, runs
 from ferlib.training.config import TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -90,12 +90,12 @@ def install_run(run_dir: Path, environment: dict[str, Path]) -> Path:
 
 
 def ship_card_from_run(run_dir: Path) -> dict:
-    """A model card shaped like ferlib.nets.export.ship_model's, built from a run's recorded metrics."""
+    """A model card shaped like ferlib.training.ship.ship_model's, built from a run's recorded metrics."""
     recorded = json.loads((run_dir / runs.METRICS_FILE).read_text())
     plain, tta = recorded["validation"], recorded["validation_tta"]
     history = [
         {key: record.get(key) for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")}
-        for record in runs.epoch_records(runs.read_progress(run_dir))
+        for record in progress.epoch_records(folder.read_progress(run_dir))
     ]
     return {
         "class_names": list(EMOTIONS),

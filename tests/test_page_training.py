@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, read_json
-from ferlib.jobs import runs
+from ferlib.jobs import folder, runs
 from ferlib.training.config import TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -46,7 +46,7 @@ def finished_run(tmp_path_factory, training_data) -> Path:
     run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path_factory.mktemp("finished_runs"))
     # Module scope runs before the per-test cache folder is set: decode without writing a cache.
     run_training(run_dir, dataset=load_dataset(training_data, use_cache=False), verbose=0)
-    (run_dir / runs.LOG_FILE).write_text("loading data\nEpoch 1/1 - loss: 1.9\nstatus=finished\n")
+    (run_dir / folder.LOG_FILE).write_text("loading data\nEpoch 1/1 - loss: 1.9\nstatus=finished\n")
     return run_dir
 
 
@@ -82,9 +82,9 @@ def texts(elements) -> str:
 def fake_active_run(runs_dir: Path, data: Path) -> Path:
     """A run whose 'training process' is this test process (alive), halfway through its second epoch."""
     run_dir = runs.create_run(tiny_config(data, epochs=5), runs_dir, run_id="20260101-000000-compact_cnn-aaaa")
-    runs.write_status(run_dir, "running")
+    folder.write_status(run_dir, "running")
     now = time.time()
-    progress = run_dir / runs.PROGRESS_FILE
+    progress = run_dir / folder.PROGRESS_FILE
     append_json_line(progress, {"event": "start", "epochs": 5, "initial_epoch": 0, "steps_per_epoch": 10})
     epoch_record = {"event": "epoch", "epoch": 1, "epochs": 5, "partial": False, "learning_rate": 0.005}
     epoch_record.update({"loss": 1.9, "accuracy": 0.2, "val_loss": 1.8, "val_accuracy": 0.25, "eta_seconds": 80.0})
@@ -92,7 +92,7 @@ def fake_active_run(runs_dir: Path, data: Path) -> Path:
     batch_record = {"event": "batch", "epoch": 2, "epochs": 5, "batch": 3, "steps": 10, "loss": 1.7}
     batch_record.update({"accuracy": 0.3, "learning_rate": 0.01, "eta_seconds": 600.0, "time": now})
     append_json_line(progress, batch_record)
-    (run_dir / runs.LOG_FILE).write_text("loading data from somewhere\nEpoch 1/5 done\n")
+    (run_dir / folder.LOG_FILE).write_text("loading data from somewhere\nEpoch 1/5 done\n")
     return run_dir
 
 
@@ -200,7 +200,7 @@ def test_an_active_run_is_watched_refuses_a_new_start_and_can_be_stopped(runs_di
 
     button_labelled(app, "Stop").click().run()
     assert not app.exception
-    assert runs.stop_requested(run_dir)
+    assert folder.stop_requested(run_dir)
     assert button_labelled(app, "Stopping after the current batch…").disabled
 
 
@@ -211,7 +211,7 @@ def test_an_active_search_disables_start_and_says_so(runs_dir, training_data):
     search_dir = Path(os.environ["FERLIB_SEARCHES_DIR"]) / "20260101-000000-random"
     search_dir.mkdir(parents=True)
     (search_dir / "config.json").write_text('{"strategy": "random", "space": {"dropout": [0.3, 0.5]}}')
-    runs.write_status(search_dir, "running")  # this process: alive
+    folder.write_status(search_dir, "running")  # this process: alive
     assert [search.search_id for search in searches.active_searches()] == [search_dir.name]
     app = open_training_page()
     assert not app.exception
@@ -278,7 +278,7 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
 
 def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
     run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
-    runs.write_status(run_dir, "stopped", epochs_completed=1)
+    folder.write_status(run_dir, "stopped", epochs_completed=1)
     launched = []
 
     def fake_launch(path, data, *, resume=False, extra_env=None):
@@ -292,14 +292,14 @@ def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
     button_labelled(app, "Resume").click().run()
     assert not app.exception
     assert launched == [(run_dir.name, True)]
-    assert runs.read_status(run_dir)["state"] == "created"
+    assert folder.read_status(run_dir)["state"] == "created"
     assert "Resume" not in [button.label for button in app.button]
     assert "Stop" in [button.label for button in app.button]
 
 
 def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, training_data, monkeypatch):
     run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
-    runs.write_status(run_dir, "failed", error="OSError: [Errno 28] No space left on device")
+    folder.write_status(run_dir, "failed", error="OSError: [Errno 28] No space left on device")
     monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
     app = open_training_page()
     assert not app.exception
@@ -311,7 +311,7 @@ def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, tr
     assert "No space left on device" in texts(app.error) and "**Resume** continues" in texts(app.error)
     button_labelled(app, "Resume").click().run()
     assert not app.exception
-    assert runs.read_status(run_dir)["state"] == "created"
+    assert folder.read_status(run_dir)["state"] == "created"
 
 
 # --- a real run from the form -------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, tr
 def launched_processes(monkeypatch):
     """Record the training processes the page starts, and end any still running when the test ends."""
     processes = []
-    original_launch = runs.launch_run
+    original_launch = folder.launch
 
     def recording_launch(*arguments, **keywords):
         process = original_launch(*arguments, **keywords)
@@ -358,17 +358,17 @@ def test_submitting_the_form_trains_a_tiny_run_in_its_own_process(runs_dir, trai
     assert config.data == str((Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip").resolve())
     assert len(launched_processes) == 1 and launched_processes[0].pid != os.getpid()
     assert app.selectbox(key="training_watched_run").value == run.run_id
-    assert start_button(app).disabled, (runs.read_status(run.path), runs.read_log_tail(run.path))  # it is active
+    assert start_button(app).disabled, (folder.read_status(run.path), folder.read_log_tail(run.path))  # it is active
 
     deadline = time.time() + LAUNCH_DEADLINE_SECONDS
     state = None
     while time.time() < deadline:
-        state = (read_json(run.path / runs.STATUS_FILE, default={}) or {}).get("state")
+        state = (read_json(run.path / folder.STATUS_FILE, default={}) or {}).get("state")
         if state in ("finished", "failed") or launched_processes[0].poll() is not None:
             break
         time.sleep(1)
-    log = runs.read_log_tail(run.path)
-    assert runs.read_status(run.path)["state"] == "finished", log
+    log = folder.read_log_tail(run.path)
+    assert folder.read_status(run.path)["state"] == "finished", log
     assert (run.path / runs.BEST_MODEL).exists()
 
     app.run()  # the page, reopened, shows the finished run

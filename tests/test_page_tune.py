@@ -11,8 +11,9 @@ from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, atomic_write_json
-from ferlib.jobs import runs, searches
+from ferlib.jobs import folder, runs, searches
 from ferlib.training.config import TrainConfig
+from ferlib.tuning import search_space
 from ferlib.tuning.search_space import default_space, trial_config
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -51,7 +52,7 @@ def fake_process() -> SimpleNamespace:
 def written_search(searches_dir: Path, data: Path, state: str = "finished") -> Path:
     """A search folder as `ferlib tune` leaves it: config, status, trials, baseline and best (no training)."""
     base = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(data))
-    config = searches.SearchConfig(strategy="random", max_trials=4, epochs=1, subset=0.5, space=SPACE, base=base)
+    config = search_space.SearchConfig(strategy="random", max_trials=4, epochs=1, subset=0.5, space=SPACE, base=base)
     search_dir = searches.create_search(config, searches_dir, search_id="20260101-000000-random-aaaa")
     write_trials(search_dir)
     atomic_write_json(search_dir / searches.BASELINE_FILE, {"score": 0.3, "config": config.base.to_dict()})
@@ -60,10 +61,10 @@ def written_search(searches_dir: Path, data: Path, state: str = "finished") -> P
     atomic_write_json(
         search_dir / searches.BEST_FILE, {**best, "config": trial_config(config.base, best_values).to_dict()}
     )
-    runs.write_status(search_dir, "running")
+    folder.write_status(search_dir, "running")
     if state != "running":
-        runs.write_status(search_dir, state, reason="all trials done")
-    (search_dir / runs.LOG_FILE).write_text("baseline: val_accuracy=0.3000\ntrial 0: val_accuracy=0.3100\n")
+        folder.write_status(search_dir, state, reason="all trials done")
+    (search_dir / folder.LOG_FILE).write_text("baseline: val_accuracy=0.3000\ntrial 0: val_accuracy=0.3100\n")
     return search_dir
 
 
@@ -143,7 +144,7 @@ def test_an_active_search_can_be_stopped_and_blocks_new_jobs(folders, training_d
     assert button_labelled(app, "Train with the best hyperparameters").disabled
     button_labelled(app, "Stop").click()
     app.run()
-    assert runs.stop_requested(search_dir)
+    assert folder.stop_requested(search_dir)
 
 
 def test_resume_is_offered_only_to_a_search_of_this_training_recipe(folders, training_data, launches):

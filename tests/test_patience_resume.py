@@ -9,8 +9,9 @@ from conftest import stop_after_first_epoch
 
 from ferlib.atomic import read_json
 from ferlib.jobs import runs
+from ferlib.jobs.folder import StopSignal
 from ferlib.nets.modelio import sidecar_path
-from ferlib.training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau, StopSignal
+from ferlib.training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import run_training
 from ferlib.tuning import tuner
@@ -100,7 +101,6 @@ def test_a_stopped_plateau_run_saves_its_counters_and_resumes_them(tmp_path, tra
 def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(monkeypatch):
     """Trials once trained a 'plateau' schedule at a constant rate, and without the config's class weights."""
     from types import SimpleNamespace
-
 
     captured = {}
 

@@ -12,7 +12,7 @@ from ferlib.classes import EMOTIONS
 from ferlib.data.datasets import load_dataset
 from ferlib.evaluation import reports
 from ferlib.evaluation.metrics import classification_metrics, evaluate_model
-from ferlib.jobs import runs
+from ferlib.jobs import folder, progress, runs
 from ferlib.nets.modelio import load_model, read_metadata
 from ferlib.training.config import TrainConfig
 
@@ -24,7 +24,7 @@ def run_dir(tiny_model_path):
 
 
 def ship_like_card(per_class, confusion, history) -> dict:
-    """A card shaped like the one ferlib.nets.export.ship_model writes."""
+    """A card shaped like the one ferlib.training.ship.ship_model writes."""
     return {
         "class_names": list(EMOTIONS),
         "metrics": {
@@ -63,14 +63,14 @@ def test_a_finished_runs_report_holds_its_recorded_metrics_and_curves(run_dir):
     assert report.metrics_tta["accuracy"] == recorded["validation_tta"]["accuracy"]
     assert report.details["architecture"] == "compact_cnn" and report.details["epochs_completed"] == 1
     (epoch,) = report.history
-    last_progress = runs.epoch_records(runs.read_progress(run_dir))[-1]
+    last_progress = progress.epoch_records(folder.read_progress(run_dir))[-1]
     assert epoch["epoch"] == 1 and epoch["val_accuracy"] == pytest.approx(last_progress["val_accuracy"])
     assert epoch["learning_rate"] is not None and set(epoch) == set(reports.HISTORY_KEYS)
 
 
 def test_without_progress_the_curves_come_from_history_csv(run_dir, tmp_path):
     copy = shutil.copytree(run_dir, tmp_path / run_dir.name)
-    (copy / runs.PROGRESS_FILE).unlink()
+    (copy / folder.PROGRESS_FILE).unlink()
     history = reports.run_history(copy)
     csv_rows = runs.read_history(copy)
     assert [row["epoch"] for row in history] == [1]  # CSVLogger counts from 0
@@ -88,7 +88,7 @@ def test_finished_runs_lists_only_runs_with_metrics(run_dir, tmp_path, training_
     shutil.copytree(run_dir, tmp_path / run_dir.name)
     runs.create_run(TrainConfig(architecture="compact_cnn", data=str(training_data)), tmp_path, run_id="zz-created")
     stopped = runs.create_run(TrainConfig(architecture="compact_cnn", data=str(training_data)), tmp_path)
-    runs.write_status(stopped, "stopped")
+    folder.write_status(stopped, "stopped")
     assert [run.run_id for run in reports.finished_runs(tmp_path)] == [run_dir.name]
     assert reports.finished_runs(tmp_path / "missing") == []
 

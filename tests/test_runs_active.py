@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from ferlib.atomic import atomic_write_json, read_json
-from ferlib.jobs import runs
-from ferlib.training.config import AugmentationConfig, TrainConfig
+from ferlib.data.augment import AugmentationConfig
+from ferlib.jobs import folder, progress, runs
+from ferlib.training.config import TrainConfig, describe_config
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 
@@ -31,7 +32,7 @@ def dead_pid() -> int:
 
 def set_status(run_dir: Path, **fields) -> None:
     """Overwrite fields of status.json directly, e.g. to age it or point it at another process."""
-    path = run_dir / runs.STATUS_FILE
+    path = run_dir / folder.STATUS_FILE
     atomic_write_json(path, {**read_json(path), **fields})
 
 
@@ -55,23 +56,23 @@ def test_active_runs_are_the_created_and_running_ones_with_a_live_process(tmp_pa
     assert runs.active_runs(tmp_path / "missing") == []
     runs.create_run(tiny_config(training_data), tmp_path, run_id="a-created")
     running = runs.create_run(tiny_config(training_data), tmp_path, run_id="b-running")
-    runs.write_status(running, "running")  # this test process is its 'training process'
+    folder.write_status(running, "running")  # this test process is its 'training process'
     dead = runs.create_run(tiny_config(training_data), tmp_path, run_id="c-dead")
-    runs.write_status(dead, "running", pid=dead_pid())
+    folder.write_status(dead, "running", pid=dead_pid())
     finished = runs.create_run(tiny_config(training_data), tmp_path, run_id="d-finished")
-    runs.write_status(finished, "finished")
+    folder.write_status(finished, "finished")
     assert [run.run_id for run in runs.active_runs(tmp_path)] == ["b-running", "a-created"]
-    assert runs.read_status(dead)["state"] == "interrupted"
+    assert folder.read_status(dead)["state"] == "interrupted"
 
 
 def test_ensure_no_active_run_names_the_active_run(tmp_path, training_data):
-    runs.ensure_no_active_run(tmp_path)  # nothing there: no error
+    folder.ensure_no_active_job(tmp_path)  # nothing there: no error
     run_dir = runs.create_run(tiny_config(training_data), tmp_path, run_id="busy")
-    runs.write_status(run_dir, "running")
+    folder.write_status(run_dir, "running")
     with pytest.raises(ValueError, match=r"Expected no active run.*busy \(running\)"):
-        runs.ensure_no_active_run(tmp_path)
-    runs.write_status(run_dir, "stopped")
-    runs.ensure_no_active_run(tmp_path)
+        folder.ensure_no_active_job(tmp_path)
+    folder.write_status(run_dir, "stopped")
+    folder.ensure_no_active_job(tmp_path)
 
 
 # --- starting and resuming ----------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def test_start_run_creates_the_folder_and_launches_its_process(tmp_path, trainin
     assert run_dir.parent == tmp_path.resolve()
     assert runs.load_config(run_dir).epochs == 2
     assert launches == [{"run_dir": run_dir, "data": str(training_data), "resume": False}]
-    status = read_json(run_dir / runs.STATUS_FILE)
+    status = read_json(run_dir / folder.STATUS_FILE)
     assert status["state"] == "created" and status["pid"] == os.getpid() and status["launched"] > 0
     assert [run.run_id for run in runs.active_runs(tmp_path)] == [run_dir.name]
 
@@ -93,7 +94,7 @@ def test_a_second_start_is_refused_while_a_run_is_active(tmp_path, training_data
         runs.start_run(tiny_config(training_data), tmp_path)
     assert [path.name for path in tmp_path.iterdir() if path.is_dir()] == [first.name]
     assert len(launches) == 1
-    runs.write_status(first, "finished")
+    folder.write_status(first, "finished")
     second = runs.start_run(tiny_config(training_data), tmp_path)
     assert second != first and len(launches) == 2
 
@@ -125,10 +126,10 @@ def test_a_launched_process_that_dies_before_training_stops_blocking_after_the_g
     gone = dead_pid()
     monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=gone))
     run_dir = runs.start_run(tiny_config(training_data), tmp_path)
-    assert read_json(run_dir / runs.STATUS_FILE)["pid"] == gone  # the training process, not this one
-    assert runs.is_active(run_dir)  # still within the minute a new process gets to start
+    assert read_json(run_dir / folder.STATUS_FILE)["pid"] == gone  # the training process, not this one
+    assert folder.is_active(run_dir)  # still within the minute a new process gets to start
     set_status(run_dir, updated=time.time() - 120)
-    assert runs.read_status(run_dir)["state"] == "interrupted"
+    assert folder.read_status(run_dir)["state"] == "interrupted"
     assert runs.active_runs(tmp_path) == []
 
 
@@ -162,10 +163,10 @@ def test_simultaneous_starts_launch_only_one_run(tmp_path, training_data, launch
 
 def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, training_data, launches):
     run_dir = runs.create_run(tiny_config(training_data), tmp_path)
-    runs.write_status(run_dir, "stopped")
+    folder.write_status(run_dir, "stopped")
     assert runs.resume_run(run_dir) == run_dir.resolve()
     assert launches == [{"run_dir": run_dir.resolve(), "data": str(training_data), "resume": True}]
-    status = runs.read_status(run_dir)
+    status = folder.read_status(run_dir)
     assert status["state"] == "created" and status["resumed"] is True
     with pytest.raises(ValueError, match="which is created"):
         runs.resume_run(run_dir)  # a second click while it starts
@@ -174,9 +175,9 @@ def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, train
 
 def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, training_data, launches):
     interrupted = runs.create_run(tiny_config(training_data), tmp_path, run_id="interrupted")
-    runs.write_status(interrupted, "running", pid=dead_pid())
+    folder.write_status(interrupted, "running", pid=dead_pid())
     finished = runs.create_run(tiny_config(training_data), tmp_path, run_id="finished")
-    runs.write_status(finished, "finished")
+    folder.write_status(finished, "finished")
     with pytest.raises(ValueError, match="which is finished"):
         runs.resume_run(finished)
     runs.resume_run(interrupted)
@@ -185,24 +186,24 @@ def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, 
 
 def test_resume_run_is_refused_while_another_run_is_active(tmp_path, training_data, launches):
     stopped = runs.create_run(tiny_config(training_data), tmp_path, run_id="stopped")
-    runs.write_status(stopped, "stopped")
+    folder.write_status(stopped, "stopped")
     busy = runs.create_run(tiny_config(training_data), tmp_path, run_id="busy")
-    runs.write_status(busy, "running")
+    folder.write_status(busy, "running")
     with pytest.raises(ValueError, match="Expected no active run"):
         runs.resume_run(stopped)
-    assert runs.read_status(stopped)["state"] == "stopped"
+    assert folder.read_status(stopped)["state"] == "stopped"
     assert launches == []
 
 
 def test_resume_run_accepts_a_failed_run_only_with_a_checkpoint(tmp_path, training_data, launches):
     failed = runs.create_run(tiny_config(training_data), tmp_path)
-    runs.write_status(failed, "failed", error="OSError: [Errno 28] No space left on device")
+    folder.write_status(failed, "failed", error="OSError: [Errno 28] No space left on device")
     with pytest.raises(ValueError, match="which is failed"):
         runs.resume_run(failed)
     (failed / runs.LAST_MODEL).write_bytes(b"a checkpoint")
-    runs.request_stop(failed)  # left over from an earlier session
+    folder.request_stop(failed)  # left over from an earlier session
     runs.resume_run(failed)
-    assert runs.read_status(failed)["state"] == "created" and not runs.stop_requested(failed)
+    assert folder.read_status(failed)["state"] == "created" and not folder.stop_requested(failed)
     assert [call["resume"] for call in launches] == [True]
 
 
@@ -210,39 +211,39 @@ def test_ensure_run_may_train_claims_a_resumed_run_and_refuses_a_fresh_start_of_
     run_dir = runs.create_run(tiny_config(training_data), tmp_path)
     runs.ensure_run_may_train(run_dir, resume=False)  # a new run handed over by its launcher
     atomic_write_json(run_dir / runs.STATE_FILE, {"epochs_completed": 25, "best_val_accuracy": 0.6, "best_epoch": 20})
-    runs.write_status(run_dir, "running", pid=dead_pid())  # killed at epoch 25
+    folder.write_status(run_dir, "running", pid=dead_pid())  # killed at epoch 25
     with pytest.raises(ValueError, match=r"which is interrupted with 25 saved epoch.*add --resume to continue it"):
         runs.ensure_run_may_train(run_dir, resume=False)  # training it afresh would overwrite its checkpoints
-    runs.request_stop(run_dir)
+    folder.request_stop(run_dir)
     runs.ensure_run_may_train(run_dir, resume=True)
-    status = runs.read_status(run_dir)
+    status = folder.read_status(run_dir)
     assert status["state"] == "created" and status["pid"] == os.getpid() and status["resumed"] is True
-    assert not runs.stop_requested(run_dir)  # a stale request would stop the resumed run at once
-    runs.request_stop(run_dir)  # ...but Stop pressed while it starts up is kept for the process
+    assert not folder.stop_requested(run_dir)  # a stale request would stop the resumed run at once
+    folder.request_stop(run_dir)  # ...but Stop pressed while it starts up is kept for the process
     runs.ensure_run_may_train(run_dir, resume=True)
-    assert runs.stop_requested(run_dir)
+    assert folder.stop_requested(run_dir)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
 def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path, training_data):
     run_dir = runs.create_run(tiny_config(training_data), tmp_path)
-    runs.write_status(run_dir, "running")  # this test process, with its boot and start time
-    status = read_json(run_dir / runs.STATUS_FILE)
+    folder.write_status(run_dir, "running")  # this test process, with its boot and start time
+    status = read_json(run_dir / folder.STATUS_FILE)
     assert status["pid"] == os.getpid() and isinstance(status["pid_start_ticks"], int)
-    assert runs.read_status(run_dir)["state"] == "running"
+    assert folder.read_status(run_dir)["state"] == "running"
     set_status(run_dir, pid_start_ticks=status["pid_start_ticks"] - 1)  # the pid now names a later process
-    assert runs.read_status(run_dir)["state"] == "interrupted"
+    assert folder.read_status(run_dir)["state"] == "interrupted"
     set_status(run_dir, pid_start_ticks=status["pid_start_ticks"], boot_id="an-earlier-boot")
-    assert runs.read_status(run_dir)["state"] == "interrupted"
+    assert folder.read_status(run_dir)["state"] == "interrupted"
     set_status(run_dir, boot_id=status["boot_id"])
-    assert runs.read_status(run_dir)["state"] == "running"
+    assert folder.read_status(run_dir)["state"] == "running"
     older = {key: value for key, value in status.items() if key not in ("boot_id", "pid_start_ticks")}
-    atomic_write_json(run_dir / runs.STATUS_FILE, older)  # written by an older ferlib: only the pid to go on
-    assert runs.read_status(run_dir)["state"] == "running"
+    atomic_write_json(run_dir / folder.STATUS_FILE, older)  # written by an older ferlib: only the pid to go on
+    assert folder.read_status(run_dir)["state"] == "running"
     stat_lines = Path("/proc/stat").read_text().splitlines()
     booted = float(next(line for line in stat_lines if line.startswith("btime ")).split()[1])
-    atomic_write_json(run_dir / runs.STATUS_FILE, {**older, "updated": booted - 60})  # before this boot
-    assert runs.read_status(run_dir)["state"] == "interrupted"
+    atomic_write_json(run_dir / folder.STATUS_FILE, {**older, "updated": booted - 60})  # before this boot
+    assert folder.read_status(run_dir)["state"] == "interrupted"
 
 
 def test_a_created_run_is_taken_over_only_by_the_process_its_launcher_started(tmp_path, training_data):
@@ -275,15 +276,15 @@ def test_saved_state_trusts_the_checkpoints_written_before_state_json(tmp_path, 
 
 def test_delete_run_removes_a_finished_run(tmp_path, training_data):
     run_dir = runs.create_run(tiny_config(training_data), tmp_path)
-    (run_dir / runs.LOG_FILE).write_text("trained\n")
-    runs.write_status(run_dir, "finished")
+    (run_dir / folder.LOG_FILE).write_text("trained\n")
+    folder.write_status(run_dir, "finished")
     runs.delete_run(run_dir)
     assert not run_dir.exists()
 
 
 def test_delete_run_refuses_an_active_run_and_other_folders(tmp_path, training_data):
     run_dir = runs.create_run(tiny_config(training_data), tmp_path)
-    runs.write_status(run_dir, "running")
+    folder.write_status(run_dir, "running")
     with pytest.raises(ValueError, match="stop it first"):
         runs.delete_run(run_dir)
     assert run_dir.exists()
@@ -299,11 +300,11 @@ def test_delete_run_refuses_an_active_run_and_other_folders(tmp_path, training_d
 
 
 def test_read_log_tail(tmp_path):
-    assert runs.read_log_tail(tmp_path) == ""
-    (tmp_path / runs.LOG_FILE).write_text("".join(f"line {number}\n" for number in range(100)))
-    assert runs.read_log_tail(tmp_path, max_lines=3) == "line 97\nline 98\nline 99"
+    assert folder.read_log_tail(tmp_path) == ""
+    (tmp_path / folder.LOG_FILE).write_text("".join(f"line {number}\n" for number in range(100)))
+    assert folder.read_log_tail(tmp_path, max_lines=3) == "line 97\nline 98\nline 99"
     # Reading only the last 20 bytes cuts a line in the middle: that fragment is left out.
-    assert runs.read_log_tail(tmp_path, max_lines=10, max_bytes=20) == "line 98\nline 99"
+    assert folder.read_log_tail(tmp_path, max_lines=10, max_bytes=20) == "line 98\nline 99"
 
 
 START = {"event": "start", "epochs": 4, "initial_epoch": 0, "steps_per_epoch": 10, "time": 100.0}
@@ -320,23 +321,23 @@ def epoch(number: int, partial: bool = False, **fields) -> dict:
 
 
 def test_progress_snapshot_follows_the_latest_record():
-    assert runs.progress_snapshot([]) is None
-    started = runs.progress_snapshot([START])
+    assert progress.progress_snapshot([]) is None
+    started = progress.progress_snapshot([START])
     assert (started.epoch, started.batch, started.steps, started.fraction) == (0, 0, 10, 0.0)
     assert started.learning_rate is None and started.eta_seconds is None
 
-    mid = runs.progress_snapshot([START, epoch(1), batch(2, 5, eta_seconds=50.0, learning_rate=0.005)])
+    mid = progress.progress_snapshot([START, epoch(1), batch(2, 5, eta_seconds=50.0, learning_rate=0.005)])
     assert (mid.epoch, mid.epochs, mid.batch, mid.steps) == (2, 4, 5, 10)
     assert mid.fraction == pytest.approx(1.5 / 4)
     assert mid.learning_rate == 0.005
     assert mid.eta_at(110.0) == pytest.approx(40.0)  # counted down by the record's age
     assert mid.eta_at(1000.0) == 0.0
 
-    done = runs.progress_snapshot([START, epoch(1), epoch(2)])
+    done = progress.progress_snapshot([START, epoch(1), epoch(2)])
     assert done.fraction == pytest.approx(0.5) and done.batch is None
-    stopped = runs.progress_snapshot([START, epoch(1), epoch(2, partial=True)])
+    stopped = progress.progress_snapshot([START, epoch(1), epoch(2, partial=True)])
     assert stopped.fraction == pytest.approx(0.25)
-    resumed = runs.progress_snapshot([{**START, "initial_epoch": 3}])
+    resumed = progress.progress_snapshot([{**START, "initial_epoch": 3}])
     assert resumed.fraction == pytest.approx(0.75)
 
 
@@ -351,14 +352,17 @@ def test_epoch_records_keep_one_completed_record_per_epoch():
         {**START, "initial_epoch": 2},
         epoch(3, val_accuracy=0.33),
     ]
-    kept = runs.epoch_records(records)
+    kept = progress.epoch_records(records)
     assert [(record["epoch"], record["val_accuracy"]) for record in kept] == [(1, 0.1), (2, 0.2), (3, 0.33)]
 
 
 def test_current_epoch_batches_are_those_after_the_latest_epoch():
     records = [START, batch(1, 5), batch(1, 10), epoch(1), batch(2, 3), batch(2, 6)]
-    assert [(record["epoch"], record["batch"]) for record in runs.current_epoch_batches(records)] == [(2, 3), (2, 6)]
-    assert runs.current_epoch_batches([START, batch(1, 5), epoch(1)]) == []
+    assert [(record["epoch"], record["batch"]) for record in progress.current_epoch_batches(records)] == [
+        (2, 3),
+        (2, 6),
+    ]
+    assert progress.current_epoch_batches([START, batch(1, 5), epoch(1)]) == []
 
 
 def test_run_duration_depends_on_the_state(tmp_path, training_data):
@@ -369,8 +373,8 @@ def test_run_duration_depends_on_the_state(tmp_path, training_data):
     set_status(run_dir, state="finished", started=1000.0, ended=1300.0, updated=1300.0)
     assert runs.run_duration(runs.summarize_run(run_dir)) == pytest.approx(300.0)
     set_status(run_dir, state="running", pid=dead_pid(), started=1000.0, ended=None, updated=1000.0)
-    (run_dir / runs.PROGRESS_FILE).write_text(json.dumps(START) + "\n")
-    os.utime(run_dir / runs.PROGRESS_FILE, (1500.0, 1500.0))
+    (run_dir / folder.PROGRESS_FILE).write_text(json.dumps(START) + "\n")
+    os.utime(run_dir / folder.PROGRESS_FILE, (1500.0, 1500.0))
     interrupted = runs.summarize_run(run_dir)
     assert interrupted.state == "interrupted"
     assert runs.run_duration(interrupted) == pytest.approx(500.0)  # up to the last progress write
@@ -388,7 +392,7 @@ def test_describe_config():
         train_fraction=0.25,
         augmentation=AugmentationConfig(horizontal_flip=True, translate=0.1, rotate_degrees=0, zoom=0, erasing=0.5),
     )
-    assert runs.describe_config(config) == (
+    assert describe_config(config) == (
         "adamw lr 0.001, batch 128, cosine (warm-up 2), smoothing 0.1, 25% of train, aug flip+translate+erasing"
     )
     plain = TrainConfig(
@@ -398,4 +402,4 @@ def test_describe_config():
         weight_decay=0,
         augmentation=AugmentationConfig(horizontal_flip=False, translate=0, rotate_degrees=0, zoom=0),
     )
-    assert runs.describe_config(plain) == "sgd lr 0.01, batch 64, constant, no aug"
+    assert describe_config(plain) == "sgd lr 0.01, batch 64, constant, no aug"

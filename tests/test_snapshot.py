@@ -11,8 +11,9 @@ import pytest
 from conftest import REPO_ROOT, stop_after_first_epoch
 
 from ferlib.atomic import read_json
-from ferlib.jobs import runs
-from ferlib.training.config import AugmentationConfig, TrainConfig
+from ferlib.data.augment import AugmentationConfig
+from ferlib.jobs import folder, runs
+from ferlib.training.config import TrainConfig
 from ferlib.training.snapshot import read_snapshot, restore_snapshot, write_snapshot
 from ferlib.training.trainer import run_training
 
@@ -42,7 +43,7 @@ def test_a_stopped_run_moves_through_a_snapshot_and_finishes_with_one_history(tm
     shutil.rmtree(run_dir)
 
     moved = restore_snapshot(tmp_path / "run.snapshot.zip", tmp_path / "server")
-    assert moved.name == run_dir.name and runs.read_status(moved)["state"] == "stopped"
+    assert moved.name == run_dir.name and folder.read_status(moved)["state"] == "stopped"
     restored = keras.saving.load_model(moved / "last.keras")
     assert int(restored.optimizer.iterations) == summary.optimizer_steps
     for before, after in zip(stopped.optimizer.variables, restored.optimizer.variables, strict=True):
@@ -52,7 +53,7 @@ def test_a_stopped_run_moves_through_a_snapshot_and_finishes_with_one_history(tm
 
     assert run_training(moved, resume=True, verbose=0)["state"] == "finished"
     assert [int(row["epoch"]) for row in runs.read_history(moved)] == [0, 1, 2]
-    starts = [record for record in runs.read_progress(moved) if record["event"] == "start"]
+    starts = [record for record in folder.read_progress(moved) if record["event"] == "start"]
     assert [record["initial_epoch"] for record in starts] == [0, summary.epochs_completed]
     steps_per_epoch = starts[0]["steps_per_epoch"]
     finished = keras.saving.load_model(moved / "last.keras")

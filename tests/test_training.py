@@ -14,7 +14,7 @@ from conftest import REPO_ROOT, stop_after_first_epoch
 
 from ferlib.atomic import read_json
 from ferlib.evaluation.lineage import model_lineage
-from ferlib.jobs import runs
+from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import load_model, read_metadata
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import run_training
@@ -43,12 +43,12 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
     ):
         assert (run_dir / name).exists(), name
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
-    events = [record["event"] for record in runs.read_progress(run_dir)]
+    events = [record["event"] for record in folder.read_progress(run_dir)]
     assert events[0] == "start" and "batch" in events and events[-1] == "epoch"
     from ferlib.training.config import RECIPE_REVISION
 
-    assert runs.read_progress(run_dir)[0]["recipe_revision"] == RECIPE_REVISION  # the session's recipe, for its card
-    epoch = runs.read_progress(run_dir)[-1]
+    assert folder.read_progress(run_dir)[0]["recipe_revision"] == RECIPE_REVISION  # the session's recipe, for its card
+    epoch = folder.read_progress(run_dir)[-1]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "elapsed", "eta_seconds"):
         assert key in epoch, key
     metrics = read_json(run_dir / "metrics.json")
@@ -64,24 +64,24 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
 
 def test_stop_request_then_resume_continues_the_history(tmp_path, training_data):
     run_dir = runs.create_run(tiny_config(training_data, epochs=3), tmp_path)
-    runs.request_stop(run_dir)  # Stop pressed while the process started up: it stops before training
+    folder.request_stop(run_dir)  # Stop pressed while the process started up: it stops before training
     status = run_training(run_dir, verbose=0)
     assert status["state"] == "stopped" and status["reason"] == "stopped before training started"
-    assert not runs.has_trained(run_dir) and not runs.stop_requested(run_dir)
+    assert not runs.has_trained(run_dir) and not folder.stop_requested(run_dir)
     with stop_after_first_epoch(run_dir):
         status = run_training(run_dir, verbose=0)
     assert status["state"] == "stopped"
     state = read_json(run_dir / "state.json")
     assert state["epochs_completed"] in (1, 2)
     assert (run_dir / "last.keras").exists()
-    partial = [r for r in runs.read_progress(run_dir) if r["event"] == "epoch" and r["partial"]]
+    partial = [r for r in folder.read_progress(run_dir) if r["event"] == "epoch" and r["partial"]]
     assert len(partial) == 1 and partial[0]["epoch"] == state["epochs_completed"] + 1
 
     status = run_training(run_dir, resume=True, verbose=0)
     assert status["state"] == "finished"
     assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == [0, 1, 2]
     assert read_json(run_dir / "state.json")["epochs_completed"] == 3
-    seeds = [r["seed"] for r in runs.read_progress(run_dir) if r["event"] == "start"]
+    seeds = [r["seed"] for r in folder.read_progress(run_dir) if r["event"] == "start"]
     assert seeds[0] == 2013 and len(seeds) == 2 and seeds[1] != seeds[0]
 
 
@@ -94,8 +94,8 @@ def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
     import keras
     import numpy as np
 
+    from ferlib.data.augment import AugmentationConfig
     from ferlib.data.datasets import load_dataset
-    from ferlib.training.config import AugmentationConfig
     from ferlib.training.trainer import make_training_pipeline, session_seed
 
     off = AugmentationConfig(horizontal_flip=False, translate=0.0, rotate_degrees=0.0, zoom=0.0)
@@ -138,7 +138,7 @@ def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_d
     process.wait()
     for path in run_dir.glob("*.json"):
         json.loads(path.read_text())  # every JSON file parses
-    assert runs.read_status(run_dir)["state"] == "interrupted"
+    assert folder.read_status(run_dir)["state"] == "interrupted"
     completed = read_json(run_dir / "state.json")["epochs_completed"]
     assert completed >= 2
     load_model(run_dir / "last.keras")
@@ -154,7 +154,7 @@ def test_a_failing_run_records_the_error(tmp_path):
     run_dir = runs.create_run(tiny_config(tmp_path / "nowhere.zip", epochs=1), tmp_path / "runs")
     with pytest.raises(ValueError):
         run_training(run_dir, verbose=0)
-    status = runs.read_status(run_dir)
+    status = folder.read_status(run_dir)
     assert status["state"] == "failed"
     assert "does not exist" in status["error"]
 

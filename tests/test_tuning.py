@@ -16,9 +16,9 @@ from conftest import REPO_ROOT
 
 from ferlib.atomic import read_json, read_json_lines
 from ferlib.cli import main
-from ferlib.jobs import runs, searches
+from ferlib.jobs import folder, runs, searches
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import tuner
+from ferlib.tuning import search_space, tuner
 from ferlib.tuning.search_space import default_space, scaled_augmentation, trial_config, validate_space
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -35,10 +35,10 @@ TINY_SPACE = {
 LAST_LINE = re.compile(r"^best_score=0\.\d{4} baseline=0\.\d{4} trials=(\d+)$")
 
 
-def tiny_search(data, strategy: str = "random", **changes) -> searches.SearchConfig:
+def tiny_search(data, strategy: str = "random", **changes) -> search_space.SearchConfig:
     base = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(data))
     settings = {"strategy": strategy, "max_trials": 2, "epochs": 1, "subset": 1.0, "space": TINY_SPACE, "base": base}
-    return searches.SearchConfig(**{**settings, **changes})
+    return search_space.SearchConfig(**{**settings, **changes})
 
 
 def as_json(value) -> str:
@@ -92,14 +92,14 @@ def test_invalid_spaces_and_budgets_are_refused_in_ferlib_wording(training_data)
         tiny_search(training_data, subset=0)
     config = tiny_search(training_data, epochs=2, subset=0.5)
     assert (config.base.epochs, config.base.train_fraction) == (2, 0.5)  # the baseline trains on the budget
-    reloaded = searches.SearchConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    reloaded = search_space.SearchConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert as_json(reloaded.to_dict()) == as_json(config.to_dict())
 
 
 # --- the four strategies ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", searches.STRATEGIES)
+@pytest.mark.parametrize("strategy", search_space.STRATEGIES)
 def test_each_strategy_runs_two_trials_and_the_baseline(tmp_path, training_data, dataset, strategy, monkeypatch):
     import keras
 
@@ -150,7 +150,7 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
 
     def stop_after_the_first_trial(self, trial, status=None):
         original_end(self, trial, status)
-        runs.request_stop(search_dir)
+        folder.request_stop(search_dir)
 
     monkeypatch.setattr(tuner.SearchSession, "trial_ended", stop_after_the_first_trial)
     status = tuner.run_search(search_dir, dataset=dataset)
@@ -171,7 +171,7 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
     assert read_json(search_dir / "baseline.json") == baseline_before
     assert [row.status for row in searches.read_trials(search_dir)] == ["completed", "completed"]
     assert not (project / "trial_7").exists()
-    assert not (search_dir / runs.STOP_FILE).exists()
+    assert not (search_dir / folder.STOP_FILE).exists()
 
 
 def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether_it_resumes(tmp_path, training_data):
@@ -181,13 +181,13 @@ def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether
 
     new = searches.create_search(tiny_search(training_data), tmp_path / "searches")
     assert _handed_over_search(new) == (new, False)
-    runs.write_status(new, "stopped")
+    folder.write_status(new, "stopped")
     with pytest.raises(ValueError, match="which is stopped: continue a stopped search with --resume"):
         _handed_over_search(new)
-    runs.request_stop(new)  # left over from the earlier session
+    folder.request_stop(new)  # left over from the earlier session
     searches.claim_for_resume(new, tmp_path / "runs")
     assert _handed_over_search(new) == (new, True)
-    assert not runs.stop_requested(new)
+    assert not folder.stop_requested(new)
 
 
 def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, training_data, launches):
@@ -196,7 +196,7 @@ def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, trainin
 
     search_dir = searches.create_search(tiny_search(training_data), tmp_path / "searches")
     assert searches.recipe_revision(search_dir) == RECIPE_REVISION
-    runs.write_status(search_dir, "stopped")
+    folder.write_status(search_dir, "stopped")
     (search_dir / searches.RECIPE_FILE).unlink()  # as a folder made before recipe.json existed
     assert searches.resume_refusal(search_dir).endswith(
         "unrecorded (it predates recipe.json). Start a new search with the same settings instead."
@@ -206,7 +206,7 @@ def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, trainin
     (search_dir / searches.RECIPE_FILE).write_text('{"revision": 1}')
     with pytest.raises(ValueError, match=r"trained with revision 1\. Start a new search"):
         searches.resume_search(search_dir, tmp_path / "runs")
-    assert launches == [] and runs.read_status(search_dir)["state"] == "stopped"
+    assert launches == [] and folder.read_status(search_dir)["state"] == "stopped"
 
 
 def summary_state(search_dir: Path) -> str:
@@ -250,9 +250,9 @@ def test_a_sigkilled_search_resumes_in_a_process_launched_like_the_dashboards(tm
     # Resume as the dashboard does: claim the folder, launch `tune --search-dir` detached, watch status.json.
     searches.resume_search(search_dir, tmp_path / "runs")
     deadline = time.time() + 300
-    while time.time() < deadline and runs.is_active(search_dir):
+    while time.time() < deadline and folder.is_active(search_dir):
         time.sleep(0.5)
-    log = (search_dir / runs.LOG_FILE).read_text()
+    log = (search_dir / folder.LOG_FILE).read_text()
     assert summary_state(search_dir) == "finished", log[-3000:]
     last_line = log.strip().splitlines()[-1]
     assert LAST_LINE.match(last_line), last_line
@@ -284,7 +284,7 @@ def launches(monkeypatch):
         return SimpleNamespace(pid=os.getpid())
 
     def fake_search(search_dir):
-        resumed = runs.read_status(search_dir).get("resumed", False)
+        resumed = folder.read_status(search_dir).get("resumed", False)
         calls.append(("search", Path(search_dir), resumed))
         return SimpleNamespace(pid=os.getpid())
 
@@ -298,7 +298,7 @@ def test_one_job_at_a_time_across_runs_and_searches(tmp_path, training_data, lau
     monkeypatch.setenv("FERLIB_SEARCHES_DIR", str(searches_dir))
     search_dir = searches.start_search(tiny_search(training_data), searches_dir, runs_dir)
     assert launches == [("search", search_dir.resolve(), False)]
-    assert runs.read_status(search_dir)["state"] == "created"
+    assert folder.read_status(search_dir)["state"] == "created"
     assert [search.search_id for search in searches.active_searches(searches_dir)] == [search_dir.name]
 
     run_config = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(training_data))
@@ -307,7 +307,7 @@ def test_one_job_at_a_time_across_runs_and_searches(tmp_path, training_data, lau
     with pytest.raises(ValueError, match="Expected no active hyperparameter search"):
         searches.start_search(tiny_search(training_data), searches_dir, runs_dir)
 
-    runs.write_status(search_dir, "stopped")
+    folder.write_status(search_dir, "stopped")
     run_dir = runs.start_run(run_config, runs_dir)
     with pytest.raises(
         ValueError, match="Expected no active run, since one run trains at a time; received " + run_dir.name
@@ -316,7 +316,7 @@ def test_one_job_at_a_time_across_runs_and_searches(tmp_path, training_data, lau
     with pytest.raises(ValueError, match="Expected no active run"):
         searches.resume_search(search_dir, runs_dir)
 
-    runs.write_status(run_dir, "finished")
+    folder.write_status(run_dir, "finished")
     searches.resume_search(search_dir, runs_dir)
     assert launches[-1] == ("search", search_dir.resolve(), True)
     with pytest.raises(ValueError, match="Expected a stopped or interrupted search to resume"):

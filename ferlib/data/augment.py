@@ -1,11 +1,31 @@
-"""Training-time augmentation as a Keras pipeline, usable in tf.data and on plain arrays."""
+"""Training-time augmentation: its settings, and the Keras pipeline they build (in tf.data or on plain arrays)."""
 
 from __future__ import annotations
 
-import keras
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ferlib.training.config import AugmentationConfig
+if TYPE_CHECKING:
+    import keras
+
+@dataclass
+class AugmentationConfig:
+    """Training-time augmentation; zero or False switches a transform off."""
+
+    horizontal_flip: bool = True
+    translate: float = 0.1  # fraction of the image, each direction
+    rotate_degrees: float = 10.0
+    zoom: float = 0.1
+    contrast: float = 0.0
+    erasing: float = 0.0  # probability of erasing a random rectangle
+
+    def is_active(self) -> bool:
+        return bool(
+            self.horizontal_flip or self.translate or self.rotate_degrees or self.zoom or self.contrast or self.erasing
+        )
+
 
 LAYER_SLOTS = ("flip", "rotation", "zoom", "translation", "contrast", "erasing")
 
@@ -24,6 +44,8 @@ def layer_seeds(seed: int | None) -> dict[str, int | None]:
 
 def build_augmenter(config: AugmentationConfig, seed: int | None = None) -> keras.Sequential:
     """Random flip / shift / rotation / zoom / contrast / erasing on 0-255 float batches (N, H, W, 1)."""
+    import keras  # heavy: only when a pipeline is built (configs are read by pages that never train)
+
     seeds = layer_seeds(seed)
     steps: list[keras.layers.Layer] = []
     if config.horizontal_flip:
@@ -52,6 +74,8 @@ def build_augmenter(config: AugmentationConfig, seed: int | None = None) -> kera
 
 def augment_images(images: np.ndarray, config: AugmentationConfig, seed: int = 0) -> np.ndarray:
     """Augment preprocessed (N, 48, 48) uint8 faces, e.g. to show what training sees."""
+    import keras
+
     augmenter = build_augmenter(config, seed=seed)
     batch = np.asarray(images, dtype=np.float32)[..., None]
     if not augmenter.layers:

@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from ferlib.atomic import atomic_write_json, read_json
+from ferlib.jobs import runs
+from ferlib.jobs.folder import CONFIG_FILE, PROGRESS_FILE, read_progress
+from ferlib.jobs.progress import epoch_records
+from ferlib.jobs.runs import BEST_MODEL, LAST_MODEL
 from ferlib.nets.modelio import sidecar_path
 
-LINEAGE_FILE = "initial_model.json"
 # The sidecar keys that say how a model's weights came to be (see checkpoint_lineage).
 LINEAGE_KEYS = ("epochs_completed", "train_wall_seconds", "history", "stages", "lineage_complete")
 
 
 def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Epochs, wall time, history and data size of one run, from its progress log (resumed sessions included)."""
-    from ferlib.jobs.runs import epoch_records, read_progress
 
     records = read_progress(run_dir)
     revisions = _epoch_revisions(records)
@@ -46,7 +48,7 @@ def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
 def _epoch_revisions(records: list[dict[str, Any]]) -> dict[int, int | None]:
     """The recipe revision of the session that trained each epoch (its start record's; None when unrecorded).
 
-    The last record of an epoch wins, as in `runs.epoch_records`: a retrained epoch has its new session's revision.
+    The last record of an epoch wins, as in `progress.epoch_records`: a retrained epoch has its new session's revision.
     """
     revisions: dict[int, int | None] = {}
     current = None
@@ -97,7 +99,6 @@ def noted_stages(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _is_run_checkpoint(path: Path) -> bool:
     """A run's best.keras or last.keras, whose run folder tells its training (average.keras's card tells it)."""
-    from ferlib.jobs.runs import BEST_MODEL, CONFIG_FILE, LAST_MODEL, PROGRESS_FILE
 
     parent = path.parent
     return (
@@ -140,7 +141,7 @@ def record_initial_lineage(run_dir: str | os.PathLike, initial_model: str | os.P
     """Copy the starting model's lineage into the run folder, as it is when the run starts."""
     lineage = model_lineage(initial_model)
     atomic_write_json(
-        Path(run_dir) / LINEAGE_FILE,
+        Path(run_dir) / runs.INITIAL_MODEL_CARD,
         {"initial_model": str(Path(initial_model).expanduser().resolve()), "lineage": lineage},
     )
 
@@ -167,7 +168,7 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         current_stage["notes"] = [note]
     if not initial:
         return {**current, "stages": [current_stage], "lineage_complete": True}
-    recorded = read_json(run_dir / LINEAGE_FILE, default=None)
+    recorded = read_json(run_dir / runs.INITIAL_MODEL_CARD, default=None)
     # Runs started before the lineage was recorded at start fall back to the starting model as it is now.
     previous = recorded.get("lineage") if isinstance(recorded, dict) else model_lineage(initial)
     if previous:

@@ -33,6 +33,13 @@ SUMMARY_FIGURES = ("accuracy", "macro_f1", "top2_accuracy")
 TTA_CHUNK_FACES = 4096
 
 
+def ten_view_mode(config: dict[str, Any]) -> str:
+    """The ten-view TTA mode that suits a model of this config: ten crops for a model that looks at a crop."""
+    hyperparameters = config.get("hyperparameters") if isinstance(config, dict) else None
+    cropping = isinstance(hyperparameters, dict) and bool(hyperparameters.get("input_crop"))
+    return "crops" if cropping else "shifts"
+
+
 def tta_mode(tta: bool | str | None) -> str:
     """The mode named by `tta`: False or None is "none" and True is "flip", as the `tta` flags elsewhere mean."""
     if tta is None or isinstance(tta, bool | np.bool_):

@@ -22,7 +22,9 @@ from ferlib.classes import EMOTIONS
 from ferlib.errors import FerError
 from ferlib.evaluation.cards import labelled_notes
 from ferlib.evaluation.metrics import SUMMARY_FIGURES, TTA_METRIC_SUFFIXES, metric_key, predict_probabilities, score
-from ferlib.jobs import runs
+from ferlib.jobs import folder, progress, runs
+from ferlib.jobs.runs import AVERAGE_MODEL, epoch_span
+from ferlib.jsonutil import finite
 from ferlib.nets.modelio import read_metadata
 
 SHIPPED = "shipped"
@@ -75,7 +77,7 @@ class ModelReport:
 
 def run_history(run_dir: str | os.PathLike) -> list[dict[str, float | None]]:
     """Per-epoch curves of a run: progress.jsonl's epoch records (with the learning rate), else history.csv."""
-    records = runs.epoch_records(runs.read_progress(run_dir))
+    records = progress.epoch_records(folder.read_progress(run_dir))
     if records:
         return [history_row(record, int(record["epoch"])) for record in records]
     return [history_row(row, int(row.get("epoch", index)) + 1) for index, row in enumerate(runs.read_history(run_dir))]
@@ -83,7 +85,6 @@ def run_history(run_dir: str | os.PathLike) -> list[dict[str, float | None]]:
 
 def _averaged_weights(run_dir: Path) -> dict[str, Any] | None:
     """What `python -m ferlib average` saved in the run (average.keras), in brief; None when it has not run."""
-    from ferlib.training.averaging import AVERAGE_MODEL, epoch_span
 
     try:
         card = read_metadata(run_dir / AVERAGE_MODEL) if (run_dir / AVERAGE_MODEL).exists() else {}
@@ -103,7 +104,7 @@ def _averaged_weights(run_dir: Path) -> dict[str, Any] | None:
 
 def history_row(values: dict[str, Any], epoch: int) -> dict[str, float | None]:
     """One epoch's curve values under HISTORY_KEYS (None where missing), numbered `epoch` from 1."""
-    return {"epoch": epoch, **{key: _number(values.get(key)) for key in HISTORY_KEYS if key != "epoch"}}
+    return {"epoch": epoch, **{key: finite(values.get(key)) for key in HISTORY_KEYS if key != "epoch"}}
 
 
 def run_report(run_dir: str | os.PathLike) -> ModelReport:
@@ -115,7 +116,7 @@ def run_report(run_dir: str | os.PathLike) -> ModelReport:
             f"Expected a finished run folder with {runs.METRICS_FILE}; received {str(path)!r}, which has none "
             "(it is still training, was stopped, or failed)"
         )
-    config = read_json(path / runs.CONFIG_FILE, default={}) or {}
+    config = read_json(path / folder.CONFIG_FILE, default={}) or {}
     state = read_json(path / runs.STATE_FILE, default={}) or {}
     details = {
         "architecture": config.get("architecture"),
@@ -139,7 +140,7 @@ def run_report(run_dir: str | os.PathLike) -> ModelReport:
 
 
 def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = None) -> ModelReport:
-    """The report of a shipped model from its card (the sidecar JSON written by ferlib.nets.export.ship_model).
+    """The report of a shipped model from its card (the sidecar JSON written by ferlib.training.ship.ship_model).
 
     `card` defaults to the model's sidecar; a plain checkpoint's sidecar gives the summary metrics only.
     """
@@ -333,15 +334,6 @@ def most_confident_mistakes(
 
 
 # --- small helpers ------------------------------------------------------------------------------------------
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or None for missing, empty or non-numeric values."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
 
 
 def _present(**values: Any) -> dict[str, Any]:

@@ -1,32 +1,45 @@
-"""Search folders: the on-disk contract between a hyperparameter search process and anyone watching it.
+"""Search folders: a hyperparameter search's job folder (ferlib.jobs.folder) and the files the search adds.
 
-A search folder holds config.json (the SearchConfig), status.json (the states of a training run, written with
-ferlib.jobs.runs.write_status), trials.jsonl (a record when each trial starts and ends), progress.jsonl (batch and
-epoch records of the baseline and of every trial), baseline.json (the untuned config's score on the same
-budget), best.json (the best trial so far, with its full TrainConfig), recipe.json (the training recipe revision
-its trials use), log.txt and tuner/ (keras-tuner's own project, reloaded on resume). Stop requests use the same
-stop.request file as training runs. Plain Python: no Keras, so the dashboard can import it cheaply.
+Besides config.json (the SearchConfig), status.json, progress.jsonl (batch and epoch records of the baseline and of
+every trial) and log.txt, a search folder holds trials.jsonl (a record when each trial starts and ends),
+baseline.json (the untuned config's score on the same budget), best.json (the best trial so far, with its full
+TrainConfig), recipe.json (the training recipe revision its trials use) and tuner/ (keras-tuner's own project,
+reloaded on resume). Plain Python: no Keras, so the dashboard can import it cheaply.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import secrets
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferlib.atomic import atomic_write_json, read_json, read_json_lines, read_json_object
+from ferlib.atomic import read_json, read_json_lines, read_json_object
 from ferlib.errors import FerError
-from ferlib.jobs import runs
+from ferlib.jobs.folder import (
+    ACTIVE_STATES,
+    CONFIG_FILE,
+    PROGRESS_FILE,
+    RESUMABLE_STATES,
+    clear_stop_request,
+    create_job,
+    default_runs_dir,
+    default_searches_dir,
+    ensure_no_active_job,
+    existing_dataset,
+    is_active,
+    launch,
+    launch_lock,
+    new_job_id,
+    read_status,
+    write_status,
+)
+from ferlib.jsonutil import as_int, as_number
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
-from ferlib.tuning.search_space import default_space, validate_space
+from ferlib.tuning.search_space import SearchConfig
 
-STRATEGIES = ("random", "grid", "bayesian", "hyperband")
 TRIALS_FILE = "trials.jsonl"
 BASELINE_FILE = "baseline.json"
 BEST_FILE = "best.json"
@@ -35,77 +48,13 @@ TUNER_DIR = "tuner"
 BASELINE_TRIAL = "baseline"
 
 
-def default_searches_dir() -> Path:
-    """$FERLIB_SEARCHES_DIR, else searches/ in the current directory."""
-    return Path(os.environ.get("FERLIB_SEARCHES_DIR", "searches")).expanduser()
-
-
-@dataclass
-class SearchConfig:
-    """Everything a search needs: strategy, search space, budget and the untuned baseline config.
-
-    The budget (epochs per trial, fraction of the training data) is applied to `base`, so the baseline and
-    every trial train on exactly the same data for the same number of epochs.
-    """
-
-    strategy: str = "bayesian"
-    max_trials: int = 10
-    epochs: int = 3
-    subset: float = 0.2
-    max_minutes: float = 0.0  # 0: no wall-clock limit
-    space: dict[str, list[Any]] = field(default_factory=default_space)
-    base: TrainConfig = field(default_factory=lambda: TrainConfig(architecture="compact_cnn"))
-
-    def __post_init__(self) -> None:
-        if isinstance(self.base, dict):
-            self.base = TrainConfig.from_dict(self.base)
-        if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
-            raise FerError(f"Expected strategy among {', '.join(STRATEGIES)}; received {self.strategy!r}")
-        _check(isinstance(self.max_trials, int) and self.max_trials >= 1, "max_trials >= 1", self.max_trials)
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", self.epochs)
-        _check(isinstance(self.subset, (int, float)) and 0 < self.subset <= 1, "subset in (0, 1]", self.subset)
-        _check(
-            isinstance(self.max_minutes, (int, float)) and math.isfinite(self.max_minutes) and self.max_minutes >= 0,
-            "max_minutes >= 0",
-            self.max_minutes,
-        )
-        self.space = validate_space(self.space)
-        self.base = self.base.updated(epochs=self.epochs, train_fraction=float(self.subset))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "base": self.base.to_dict()}
-
-    @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> SearchConfig:
-        names = {item.name for item in fields(cls)}
-        unknown = sorted(set(value) - names)
-        if unknown:
-            raise FerError(f"Expected search config keys among {', '.join(sorted(names))}; received {unknown}")
-        return cls(**value)
-
-
-def _check(condition: bool, expected: str, received: Any) -> None:
-    if not condition:
-        raise FerError(f"Expected {expected}; received {received!r}")
-
-
-def new_search_id(config: SearchConfig) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{config.strategy}-{secrets.token_hex(2)}"
-
-
 def create_search(
     config: SearchConfig, searches_dir: str | os.PathLike | None = None, search_id: str | None = None
 ) -> Path:
     """Make a new search folder holding the config and a 'created' status."""
     root = Path(searches_dir) if searches_dir is not None else default_searches_dir()
-    search_dir = root / (search_id or new_search_id(config))
-    if search_dir.exists():
-        raise FerError(f"Expected a new search folder; received {str(search_dir)!r}, which already exists")
-    search_dir.mkdir(parents=True)
-    atomic_write_json(search_dir / RECIPE_FILE, {"revision": RECIPE_REVISION})
-    atomic_write_json(search_dir / runs.CONFIG_FILE, config.to_dict())
-    runs.write_status(search_dir, "created")
-    return search_dir
+    files = {RECIPE_FILE: {"revision": RECIPE_REVISION}}
+    return create_job(root, search_id or new_job_id(config.strategy), config.to_dict(), **files)
 
 
 def recipe_revision(search_dir: str | os.PathLike) -> int | None:
@@ -130,15 +79,15 @@ def resume_refusal(search_dir: str | os.PathLike) -> str | None:
 
 
 def is_search(path: str | os.PathLike) -> bool:
-    config = read_json(Path(path) / runs.CONFIG_FILE, default=None)
+    config = read_json(Path(path) / CONFIG_FILE, default=None)
     return isinstance(config, dict) and "strategy" in config and "space" in config
 
 
 def load_search_config(search_dir: str | os.PathLike) -> SearchConfig:
-    path = Path(search_dir) / runs.CONFIG_FILE
+    path = Path(search_dir) / CONFIG_FILE
     value = read_json(path, default=None)
     if not isinstance(value, dict):
-        raise FerError(f"Expected a search folder containing a readable {runs.CONFIG_FILE}; received {search_dir!r}")
+        raise FerError(f"Expected a search folder containing a readable {CONFIG_FILE}; received {search_dir!r}")
     return SearchConfig.from_dict(value)
 
 
@@ -164,20 +113,20 @@ def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list
     A retried trial (resuming a search re-runs the trial it was in) keeps its first position and its latest state.
     """
     path = Path(search_dir)
-    active = runs.is_active(path)
+    active = is_active(path)
     rows: dict[str, TrialRow] = {}
     for record in read_json_lines(path / TRIALS_FILE):
         trial = str(record.get("trial"))
         if record.get("event") == "trial_start":
             values = record.get("hyperparameters")
             rows[trial] = TrialRow(trial, values if isinstance(values, dict) else {}, None, "running", None, None, None)
-            rows[trial].started = runs.as_number(record.get("time"))
+            rows[trial].started = as_number(record.get("time"))
         elif record.get("event") == "trial_end" and trial in rows:
             row = rows[trial]
-            row.score = runs.as_number(record.get("score"))
+            row.score = as_number(record.get("score"))
             row.status = str(record.get("status", "completed"))
-            row.duration_seconds = runs.as_number(record.get("duration_seconds"))
-            row.epochs = runs.as_int(record.get("epochs")) if record.get("epochs") is not None else None
+            row.duration_seconds = as_number(record.get("duration_seconds"))
+            row.epochs = as_int(record.get("epochs")) if record.get("epochs") is not None else None
     current = (now if now is not None else time.time()) if active else None
     for row in rows.values():
         if row.status == "running":
@@ -199,7 +148,7 @@ def read_best(search_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def read_search_progress(search_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    return read_json_lines(Path(search_dir) / runs.PROGRESS_FILE)
+    return read_json_lines(Path(search_dir) / PROGRESS_FILE)
 
 
 def best_so_far(trials: list[TrialRow]) -> list[tuple[int, float]]:
@@ -237,8 +186,8 @@ class SearchSummary:
 
 def summarize_search(search_dir: str | os.PathLike) -> SearchSummary:
     path = Path(search_dir)
-    status = runs.read_status(path)
-    config = read_json_object(path / runs.CONFIG_FILE)
+    status = read_status(path)
+    config = read_json_object(path / CONFIG_FILE)
     trials = read_trials(path)
     best, baseline = read_json_object(path / BEST_FILE), read_json_object(path / BASELINE_FILE)
     return SearchSummary(
@@ -247,10 +196,10 @@ def summarize_search(search_dir: str | os.PathLike) -> SearchSummary:
         state=str(status.get("state", "interrupted")),
         strategy=str(config.get("strategy", "?")),
         trials_completed=sum(row.status == "completed" for row in trials),
-        max_trials=runs.as_int(config.get("max_trials")),
-        best_score=runs.as_number(best.get("score")),
-        baseline_score=runs.as_number(baseline.get("score")),
-        started=runs.as_number(status.get("started")),
+        max_trials=as_int(config.get("max_trials")),
+        best_score=as_number(best.get("score")),
+        baseline_score=as_number(baseline.get("score")),
+        started=as_number(status.get("started")),
     )
 
 
@@ -265,52 +214,16 @@ def list_searches(searches_dir: str | os.PathLike | None = None) -> list[SearchS
 
 def active_searches(searches_dir: str | os.PathLike | None = None) -> list[SearchSummary]:
     """Searches that are starting or running (their folders say so and their process is alive), newest first."""
-    return [search for search in list_searches(searches_dir) if search.state in runs.ACTIVE_STATES]
+    return [search for search in list_searches(searches_dir) if search.state in ACTIVE_STATES]
 
 
 # --- launching ----------------------------------------------------------------------------------------------
 
 
-def launch_search(search_dir: str | os.PathLike) -> subprocess.Popen:
-    """Start `python -m ferlib tune` on an existing search folder as a detached process writing to log.txt.
-
-    The folder reads as 'created' when this runs, new or resumed alike; the process takes it over with
-    --search-dir and learns from status.json's `resumed` whether to reload the tuner's trials.
-    """
-    path = Path(search_dir)
-    command = [sys.executable, "-m", "ferlib", "tune", "--search-dir", str(path)]
-    environment = dict(os.environ)
-    project_root = str(Path(__file__).resolve().parent.parent)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, environment.get("PYTHONPATH", "")]))
-    with open(path / runs.LOG_FILE, "ab") as log:
-        return subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=environment,
-        )
-
-
-def _launch_and_record(search_dir: Path, *, resume: bool) -> None:
-    """Launch the search process and name it in status.json (see ferlib.jobs.runs._launch_and_record for why)."""
-    try:
-        process = launch_search(search_dir)
-    except OSError as error:
-        runs.write_status(search_dir, "failed", error=f"the search process could not be started: {error}")
-        raise FerError(f"Expected to start the search process; received {error}") from None
-    status = read_json_object(search_dir / runs.STATUS_FILE)
-    if status.get("state") == "created":
-        runs.write_status(search_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
-
-
 def _existing_dataset(config: SearchConfig) -> None:
-    data = config.base.data
-    if not data:
+    if not config.base.data:
         raise FerError("Expected the search's baseline config to name its dataset ('data'); received none")
-    if not Path(data).expanduser().exists():
-        raise FerError(f"Expected an existing dataset; received {data!r}, which does not exist")
+    existing_dataset(config.base.data)
 
 
 def start_search(
@@ -320,12 +233,12 @@ def start_search(
 ) -> Path:
     """Create a search folder and run it in a detached process; refused while a run or a search is active."""
     searches_root = (Path(searches_dir) if searches_dir is not None else default_searches_dir()).expanduser().resolve()
-    runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
+    runs_root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
     _existing_dataset(config)
-    with runs.launch_lock(runs_root):
-        runs.ensure_no_active_run(runs_root, searches_dir=searches_root)
+    with launch_lock(runs_root):
+        ensure_no_active_job(runs_root, searches_root)
         search_dir = create_search(config, searches_root)
-        _launch_and_record(search_dir, resume=False)
+        launch(search_dir, ["tune", "--search-dir", str(search_dir)], resume=False)
     return search_dir
 
 
@@ -336,24 +249,24 @@ def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike 
     refusal = resume_refusal(path)  # its finished trials would be ranked against trials trained differently
     if refusal:
         raise FerError(refusal)
-    runs_root = (Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()).expanduser().resolve()
+    runs_root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
     _existing_dataset(config)
-    with runs.launch_lock(runs_root):
-        state = runs.read_status(path).get("state")
-        if state not in runs.RESUMABLE_STATES:
+    with launch_lock(runs_root):
+        state = read_status(path).get("state")
+        if state not in RESUMABLE_STATES:
             raise FerError(
                 f"Expected a stopped or interrupted search to resume; received {path.name}, which is {state}"
             )
-        runs.ensure_no_active_run(runs_root, searches_dir=path.parent)
-        runs.clear_stop_request(path)
-        runs.write_status(path, "created", resumed=True)
+        ensure_no_active_job(runs_root, path.parent)
+        clear_stop_request(path)
+        write_status(path, "created", resumed=True)
     return path
 
 
 def resume_search(search_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
     """Continue a stopped or interrupted search in a new detached process (keras-tuner reloads its trials)."""
     path = claim_for_resume(search_dir, runs_dir)
-    _launch_and_record(path, resume=True)
+    launch(path, ["tune", "--search-dir", str(path)], resume=True)
     return path
 
 

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from ferlib.live.analyzer import LIVE_DETECTOR_OPTIONS, LiveAnalyzer, LiveFrameResult, LiveSettings, annotate_live
+from ferlib.live.detection import make_detector
 from ferlib.live.pipeline import FacePrediction
+from ferlib.nets.classifier import make_classifier
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,8 +61,6 @@ def build_analyzer(
     `webcam` uses the faster detector options for large webcam faces (LIVE_DETECTOR_OPTIONS); video files and
     photos use the detector's defaults, which also find small faces.
     """
-    from ferlib.live.detection import make_detector
-    from ferlib.nets.classifier import make_classifier
 
     options = LIVE_DETECTOR_OPTIONS.get(detector_name, {}) if webcam else {}
     if classifier is None:

@@ -1,27 +1,17 @@
-"""Exporting a trained model for shipping: TFLite file, FLOPs count, and the model card (sidecar JSON)."""
+"""TFLite exports of a model (float32 and int8), how often they agree with it, and its FLOPs per face."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ferlib.atomic import atomic_save, atomic_write_text, read_json
-from ferlib.data.preprocess import IMAGE_SIZE
+from ferlib.atomic import atomic_save
 from ferlib.errors import FerError
-from ferlib.evaluation.cards import render_model_card
-from ferlib.evaluation.lineage import lineage_summary
-from ferlib.jobs.runs import BEST_MODEL
-from ferlib.nets.modelio import read_metadata
-from ferlib.training.averaging import AVERAGE_MODEL, averaging_note, check_current
-
-CHECKPOINTS = (BEST_MODEL, AVERAGE_MODEL)  # the run's models `ship` takes
-CALIBRATION_FACES = 1000  # training faces calibrating int8 ranges (agreed with the float model more often than 300)
+from ferlib.nets.classifier import KerasClassifier, TFLiteClassifier
 
 
 def export_tflite(model: Any, path: str | os.PathLike) -> Path:
@@ -38,7 +28,6 @@ def export_tflite_int8(model: Any, path: str | os.PathLike, representative_faces
 
     About 4x smaller and faster on CPUs with int8 kernels; its agreement with the float model is measured, not assumed.
     """
-    import tempfile
 
     import tensorflow as tf
 
@@ -79,7 +68,6 @@ def count_flops(model: Any) -> int:
 
 def tflite_agreement(keras_model: Any, tflite_path: str | os.PathLike, images: np.ndarray) -> float:
     """Fraction of faces on which the TFLite export's top-1 class equals the Keras model's."""
-    from ferlib.nets.classifier import KerasClassifier, TFLiteClassifier
 
     keras_classifier, tflite_classifier = KerasClassifier(model=keras_model), TFLiteClassifier(tflite_path)
     agree = 0
@@ -87,130 +75,3 @@ def tflite_agreement(keras_model: Any, tflite_path: str | os.PathLike, images: n
         batch = images[start : start + 256]
         agree += int(np.sum(keras_classifier(batch).argmax(1) == tflite_classifier(batch).argmax(1)))
     return agree / max(1, len(images))
-
-
-def describe_validation_split(dataset) -> str:
-    """How the validation faces were chosen, in words for the card."""
-    source = Path(dataset.report.source).name
-    if dataset.report.validation_from_train:
-        return f"validation (a seeded stratified 10% of the training images of {source})"
-    names = [Path(str(path)).name for path in dataset.paths[dataset.split_mask("validation")]]
-    public_test = dataset.report.layout == "csv" or (names and all(name.startswith("PublicTest_") for name in names))
-    if public_test:  # a CSV's Usage column or Kaggle's file names say so; a folder named val/ does not
-        return f"validation (FER-2013 PublicTest, from {source})"
-    return f"validation (from {source})"
-
-
-def ship_model(
-    run_dir: str | os.PathLike,
-    data: str | os.PathLike,
-    target: str | os.PathLike,
-    notes: Sequence[str] = (),
-    checkpoint: str = BEST_MODEL,
-) -> dict[str, Any]:
-    """Copy a run's best checkpoint (or `checkpoint`, e.g. average.keras from `ferlib.training.averaging`) to `target`
-    (.keras), export TFLite, and write the full model card sidecar.
-
-    `notes` are sentences for the card that the run folder cannot tell, such as a code fix made mid-run; averaged
-    weights are noted on their own.
-    """
-    import keras
-
-    from ferlib.data.datasets import load_dataset
-    from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
-
-    run_dir, target = Path(run_dir), Path(target)
-    if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
-        raise FerError(f"Expected an output path ending in .keras; received {str(target)!r}")
-    notes = [notes] if isinstance(notes, str) else list(notes)
-    if not all(isinstance(note, str) and note.strip() and "\n" not in note for note in notes):
-        raise FerError(f"Expected each note to be one line of text; received {notes!r}")
-    notes = [note.strip() for note in notes]
-    if checkpoint not in CHECKPOINTS:
-        raise FerError(f"Expected a checkpoint among {', '.join(CHECKPOINTS)}; received {checkpoint!r}")
-    best = run_dir / checkpoint
-    if not best.exists():
-        raise FerError(f"Expected a run folder with {checkpoint}; received {str(run_dir)!r}")
-    try:
-        model = keras.saving.load_model(best, compile=False)
-    except Exception as error:  # Keras raises assorted types for a truncated or foreign file
-        raise FerError(f"Expected a loadable {checkpoint} in {str(run_dir)!r}; received {error}") from None
-    checkpoint_card = read_metadata(best)
-    averaged = averaging_note(checkpoint_card)
-    if averaged:
-        check_current(run_dir, checkpoint_card)
-        notes = [averaged, *notes]
-    dataset = load_dataset(data)
-    images, labels = dataset.subset("validation")
-    if len(labels) == 0:
-        raise FerError(f"Expected a validation split in {str(data)!r}; received none")
-    evaluations = evaluate_modes(model, images, labels, "shifts")  # one pass of the 10 views scores all three
-    plain, tta = evaluations["none"], evaluations["flip"]
-    config = read_json(run_dir / "config.json", default={}) or {}
-    metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Everything is written to a staging folder beside the target and moved into place only once all of it
-    # succeeded: a failed int8 conversion or a full disk must not leave a new .tflite beside the old card.
-    staging = Path(tempfile.mkdtemp(prefix=".ship-", dir=target.parent))
-    try:
-        card = _write_shipped_files(model, dataset, metrics, config, run_dir, staging / target.name, plain, tta, notes)
-        for suffix in (".int8.tflite", ".tflite", ".md", ".json", ".keras"):  # .keras last: readers key on it
-            os.replace(staging / f"{target.stem}{suffix}", target.with_name(f"{target.stem}{suffix}"))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return card
-
-
-def _write_shipped_files(
-    model: Any,
-    dataset: Any,
-    metrics: dict[str, Any],
-    config: dict[str, Any],
-    run_dir: Path,
-    target: Path,
-    plain: dict[str, Any],
-    tta: dict[str, Any],
-    notes: list[str],
-) -> dict[str, Any]:
-    """The .keras model, its float and int8 TFLite exports, the card sidecar and the Markdown card, at `target`."""
-    from ferlib.evaluation.metrics import evaluate_model
-    from ferlib.nets.classifier import TFLiteClassifier
-    from ferlib.nets.modelio import model_metadata, save_model
-
-    images, labels = dataset.subset("validation")
-    tflite_path = export_tflite(model, target.with_suffix(".tflite"))
-    calibration, _ = dataset.subset("train")
-    calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]
-    int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
-    int8_metrics = evaluate_model(TFLiteClassifier(int8_path), images, labels)
-    lineage = lineage_summary(run_dir, config)
-    lineage["stages"][-1]["notes"] = [*lineage["stages"][-1].get("notes", []), *notes]
-    card = model_metadata(
-        config,
-        metrics,
-        architecture=config.get("architecture", model.name),
-        parameters=int(model.count_params()),
-        flops_per_face=count_flops(model),
-        input_shape=[IMAGE_SIZE, IMAGE_SIZE, 1],
-        per_class={name: values for name, values in plain["per_class"].items()},
-        per_class_tta={name: values for name, values in tta["per_class"].items()},
-        confusion_matrix=plain["confusion_matrix"],
-        confusion_matrix_tta=tta["confusion_matrix"],
-        tflite_file=tflite_path.name,
-        tflite_top1_agreement=tflite_agreement(model, tflite_path, images),
-        int8_tflite_file=int8_path.name,
-        int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images),
-        int8_validation_accuracy=int8_metrics["accuracy"],
-        source_run=run_dir.name,
-        notes=[note for stage in lineage["stages"] for note in stage.get("notes") or []],  # every stage's, in order
-        **lineage,
-    )
-    card["stages"][-1]["validation_accuracy"] = plain["accuracy"]
-    save_model(model, target, card)
-    card["file_size_mb"] = round(target.stat().st_size / 2**20, 2)
-    card["tflite_size_mb"] = round(tflite_path.stat().st_size / 2**20, 2)
-    card["int8_tflite_size_mb"] = round(int8_path.stat().st_size / 2**20, 2)
-    save_model(model, target, card)
-    markdown = render_model_card(card, target.name)
-    atomic_write_text(target.with_suffix(".md"), markdown)
-    return card

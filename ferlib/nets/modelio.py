@@ -11,6 +11,7 @@ from ferlib.atomic import atomic_save, atomic_write_json
 from ferlib.classes import EMOTIONS
 from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
+from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
 DEFAULT_MODEL_NAME = "fer_vgg.keras"
@@ -87,7 +88,6 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
     Compares the sidecar's architecture and layer-shaping settings (dropout rates may differ); a model without a
     sidecar is checked weight by weight when training starts.
     """
-    from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
 
     target = Path(path).expanduser()
     if target.suffix != ".keras" or not target.is_file():

@@ -1,9 +1,8 @@
 """Checkpoint averaging, or stochastic weight averaging (SWA; Izmailov et al., 2018), of a run's epoch checkpoints.
 
 A run with `keep_epoch_checkpoints` saves `epochs/epoch-NNN.weights.h5` at the end of each epoch (weights only:
-the optimizer's state, twice the model's size again, is not needed to average; runs from before kept whole
-`.keras` files, which are read too). At a constant (or
-cyclic) learning rate, those weights wander around a wide, flat region of the loss; their mean lies nearer its
+the optimizer's state, twice the model's size again, is not needed to average). At a constant (or cyclic) learning
+rate, those weights wander around a wide, flat region of the loss; their mean lies nearer its
 centre and usually generalises better than any one of them, at no cost at inference. Batch-norm moving statistics
 are not averaged (the mean of the statistics is not the statistics of the mean network): one pass over the
 training split, augmented as in training, recomputes them (as `torch.optim.swa_utils.update_bn` does).
@@ -12,37 +11,19 @@ training split, augmented as in training, recomputes them (as `torch.optim.swa_u
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ferlib.data.datasets import load_dataset
 from ferlib.errors import FerError
-from ferlib.jobs import runs
-
-EPOCHS_DIR = "epochs"
-AVERAGE_MODEL = "average.keras"
-EPOCH_SUFFIX = ".weights.h5"
-_EPOCH_FILE = re.compile(r"^epoch-(\d+)(\.weights\.h5|\.keras)$")
-
-
-def epoch_checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
-    """Where a run keeps the checkpoint of one completed epoch (counted from 1)."""
-    return Path(run_dir) / EPOCHS_DIR / f"epoch-{epoch:03d}{EPOCH_SUFFIX}"
-
-
-def epoch_checkpoints(run_dir: str | os.PathLike) -> dict[int, Path]:
-    """The run's kept epoch checkpoints by epoch number, in order (weights files before older whole models)."""
-    folder = Path(run_dir) / EPOCHS_DIR
-    found: dict[int, Path] = {}
-    paths = sorted(folder.glob("epoch-*"), key=lambda path: path.name.endswith(EPOCH_SUFFIX)) if folder.is_dir() else []
-    for path in paths:
-        match = _EPOCH_FILE.match(path.name)
-        if match:
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
+from ferlib.evaluation.lineage import checkpoint_lineage
+from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
+from ferlib.jobs import folder, runs
+from ferlib.nets.modelio import model_metadata, save_model
+from ferlib.training.trainer import make_training_pipeline, select_training_data
 
 
 def average_weights(weight_lists: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
@@ -112,13 +93,6 @@ def recalibrate_batch_norm(model: Any, batches: Iterable[Any]) -> int:
     return count
 
 
-def epoch_span(epochs: list[int]) -> str:
-    """'epochs 2-16' for a consecutive run of epochs, else 'epochs 2, 3, 7'."""
-    if epochs == list(range(epochs[0], epochs[-1] + 1)):
-        return f"epochs {epochs[0]}-{epochs[-1]}"
-    return "epochs " + ", ".join(map(str, epochs))
-
-
 def average_run(
     run_dir: str | os.PathLike,
     data: str | os.PathLike | None = None,
@@ -134,25 +108,19 @@ def average_run(
     """
     import keras
 
-    from ferlib.data.datasets import load_dataset
-    from ferlib.evaluation.lineage import checkpoint_lineage
-    from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
-    from ferlib.nets.modelio import model_metadata, save_model
-    from ferlib.training.trainer import make_training_pipeline, select_training_data
-
     say = progress or (lambda message: None)
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
-    if runs.is_active(run_dir):
+    if folder.is_active(run_dir):
         raise FerError(f"Expected a run that is not training; received {run_dir.name}, which is training: stop it")
     completed = int(runs.saved_state(run_dir).get("epochs_completed") or 0)
-    kept = {epoch: path for epoch, path in epoch_checkpoints(run_dir).items() if epoch <= completed}
+    kept = {epoch: path for epoch, path in runs.epoch_checkpoints(run_dir).items() if epoch <= completed}
     chosen = {epoch: path for epoch, path in kept.items() if from_epoch is None or epoch >= from_epoch}
     if len(chosen) < 2 or completed not in chosen:
         raise FerError(
             f"Expected at least two epoch checkpoints, the last of them epoch {completed} (the run's last), in "
-            f"{str(run_dir / EPOCHS_DIR)!r} (train with keep_epoch_checkpoints); received "
-            + (epoch_span(sorted(chosen)) if chosen else "none")
+            f"{str(run_dir / runs.EPOCHS_DIR)!r} (train with keep_epoch_checkpoints); received "
+            + (runs.epoch_span(sorted(chosen)) if chosen else "none")
             + (f" from epoch {from_epoch} on" if from_epoch is not None else "")
         )
     source = str(data or config.data)
@@ -172,7 +140,7 @@ def average_run(
         for epoch, path in chosen.items():
             say(f"reading epoch {epoch} ({path.name})")
             try:
-                model.load_weights(path)  # a .weights.h5 file, or an older run's whole .keras model
+                model.load_weights(path)
             except Exception as error:  # Keras raises assorted types for a truncated or foreign file
                 raise FerError(f"Expected a loadable epoch checkpoint; received {str(path)!r} ({error})") from None
             yield model.get_weights()
@@ -205,7 +173,7 @@ def average_run(
     stage = lineage["stages"][-1]  # a model warm-started from this file inherits the note, as from a shipped card
     stage["notes"] = [*stage.get("notes", []), averaging_note(metadata)]
     metadata.update(lineage)
-    save_model(model, run_dir / AVERAGE_MODEL, metadata)
+    save_model(model, run_dir / runs.AVERAGE_MODEL, metadata)
     return metadata
 
 
@@ -216,7 +184,7 @@ def check_current(run_dir: str | os.PathLike, metadata: dict[str, Any]) -> None:
     if epochs and epochs[-1] != completed:
         raise FerError(
             f"Expected an average.keras that ends at the run's last epoch, {completed}; received one of "
-            f"{epoch_span(epochs)}: run `python -m ferlib average` again"
+            f"{runs.epoch_span(epochs)}: run `python -m ferlib average` again"
         )
 
 
@@ -229,6 +197,6 @@ def averaging_note(metadata: dict[str, Any]) -> str | None:
         return None
     run = f" of run {metadata['averaged_run']}" if metadata.get("averaged_run") else ""
     return (
-        f"The weights are the average of the checkpoints of {epoch_span(epochs)}{run} ({len(epochs)} checkpoints; "
+        f"The weights are the average of the checkpoints of {runs.epoch_span(epochs)}{run} ({len(epochs)} checkpoints; "
         "stochastic weight averaging), with batch-norm statistics recomputed over the augmented training split."
     )

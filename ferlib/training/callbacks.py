@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -13,24 +12,11 @@ import numpy as np
 
 from ferlib.atomic import append_json_line, atomic_save, atomic_write_json
 from ferlib.evaluation.lineage import checkpoint_lineage
-from ferlib.jobs import runs
+from ferlib.jobs import folder, runs
+from ferlib.jobs.folder import StopSignal
+from ferlib.jsonutil import finite
 from ferlib.nets.modelio import model_metadata, save_model
-from ferlib.training.averaging import epoch_checkpoint_path
 from ferlib.training.config import TrainConfig
-
-
-class StopSignal:
-    """Set by SIGTERM or a stop-request file; checked after every batch."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.signalled = False
-        self.triggered = False
-
-    def should_stop(self) -> bool:
-        if not self.triggered and (self.signalled or runs.stop_requested(self.run_dir)):
-            self.triggered = True
-        return self.triggered
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -69,7 +55,7 @@ class ProgressWriter(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
-        self.path = run_dir / runs.PROGRESS_FILE
+        self.path = run_dir / folder.PROGRESS_FILE
         self.stop = stop
         self.steps_per_epoch = steps_per_epoch
         self.total_epochs = total_epochs
@@ -124,8 +110,8 @@ class ProgressWriter(keras.callbacks.Callback):
                 "epochs": self.total_epochs,
                 "batch": steps,
                 "steps": self.steps_per_epoch,
-                "loss": _number(logs.get("loss")),
-                "accuracy": _number(logs.get("accuracy")),
+                "loss": finite(logs.get("loss")),
+                "accuracy": finite(logs.get("accuracy")),
                 "learning_rate": current_learning_rate(self.model),
                 "elapsed": now - self.train_start,
                 "images_per_second": steps * self.batch_size / max(elapsed, 1e-9),
@@ -150,7 +136,7 @@ class ProgressWriter(keras.callbacks.Callback):
             "elapsed": time.time() - self.train_start,
             "eta_seconds": 0.0 if partial else self._eta(self.steps_per_epoch),
         }
-        record.update({key: _number(value) for key, value in logs.items() if key != "learning_rate"})
+        record.update({key: finite(value) for key, value in logs.items() if key != "learning_rate"})
         self._write(record)
 
 
@@ -233,7 +219,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         last = model_metadata(self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters)
         save_model(self.model, self.run_dir / runs.LAST_MODEL, last)
         if self.config.keep_epoch_checkpoints and not partial:
-            atomic_save(epoch_checkpoint_path(self.run_dir, completed), self.model.save_weights)
+            atomic_save(runs.epoch_checkpoint_path(self.run_dir, completed), self.model.save_weights)
         score, weights = logs.get(self.monitor), "training"
         if logs.get(EMA_MONITOR) is not None and (score is None or float(logs[EMA_MONITOR]) > float(score)):
             score, weights = logs[EMA_MONITOR], "moving average"
@@ -348,12 +334,4 @@ def _counter(value: Any) -> int | float | None:
     """A patience counter as JSON: epochs stay integers, scores become floats, unset or infinite is None."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
-    return _number(value)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    return finite(value)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ferlib.data.augment import AugmentationConfig
 from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 
@@ -20,23 +21,6 @@ RECIPE_REVISION = 3
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "plateau", "constant")
-
-
-@dataclass
-class AugmentationConfig:
-    """Training-time augmentation; zero or False switches a transform off."""
-
-    horizontal_flip: bool = True
-    translate: float = 0.1  # fraction of the image, each direction
-    rotate_degrees: float = 10.0
-    zoom: float = 0.1
-    contrast: float = 0.0
-    erasing: float = 0.0  # probability of erasing a random rectangle
-
-    def is_active(self) -> bool:
-        return bool(
-            self.horizontal_flip or self.translate or self.rotate_degrees or self.zoom or self.contrast or self.erasing
-        )
 
 
 @dataclass
@@ -169,3 +153,30 @@ def _from_dict(cls: type, value: dict[str, Any], what: str):
     if unknown:
         raise FerError(f"Expected {what} keys among {', '.join(sorted(names))}; received unknown {unknown}")
     return cls(**value)
+
+
+def describe_config(config: TrainConfig) -> str:
+    """A one-line summary of a config's optimisation and augmentation settings, for tables."""
+    parts = [
+        f"{config.optimizer} lr {config.learning_rate:g}",
+        f"batch {config.batch_size}",
+        config.schedule + (f" (warm-up {config.warmup_epochs})" if config.warmup_epochs else ""),
+    ]
+    if config.label_smoothing:
+        parts.append(f"smoothing {config.label_smoothing:g}")
+    if config.weight_decay:
+        parts.append(f"decay {config.weight_decay:g}")
+    if config.train_fraction < 1:
+        parts.append(f"{config.train_fraction:.0%} of train")
+    augmentation = config.augmentation
+    switches = {
+        "flip": augmentation.horizontal_flip,
+        "translate": augmentation.translate,
+        "rotate": augmentation.rotate_degrees,
+        "zoom": augmentation.zoom,
+        "contrast": augmentation.contrast,
+        "erasing": augmentation.erasing,
+    }
+    active = [name for name, value in switches.items() if value]
+    parts.append("aug " + "+".join(active) if active else "no aug")
+    return ", ".join(parts)

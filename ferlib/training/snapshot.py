@@ -23,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from ferlib import jsonutil
 from ferlib.atomic import atomic_save, atomic_write_bytes
 from ferlib.errors import FerError
-from ferlib.jobs import runs
+from ferlib.jobs import folder, runs
+from ferlib.nets.architectures import build_model
 from ferlib.training.config import TrainConfig
+from ferlib.training.trainer import compile_model
 
 FORMAT = "ferlib-training-snapshot"
 VERSION = 1
@@ -34,11 +37,11 @@ MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 # Run-folder files a snapshot carries as they are (config.json is required; the others when the run has them).
 RUN_FILES = (
-    runs.CONFIG_FILE,
+    folder.CONFIG_FILE,
     runs.STATE_FILE,
     runs.HISTORY_FILE,
-    runs.PROGRESS_FILE,
-    runs.LOG_FILE,
+    folder.PROGRESS_FILE,
+    folder.LOG_FILE,
     "last.json",
     "best.json",
 )
@@ -84,7 +87,7 @@ def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> Sna
             f"ones throughout {CONSISTENT_READ_ATTEMPTS} attempts: try again"
         )
     state = runs.saved_state(run_dir)
-    epochs_completed = runs.as_int(state.get("epochs_completed"))
+    epochs_completed = jsonutil.as_int(state.get("epochs_completed"))
     files[runs.HISTORY_FILE] = _history_up_to(files.get(runs.HISTORY_FILE, b""), epochs_completed)
     files[runs.STATE_FILE] = json.dumps(state, indent=2).encode()
     buffer = io.BytesIO()
@@ -98,7 +101,7 @@ def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> Sna
         "epochs_completed": epochs_completed,
         "epochs": config.epochs,
         "optimizer_steps": int(arrays[_optimizer_step_key(entries)]) if _optimizer_step_key(entries) else 0,
-        "best_val_accuracy": runs.as_number(state.get("best_val_accuracy")),
+        "best_val_accuracy": jsonutil.as_number(state.get("best_val_accuracy")),
         "optimizer": optimizer,
         "arrays": entries,
         "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
@@ -149,7 +152,7 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
                     f"{manifest.get('version')!r}: use the ferlib version that wrote it"
                 )
             checksums = manifest.get("sha256")
-            if not isinstance(checksums, dict) or runs.CONFIG_FILE not in checksums or ARRAYS not in checksums:
+            if not isinstance(checksums, dict) or folder.CONFIG_FILE not in checksums or ARRAYS not in checksums:
                 raise FerError(f"Expected {expected}; received {path.name}, whose manifest lists no contents")
             files = {}
             for name, digest in checksums.items():
@@ -163,14 +166,14 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
         raise FerError(f"Expected {expected}; received {path.name}, which is truncated or damaged ({error})") from None
     with np.load(io.BytesIO(files.pop(ARRAYS)), allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
-    config = TrainConfig.from_dict(json.loads(files[runs.CONFIG_FILE]))  # one this ferlib cannot read: refused
+    config = TrainConfig.from_dict(json.loads(files[folder.CONFIG_FILE]))  # one this ferlib cannot read: refused
     return Snapshot(path, manifest, files, arrays, config)
 
 
 def restore_snapshot(snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
     """Recreate the snapshot's run folder (same run id) under `runs_dir`, stopped and ready to resume."""
     snapshot = snapshot if isinstance(snapshot, Snapshot) else read_snapshot(snapshot)
-    root = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
+    root = Path(runs_dir) if runs_dir is not None else folder.default_runs_dir()
     run_dir = root / str(snapshot.manifest["run_id"])
     if run_dir.exists():
         raise FerError(
@@ -186,7 +189,7 @@ def restore_snapshot(snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.
         _save_keras(last_model, staging / runs.LAST_MODEL)
         if best_model is not None:
             _save_keras(best_model, staging / runs.BEST_MODEL)
-        runs.write_status(staging, "stopped", reason=f"restored from the snapshot {snapshot.path.name}")
+        folder.write_status(staging, "stopped", reason=f"restored from the snapshot {snapshot.path.name}")
         staging.rename(run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -199,10 +202,10 @@ def _summary(path: Path, manifest: dict[str, Any]) -> SnapshotSummary:
     return SnapshotSummary(
         path=path,
         run_id=str(manifest.get("run_id")),
-        epochs_completed=runs.as_int(manifest.get("epochs_completed")),
-        epochs=runs.as_int(manifest.get("epochs")),
-        optimizer_steps=runs.as_int(manifest.get("optimizer_steps")),
-        best_val_accuracy=runs.as_number(manifest.get("best_val_accuracy")),
+        epochs_completed=jsonutil.as_int(manifest.get("epochs_completed")),
+        epochs=jsonutil.as_int(manifest.get("epochs")),
+        optimizer_steps=jsonutil.as_int(manifest.get("optimizer_steps")),
+        best_val_accuracy=jsonutil.as_number(manifest.get("best_val_accuracy")),
         size_bytes=path.stat().st_size,
         half_precision_arrays=sum(entry.get("stored") == "float16" for entry in entries),
         exact_arrays=sum(entry.get("stored") != "float16" for entry in entries),
@@ -301,8 +304,6 @@ def _rebuild_models(snapshot: Snapshot):
     import keras
 
     import ferlib.training.schedule  # noqa: F401  (registers the rate schedule the saved optimizer refers to)
-    from ferlib.nets.architectures import build_model
-    from ferlib.training.trainer import compile_model
 
     config, name = snapshot.config, snapshot.path.name
     last = build_model(config.architecture, **config.hyperparameters)

@@ -6,9 +6,7 @@ dashboard only starts that process and reads the folder.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -18,11 +16,13 @@ import numpy as np
 
 from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES
+from ferlib.data.augment import build_augmenter
 from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
 from ferlib.errors import FerError
 from ferlib.evaluation.lineage import record_initial_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
-from ferlib.jobs import runs
+from ferlib.jobs import folder, runs
+from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import model_metadata, save_model, sidecar_path
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
 
@@ -34,7 +34,7 @@ def steps_per_epoch(train_images: int, config: TrainConfig) -> int:
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
     """The optimizer's rate: a WarmupSchedule of the global step (cosine, constant), or for plateau runs a plain
     rate that PlateauWarmup and ReduceLROnPlateau set by epoch."""
-    from ferlib.training.schedule import WarmupSchedule
+    from ferlib.training.schedule import WarmupSchedule  # keras
 
     if config.schedule == "plateau":
         return config.learning_rate
@@ -109,8 +109,6 @@ def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: Train
     """
     import tensorflow as tf
 
-    from ferlib.data.augment import build_augmenter
-
     seed = config.seed if seed is None else seed
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], one_hot))
@@ -144,40 +142,26 @@ def run_training(
     """Train (or resume) the run in `run_dir` to completion, a stop request, or failure; returns the status."""
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
-    if runs.read_status(run_dir).get("state") == "running":
+    if folder.read_status(run_dir).get("state") == "running":
         raise FerError(f"Expected a run that is not running; received {run_dir.name}, whose process is still training")
-    stop = install_stop_signal(run_dir)
+    stop = folder.install_stop_signal(run_dir)
     if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
-        runs.clear_stop_request(run_dir)
-        runs.write_status(run_dir, "stopped", reason="stopped before training started")
-        return runs.read_status(run_dir)
-    runs.write_status(run_dir, "running", resumed=resume)
+        folder.clear_stop_request(run_dir)
+        folder.write_status(run_dir, "stopped", reason="stopped before training started")
+        return folder.read_status(run_dir)
+    folder.write_status(run_dir, "running", resumed=resume)
     try:
         result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
     except KeyboardInterrupt:
-        runs.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
+        folder.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
         raise
     except Exception as error:
         if not isinstance(error, FerError):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
-        runs.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
+        folder.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
         raise
-    runs.clear_stop_request(run_dir)
+    folder.clear_stop_request(run_dir)
     return result
-
-
-def install_stop_signal(run_dir: Path):
-    """A StopSignal for the folder (its stop.request file), also set by SIGTERM when called on the main thread."""
-    from ferlib.training.callbacks import StopSignal
-
-    stop = StopSignal(run_dir)
-    if threading.current_thread() is threading.main_thread():
-
-        def handle(signum, frame):
-            stop.signalled = True
-
-        signal.signal(signal.SIGTERM, handle)
-    return stop
 
 
 def load_initial_weights(model, path: str | Path) -> None:
@@ -212,9 +196,8 @@ def _saved_counters(run_dir: Path) -> dict[str, dict]:
 def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
     import keras
 
-    import ferlib.training.schedule  # noqa: F401  (registers the rate schedule that last.keras's optimizer refers to)
-    from ferlib.nets.architectures import build_model
-    from ferlib.training.callbacks import (
+    import ferlib.training.schedule  # noqa: F401  keras; registers the rate schedule last.keras's optimizer names
+    from ferlib.training.callbacks import (  # keras
         AtomicCheckpoint,
         EmaValidation,
         ProgressWriter,
@@ -298,8 +281,8 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         )
     if stop.triggered:
         state = runs.saved_state(run_dir)
-        runs.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))
-        return runs.read_status(run_dir)
+        folder.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))
+        return folder.read_status(run_dir)
 
     best_path = run_dir / runs.BEST_MODEL
     best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
@@ -319,8 +302,8 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
             summary["weights"] = checkpoint["metrics"]["weights"]  # training or moving average
         metadata = model_metadata(config.to_dict(), summary, parameters=metrics["parameters"])
         save_model(best_model, best_path, {**checkpoint, **metadata})
-    runs.write_status(run_dir, "finished", accuracy=metrics["validation"]["accuracy"])
-    return runs.read_status(run_dir)
+    folder.write_status(run_dir, "finished", accuracy=metrics["validation"]["accuracy"])
+    return folder.read_status(run_dir)
 
 
 def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -6,12 +6,14 @@ trial's values into the same TrainConfig a training run would use, so the best t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ferlib.data.augment import AugmentationConfig
 from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
-from ferlib.training.config import OPTIMIZERS, AugmentationConfig, TrainConfig
+from ferlib.training.config import OPTIMIZERS, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -163,3 +165,55 @@ def baseline_values(base: TrainConfig) -> dict[str, Any]:
         "optimizer": base.optimizer,
         "augmentation": 1.0,
     }
+
+
+STRATEGIES = ("random", "grid", "bayesian", "hyperband")
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search needs: strategy, search space, budget and the untuned baseline config.
+
+    The budget (epochs per trial, fraction of the training data) is applied to `base`, so the baseline and
+    every trial train on exactly the same data for the same number of epochs.
+    """
+
+    strategy: str = "bayesian"
+    max_trials: int = 10
+    epochs: int = 3
+    subset: float = 0.2
+    max_minutes: float = 0.0  # 0: no wall-clock limit
+    space: dict[str, list[Any]] = field(default_factory=default_space)
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(architecture="compact_cnn"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base, dict):
+            self.base = TrainConfig.from_dict(self.base)
+        if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
+            raise FerError(f"Expected strategy among {', '.join(STRATEGIES)}; received {self.strategy!r}")
+        _check(isinstance(self.max_trials, int) and self.max_trials >= 1, "max_trials >= 1", self.max_trials)
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", self.epochs)
+        _check(isinstance(self.subset, (int, float)) and 0 < self.subset <= 1, "subset in (0, 1]", self.subset)
+        _check(
+            isinstance(self.max_minutes, (int, float)) and math.isfinite(self.max_minutes) and self.max_minutes >= 0,
+            "max_minutes >= 0",
+            self.max_minutes,
+        )
+        self.space = validate_space(self.space)
+        self.base = self.base.updated(epochs=self.epochs, train_fraction=float(self.subset))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "base": self.base.to_dict()}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> SearchConfig:
+        names = {item.name for item in fields(cls)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise FerError(f"Expected search config keys among {', '.join(sorted(names))}; received {unknown}")
+        return cls(**value)
+
+
+def _check(condition: bool, expected: str, received: Any) -> None:
+    if not condition:
+        raise FerError(f"Expected {expected}; received {received!r}")

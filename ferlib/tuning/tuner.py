@@ -27,7 +27,8 @@ import numpy as np
 from ferlib.atomic import append_json_line, atomic_write_json, read_json, read_json_object
 from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset
 from ferlib.errors import FerError
-from ferlib.jobs import runs
+from ferlib.jobs import folder
+from ferlib.jobs.folder import StopSignal, install_stop_signal
 from ferlib.jobs.searches import (
     BASELINE_FILE,
     BASELINE_TRIAL,
@@ -38,13 +39,13 @@ from ferlib.jobs.searches import (
     load_search_config,
     read_trials,
 )
+from ferlib.jsonutil import finite
 from ferlib.nets.architectures import build_model
-from ferlib.training.callbacks import StopSignal, learning_rate_callbacks, patience_callbacks
+from ferlib.training.callbacks import learning_rate_callbacks, patience_callbacks
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import (
     class_weights,
     compile_model,
-    install_stop_signal,
     make_training_pipeline,
     select_training_data,
     steps_per_epoch,
@@ -190,7 +191,7 @@ class SearchProgress(keras.callbacks.Callback):
         self.trial = trial
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
-        self.path = session.search_dir / runs.PROGRESS_FILE
+        self.path = session.search_dir / folder.PROGRESS_FILE
         self.epoch = 0
         self.epoch_started = self.last_batch_record = 0.0
 
@@ -213,15 +214,15 @@ class SearchProgress(keras.callbacks.Callback):
                 "epoch": self.epoch + 1,
                 "batch": batch + 1,
                 "steps": self.steps_per_epoch,
-                "loss": _number(logs.get("loss")),
-                "accuracy": _number(logs.get("accuracy")),
+                "loss": finite(logs.get("loss")),
+                "accuracy": finite(logs.get("accuracy")),
             }
         )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.session.epochs_trained += 1
         record = {"event": "epoch", "epoch": epoch + 1, "epoch_seconds": time.time() - self.epoch_started}
-        record.update({key: _number(value) for key, value in (logs or {}).items() if key != "learning_rate"})
+        record.update({key: finite(value) for key, value in (logs or {}).items() if key != "learning_rate"})
         self._write(record)
 
 
@@ -386,25 +387,25 @@ def run_search(
     """Run (or resume) the search in `search_dir` to its end, a stop request, or failure; returns the status."""
     path = Path(search_dir)
     config = load_search_config(path)
-    if runs.read_status(path).get("state") == "running":
+    if folder.read_status(path).get("state") == "running":
         raise FerError(f"Expected a search that is not running; received {path.name}, whose process is still running")
     stop = install_stop_signal(path)
     if stop.should_stop():  # Stop was pressed while the process started up; launchers drop stale requests
-        runs.clear_stop_request(path)
-        runs.write_status(path, "stopped", reason="stopped before the search started", **search_result(path))
-        return runs.read_status(path)
-    runs.write_status(path, "running", resumed=resume)
+        folder.clear_stop_request(path)
+        folder.write_status(path, "stopped", reason="stopped before the search started", **search_result(path))
+        return folder.read_status(path)
+    folder.write_status(path, "running", resumed=resume)
     try:
         status = _search(path, config, data, dataset, stop, verbose)
     except KeyboardInterrupt:
-        runs.write_status(path, "stopped", reason="interrupted from the keyboard", **search_result(path))
+        folder.write_status(path, "stopped", reason="interrupted from the keyboard", **search_result(path))
         raise
     except Exception as error:
         if not isinstance(error, FerError):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
-        runs.write_status(path, "failed", error=f"{type(error).__name__}: {error}", **search_result(path))
+        folder.write_status(path, "failed", error=f"{type(error).__name__}: {error}", **search_result(path))
         raise
-    runs.clear_stop_request(path)
+    folder.clear_stop_request(path)
     return status
 
 
@@ -431,18 +432,10 @@ def _search(path: Path, config: SearchConfig, data, dataset: Dataset | None, sto
                 path / TRIALS_FILE,
                 {"time": time.time(), "event": "trial_end", "trial": session.current_trial, "status": "stopped"},
             )
-        runs.write_status(path, "stopped", **search_result(path))
-        return runs.read_status(path)
+        folder.write_status(path, "stopped", **search_result(path))
+        return folder.read_status(path)
     except TimeLimitReached as limit:
         reason = str(limit)
     keras.backend.clear_session()
-    runs.write_status(path, "finished", reason=reason, **search_result(path))
-    return runs.read_status(path)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    folder.write_status(path, "finished", reason=reason, **search_result(path))
+    return folder.read_status(path)

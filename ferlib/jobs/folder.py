@@ -1,0 +1,368 @@
+"""The job-folder contract shared by training runs and hyperparameter searches.
+
+A job folder holds config.json, status.json (the state, with the pid and identity of the process that wrote it),
+progress.jsonl, log.txt and, while someone asks the job to stop, stop.request. The job runs in its own detached
+process; pages and the CLI only read the folder, write stop requests and launch processes. One job trains at a time
+on a machine: launching checks for active jobs under an exclusive lock. Plain Python: no Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ferlib.atomic import atomic_write_json, read_json, read_json_lines, read_json_object
+from ferlib.errors import FerError
+from ferlib.jsonutil import as_int, as_number
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; launching is still checked, just not atomically
+    fcntl = None
+
+STATES = ("created", "running", "finished", "failed", "stopped", "interrupted")
+ACTIVE_STATES = ("created", "running")
+RESUMABLE_STATES = ("stopped", "interrupted")
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+PROGRESS_FILE = "progress.jsonl"
+LOG_FILE = "log.txt"
+STOP_FILE = "stop.request"
+LAUNCH_LOCK_FILE = ".launch.lock"
+CREATED_GRACE_SECONDS = 60  # a 'created' job's process may take this long to start before it counts as lost
+# Job processes run below the dashboard's priority, so pages and the live camera stay responsive while they train.
+JOB_NICENESS = 10
+
+
+def default_runs_dir() -> Path:
+    """$FERLIB_RUNS_DIR, else runs/ in the current directory."""
+    return Path(os.environ.get("FERLIB_RUNS_DIR", "runs")).expanduser()
+
+
+def default_searches_dir() -> Path:
+    """$FERLIB_SEARCHES_DIR, else searches/ in the current directory."""
+    return Path(os.environ.get("FERLIB_SEARCHES_DIR", "searches")).expanduser()
+
+
+def new_job_id(kind: str) -> str:
+    """A sortable, unique folder name: date-time, what the job is, a random suffix."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
+
+
+def create_job(root: str | os.PathLike, job_id: str, config: dict[str, Any], **files: dict[str, Any]) -> Path:
+    """Make a new job folder holding its config (and any other JSON `files`, by name) and a 'created' status."""
+    job_dir = Path(root) / job_id
+    if job_dir.exists():
+        raise FerError(f"Expected a new job folder; received {str(job_dir)!r}, which already exists")
+    job_dir.mkdir(parents=True)
+    for name, value in files.items():
+        atomic_write_json(job_dir / name, value)
+    atomic_write_json(job_dir / CONFIG_FILE, config)
+    write_status(job_dir, "created")
+    return job_dir
+
+
+# --- status -------------------------------------------------------------------------------------------------
+
+
+def write_status(job_dir: str | os.PathLike, state: str, **details: Any) -> None:
+    """Record the job's state with this process's pid and identity, and a timestamp."""
+    if state not in STATES:
+        raise FerError(f"Expected a state among {', '.join(STATES)}; received {state!r}")
+    previous = read_json_object(Path(job_dir) / STATUS_FILE)
+    now = time.time()
+    status = {
+        "state": state,
+        "pid": os.getpid(),
+        "created": previous.get("created", now),
+        "started": previous.get("started"),
+        "updated": now,
+        **details,
+    }
+    if state == "running" and not status["started"]:
+        status["started"] = now
+    if state in ("finished", "failed", "stopped"):
+        status["ended"] = now
+    status.update(process_identity(int(status["pid"])))
+    atomic_write_json(Path(job_dir) / STATUS_FILE, status)
+
+
+def read_status(job_dir: str | os.PathLike) -> dict[str, Any]:
+    """The job's status; a 'running' job whose process has died reads as 'interrupted'."""
+    status = read_json(Path(job_dir) / STATUS_FILE, default=None)
+    if not isinstance(status, dict):
+        return {"state": "interrupted", "error": f"{STATUS_FILE} is missing or unreadable"}
+    state, pid = status.get("state"), as_int(status.get("pid"))
+    recently_created = state == "created" and time.time() - (as_number(status.get("updated")) or 0) < (
+        CREATED_GRACE_SECONDS
+    )
+    if state in ACTIVE_STATES and pid and not recently_created and not _process_alive(pid, status):
+        status = {**status, "state": "interrupted", "error": "the process ended without finishing"}
+    return status
+
+
+def is_active(job_dir: str | os.PathLike) -> bool:
+    return read_status(job_dir).get("state") in ACTIVE_STATES
+
+
+def process_identity(pid: int) -> dict[str, Any]:
+    """What tells this process apart from a later one given the same pid: the boot and the process's start time.
+
+    Linux only (from /proc); elsewhere empty, and a recorded pid is trusted as it is.
+    """
+    boot_id, start_ticks = _boot_id(), _process_start_ticks(pid)
+    identity: dict[str, Any] = {}
+    if boot_id:
+        identity["boot_id"] = boot_id
+    if start_ticks is not None:
+        identity["pid_start_ticks"] = start_ticks
+    return identity
+
+
+@functools.cache
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def _process_stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
+            return stream.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    fields = _process_stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None  # field 22 of stat: start time in clock ticks after boot
+    except (IndexError, ValueError):
+        return None
+
+
+@functools.cache
+def _boot_time() -> float | None:
+    """When the machine booted (Linux: btime in /proc/stat), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _process_alive(pid: int, status: dict[str, Any] | None = None) -> bool:
+    """Whether the process a status names still runs: same boot, its pid exists and is not a zombie and, when the
+    status recorded it, the process started at the same time (so a pid reused by a later process does not count)."""
+    status = status or {}
+    recorded_boot, current_boot = status.get("boot_id"), _boot_id()
+    if recorded_boot and current_boot and recorded_boot != current_boot:
+        return False
+    booted = _boot_time()
+    if not recorded_boot and booted and float(status.get("updated") or booted) < booted:
+        return False  # an older status without a boot id, last written before this boot
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: /proc still tells its start time
+    fields = _process_stat_fields(pid)
+    if fields is None:
+        return True
+    if fields and fields[0] == "Z":
+        return False
+    recorded_start = status.get("pid_start_ticks")
+    return recorded_start is None or _process_start_ticks(pid) in (None, recorded_start)
+
+
+# --- stop requests, progress and log --------------------------------------------------------------------------
+
+
+def request_stop(job_dir: str | os.PathLike) -> None:
+    """Ask the job's process to stop after its current batch (it saves a checkpoint first)."""
+    path = Path(job_dir)
+    if not (path / CONFIG_FILE).exists():
+        raise FerError(f"Expected a job folder containing {CONFIG_FILE}; received {str(job_dir)!r}")
+    (path / STOP_FILE).write_text(str(time.time()), encoding="utf-8")
+
+
+def stop_requested(job_dir: str | os.PathLike) -> bool:
+    return (Path(job_dir) / STOP_FILE).exists()
+
+
+def clear_stop_request(job_dir: str | os.PathLike) -> None:
+    (Path(job_dir) / STOP_FILE).unlink(missing_ok=True)
+
+
+class StopSignal:
+    """Set by SIGTERM or a stop-request file; checked after every batch."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.signalled = False
+        self.triggered = False
+
+    def should_stop(self) -> bool:
+        if not self.triggered and (self.signalled or stop_requested(self.run_dir)):
+            self.triggered = True
+        return self.triggered
+
+
+def install_stop_signal(run_dir: Path):
+    """A StopSignal for the folder (its stop.request file), also set by SIGTERM when called on the main thread."""
+    stop = StopSignal(run_dir)
+    if threading.current_thread() is threading.main_thread():
+
+        def handle(signum, frame):
+            stop.signalled = True
+
+        signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def terminate(job_dir: str | os.PathLike) -> None:
+    """Send SIGTERM to a running job's process (it stops after the current batch, like a stop request)."""
+    status = read_status(job_dir)
+    if status.get("state") == "running" and status.get("pid"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(status["pid"]), signal.SIGTERM)
+
+
+def read_progress(job_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    return read_json_lines(Path(job_dir) / PROGRESS_FILE)
+
+
+def read_log_tail(job_dir: str | os.PathLike, max_lines: int = 40, max_bytes: int = 65536) -> str:
+    """The last lines of the job's log.txt (reading at most `max_bytes` from its end); empty when there is none."""
+    try:
+        with open(Path(job_dir) / LOG_FILE, "rb") as stream:
+            size = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, size - max_bytes))
+            data = stream.read()
+    except FileNotFoundError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > max_bytes:
+        lines = lines[1:]  # the first line read is most likely cut
+    return "\n".join(lines[-max_lines:])
+
+
+# --- one job at a time, launching -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def launch_lock(root: Path):
+    """Hold an exclusive lock on `root` so that checking for active jobs and launching one is a single step."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LAUNCH_LOCK_FILE, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def active_jobs(root: str | os.PathLike) -> list[tuple[str, str]]:
+    """(job id, state) of the folders under `root` that are starting or running, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [
+        (child.name, read_status(child).get("state")) for child in root.iterdir() if (child / CONFIG_FILE).exists()
+    ]
+    return sorted(((name, str(state)) for name, state in found if state in ACTIVE_STATES), reverse=True)
+
+
+def ensure_no_active_job(
+    runs_dir: str | os.PathLike | None = None,
+    searches_dir: str | os.PathLike | None = None,
+    *,
+    except_job: str | None = None,
+) -> None:
+    """Raise FerError naming the active run or search: a small machine trains one job at a time.
+
+    `except_job` names a job to leave out: the one a launched process is about to take over.
+    """
+    roots = {
+        "run, since one run trains at a time": runs_dir if runs_dir is not None else default_runs_dir(),
+        "hyperparameter search, since one job runs at a time": (
+            searches_dir if searches_dir is not None else default_searches_dir()
+        ),
+    }
+    for what, root in roots.items():
+        active = [(name, state) for name, state in active_jobs(root) if name != except_job]
+        if active:
+            described = ", ".join(f"{name} ({state})" for name, state in active)
+            raise FerError(f"Expected no active {what}; received {described}: stop it or wait for it to finish")
+
+
+def ensure_handed_over(job_dir: Path, status: dict[str, Any]) -> None:
+    """Refuse a 'created' folder that this process's launcher did not create or claim for it.
+
+    A launcher records itself, then the process it started: either this process or its parent.
+    """
+    if status.get("pid") not in (os.getpid(), os.getppid()):
+        raise FerError(
+            f"Expected a folder created or claimed for this process; received {job_dir.name}, which process "
+            f"{status.get('pid')} is starting: wait for it, or stop it"
+        )
+
+
+def existing_dataset(data: str) -> str:
+    """The dataset path a job's config names, refused when empty or missing before any process starts."""
+    if not data:
+        raise FerError("Expected the config to name its dataset ('data'); received none")
+    if not Path(data).expanduser().exists():
+        raise FerError(f"Expected an existing dataset; received {data!r}, which does not exist")
+    return data
+
+
+def launch(job_dir: Path, arguments: list[str], *, resume: bool, extra_env: dict[str, str] | None = None) -> None:
+    """Start `python -m ferlib ARGUMENTS` for the job as a detached, lower-priority process and name it in status.json.
+
+    The process outlives the caller (its own session) and writes its output to log.txt and its state to the
+    folder, so a dashboard can be closed and reopened while it trains. The folder was marked 'created' by this
+    process; recording the new process's pid instead means one that dies before it starts reads as 'interrupted'
+    (after the grace minute) rather than blocking new jobs for as long as the dashboard lives.
+    """
+    command = [sys.executable, "-m", "ferlib", *arguments]
+    try:
+        with open(job_dir / LOG_FILE, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(extra_env or {})},
+                preexec_fn=_lower_priority if os.name == "posix" else None,
+            )
+    except OSError as error:
+        write_status(job_dir, "failed", error=f"the process could not be started: {error}")
+        raise FerError(f"Expected to start the job's process; received {error}") from None
+    status = read_json_object(job_dir / STATUS_FILE)
+    if status.get("state") == "created":
+        write_status(job_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(JOB_NICENESS)
