@@ -21,7 +21,14 @@ from ferlib.atomic import read_json
 from ferlib.classes import EMOTIONS
 from ferlib.errors import FerError
 from ferlib.evaluation.cards import labelled_notes
-from ferlib.evaluation.metrics import SUMMARY_FIGURES, TTA_METRIC_SUFFIXES, metric_key, predict_probabilities, score
+from ferlib.evaluation.metrics import (
+    SUMMARY_FIGURES,
+    TTA_METRIC_SUFFIXES,
+    metric_key,
+    predict_probabilities,
+    score,
+    ten_view_mode,
+)
 from ferlib.jobs import folder, progress, runs
 from ferlib.jobs.runs import AVERAGE_MODEL, epoch_span
 from ferlib.jsonutil import finite
@@ -159,8 +166,8 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
         source_run=card.get("source_run"),
         split=summary.get("split"),
         # Ten views per face cost ten times the inference, so it is a figure to read, not the page's TTA toggle.
-        accuracy_with_10_view_tta=summary.get(metric_key("accuracy", "shifts")),
-        macro_f1_with_10_view_tta=summary.get(metric_key("macro_f1", "shifts")),
+        accuracy_with_10_view_tta=summary.get(metric_key("accuracy", ten_view_mode(config))),
+        macro_f1_with_10_view_tta=summary.get(metric_key("macro_f1", ten_view_mode(config))),
         notes=[f"{label}: {note}" for label, note in labelled_notes(card)] or None,
         config=config,
     )

@@ -69,6 +69,11 @@ def load_config(run_dir: str | os.PathLike) -> TrainConfig:
     return TrainConfig.from_file(path)
 
 
+def read_config_value(run_dir: str | os.PathLike, key: str) -> Any:
+    """One setting of a run's config.json as stored (None when the file or key is missing), without validating it."""
+    return read_json_object(Path(run_dir) / CONFIG_FILE).get(key)
+
+
 def epoch_checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
     """Where a run keeps the weights of one completed epoch (counted from 1)."""
     return Path(run_dir) / EPOCHS_DIR / f"epoch-{epoch:03d}{EPOCH_SUFFIX}"

@@ -1,7 +1,7 @@
 """Every page of `streamlit run app.py` opened in real headless Chromium: no exception anywhere."""
 
 import pytest
-from browser import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
+from chromium import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not browser_available(), reason="Chromium or Playwright missing")]
 

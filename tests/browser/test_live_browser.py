@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from browser import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
+from chromium import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
 
 from ferlib.classes import EMOTION_COLORS_BGR
 from ferlib.live.video import write_y4m
