@@ -335,26 +335,33 @@ def existing_dataset(data: str) -> str:
     return data
 
 
-def launch(job_dir: Path, arguments: list[str], *, resume: bool, extra_env: dict[str, str] | None = None) -> None:
-    """Start `python -m ferlib ARGUMENTS` for the job as a detached, lower-priority process and name it in status.json.
+def spawn(job_dir: Path, arguments: list[str], *, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `python -m ferlib ARGUMENTS` as a detached, lower-priority process writing to the job's log.txt.
 
-    The process outlives the caller (its own session) and writes its output to log.txt and its state to the
-    folder, so a dashboard can be closed and reopened while it trains. The folder was marked 'created' by this
-    process; recording the new process's pid instead means one that dies before it starts reads as 'interrupted'
-    (after the grace minute) rather than blocking new jobs for as long as the dashboard lives.
+    The process outlives the caller (its own session) and writes its state to the folder, so a dashboard can be
+    closed and reopened while it trains.
     """
-    command = [sys.executable, "-m", "ferlib", *arguments]
+    with open(job_dir / LOG_FILE, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ferlib", *arguments],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(extra_env or {})},
+            preexec_fn=_lower_priority if os.name == "posix" else None,
+        )
+
+
+def launch(job_dir: Path, arguments: list[str], *, resume: bool, extra_env: dict[str, str] | None = None) -> None:
+    """Spawn the job's process and name it in status.json.
+
+    The folder was marked 'created' by this process; recording the new process's pid instead means one that dies
+    before it starts reads as 'interrupted' (after the grace minute) rather than blocking new jobs for as long as
+    the dashboard lives.
+    """
     try:
-        with open(job_dir / LOG_FILE, "ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **(extra_env or {})},
-                preexec_fn=_lower_priority if os.name == "posix" else None,
-            )
+        process = spawn(job_dir, arguments, extra_env=extra_env)
     except OSError as error:
         write_status(job_dir, "failed", error=f"the process could not be started: {error}")
         raise FerError(f"Expected to start the job's process; received {error}") from None

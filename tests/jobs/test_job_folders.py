@@ -41,11 +41,12 @@ def launches(monkeypatch):
     """Replace the process launch with a recorder; the 'process' is this test process, so it reads as alive."""
     calls = []
 
-    def fake_launch(run_dir, data, *, resume=False, extra_env=None):
-        calls.append({"run_dir": Path(run_dir), "data": str(data), "resume": resume})
+    def fake_spawn(run_dir, arguments, *, extra_env=None):
+        data = arguments[arguments.index("--data") + 1]
+        calls.append({"run_dir": Path(run_dir), "data": data, "resume": "--resume" in arguments})
         return SimpleNamespace(pid=os.getpid())
 
-    monkeypatch.setattr(runs, "launch_run", fake_launch)
+    monkeypatch.setattr(folder, "spawn", fake_spawn)
     return calls
 
 
@@ -112,7 +113,7 @@ def test_a_process_that_cannot_start_marks_the_run_failed(tmp_path, training_dat
     def failing_launch(*arguments, **keywords):
         raise OSError("no such interpreter")
 
-    monkeypatch.setattr(runs, "launch_run", failing_launch)
+    monkeypatch.setattr(folder, "spawn", failing_launch)
     with pytest.raises(ValueError, match="no such interpreter"):
         runs.start_run(tiny_config(training_data), tmp_path)
     (run,) = runs.list_runs(tmp_path)
@@ -124,7 +125,7 @@ def test_a_launched_process_that_dies_before_training_stops_blocking_after_the_g
     tmp_path, training_data, monkeypatch
 ):
     gone = dead_pid()
-    monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=gone))
+    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=gone))
     run_dir = runs.start_run(tiny_config(training_data), tmp_path)
     assert read_json(run_dir / folder.STATUS_FILE)["pid"] == gone  # the training process, not this one
     assert folder.is_active(run_dir)  # still within the minute a new process gets to start

@@ -53,12 +53,12 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
     # A second ship that fails half-way (here the int8 conversion) leaves the first one's files as they were.
     before = {path.name: path.read_bytes() for path in target.parent.iterdir()}
     assert sorted(before) == ["shipped.int8.tflite", "shipped.json", "shipped.keras", "shipped.md", "shipped.tflite"]
-    import ferlib.nets.export
+    import ferlib.training.ship
 
     def failing_conversion(*args, **kwargs):
         raise ValueError("Expected a convertible model; received a converter failure")
 
-    monkeypatch.setattr(ferlib.nets.export, "export_tflite_int8", failing_conversion)
+    monkeypatch.setattr(ferlib.training.ship, "export_tflite_int8", failing_conversion)
     with pytest.raises(ValueError, match="converter failure"):
         ship_model(tiny_model_path.parent, training_data, target)
     assert {path.name: path.read_bytes() for path in target.parent.iterdir()} == before  # no staging folder left

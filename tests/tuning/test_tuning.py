@@ -279,17 +279,14 @@ def launches(monkeypatch):
     """Replace both process launches with recorders; the 'process' is this test process, so it reads as alive."""
     calls = []
 
-    def fake_run(run_dir, data, *, resume=False, extra_env=None):
-        calls.append(("run", Path(run_dir)))
+    def fake_spawn(job_dir, arguments, *, extra_env=None):
+        if arguments[0] == "train":
+            calls.append(("run", Path(job_dir)))
+        else:
+            calls.append(("search", Path(job_dir), folder.read_status(job_dir).get("resumed", False)))
         return SimpleNamespace(pid=os.getpid())
 
-    def fake_search(search_dir):
-        resumed = folder.read_status(search_dir).get("resumed", False)
-        calls.append(("search", Path(search_dir), resumed))
-        return SimpleNamespace(pid=os.getpid())
-
-    monkeypatch.setattr(runs, "launch_run", fake_run)
-    monkeypatch.setattr(searches, "launch_search", fake_search)
+    monkeypatch.setattr(folder, "spawn", fake_spawn)
     return calls
 
 
