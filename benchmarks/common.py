@@ -13,7 +13,6 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "fer2013.zip"
-sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from ferlib.cli import main
 from ferlib.jobs import folder
 
 
 def run_cli(*arguments, env=None):
-    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    environment = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "ferlib", *map(str, arguments)],
         capture_output=True,

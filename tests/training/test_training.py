@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, stop_after_first_epoch
+from conftest import stop_after_first_epoch
 
 from ferlib.atomic import read_json
 from ferlib.evaluation.lineage import model_lineage
@@ -117,7 +117,7 @@ def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
 def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_data):
     config = tiny_config(training_data, epochs=40)
     run_dir = runs.create_run(config, tmp_path)
-    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    environment = dict(os.environ)
     process = subprocess.Popen(
         [sys.executable, "-m", "ferlib", "train", "--run-dir", str(run_dir), "--quiet"],
         stdout=subprocess.DEVNULL,

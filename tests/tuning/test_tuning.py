@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO_ROOT
 
 from ferlib.atomic import read_json, read_json_lines
 from ferlib.cli import main
@@ -221,7 +220,7 @@ def test_a_sigkilled_search_resumes_in_a_process_launched_like_the_dashboards(tm
     """Kill the CLI mid-trial, then a resumed search process re-runs the partial trial and prints the last line."""
     space_file = tmp_path / "space.json"
     space_file.write_text(json.dumps(TINY_SPACE))
-    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FERLIB_RUNS_DIR": str(tmp_path / "runs")}
+    environment = {**os.environ, "FERLIB_RUNS_DIR": str(tmp_path / "runs")}
     searches_dir = tmp_path / "searches"
     arguments = ["--data", str(training_data), "--strategy", "random", "--max-trials", "2", "--epochs", "2"]
     arguments += ["--subset", "1", "--space", str(space_file), "--dir", str(searches_dir)]
