@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", help="write all predictions to this JSON file")
     predict.add_argument("--csv", help="video: write one row per face per frame here (default: standard output)")
     predict.add_argument("--video-out", help="video: also write the annotated video here (.mp4)")
+    explain = commands.add_parser("explain", help="show which parts of each face made the model choose its class")
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="photos of any size (JPEG, PNG, ...)")
+    explain.add_argument("--model", help="a .keras file (default: the shipped model)")
+    explain.add_argument(
+        "--detector", default="haar", help="face detector: haar (default), mtcnn, or none (image is a face)"
+    )
+    explain.add_argument("--output-dir", default="explained", help="where the overlay PNGs go (default explained/)")
+    explain.add_argument("--json", help="write every face's box, label, probabilities and 48x48 heatmap here")
     snapshot = commands.add_parser(
         "snapshot", help="write a run's portable snapshot: one file that `train --resume-from` continues anywhere"
     )
@@ -122,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "info": _info,
         "train": _train,
         "snapshot": _snapshot,
+        "explain": _explain,
         "evaluate": _evaluate,
         "predict": _predict,
         "ship": _ship,
@@ -415,13 +424,67 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _annotated_path(folder: Path, image_path: str, taken: set[Path]) -> Path:
+def _explain(arguments: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from ferlib.atomic import atomic_write_bytes, atomic_write_json
+    from ferlib.classes import EMOTIONS
+    from ferlib.data.preprocess import read_image
+    from ferlib.evaluation.gradcam import GradCam, explain_photo, explanation_overlay
+    from ferlib.live.detection import make_detector
+    from ferlib.nets.modelio import load_model
+
+    model, _ = load_model(arguments.model)
+    gradcam, detector = GradCam(model), make_detector(arguments.detector)
+    output_dir, written, records, failures = Path(arguments.output_dir), set(), [], 0
+    for image_path in arguments.images:
+        try:
+            image = read_image(image_path)
+        except (OSError, FerError) as error:
+            print(f"{image_path}: skipped ({error.strerror if isinstance(error, OSError) else error})")
+            failures += 1
+            continue
+        faces = explain_photo(gradcam, image, detector)
+        target = _annotated_path(output_dir, image_path, written, suffix="explained")
+        encoded, png = cv2.imencode(".png", explanation_overlay(image, faces))
+        if not encoded:
+            raise FerError(f"Expected an overlay OpenCV can encode as PNG; received none for {image_path}")
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, png.tobytes())
+        written.add(target)
+        print(f"{image_path}: {len(faces)} face{'' if len(faces) == 1 else 's'}, overlay {target}")
+        for number, face in enumerate(faces, start=1):
+            row, column = np.unravel_index(int(np.argmax(face.heatmap)), face.heatmap.shape)
+            evidence = "no positive evidence (flat map)" if face.flat else f"strongest at ({row},{column}) of 48x48"
+            print(f"  face {number}: box={face.box} label={face.label} confidence={face.confidence:.3f} {evidence}")
+            records.append(
+                {
+                    "image": image_path,
+                    "box": list(face.box),
+                    "label": face.label,
+                    "confidence": face.confidence,
+                    "probabilities": dict(zip(EMOTIONS, map(float, face.probabilities), strict=True)),
+                    "flat": face.flat,
+                    "heatmap": np.round(face.heatmap, 4).tolist(),
+                    "overlay": str(target),
+                }
+            )
+    if arguments.json:
+        atomic_write_json(arguments.json, {"model": str(arguments.model or "shipped"), "faces": records})
+    if failures == len(arguments.images):
+        raise FerError(f"Expected readable image files; received {failures}, none of which could be read")
+    print(f"faces={len(records)}")
+    return 1 if failures else 0
+
+
+def _annotated_path(folder: Path, image_path: str, taken: set[Path], suffix: str = "annotated") -> Path:
     """NAME_annotated.png in `folder`, numbered (NAME_annotated-2.png, ...) when two inputs share a name."""
     stem = Path(image_path).stem
-    target = folder / f"{stem}_annotated.png"
+    target = folder / f"{stem}_{suffix}.png"
     number = 2
     while target in taken:
-        target = folder / f"{stem}_annotated-{number}.png"
+        target = folder / f"{stem}_{suffix}-{number}.png"
         number += 1
     return target
 

@@ -1,9 +1,17 @@
-"""Grad-CAM: which parts of a face made the model choose a class ('why did it say that').
+"""Class activation maps: which parts of a face made the model choose a class ('why did it say that').
 
-Grad-CAM (Selvaraju et al., 2017) weights the feature maps of the last spatial layer by the gradient of the class
-score and keeps the positive evidence. The class score is the logit (the softmax's input) where the model ends in a
-softmax Dense layer, since the probability's gradient vanishes as the model grows confident. Models take (N, 48, 48,
-1) float pixels 0-255 and rescale inside, so faces go in exactly as `preprocess_face` returns them.
+Grad-CAM (Selvaraju et al., 2017) weights each feature map of the last spatial layer by its *average* gradient. That
+is exact only for a network that averages its last feature maps; ours flatten them into a dense layer, where the
+same channel counts differently at each position, and the averaged weights can make the whole map negative (a blank
+heatmap for a confident 'happy'). So the map here is HiResCAM's (Draelos & Carin, 2020): gradient times activation
+at each position, summed over channels — the first-order share of the class score each position holds, faithful for
+any head. The face and its mirror image are explained together and their maps averaged (the mirror's flipped back),
+which steadies the map as test-time augmentation steadies the prediction. Negative evidence is dropped; a face with
+no positive evidence anywhere is reported `flat` rather than drawn as a uniform tint.
+
+The class score is the logit (the softmax's input) where the model ends in a softmax Dense layer, since the
+probability's gradient vanishes as the model grows confident. Models take (N, 48, 48, 1) float pixels 0-255 and
+rescale inside, so faces go in exactly as `preprocess_face` returns them.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from ferlib.data.preprocess import (
     to_model_batch,
 )
 from ferlib.errors import FerError
+from ferlib.live.overlay import draw_face
 
 
 def spatial_layer_types() -> tuple[type, ...]:
@@ -62,11 +71,13 @@ def _ends_in_softmax_dense(layer: Any) -> bool:
 
 @dataclass
 class Explanation:
-    """Grad-CAM results for a batch: heatmaps (N, 48, 48) in 0-1, probabilities (N, 7), explained class indices."""
+    """Results for a batch: heatmaps (N, 48, 48) in 0-1, probabilities (N, 7), explained class indices, and which
+    faces have a flat map (no position raised the class's score)."""
 
     heatmaps: np.ndarray
     probabilities: np.ndarray
     class_indices: np.ndarray
+    flat: np.ndarray
 
 
 class GradCam:
@@ -104,19 +115,23 @@ class GradCam:
         batch = to_model_batch(faces)
         if batch.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
             raise FerError(f"Expected {IMAGE_SIZE}x{IMAGE_SIZE} faces from preprocess_face; received {batch.shape}")
-        inputs = tf.constant(batch)
+        count = len(batch)
+        inputs = tf.constant(np.concatenate([batch, batch[:, :, ::-1, :]]))  # each face, then its mirror image
         with tf.GradientTape() as tape:
             tape.watch(inputs)  # records the whole forward pass, even for a model whose weights are frozen
             features, head = self.feature_model(inputs, training=False)
             scores, probabilities = self._scores_and_probabilities(head)
-            chosen = self._class_indices(class_indices, np.asarray(probabilities), len(batch))
-            selected = tf.gather(scores, chosen[:, None], batch_dims=1)
+            chosen = self._class_indices(class_indices, np.asarray(probabilities)[:count], count)
+            selected = tf.gather(scores, np.concatenate([chosen, chosen])[:, None], batch_dims=1)
         gradients = tape.gradient(selected, features)
-        heatmaps = combine_feature_maps(np.asarray(features), np.asarray(gradients))
+        evidence = position_evidence(np.asarray(features), np.asarray(gradients))
+        evidence = (evidence[:count] + evidence[count:, :, ::-1]) / 2  # the mirror's map, flipped back
+        heatmaps, flat = normalise_evidence(evidence)
         return Explanation(
             heatmaps=np.stack([resize_heatmap(heatmap, IMAGE_SIZE) for heatmap in heatmaps]),
-            probabilities=np.asarray(probabilities, dtype=np.float32),
+            probabilities=np.asarray(probabilities, dtype=np.float32)[:count],
             class_indices=chosen,
+            flat=flat,
         )
 
     def heatmap(self, face: np.ndarray, class_index: int | None = None) -> np.ndarray:
@@ -137,15 +152,23 @@ class GradCam:
         return chosen
 
 
-def combine_feature_maps(features: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-    """Grad-CAM's map per face: feature maps weighted by their mean gradient, summed, negative evidence removed.
+def position_evidence(features: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """HiResCAM's map per face (N, H, W): gradient times activation, summed over channels (signed)."""
+    return np.einsum("nhwc,nhwc->nhw", features, gradients).astype(np.float32)
 
-    Maps are scaled to a maximum of 1 per face; a face with no positive evidence gets an all-zero map.
+
+def normalise_evidence(evidence: np.ndarray, tolerance: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Positive evidence scaled to a maximum of 1 per face, and which faces have none (all-zero maps).
+
+    A face counts as flat when its largest positive evidence is below `tolerance` times its largest absolute
+    evidence (or is zero): numerically nothing raised the class's score.
     """
-    weights = gradients.mean(axis=(1, 2))
-    maps = np.maximum(np.einsum("nhwc,nc->nhw", features, weights), 0.0)
-    peaks = maps.max(axis=(1, 2), keepdims=True)
-    return np.divide(maps, peaks, out=np.zeros_like(maps), where=peaks > 0).astype(np.float32)
+    positive = np.maximum(evidence, 0.0)
+    peaks = positive.max(axis=(1, 2))
+    scale = np.abs(evidence).max(axis=(1, 2))
+    flat = (peaks <= 0) | (peaks < tolerance * np.maximum(scale, 1e-30))
+    maps = np.divide(positive, peaks[:, None, None], out=np.zeros_like(positive), where=~flat[:, None, None])
+    return maps.astype(np.float32), flat
 
 
 def resize_heatmap(heatmap: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -182,6 +205,7 @@ class FaceExplanation:
     heatmap: np.ndarray
     probabilities: np.ndarray
     class_index: int
+    flat: bool = False
 
     @property
     def label(self) -> str:
@@ -215,14 +239,30 @@ def explain_photo(
             heatmap=heatmap,
             probabilities=probabilities,
             class_index=int(chosen),
+            flat=bool(flat),
         )
-        for box, crop, face, heatmap, probabilities, chosen in zip(
+        for box, crop, face, heatmap, probabilities, chosen, flat in zip(
             boxes,
             crops,
             faces,
             explanation.heatmaps,
             explanation.probabilities,
             explanation.class_indices,
+            explanation.flat,
             strict=True,
         )
     ]
+
+
+def explanation_overlay(image: np.ndarray, faces: list[FaceExplanation], *, alpha: float = 0.45) -> np.ndarray:
+    """A BGR copy of the photo with each face's heatmap blended into its box (none where a map is flat), the box
+    drawn in its class's colour and labelled."""
+    canvas = to_bgr_uint8(image).copy()
+    for face in faces:
+        x, y, width, height = face.box
+        region = canvas[y : y + height, x : x + width]
+        if region.size and not face.flat:
+            canvas[y : y + height, x : x + width] = overlay_heatmap(region, face.heatmap, alpha=alpha)
+    for face in faces:
+        draw_face(canvas, face.box, face.label, face.confidence)
+    return canvas

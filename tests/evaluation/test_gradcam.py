@@ -8,7 +8,14 @@ from keras import layers
 
 from ferlib.classes import EMOTIONS
 from ferlib.data.preprocess import preprocess_face
-from ferlib.evaluation.gradcam import GradCam, combine_feature_maps, explain_photo, find_target_layer, overlay_heatmap
+from ferlib.evaluation.gradcam import (
+    GradCam,
+    explain_photo,
+    find_target_layer,
+    normalise_evidence,
+    overlay_heatmap,
+    position_evidence,
+)
 from ferlib.live.detection import FaceBox, WholeImageDetector
 from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import load_model
@@ -106,15 +113,30 @@ def test_bad_class_indices_and_face_sizes_are_explained():
         gradcam.heatmap(np.zeros((64, 64), dtype=np.uint8))
 
 
-def test_combined_maps_keep_positive_evidence_only():
-    features = np.ones((1, 2, 2, 2), dtype=np.float32)
-    features[0, 0, 0] = [3.0, 0.0]
+def test_evidence_is_gradient_times_activation_at_each_position_positive_part_scaled():
+    features = np.ones((2, 2, 2, 2), dtype=np.float32)
+    features[:, 0, 0] = [3.0, 0.0]
     gradients = np.zeros_like(features)
-    gradients[..., 0], gradients[..., 1] = 1.0, -0.5  # mean weights (1, -0.5)
-    maps = combine_feature_maps(features, gradients)
-    # raw: (0,0) = 3; others = 1 - 0.5 = 0.5  -> scaled by the peak 3
-    np.testing.assert_allclose(maps[0], [[1.0, 0.5 / 3], [0.5 / 3, 0.5 / 3]], rtol=1e-6)
-    assert np.all(combine_feature_maps(features, -gradients) == 0)
+    gradients[..., 0], gradients[..., 1] = 1.0, -0.5
+    gradients[0, 1, 1, 0] = -2.0  # one position whose first channel now counts against the class
+    gradients[1] = -gradients[1]  # the second face: the same evidence, all against the class
+    evidence = position_evidence(features, gradients)
+    np.testing.assert_allclose(evidence[0], [[3.0, 0.5], [0.5, -2.5]], rtol=1e-6)
+    maps, flat = normalise_evidence(evidence)
+    np.testing.assert_allclose(maps[0], [[1.0, 0.5 / 3], [0.5 / 3, 0.0]], rtol=1e-6)
+    assert list(flat) == [False, True] and np.all(maps[1] == 0)
+
+
+def test_the_shipped_model_has_evidence_on_the_astronauts_face():
+    """Averaged-gradient Grad-CAM left this map blank: the flattening head makes every averaged weight misleading."""
+    from skimage import data
+
+    from ferlib.live.detection import make_detector
+
+    model, _ = load_model()
+    (face,) = explain_photo(GradCam(model), data.astronaut()[..., ::-1], make_detector("haar"))
+    assert face.label == "happy" and not face.flat
+    assert face.heatmap.max() == pytest.approx(1.0, abs=1e-3) and 0.02 < face.heatmap.mean() < 0.8
 
 
 def test_overlay_blends_a_colormap_over_the_image():
@@ -195,3 +217,37 @@ def test_a_detector_that_needs_colour_gets_the_photo_itself(tiny_model_path):
     explain_photo(GradCam(model), photo, ColourDetector())
     explain_photo(GradCam(model), photo, gray_detector)
     assert seen == [(60, 80, 3), (60, 80)]
+
+
+def test_explain_command_writes_each_faces_heatmap_and_an_overlay(tmp_path, capsys):
+    from skimage import data
+
+    from ferlib.cli import main
+
+    photo, text = tmp_path / "astronaut.png", tmp_path / "notes.txt"
+    cv2.imwrite(str(photo), data.astronaut()[..., ::-1])
+    text.write_text("not a photo")
+    status = main(
+        ["explain", str(photo), str(text), "--output-dir", str(tmp_path / "out"), "--json", str(tmp_path / "e.json")]
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 1 and lines[-1] == "faces=1" and any("notes.txt: skipped" in line for line in lines)
+    import json
+
+    (face,) = json.loads((tmp_path / "e.json").read_text())["faces"]
+    heatmap = np.array(face["heatmap"])
+    assert face["label"] == "happy" and heatmap.shape == (48, 48) and heatmap.max() == pytest.approx(1.0, abs=1e-3)
+    assert (
+        not face["flat"] and len(face["box"]) == 4 and sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    )
+    overlay = cv2.imread(face["overlay"])
+    assert overlay.shape == (512, 512, 3)
+    x, y, width, height = face["box"]
+    assert (
+        np.abs(
+            overlay[y + 5 : y + height - 5, x + 5 : x + width - 5].astype(int)
+            - data.astronaut()[..., ::-1][y + 5 : y + height - 5, x + 5 : x + width - 5]
+        ).mean()
+        > 5
+    )  # the heatmap is drawn in the face's box
+    assert main(["explain", str(text)]) == 2

@@ -230,7 +230,7 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     assert lineage["stages"][1]["validation_accuracy"] == read_json(second / "state.json")["best_val_accuracy"]
     assert read_metadata(copied)["lineage_complete"] is True
 
-    with pytest.raises(ValueError, match=r"shaped like.*Expected a width of at least 32"):
+    with pytest.raises(ValueError, match=r"shaped like the configured 'compact_cnn' \(22 arrays, 4,127 parameters\)"):
         load_initial_weights(build_model("compact_cnn", filters=(8, 16, 16), dense_units=16), first / "best.keras")
     with pytest.raises(ValueError, match=r"Expected initial_model to be an existing \.keras file"):
         load_initial_weights(model, tmp_path / "missing.keras")
