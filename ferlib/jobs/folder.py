@@ -30,6 +30,9 @@ except ImportError:  # Windows: no advisory locks; launching is still checked, j
     fcntl = None
 
 STATES = ("created", "running", "finished", "failed", "stopped", "interrupted")
+# What a running job is doing, in status.json's "phase": loading its data and model, training, or evaluating the
+# result (a search trains trials; its phase names the trial).
+PHASES = ("starting", "training", "evaluating")
 ACTIVE_STATES = ("created", "running")
 RESUMABLE_STATES = ("stopped", "interrupted")
 CONFIG_FILE = "config.json"

@@ -134,7 +134,7 @@ class ProgressWriter(keras.callbacks.Callback):
             "learning_rate": current_learning_rate(self.model),
             "epoch_seconds": duration,
             "elapsed": time.time() - self.train_start,
-            "eta_seconds": 0.0 if partial else self._eta(self.steps_per_epoch),
+            "eta_seconds": None if partial else self._eta(self.steps_per_epoch),  # a stopped run has no ETA
         }
         record.update({key: finite(value) for key, value in logs.items() if key != "learning_rate"})
         self._write(record)

@@ -149,7 +149,7 @@ def run_training(
         folder.clear_stop_request(run_dir)
         folder.write_status(run_dir, "stopped", reason="stopped before training started")
         return folder.read_status(run_dir)
-    folder.write_status(run_dir, "running", resumed=resume)
+    folder.write_status(run_dir, "running", resumed=resume, phase="starting")
     try:
         result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
     except KeyboardInterrupt:
@@ -267,6 +267,10 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR), write_graph=False, profile_batch=0),
     ]
     started = time.time()
+    if stop.should_stop():  # Stop pressed while the data loaded and the model was built: nothing trained yet
+        folder.write_status(run_dir, "stopped", epochs_completed=initial_epoch, reason="stopped before training")
+        return folder.read_status(run_dir)
+    folder.write_status(run_dir, "running", resumed=resume, phase="training")
     if initial_epoch < config.epochs:
         model.fit(
             pipeline,
@@ -284,6 +288,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         folder.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))
         return folder.read_status(run_dir)
 
+    folder.write_status(run_dir, "running", resumed=resume, phase="evaluating")
     best_path = run_dir / runs.BEST_MODEL
     best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
     evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip")

@@ -234,3 +234,28 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
         load_initial_weights(build_model("compact_cnn", filters=(8, 16, 16), dense_units=16), first / "best.keras")
     with pytest.raises(ValueError, match=r"Expected initial_model to be an existing \.keras file"):
         load_initial_weights(model, tmp_path / "missing.keras")
+
+
+def test_a_run_says_what_it_is_doing_and_a_stopped_epoch_has_no_eta(tmp_path, training_data, monkeypatch):
+    from ferlib.training import callbacks, trainer
+
+    run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
+    phases = []
+    original_begin, original_evaluate = callbacks.ProgressWriter.on_train_begin, trainer.evaluate_modes
+
+    def on_train_begin(self, logs=None):
+        phases.append(folder.read_status(run_dir).get("phase"))
+        original_begin(self, logs)
+
+    def evaluate_modes(*arguments, **keywords):
+        phases.append(folder.read_status(run_dir).get("phase"))
+        return original_evaluate(*arguments, **keywords)
+
+    monkeypatch.setattr(callbacks.ProgressWriter, "on_train_begin", on_train_begin)
+    monkeypatch.setattr(trainer, "evaluate_modes", evaluate_modes)
+    with stop_after_first_epoch(run_dir):
+        assert run_training(run_dir, verbose=0)["state"] == "stopped"
+    (partial,) = [r for r in folder.read_progress(run_dir) if r["event"] == "epoch" and r["partial"]]
+    assert partial["eta_seconds"] is None
+    assert run_training(run_dir, resume=True, verbose=0)["state"] == "finished"
+    assert phases == ["training", "training", "evaluating"]
