@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         help="recreate a run from its snapshot under --runs-dir and continue it (any machine)",
     )
     train.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    train.add_argument("--name", default="", help="a name for the new run, shown wherever runs are listed")
+    train.add_argument("--tag", action="append", default=[], help="a tag for the new run (repeatable)")
+    train.add_argument("--note", default="", help="a note about the new run")
+    label = commands.add_parser("label", help="name, tag or note a run or search (replaces its label)")
+    label.add_argument("job_dir", metavar="FOLDER", help="a run or search folder")
+    label.add_argument("--name", default="", help="its name")
+    label.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    label.add_argument("--note", default="", help="a note")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split")
     evaluate.add_argument("--data", required=True)
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "info": _info,
         "train": _train,
         "snapshot": _snapshot,
+        "label": _label,
         "explain": _explain,
         "evaluate": _evaluate,
         "predict": _predict,
@@ -198,6 +207,13 @@ def _train(arguments: argparse.Namespace) -> int:
     from ferlib.training.config import TrainConfig
     from ferlib.training.trainer import run_training
 
+    if (arguments.resume_from or arguments.resume or arguments.run_dir) and (
+        arguments.name or arguments.tag or arguments.note
+    ):
+        raise FerError(
+            "Expected --name, --tag and --note only for a new run; received them for an existing one: "
+            "use python -m ferlib label FOLDER"
+        )
     if arguments.resume_from:
         if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
             raise FerError(
@@ -253,10 +269,22 @@ def _train(arguments: argparse.Namespace) -> int:
         if not config.data:
             raise FerError("Expected --data PATH (or 'data' in the config); received none")
         run_dir = runs.create_checked_run(config, arguments.runs_dir)
+        if arguments.name or arguments.tag or arguments.note:
+            from ferlib.jobs.folder import write_label
+
+            write_label(run_dir, name=arguments.name, tags=arguments.tag, note=arguments.note)
     print(run_dir, flush=True)
     status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)
     print(f"status={status.get('state')} run={run_dir}", flush=True)
     return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def _label(arguments: argparse.Namespace) -> int:
+    from ferlib.jobs.folder import write_label
+
+    label = write_label(arguments.job_dir, name=arguments.name, tags=arguments.tag, note=arguments.note)
+    print(f"name={label.name!r} tags={','.join(label.tags)} note={label.note!r}")
+    return 0
 
 
 def _snapshot(arguments: argparse.Namespace) -> int:

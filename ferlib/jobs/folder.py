@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 PROGRESS_FILE = "progress.jsonl"
 LOG_FILE = "log.txt"
+LABEL_FILE = "label.json"
 STOP_FILE = "stop.request"
 LAUNCH_LOCK_FILE = ".launch.lock"
 CREATED_GRACE_SECONDS = 60  # a 'created' job's process may take this long to start before it counts as lost
@@ -72,6 +75,58 @@ def create_job(root: str | os.PathLike, job_id: str, config: dict[str, Any], **f
     atomic_write_json(job_dir / CONFIG_FILE, config)
     write_status(job_dir, "created")
     return job_dir
+
+
+# --- the user's own name, tags and note ---------------------------------------------------------------------------
+
+MAX_NAME = 80
+MAX_TAGS = 12
+MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class JobLabel:
+    """What the user calls a job and notes about it (label.json); all empty until they say something."""
+
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    note: str = ""
+
+    def title(self, job_id: str) -> str:
+        """The job's name, or its id when it has none."""
+        return self.name or job_id
+
+
+def read_label(job_dir: str | os.PathLike) -> JobLabel:
+    """The job's label; an empty one when it has none (or label.json cannot be read)."""
+    stored = read_json_object(Path(job_dir) / LABEL_FILE)
+    tags = stored.get("tags") if isinstance(stored.get("tags"), list) else []
+    return JobLabel(
+        name=stored["name"] if isinstance(stored.get("name"), str) else "",
+        tags=tuple(tag for tag in tags if isinstance(tag, str)),
+        note=stored["note"] if isinstance(stored.get("note"), str) else "",
+    )
+
+
+def write_label(
+    job_dir: str | os.PathLike, *, name: str = "", tags: list[str] | tuple[str, ...] = (), note: str = ""
+) -> JobLabel:
+    """Name, tag and note a job (replacing its label); refused for text too long or a tag with commas or spaces
+    around it."""
+    path = Path(job_dir)
+    if not (path / CONFIG_FILE).exists():
+        raise FerError(f"Expected a job folder containing {CONFIG_FILE}; received {str(job_dir)!r}")
+    name, note = " ".join(str(name).split()), str(note).strip()
+    tags = [str(tag).strip() for tag in tags if str(tag).strip()]
+    if len(name) > MAX_NAME:
+        raise FerError(f"Expected a name of at most {MAX_NAME} characters; received {len(name)}")
+    if len(note) > MAX_NOTE:
+        raise FerError(f"Expected a note of at most {MAX_NOTE} characters; received {len(note)}")
+    if len(tags) > MAX_TAGS or any(len(tag) > 30 or "," in tag for tag in tags):
+        raise FerError(f"Expected at most {MAX_TAGS} tags of up to 30 characters, without commas; received {tags!r}")
+    label = JobLabel(name=name, tags=tuple(dict.fromkeys(tags)), note=note)
+    atomic_write_json(path / LABEL_FILE, {"name": label.name, "tags": list(label.tags), "note": label.note})
+    return label
 
 
 # --- status -------------------------------------------------------------------------------------------------
@@ -251,8 +306,20 @@ def read_progress(job_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return read_json_lines(Path(job_dir) / PROGRESS_FILE)
 
 
-def read_log_tail(job_dir: str | os.PathLike, max_lines: int = 40, max_bytes: int = 65536) -> str:
-    """The last lines of the job's log.txt (reading at most `max_bytes` from its end); empty when there is none."""
+# TensorFlow's start-up chatter (absl and C++ logging, CPU-feature notices): not what a person reading the log wants.
+_LOG_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} \d\d:\d\d:[\d.]+\s+\d+ \S+:\d+\]|"
+    r"To enable the following instructions:|.*This TensorFlow binary is optimized to use available CPU instructions)"
+)
+
+
+def read_log_tail(
+    job_dir: str | os.PathLike, max_lines: int = 40, max_bytes: int = 65536, *, keep_noise: bool = False
+) -> str:
+    """The last lines of the job's log.txt (reading at most `max_bytes` from its end); empty when there is none.
+
+    TensorFlow's start-up chatter is left out unless `keep_noise`.
+    """
     try:
         with open(Path(job_dir) / LOG_FILE, "rb") as stream:
             size = stream.seek(0, os.SEEK_END)
@@ -263,6 +330,8 @@ def read_log_tail(job_dir: str | os.PathLike, max_lines: int = 40, max_bytes: in
     lines = data.decode("utf-8", errors="replace").splitlines()
     if size > max_bytes:
         lines = lines[1:]  # the first line read is most likely cut
+    if not keep_noise:
+        lines = [line for line in lines if not _LOG_NOISE.match(line)]
     return "\n".join(lines[-max_lines:])
 
 

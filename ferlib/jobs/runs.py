@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ferlib.jobs.folder import (
     LOG_FILE,
     PROGRESS_FILE,
     RESUMABLE_STATES,
+    JobLabel,
     clear_stop_request,
     create_job,
     default_runs_dir,
@@ -36,6 +37,7 @@ from ferlib.jobs.folder import (
     launch,
     launch_lock,
     new_job_id,
+    read_label,
     read_status,
     write_status,
 )
@@ -179,6 +181,12 @@ class RunSummary:
     best_val_accuracy: float | None
     duration_seconds: float | None
     started: float | None
+    label: JobLabel = field(default_factory=JobLabel)
+
+    @property
+    def title(self) -> str:
+        """The run's name, or its id when it has none."""
+        return self.label.title(self.run_id)
 
 
 def summarize_run(run_dir: str | os.PathLike) -> RunSummary:
@@ -199,6 +207,7 @@ def summarize_run(run_dir: str | os.PathLike) -> RunSummary:
         best_val_accuracy=float(best) if as_number(best) is not None else None,
         duration_seconds=(ended - started) if started and ended else None,
         started=started,
+        label=read_label(path),
     )
 
 

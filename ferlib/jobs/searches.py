@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from ferlib.jobs.folder import (
     CONFIG_FILE,
     PROGRESS_FILE,
     RESUMABLE_STATES,
+    JobLabel,
     clear_stop_request,
     create_job,
     default_runs_dir,
@@ -33,6 +34,7 @@ from ferlib.jobs.folder import (
     launch,
     launch_lock,
     new_job_id,
+    read_label,
     read_status,
     write_status,
 )
@@ -182,6 +184,12 @@ class SearchSummary:
     best_score: float | None
     baseline_score: float | None
     started: float | None
+    label: JobLabel = field(default_factory=JobLabel)
+
+    @property
+    def title(self) -> str:
+        """The search's name, or its id when it has none."""
+        return self.label.title(self.search_id)
 
 
 def summarize_search(search_dir: str | os.PathLike) -> SearchSummary:
@@ -200,6 +208,7 @@ def summarize_search(search_dir: str | os.PathLike) -> SearchSummary:
         best_score=as_number(best.get("score")),
         baseline_score=as_number(baseline.get("score")),
         started=as_number(status.get("started")),
+        label=read_label(path),
     )
 
 

@@ -42,6 +42,7 @@ RUN_FILES = (
     runs.HISTORY_FILE,
     folder.PROGRESS_FILE,
     folder.LOG_FILE,
+    folder.LABEL_FILE,
     "last.json",
     "best.json",
 )

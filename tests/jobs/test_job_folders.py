@@ -404,3 +404,36 @@ def test_describe_config():
         augmentation=AugmentationConfig(horizontal_flip=False, translate=0, rotate_degrees=0, zoom=0),
     )
     assert describe_config(plain) == "sgd lr 0.01, batch 64, constant, no aug"
+
+
+def test_a_job_can_be_named_tagged_and_noted_and_lists_show_it(tmp_path, training_data, capsys):
+    from ferlib.cli import main
+
+    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    assert runs.summarize_run(run_dir).title == run_dir.name  # no name yet: the id
+    label = folder.write_label(
+        run_dir, name="  crops   baseline ", tags=["crops", " ", "long", "crops"], note=" first "
+    )
+    assert label == folder.JobLabel("crops baseline", ("crops", "long"), "first")
+    (listed,) = runs.list_runs(tmp_path)
+    assert listed.title == "crops baseline" and listed.label.tags == ("crops", "long")
+    with pytest.raises(ValueError, match="at most 80 characters; received 81"):
+        folder.write_label(run_dir, name="x" * 81)
+    with pytest.raises(ValueError, match="without commas"):
+        folder.write_label(run_dir, tags=["a,b"])
+    assert main(["label", str(run_dir), "--name", "renamed", "--tag", "t1"]) == 0
+    assert "name='renamed' tags=t1" in capsys.readouterr().out
+    assert folder.read_label(run_dir) == folder.JobLabel("renamed", ("t1",), "")
+    (run_dir / folder.LABEL_FILE).write_text("{broken")
+    assert folder.read_label(run_dir) == folder.JobLabel()
+
+
+def test_the_log_tail_leaves_out_tensorflows_start_up_chatter(tmp_path):
+    (tmp_path / folder.LOG_FILE).write_text(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796385842.042684    5116 port.cc:153] oneDNN custom operations are on.\n"
+        "W0000 00:00:1796385842.1    5116 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n"
+        "loading data from fer2013.zip\nEpoch 1/2\n"
+    )
+    assert folder.read_log_tail(tmp_path) == "loading data from fer2013.zip\nEpoch 1/2"
+    assert len(folder.read_log_tail(tmp_path, keep_noise=True).splitlines()) == 5

@@ -106,3 +106,11 @@ def test_a_truncated_or_foreign_file_is_refused_with_one_line_and_creates_nothin
     assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(ValueError, match=r"received .*, which has it"):
         restore_snapshot(good, tmp_path / "runs")
+
+
+def test_a_runs_label_travels_in_its_snapshot(tmp_path, training_data):
+    run_dir = runs.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "here")
+    run_training(run_dir, verbose=0)
+    folder.write_label(run_dir, name="crops", tags=["long"], note="the next default")
+    moved = restore_snapshot(write_snapshot(run_dir, tmp_path / "s.zip").path, tmp_path / "there")
+    assert folder.read_label(moved) == folder.JobLabel("crops", ("long",), "the next default")
