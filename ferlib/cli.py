@@ -305,7 +305,8 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     from ferlib.evaluation.metrics import evaluate_model, tta_mode
     from ferlib.nets.modelio import load_model
 
-    tta = tta_mode(arguments.tta)  # a wrong mode is named before the data is loaded
+    tta = tta_mode(arguments.tta)  # a wrong mode or model is named before the data is loaded
+    model, _ = load_model(arguments.model)
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
     if len(labels) == 0:
@@ -315,7 +316,6 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             f"Expected images in the {arguments.split!r} split of {str(arguments.data)!r}; received none "
             f"(it has: {present}); choose one with --split, or --split all"
         )
-    model, _ = load_model(arguments.model)
     metrics = evaluate_model(model, images, labels, tta=tta)
     metrics.update({"split": arguments.split, "data": str(arguments.data), "model": str(arguments.model or "default")})
     if arguments.json:

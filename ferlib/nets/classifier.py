@@ -16,7 +16,14 @@ import numpy as np
 from ferlib.classes import NUM_CLASSES
 from ferlib.data.preprocess import to_model_batch
 from ferlib.errors import FerError
-from ferlib.nets.modelio import check_class_names, default_model_path, keras_source, load_model, read_metadata
+from ferlib.nets.modelio import (
+    check_class_names,
+    check_model_shapes,
+    default_model_path,
+    keras_source,
+    load_model,
+    read_metadata,
+)
 
 
 class KerasClassifier:
@@ -79,15 +86,15 @@ class TFLiteClassifier:
         check_class_names(self.metadata, path)
         # LiteRT takes None as one thread; None here means every core this process may use.
         threads = num_threads if num_threads is not None else available_cores()
-        self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=threads)
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        try:
+            self.interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=threads)
+        except (ValueError, RuntimeError) as error:  # a truncated or foreign file
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise FerError(f"Expected a TFLite model file; received {str(path)!r} ({reason})") from None
+        model_input = self.interpreter.get_input_details()[0]
         output = self.interpreter.get_output_details()[0]
-        if int(output["shape"][-1]) != NUM_CLASSES:
-            raise FerError(
-                f"Expected a TFLite model with {NUM_CLASSES} class outputs; received {str(path)!r}, with "
-                f"{int(output['shape'][-1])}"
-            )
-        self.output_index = output["index"]
+        check_model_shapes(tuple(model_input["shape"]), tuple(output["shape"]), path)
+        self.input_index, self.output_index = model_input["index"], output["index"]
         self.batch_size = 0
         self._lock = threading.Lock()
 

@@ -118,7 +118,10 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
 
 
 def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:
-    """Load a .keras model and its sidecar; a wrong path names what was expected."""
+    """Load a .keras model and its sidecar, checked once here for every path that uses it: its classes, its input
+    (48x48 gray faces) and its output (one probability per class). A wrong path or file names what was expected."""
+    import zipfile
+
     import keras
 
     target = Path(path) if path is not None else default_model_path()
@@ -127,12 +130,33 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, An
         raise FerError(f"Expected a trained .keras model file; received {str(target)!r}, which does not exist{hint}")
     if target.suffix != ".keras":
         raise FerError(f"Expected a model file ending in .keras; received {str(target)!r}")
+    if not zipfile.is_zipfile(target):  # Keras would say "File not found" of a truncated file that exists
+        raise FerError(
+            f"Expected a Keras model file (a zip archive); received {str(target)!r}, which is truncated or not one"
+        )
     metadata = read_metadata(target)
     check_class_names(metadata, target)
     try:
         model = keras.saving.load_model(target, compile=False)
     except Exception as error:
-        raise FerError(
-            f"Expected a readable Keras model; received {str(target)!r} ({type(error).__name__}: {error})"
-        ) from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FerError(f"Expected a readable Keras model; received {str(target)!r} ({reason})") from None
+    check_model_shapes(model.input_shape, model.output_shape, target)
     return model, metadata
+
+
+def check_model_shapes(input_shape: Any, output_shape: Any, path: str | os.PathLike) -> None:
+    """Refuse a model that does not take (N, 48, 48, 1) faces or does not give one probability per class."""
+    expected_input = (IMAGE_SIZE, IMAGE_SIZE, 1)
+    received_input = tuple(input_shape[1:]) if isinstance(input_shape, (tuple, list)) else None
+    if received_input != expected_input:
+        raise FerError(
+            f"Expected a model taking {IMAGE_SIZE}x{IMAGE_SIZE} gray faces, input (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 1); "
+            f"received {str(path)!r}, whose input is {input_shape}"
+        )
+    outputs = int(output_shape[-1]) if isinstance(output_shape, (tuple, list)) and output_shape[-1] else None
+    if outputs != len(EMOTIONS):
+        raise FerError(
+            f"Expected a model with {len(EMOTIONS)} class outputs ({', '.join(EMOTIONS)}); received {str(path)!r}, "
+            f"with {outputs}"
+        )
