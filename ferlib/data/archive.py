@@ -103,9 +103,7 @@ def save_dataset_zip(
             return SavedArchive(path=candidate, check=check)
         if candidate.is_file() and candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
             return SavedArchive(path=candidate, check=check, already_present=True)
-    raise FerError(
-        f"Expected a free file name in {str(target_directory)!r}; received {file_name!r}, taken 1000 times"
-    )
+    raise FerError(f"Expected a free file name in {str(target_directory)!r}; received {file_name!r}, taken 1000 times")
 
 
 def safe_zip_name(file_name: str) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
+
 @dataclass
 class AugmentationConfig:
     """Training-time augmentation; zero or False switches a transform off."""

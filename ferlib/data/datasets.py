@@ -37,6 +37,12 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.10
 VALIDATION_SEED = 2013
 CACHE_FORMAT_VERSION = 1
+MEGABYTE = 1024 * 1024
+# An image file larger than this is skipped (and listed) without being read: a face image is kilobytes, and a huge
+# member of a small zip would otherwise be inflated whole into memory.
+MAX_IMAGE_FILE_BYTES = 32 * MEGABYTE
+# A zip declaring more than this in all is refused before any member is read.
+MAX_ARCHIVE_UNCOMPRESSED_BYTES = 4096 * MEGABYTE
 
 EXPECTED_LAYOUTS = (
     "a Kaggle FER-2013 folder or .zip with train/<class>/*.jpg and test/<class>/*.jpg; "
@@ -57,6 +63,7 @@ _FOLDER_SPLITS = {
     "testing": "test",
     "privatetest": "test",
 }
+MIN_CSV_SIDE = 8  # smaller "images" (a single value, say) are a malformed row, not a face
 _CSV_USAGE = {"training": "train", "publictest": "validation", "privatetest": "test"}
 _SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
@@ -195,17 +202,30 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
 
 def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
     if source.is_file() and source.suffix.lower() == ".csv":
-        with open(source, encoding="utf-8-sig", newline="") as stream:
+        with open(source, encoding="utf-8-sig", errors="replace", newline="") as stream:
             return _load_csv(stream, str(source), progress)
     if source.is_file() and zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
-            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            declared = sum(info.file_size for info in infos)
+            if declared > MAX_ARCHIVE_UNCOMPRESSED_BYTES:
+                raise FerError(
+                    f"Expected a zip holding at most {MAX_ARCHIVE_UNCOMPRESSED_BYTES // MEGABYTE:,} MB; received "
+                    f"{source.name}, which declares {declared / MEGABYTE:,.0f} MB uncompressed"
+                )
+            names = [info.filename for info in infos]
             csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
             if csv_names and not has_images(names):
                 with archive.open(csv_names[0]) as raw:
-                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
                     return _load_csv(text, f"{source}:{csv_names[0]}", progress)
-            return _load_files(str(source), names, archive.read, progress)
+            sizes = {info.filename: info.file_size for info in infos}
+
+            def read_member(name: str) -> bytes:
+                _check_file_size(sizes[name])
+                return archive.read(name)  # at most the size checked: zipfile stops there (a lying header fails CRC)
+
+            return _load_files(str(source), names, read_member, progress)
     if source.is_dir():
         names = [
             str(PurePosixPath(Path(root).relative_to(source).as_posix()) / name)
@@ -214,12 +234,24 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
         ]
         csv_names = [name for name in names if name.lower().endswith(".csv") and not is_hidden(name)]
         if csv_names and not has_images(names):
-            with open(source / csv_names[0], encoding="utf-8-sig", newline="") as stream:
+            with open(source / csv_names[0], encoding="utf-8-sig", errors="replace", newline="") as stream:
                 return _load_csv(stream, str(source / csv_names[0]), progress)
-        return _load_files(str(source), names, lambda name: (source / name).read_bytes(), progress)
+
+        def read_file(name: str) -> bytes:
+            with open(source / name, "rb") as stream:  # a dangling or looping link fails here: one bad file
+                _check_file_size(os.fstat(stream.fileno()).st_size)
+                return stream.read()
+
+        return _load_files(str(source), names, read_file, progress)
     raise FerError(
         f"Expected {EXPECTED_LAYOUTS}; received {str(source)!r}, which is neither a folder, a .zip nor a .csv"
     )
+
+
+def _check_file_size(size: int) -> None:
+    if size > MAX_IMAGE_FILE_BYTES:
+        limit = MAX_IMAGE_FILE_BYTES // MEGABYTE
+        raise FerError(f"Expected an image file of at most {limit} MB; received {size / MEGABYTE:,.0f} MB")
 
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif"}
@@ -314,8 +346,12 @@ def _load_files(
 def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | None) -> Dataset:
     reader = csv.reader(stream)
     header = [column.strip().lower() for column in next(reader, [])]
-    if "emotion" not in header or "pixels" not in header:
-        raise FerError(f"Expected {EXPECTED_LAYOUTS}; received CSV {source!r} with columns {header}")
+    missing = [column for column in ("emotion", "pixels") if column not in header]
+    if missing:
+        raise FerError(
+            f"Expected a CSV with the columns emotion and pixels (and optionally Usage), as fer2013.csv; received "
+            f"{source!r}, whose header lacks {' and '.join(missing)} (it has: {', '.join(header) or 'no columns'})"
+        )
     emotion_column, pixels_column = header.index("emotion"), header.index("pixels")
     usage_column = header.index("usage") if "usage" in header else None
     report = LoadReport(source=source, layout="csv")
@@ -331,12 +367,13 @@ def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | N
                 raise FerError(f"Expected an emotion label 0-{len(EMOTIONS) - 1}; received {label}")
             pixels = np.array(row[pixels_column].split(), dtype=np.float64)
             side = round(np.sqrt(pixels.size))
-            if pixels.size == 0 or side * side != pixels.size:
+            if side < MIN_CSV_SIDE or side * side != pixels.size:
                 raise FerError(
-                    f"Expected a square image's pixels (48x48 = 2304 values); received {pixels.size} values"
+                    f"Expected a square image's pixels, at least {MIN_CSV_SIDE}x{MIN_CSV_SIDE} (FER-2013: 48x48 = 2304 "
+                    f"values); received {pixels.size} values"
                 )
-            if pixels.min() < 0 or pixels.max() > 255:
-                raise FerError("Expected pixel values 0-255")
+            if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > 255:
+                raise FerError("Expected pixel values 0-255; received a value outside them (or not a number)")
             split = "train"
             if usage_column is not None:
                 usage = row[usage_column].strip().lower()
@@ -405,8 +442,12 @@ def _source_signature(source: Path) -> dict:
         for root, dirs, files in os.walk(source):
             dirs.sort()
             for name in sorted(files):
-                stat = (Path(root) / name).stat()
                 relative = (Path(root) / name).relative_to(source).as_posix()
+                try:
+                    stat = (Path(root) / name).stat()
+                except OSError:  # a dangling or looping link: listed as a bad file when the images are read
+                    digest.update(f"{relative}\0unreadable\n".encode())
+                    continue
                 digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return {"tree": digest.hexdigest()}
     with open(source, "rb") as stream:

@@ -17,36 +17,73 @@ IMAGE_SIZE = 48
 
 # Larger images are refused before decoding: a few MB of PNG can decode to gigabytes (a decompression bomb).
 MAX_IMAGE_PIXELS = 150_000_000
+# Photos to analyse are decoded at no more than this many pixels: a JPEG by the decoder itself (1/2, 1/4 or 1/8 of its
+# side, never the whole image in memory); a format the decoder cannot reduce is refused above it. Faces in a
+# 16-megapixel photo are still hundreds of pixels wide, far more than the 48 the model reads.
+MAX_PHOTO_PIXELS = 16_000_000
+# The largest side of an image meant for a screen (an annotated photo to show or download).
+SCREEN_SIDE = 1920
 
 # Keep EXIF orientation (unlike IMREAD_UNCHANGED) and keep 16-bit depth for proper scaling.
 _DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+_REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP...) to an OpenCV array (BGR or gray)."""
+def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP...) to an OpenCV array (BGR or gray).
+
+    With `max_pixels`, a larger JPEG is decoded at a half, quarter or eighth of its side (whichever first fits), and
+    a larger image of another format is refused, so a huge photo never costs its full size in memory.
+    """
     if not data:
         raise FerError("Expected image bytes; received an empty file")
-    _check_pixel_count(data)
+    size = _check_pixel_count(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, _DECODE_FLAGS)
+    flags = _DECODE_FLAGS
+    if max_pixels is not None and size is not None and size[0] * size[1] > max_pixels:
+        if not data.startswith(b"\xff\xd8"):
+            width, height = size
+            raise FerError(
+                f"Expected a photo of at most {max_pixels // 1_000_000} megapixels (JPEG photos of any size are read "
+                f"reduced); received {width}x{height} ({width * height / 1e6:.0f} megapixels)"
+            )
+        factor = next((f for f in (2, 4, 8) if size[0] * size[1] / f**2 <= max_pixels), 8)
+        flags = _REDUCED_COLOR[factor]
+    image = cv2.imdecode(buffer, flags)
     if image is None or image.size == 0:
         raise FerError("Expected a decodable image (JPEG, PNG, BMP, TIFF, WebP); received undecodable bytes")
     return image
 
 
-def _check_pixel_count(data: bytes) -> None:
-    """Refuse an image over MAX_IMAGE_PIXELS from its header alone, before any pixel is allocated."""
+def decode_photo(data: bytes) -> np.ndarray:
+    """A photo to analyse: `decode_image` at no more than MAX_PHOTO_PIXELS."""
+    return decode_image(data, max_pixels=MAX_PHOTO_PIXELS)
+
+
+def _check_pixel_count(data: bytes) -> tuple[int, int] | None:
+    """Refuse an image over MAX_IMAGE_PIXELS from its header alone, before any pixel is allocated; its size."""
     size = header_size(data)
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
         width, height = size
         stated = f"{width}x{height} ({width * height / 1e6:.0f} megapixels)" if height > 1 else f"{width:,} pixels"
         raise FerError(f"Expected an image of at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels; received {stated}")
+    return size
 
 
 def read_image(path: str) -> np.ndarray:
-    """Read an image file from disk with `decode_image`'s rules."""
+    """Read a photo file from disk with `decode_photo`'s rules."""
     with open(path, "rb") as handle:
-        return decode_image(handle.read())
+        return decode_photo(handle.read())
+
+
+def fit_within(image: np.ndarray, max_side: int = SCREEN_SIDE) -> np.ndarray:
+    """The image shrunk (never enlarged) so that its longer side is at most `max_side`."""
+    longest = max(image.shape[:2])
+    if longest <= max_side:
+        return image
+    scale = max_side / longest
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
