@@ -18,7 +18,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Replace `path` with `data` atomically."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:  # name the file the caller wanted to write, not the temporary one it never got
+        raise _about(error, target) from None
     try:
         os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(handle, "wb") as stream:
@@ -26,9 +29,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise _about(error, target) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _about(error: OSError, target: Path) -> OSError:
+    """The same failure (errno and reason), naming the file that was to be written."""
+    return type(error)(error.errno, error.strerror or str(error), str(target))
 
 
 def _current_umask() -> int:
@@ -62,6 +73,9 @@ def atomic_save(path: str | os.PathLike, save: Callable[[str], None]) -> None:
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise _about(error, target) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -259,3 +259,17 @@ def test_a_user_mistake_is_one_line_and_a_bug_says_it_is_one(monkeypatch, capsys
     assert line.startswith("internal error: ValueError: Input 0 of layer") and "--debug" in line
     with pytest.raises(ValueError, match="Input 0 of layer"):
         main(["--debug", "info", "--data", "x"])
+
+
+def test_an_atomic_write_that_cannot_start_names_the_file_meant(tmp_path, monkeypatch):
+    import tempfile
+
+    from ferlib.atomic import atomic_write_json
+
+    def refuse(*arguments, dir=None, **keywords):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".x.json.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as raised:
+        atomic_write_json(tmp_path / "x.json", {})
+    assert raised.value.filename == str(tmp_path / "x.json") and raised.value.errno == 13

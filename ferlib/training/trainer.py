@@ -156,12 +156,24 @@ def run_training(
         folder.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
         raise
     except Exception as error:
-        if not isinstance(error, FerError):  # a message for the user, not a bug to trace
+        if not isinstance(error, (FerError, OSError)):  # a message for the user, not a bug to trace
             traceback.print_exc(file=sys.stderr)
-        folder.write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
+        try:
+            folder.write_status(run_dir, "failed", error=describe_failure(error))
+        except OSError as status_error:  # the folder itself is unwritable: the log keeps the first failure
+            print(
+                f"error: {describe_failure(error)} (status.json could not record it: {status_error})", file=sys.stderr
+            )
         raise
     folder.clear_stop_request(run_dir)
     return result
+
+
+def describe_failure(error: BaseException) -> str:
+    """What went wrong, in one line: for a file that could not be read or written, its path and the reason."""
+    if isinstance(error, OSError) and error.filename:
+        return f"{type(error).__name__}: [Errno {error.errno}] {error.strerror}: {error.filename}"
+    return f"{type(error).__name__}: {error}"
 
 
 def load_initial_weights(model, path: str | Path) -> None:

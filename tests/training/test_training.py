@@ -259,3 +259,36 @@ def test_a_run_says_what_it_is_doing_and_a_stopped_epoch_has_no_eta(tmp_path, tr
     assert partial["eta_seconds"] is None
     assert run_training(run_dir, resume=True, verbose=0)["state"] == "finished"
     assert phases == ["training", "training", "evaluating"]
+
+
+def test_a_folder_that_turns_read_only_mid_run_names_the_file_and_the_reason(
+    tmp_path, training_data, monkeypatch, capsys
+):
+    """As root the folder cannot really be made read-only, so saving and the temporary status file fail instead."""
+    import tempfile
+
+    import keras
+
+    run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
+
+    def refuse_save(self, filepath, *arguments, **keywords):
+        raise PermissionError(13, "Permission denied", str(filepath))
+
+    def refuse_temporary(*arguments, dir=None, **keywords):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".status.json.x.tmp"))
+
+    monkeypatch.setattr(keras.Model, "save", refuse_save)
+    with pytest.raises(PermissionError) as raised, monkeypatch.context() as inner:
+        original_write_status = folder.write_status
+
+        def write_status(job_dir, state, **details):
+            if state == "failed":
+                inner.setattr(tempfile, "mkstemp", refuse_temporary)
+            original_write_status(job_dir, state, **details)
+
+        inner.setattr(folder, "write_status", write_status)
+        run_training(run_dir, verbose=0)
+    assert raised.value.filename == str(run_dir / "last.keras")  # the file meant, not its temporary twin
+    logged = capsys.readouterr().err.strip().splitlines()[-1]
+    assert logged.startswith(f"error: PermissionError: [Errno 13] Permission denied: {run_dir / 'last.keras'}")
+    assert f"status.json could not record it: [Errno 13] Permission denied: '{run_dir / 'status.json'}'" in logged
