@@ -9,6 +9,7 @@ zipfile never inflates a member past its declared size), and it must hold a layo
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -33,6 +34,7 @@ MEGABYTE = 1024 * 1024
 DEFAULT_MAX_ZIP_BYTES = 300 * MEGABYTE
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 2048 * MEGABYTE
 DEFAULT_MAX_ENTRIES = 250_000
+DEFAULT_UPLOAD_QUOTA_BYTES = 1024 * MEGABYTE  # about a dozen FER-2013 zips
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -88,22 +90,54 @@ def save_dataset_zip(
     file_name: str,
     directory: str | os.PathLike,
     limits: ArchiveLimits | None = None,
+    quota_bytes: int | None = None,
 ) -> SavedArchive:
     """Check a zip, then store it in `directory` under a safe version of `file_name`, never overwriting another file.
 
-    An identical file already there is reused, so uploading the same zip twice keeps one copy (and its cache).
+    A file with the same bytes already there, under any name, is reused, so one zip uploaded twice is stored once
+    (and decoded once). A new file that would take the folder's zips past `quota_bytes` (default: the
+    upload quota) is refused.
     """
     limits = limits or ArchiveLimits()
     data = _read_limited(source, limits.max_zip_bytes)
     check = check_dataset_zip(data, limits)
     target_directory = Path(directory).expanduser()
+    stored = sorted(target_directory.glob("*.zip")) if target_directory.is_dir() else []
+    digest = hashlib.sha256(data).hexdigest()
+    for existing in stored:
+        if existing.is_file() and existing.stat().st_size == len(data) and _sha256(existing) == digest:
+            return SavedArchive(path=existing, check=check, already_present=True)
+    quota = upload_quota_bytes() if quota_bytes is None else quota_bytes
+    used = sum(path.stat().st_size for path in stored if path.is_file())
+    if used + len(data) > quota:
+        raise FerError(
+            f"Expected room for {len(data) / MEGABYTE:,.0f} MB in the upload folder, whose quota is "
+            f"{quota / MEGABYTE:,.0f} MB; received {used / MEGABYTE:,.0f} MB already used: delete a dataset first"
+        )
     for candidate in _candidate_paths(target_directory, safe_zip_name(file_name)):
         if not candidate.exists():
             atomic_write_bytes(candidate, data)
             return SavedArchive(path=candidate, check=check)
-        if candidate.is_file() and candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
-            return SavedArchive(path=candidate, check=check, already_present=True)
     raise FerError(f"Expected a free file name in {str(target_directory)!r}; received {file_name!r}, taken 1000 times")
+
+
+def upload_quota_bytes() -> int:
+    """How much the upload folder may hold: $FERLIB_UPLOAD_QUOTA_MB megabytes, else DEFAULT_UPLOAD_QUOTA_BYTES."""
+    configured = os.environ.get("FERLIB_UPLOAD_QUOTA_MB", "").strip()
+    try:
+        return int(float(configured) * MEGABYTE) if configured else DEFAULT_UPLOAD_QUOTA_BYTES
+    except ValueError:
+        raise FerError(
+            f"Expected FERLIB_UPLOAD_QUOTA_MB to be a number of megabytes; received {configured!r}"
+        ) from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def safe_zip_name(file_name: str) -> str:

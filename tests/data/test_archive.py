@@ -139,6 +139,24 @@ def test_saving_never_overwrites_and_reuses_an_identical_file(kaggle_zip, tmp_pa
     assert second.path == directory / "fer-2.zip"
     assert first.path.read_bytes() == kaggle_zip.read_bytes()
     assert sorted(path.name for path in directory.iterdir()) == ["fer-2.zip", "fer.zip"]
+    renamed = save_dataset_zip(kaggle_zip, "my copy of fer.zip", directory)  # the same bytes under another name
+    assert renamed.already_present and renamed.path == first.path
+    assert sorted(path.name for path in directory.iterdir()) == ["fer-2.zip", "fer.zip"]
+
+
+def test_the_upload_folder_has_a_quota(kaggle_zip, tmp_path, monkeypatch):
+    directory = tmp_path / "data"
+    used = save_dataset_zip(kaggle_zip, "fer.zip", directory).path.stat().st_size
+    other = zip_bytes({"happy/1.png": b"other"})
+    with pytest.raises(ValueError, match=r"^Expected room for 0 MB in the upload folder, whose quota is 0 MB"):
+        save_dataset_zip(other, "other.zip", directory, quota_bytes=used + 10)
+    monkeypatch.setenv("FERLIB_UPLOAD_QUOTA_MB", "0.001")
+    with pytest.raises(ValueError, match="delete a dataset first"):
+        save_dataset_zip(other, "other.zip", directory)
+    assert save_dataset_zip(kaggle_zip, "again.zip", directory).already_present  # a duplicate costs nothing
+    monkeypatch.setenv("FERLIB_UPLOAD_QUOTA_MB", "lots")
+    with pytest.raises(ValueError, match="FERLIB_UPLOAD_QUOTA_MB to be a number"):
+        save_dataset_zip(other, "other.zip", directory)
 
 
 def test_uploaded_file_names_are_made_safe(kaggle_zip, tmp_path):
