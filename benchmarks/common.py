@@ -56,3 +56,18 @@ def split_faces(split: str, limit: int | None = None) -> tuple[np.ndarray, np.nd
         images = generator.integers(0, 256, (count, 48, 48), dtype=np.uint8)
         labels = generator.integers(0, 7, count).astype(np.int64)
     return (images[:limit], labels[:limit]) if limit else (images, labels)
+
+
+def astronaut_frames(count: int) -> list[np.ndarray]:
+    """`count` 640x480 BGR frames of the astronaut moving left and right by up to 40 pixels."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
+    frames = []
+    for index in range(count):
+        frame = np.zeros((480, 640, 3), np.uint8)
+        shift = round(40 * np.sin(2 * np.pi * index / 90))
+        frame[:, 80 + shift : 560 + shift] = face
+        frames.append(frame)
+    return frames

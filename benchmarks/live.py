@@ -17,24 +17,9 @@ import sys
 import time
 
 import numpy as np
-from common import REPO_ROOT, limit_threads
+from common import REPO_ROOT, astronaut_frames, limit_threads
 
 STAGES = ("detection", "classification", "overlay", "total")
-
-
-def astronaut_frames(count: int) -> list[np.ndarray]:
-    """`count` 640x480 BGR frames of the astronaut moving left and right by up to 40 pixels."""
-    import cv2
-    from skimage import data
-
-    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
-    frames = []
-    for index in range(count):
-        frame = np.zeros((480, 640, 3), np.uint8)
-        shift = round(40 * np.sin(2 * np.pi * index / 90))
-        frame[:, 80 + shift : 560 + shift] = face
-        frames.append(frame)
-    return frames
 
 
 def time_ferlib(analyzer, frames: list[np.ndarray]) -> tuple[dict[str, float], float, float]:

@@ -78,7 +78,11 @@ class LiveSettings:
 
 @dataclass
 class LiveFrameResult:
-    """One processed frame: its smoothed faces (with stable ids), whether the detector ran, and timings in ms."""
+    """One processed frame: its smoothed faces (with stable ids), whether the detector ran, and timings in ms.
+
+    `tentative` holds faces detected but not yet confirmed (`min_hits`): not shown, but a video file's analysis
+    keeps them until their face is confirmed, so its first frames get their rows too.
+    """
 
     frame_index: int
     faces: list[FacePrediction]
@@ -87,6 +91,7 @@ class LiveFrameResult:
     detected: bool
     detection_interval: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    tentative: list[FacePrediction] = field(default_factory=list)
 
 
 class LiveAnalyzer:
@@ -106,6 +111,7 @@ class LiveAnalyzer:
         self.frames_since_detection = 0
         self.detection_interval = self.settings.detection_interval
         self.average_ms: float | None = None
+        self.face_lost = False  # a confirmed face was not found by following it: detect on the next frame
 
     def update_settings(self, settings: LiveSettings) -> None:
         """Apply new settings without losing the face tracks."""
@@ -124,20 +130,29 @@ class LiveAnalyzer:
         self.frames_since_detection = 0
         self.detection_interval = self.settings.detection_interval
         self.average_ms = None
+        self.face_lost = False
 
     def analyze(self, image: np.ndarray) -> LiveFrameResult:
         """Find, follow and classify the faces of one frame (BGR, BGRA or gray, any size)."""
         started = time.perf_counter()
         gray = to_grayscale(image)
-        detect_now = self.frame_index == 0 or self.frames_since_detection + 1 >= self.detection_interval
+        # Detect on schedule, and also right after a face was lost or while a new one waits to be confirmed (so it
+        # is confirmed within `min_hits` frames, not `min_hits` detection intervals).
+        due = self.frames_since_detection + 1 >= self.detection_interval
+        detect_now = self.frame_index == 0 or due or self.face_lost or bool(self.tracker.tentative())
+        tentative: list[Track] = []
         if detect_now:
             tracks = self._detect(image, gray)
+            tentative = self.tracker.tentative()
             self.frames_since_detection = 0
         else:
-            tracks = self._follow(gray, self.tracker.confirmed())
+            confirmed = self.tracker.confirmed()
+            tracks = self._follow(gray, confirmed)
+            self.face_lost = len(tracks) < len([track for track in confirmed if track.template is not None])
             self.frames_since_detection += 1
         located = time.perf_counter()
         faces = self._classify(gray, tracks)
+        waiting = self._classify(gray, tentative)
         classified = time.perf_counter()
         timings = {"detection": 1000 * (located - started), "classification": 1000 * (classified - located)}
         timings["total"] = timings["detection"] + timings["classification"]
@@ -149,6 +164,7 @@ class LiveAnalyzer:
             detected=detect_now,
             detection_interval=self.detection_interval,
             timings_ms=timings,
+            tentative=waiting,
         )
         self.frame_index += 1
         return result
@@ -174,7 +190,9 @@ class LiveAnalyzer:
         matched = self.tracker.update([box for box in boxes if box is not None])
         self.tracker.remember_templates(gray, matched)
         unmatched = [track for track in self.tracker.confirmed() if track.missed > 0]
-        return sorted(matched + self._follow(gray, unmatched), key=lambda track: track.face_id)
+        followed = self._follow(gray, unmatched)
+        self.face_lost = len(followed) < len(unmatched)
+        return sorted(matched + followed, key=lambda track: track.face_id)
 
     def _follow(self, gray: np.ndarray, tracks: list[Track]) -> list[Track]:
         """Tracks whose face template is found again in this frame (moved there); the others are hidden."""

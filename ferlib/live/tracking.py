@@ -163,6 +163,10 @@ class FaceTracker:
         """Tracks detected at least `min_hits` times."""
         return [track for track in self.tracks if track.hits >= self.min_hits]
 
+    def tentative(self) -> list[Track]:
+        """Tracks detected in the latest frame but not yet `min_hits` times: faces waiting to be confirmed."""
+        return [track for track in self.tracks if track.hits < self.min_hits and track.missed == 0]
+
     def remember_templates(self, gray: np.ndarray, tracks: list[Track]) -> None:
         """Store each track's face as a small template for `follow_template` on the next frames."""
         for track in tracks:

@@ -35,9 +35,10 @@ def test_predict_video_writes_csv_and_annotated_clip(astronaut_mp4, tiny_model_p
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(CSV_COLUMNS)
-    assert [int(row["frame"]) for row in rows] == list(range(1, 12))  # a face is confirmed on its second frame
+    # A face is confirmed on its third detection, and its frames before that get their rows too.
+    assert [int(row["frame"]) for row in rows] == list(range(12))
     assert {row["face_id"] for row in rows} == {"1"} and {row["label"] for row in rows} <= set(EMOTIONS)
-    assert float(rows[0]["time_s"]) == pytest.approx(1 / 12, abs=1e-3)
+    assert float(rows[1]["time_s"]) == pytest.approx(1 / 12, abs=1e-3)
     for row in rows:
         assert sum(float(row[name]) for name in EMOTIONS) == pytest.approx(1.0, abs=2e-3)
         assert float(row["confidence"]) == max(float(row[name]) for name in EMOTIONS)
@@ -51,7 +52,7 @@ def test_predict_video_prints_csv_without_a_file(astronaut_mp4, tiny_model_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == ",".join(CSV_COLUMNS)
-    assert len(lines) == 1 + 11 + 1 and lines[-1].startswith("frames=12 faces=1 fps=")
+    assert len(lines) == 1 + 12 + 1 and lines[-1].startswith("frames=12 faces=1 fps=")
 
 
 def test_predict_video_mistakes_are_one_line_errors(astronaut_mp4, tiny_model_path, tmp_path):
@@ -68,3 +69,12 @@ def test_predict_video_mistakes_are_one_line_errors(astronaut_mp4, tiny_model_pa
     unreadable = run_cli("predict", broken, "--model", tiny_model_path)
     assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
     assert unreadable.stderr.strip().splitlines()[-1].startswith("error: Expected a readable video file")
+
+
+def test_every_frame_runs_the_detector_on_each_frame_with_the_same_rows(astronaut_mp4, tiny_model_path):
+    fast = run_cli("predict", astronaut_mp4, "--model", tiny_model_path)
+    exhaustive = run_cli("predict", astronaut_mp4, "--model", tiny_model_path, "--every-frame")
+    assert exhaustive.returncode == 0, exhaustive.stderr
+    assert exhaustive.stdout.strip().splitlines()[-1].startswith("frames=12 faces=1 fps=")
+    frames = [[line.split(",")[0] for line in result.stdout.splitlines()[1:-1]] for result in (fast, exhaustive)]
+    assert frames[0] == frames[1] == [str(index) for index in range(12)]

@@ -139,8 +139,9 @@ def test_a_real_face_keeps_its_id_and_is_followed_between_detections(astronaut_f
     settings = LiveSettings(detection_interval=4, max_detection_interval=4, adaptive=False)
     analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier, settings)
     results = [analyzer.analyze(astronaut_frame(astronaut_face, shift)) for shift in range(0, 48, 3)]
-    assert [result.detected for result in results[:5]] == [True, False, False, False, True]
-    assert results[0].faces == []  # a new face is shown from its second detection on
+    # A new face is detected again on the next frame, shown from its second detection on, then followed.
+    assert [result.detected for result in results[:6]] == [True, True, False, False, False, True]
+    assert results[0].faces == [] and [face.face_id for face in results[0].tentative] == [1]
     shown = [result for result in results if result.faces]
     assert len(shown) >= len(results) - 4
     assert {face.face_id for result in shown for face in result.faces} == {1}
@@ -513,7 +514,7 @@ def test_analyze_video_rows_ids_and_annotated_clip(tmp_path, astronaut_face, tin
     )
     assert analysis.frames == 10 and analysis.faces == 1 and analysis.fps > 0
     assert seen[-1] == (10, 10)
-    assert [record.frame for record in analysis.records] == list(range(1, 10))  # confirmed from frame 1
+    assert [record.frame for record in analysis.records] == list(range(10))  # frame 0's row kept until confirmed
     assert {record.face_id for record in analysis.records} == {1}
     assert len(list(read_video_frames(tmp_path / "out.mp4"))) == 10
     import io
@@ -521,8 +522,8 @@ def test_analyze_video_rows_ids_and_annotated_clip(tmp_path, astronaut_face, tin
     buffer = io.StringIO()
     write_records_csv(analysis.records, buffer)
     lines = buffer.getvalue().splitlines()
-    assert lines[0] == ",".join(CSV_COLUMNS) and len(lines) == 10
-    assert lines[1].startswith("1,0.1,1,")
+    assert lines[0] == ",".join(CSV_COLUMNS) and len(lines) == 11
+    assert lines[1].startswith("0,0.0,1,") and lines[2].startswith("1,0.1,1,")
 
 
 def test_mtcnn_detector_finds_the_astronaut(astronaut_face):
@@ -550,3 +551,38 @@ def test_webrtc_loads_after_tensorflow_without_crashing():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "loaded", result.stderr[-2000:]
+
+
+class ScriptedDetector:
+    """Returns the boxes listed for each call in turn (the frames it is called on), then none."""
+
+    def __init__(self, per_call: list[list[FaceBox]]) -> None:
+        self.per_call = list(per_call)
+        self.calls = 0
+
+    def __call__(self, image):
+        self.calls += 1
+        return self.per_call.pop(0) if self.per_call else []
+
+
+def test_a_face_seen_too_briefly_to_be_confirmed_never_gets_a_row(tmp_path, astronaut_face, tiny_classifier):
+    frames = [astronaut_frame(astronaut_face, 0) for _ in range(8)]
+    clip = write_y4m(tmp_path / "clip.y4m", frames, fps=10)
+    person, glitch = FaceBox(200, 100, 120, 120), FaceBox(10, 10, 60, 60)
+    detector = ScriptedDetector([[person, glitch], [person, glitch], [person], [person], [person], [person]])
+    settings = LiveSettings(adaptive=False, detection_interval=1, min_hits=3, detection_max_side=640)
+    analysis = analyze_video(clip, LiveAnalyzer(detector, tiny_classifier, settings))
+    assert analysis.face_ids == [1]  # the glitch (id 2) was seen twice, never confirmed, and left no row
+    assert [record.frame for record in analysis.records] == list(range(8))  # followed after the last detection
+
+
+def test_a_truncated_clip_keeps_the_frames_it_read_and_says_where_it_stopped(tmp_path, astronaut_face, tiny_classifier):
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, 10, 640, 480) as writer:
+        for shift in range(0, 60, 2):
+            writer.write(astronaut_frame(astronaut_face, shift))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[:-3000])  # the last few frames (the first, a key frame, is most of the file)
+    analysis = analyze_video(cut, LiveAnalyzer(webcam_haar(), tiny_classifier, LiveSettings(adaptive=False)))
+    assert 0 < analysis.frames < 30 and analysis.stopped_early is not None
+    assert analysis.stopped_early.startswith(f"the video ended after frame {analysis.frames} of the 30")
