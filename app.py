@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from pages.components.common import internal_errors
+
 st.set_page_config(page_title="FER Studio", page_icon="🎭", layout="wide", initial_sidebar_state="expanded")
 
 PAGES = [
@@ -13,11 +15,12 @@ PAGES = [
     st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
 ]
 
-# Pages opened by URL before app.py ever ran are run by Streamlit's legacy pages/ mode; they come back
-# through here (pages.common.require_app) so they get this navigation and page config.
+# A page opened by URL before app.py ever ran comes back through here (require_app) for this navigation and config.
 st.session_state["fer_studio_app"] = True
 navigation = st.navigation(PAGES)
 requested_page = st.session_state.pop("fer_studio_requested_page", None)
 if requested_page:
     st.switch_page(requested_page)
-navigation.run()
+# A bug (anything but a FerError, which pages explain) shows a short error box; its traceback goes to the server log.
+with internal_errors(f"the {navigation.title} page"):
+    navigation.run()

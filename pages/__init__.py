@@ -1,1 +1,1 @@
-"""Streamlit pages of FER Studio; `common` holds their shared, cached helpers."""
+"""Streamlit pages of FER Studio; `components` holds the UI they share."""

@@ -1,9 +1,5 @@
-"""Training: configure a run, start it in its own process, watch it live, stop or resume it, manage past runs.
-
-The page never trains inside the Streamlit script: it writes a run folder and starts `python -m ferlib train`
-detached (`ferlib.jobs.runs.start_run`), then only reads the folder. A run therefore survives reloads and closed tabs,
-and opening the page later finds it again. One run trains at a time (ferlib refuses a second one).
-"""
+"""Training: configure a run, start it in its own process, watch it, stop or resume it, carry it to another machine
+as a snapshot, and manage past runs. ferlib trains detached; the page only reads run folders."""
 
 from __future__ import annotations
 
@@ -13,723 +9,273 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from ferlib.data.augment import AugmentationConfig
+from ferlib.data.sources import data_directories, dataset_sources
 from ferlib.errors import FerError
-from ferlib.jobs import folder, progress, runs, searches
+from ferlib.evaluation import catalog
+from ferlib.jobs import folder, progress, runs
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
-from ferlib.nets.modelio import default_model_path, read_metadata
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
-from pages.common import (
-    data_directories,
-    dataset_sources,
-    flash,
-    format_duration,
-    require_app,
-    show_error,
-    show_flash,
-    show_monitor_message,
-    show_no_dataset_hint,
-    stop_resume_buttons,
-)
+from ferlib.tuning import search_space
+from pages.components import charts, common, jobs
+from pages.components.common import attempt, dataset_label, flash, percent, require_app
 
 require_app("pages/training.py")
 
-REFRESH_SECONDS = 2.0
-LOG_LINES = 40
 DEFAULTS = TrainConfig()
-STATE_BADGES = {
-    "created": ("starting", "blue", ":material/hourglass_top:"),
-    "running": ("running", "blue", ":material/play_circle:"),
-    "finished": ("finished", "green", ":material/check_circle:"),
-    "failed": ("failed", "red", ":material/error:"),
-    "stopped": ("stopped", "orange", ":material/stop_circle:"),
-    "interrupted": ("interrupted", "orange", ":material/warning:"),
-}
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "selu")
-HYPERPARAMETER_HELP = {
+RUN = jobs.JobKind(
+    scope="training",
+    noun="run",
+    plural="runs",
+    is_job=lambda path: (path / folder.CONFIG_FILE).exists(),
+    resume=runs.resume_run,
+    stop_help="Stop after the current batch; a checkpoint is saved first, so the run can be resumed later.",
+    resume_help="Continue from the last saved epoch (last.keras) in a new training process.",
+)
+HELP = {name: spec.help for name, spec in search_space.SPECS.items()} | {  # by TrainConfig field or setting
+    "architecture": "compact_cnn: three conv blocks, fast. vgg_fer: four VGG-style blocks and a dense head, stronger.",
+    "data": "FER-2013 as Kaggle's zip or folder, or fer2013.csv, from {}. Validation is its PublicTest split.",
+    "train_fraction": "Train on a stratified share of the training split: smaller runs for quick experiments.",
+    "seed": "Seeds the weights, shuffling, augmentation and training fraction, so a run can be repeated.",
+    "initial_model": "A saved model of the same architecture and sizes whose weights start this run (a warm restart).",
+    "epochs": "Passes over the training images. VGG-style models on FER-2013 usually peak after 30–60.",
+    "batch_size": "Images per step. Larger batches are faster per image on CPU but may need a larger learning rate.",
+    "schedule": "cosine: decay to 1% by the last epoch; plateau: halve when validation stalls 3 epochs; constant.",
+    "warmup_epochs": "Epochs over which the learning rate ramps up linearly before the schedule starts.",
+    "early_stopping_patience": "Stop when validation accuracy has not improved for this many epochs (0: never).",
+    "label_smoothing": "Moves this much of each target onto the other classes: against FER-2013's noisy labels.",
+    "weight_decay": "Shrinks the weights a little every step (sgd, adamw; adamw uses 0.004 when 0). 0: off.",
+    "keep_epoch_checkpoints": "Saves each epoch's weights, so `python -m ferlib average` can average them (SWA).",
     "filters": "Channels of each convolution block, comma-separated: one block per number, each halving the image.",
-    "convs_per_block": "3×3 convolutions (each with batch norm) stacked in every block before its pooling.",
-    "kernel_size": "Side of the convolution kernels in pixels.",
-    "activation": "The non-linearity after every convolution and the dense layer.",
-    "block_dropout": "Fraction of activations dropped after each block while training (0 switches it off).",
-    "dense_units": "Width of the dense layer before the classifier (0 goes straight from the features to the output).",
+    "dense_units": "Width of the dense layer before the classifier (0: straight from the features to the output).",
     "dense_dropout": "Fraction of the dense layer's activations dropped while training.",
+    "input_crop": "Look at the central square of this side only (training shifts the face under it); 0: all of it.",
+}
+FIELDS = [  # TrainConfig field, label, then a menu's options or a number's minimum, maximum and step
+    ("train_fraction", "Training fraction", 0.05, 1.0, 0.05),
+    ("seed", "Seed", 0, 2**31 - 1, 1),
+    ("epochs", "Epochs", 1, 500, 1),
+    ("batch_size", "Batch size", 1, 4096, 1),
+    ("optimizer", "Optimizer", OPTIMIZERS),
+    ("learning_rate", "Learning rate", 0.00001, 10.0, 0.001),
+    ("schedule", "Schedule", SCHEDULES),
+    ("warmup_epochs", "Warm-up epochs", 0, 50, 1),
+    ("early_stopping_patience", "Early stopping patience", 0, 100, 1),
+    ("label_smoothing", "Label smoothing", 0.0, 0.5, 0.05),
+    ("weight_decay", "Weight decay", 0.0, 0.1, 0.0001),
+    ("keep_epoch_checkpoints", "Keep every epoch's checkpoint"),
+]
+AUGMENTATIONS = {  # AugmentationConfig field: label, maximum and step of its amount (none: a switch), help
+    "horizontal_flip": ("Flip", None, None, "Mirror faces left-right at random: expressions are symmetric enough."),
+    "translate": ("Translate", 0.45, 0.05, "Shift faces up to this fraction of the image in each direction."),
+    "rotate_degrees": ("Rotate", 90.0, 5.0, "Rotate faces by up to this many degrees either way."),
+    "zoom": ("Zoom", 0.45, 0.05, "Zoom in or out by up to this fraction."),
+    "contrast": ("Contrast", 0.9, 0.05, "Change contrast by up to this factor: FER-2013 mixes lighting."),
+    "erasing": ("Erasing", 1.0, 0.05, "Probability of blanking a random rectangle: use the whole face."),
 }
 
 
-# --- small formatting helpers -------------------------------------------------------------------------------
-
-
-def state_badge(state: str) -> None:
-    label, color, icon = STATE_BADGES.get(state, (state, "gray", None))
-    st.badge(label, color=color, icon=icon)
-
-
-def state_label(state: str) -> str:
-    return STATE_BADGES.get(state, (state,))[0]
-
-
-def parse_widths(text: str) -> tuple[int, ...]:
-    """'32, 64, 128' → (32, 64, 128); anything else raises ValueError in ferlib's wording."""
-    try:
-        widths = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
-    except FerError:
-        raise FerError(f"Expected comma-separated whole numbers such as 32, 64, 128; received {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise FerError(f"Expected at least one positive channel count; received {text!r}")
-    return widths
-
-
-def choose_watched_run(all_runs: list[runs.RunSummary], active: list[runs.RunSummary]) -> str:
-    """The run shown in the monitor: the one just started, else the user's choice, else the active or newest."""
-    run_ids = [run.run_id for run in all_runs]
-    states = {run.run_id: run.state for run in all_runs}
-    if "training_watch_next" in st.session_state:
-        st.session_state["training_watched_run"] = st.session_state.pop("training_watch_next")
-    if st.session_state.get("training_watched_run") not in run_ids:
-        st.session_state["training_watched_run"] = (active or all_runs)[0].run_id
-    return st.selectbox(
-        "Run",
-        run_ids,
-        key="training_watched_run",
-        format_func=lambda run_id: f"{run_id} · {state_label(states[run_id])}",
-        help="Runs are read from their folders, so a run started earlier (even from another tab or the "
-        "command line) is found here. The newest is listed first.",
-    )
-
-
-def monitor_section(runs_dir: Path, all_runs: list[runs.RunSummary], active: list[runs.RunSummary]) -> None:
-    st.subheader("Watch a run")
-    if not all_runs:
-        st.info(
-            "No runs yet. Choose the settings under **New run** below and press **Start training**: the run "
-            "trains in its own process, so you can close this tab and come back to watch it.",
-            icon=":material/model_training:",
-        )
-        return
-    run_id = choose_watched_run(all_runs, active)
-    live = any(run.run_id == run_id for run in active)
-    monitor = st.fragment(run_every=REFRESH_SECONDS if live else None)(render_monitor)
-    monitor(runs_dir / run_id, live)
-
-
-def render_monitor(run_dir: Path, was_live: bool) -> None:
-    """Status, progress, curves, log and actions of one run; re-run every few seconds while it trains."""
-    if not (run_dir / folder.CONFIG_FILE).exists():
-        if was_live:
-            st.rerun()  # stop polling: the whole page redraws without the vanished run
-        st.info("This run's folder is gone (it was deleted). Pick another run above.", icon=":material/info:")
-        return
-    status = folder.read_status(run_dir)
-    state = str(status.get("state"))
-    if (state in folder.ACTIVE_STATES) != was_live:
-        st.rerun()  # the run started or ended: refresh the whole page (runs table, Start button, refresh timer)
-    show_monitor_message("training")
+def run_details(run_dir: Path, status: dict[str, Any]) -> None:
+    """Status, progress, curves and actions of one run, redrawn every few seconds while it trains."""
+    state, summary = str(status.get("state")), runs.summarize_run(run_dir)
+    saved, settings = summary.epochs_completed, config_description(run_dir)
+    then = f"Once the cause is fixed, **Resume** continues from the last saved epoch ({saved})."
+    then = then if runs.may_resume(run_dir, state) else "Start a new run once the cause is fixed."
+    result = f" with validation accuracy {percent(status['accuracy'])}" if "accuracy" in status else ""
+    lost = "The training process ended without finishing (it was killed or the machine restarted). **Resume** "
+    notes = {
+        "created": "Starting: the training process is loading its libraries, then the data.",
+        "stopped": f"Stopped after epoch {saved}. **Resume** continues from that checkpoint.",
+        "interrupted": f"{lost}continues from the last saved epoch ({saved}).",
+        "failed": f"The run failed: {status.get('error', 'no reason was recorded')}. The log has the details. {then}",
+        "finished": f"Finished{result}. The best checkpoint is `{run_dir / runs.BEST_MODEL}`.",
+    }
+    jobs.header(run_dir, state, f"{summary.architecture} · {settings}", notes)
     records = folder.read_progress(run_dir)
-    summary = runs.summarize_run(run_dir)
-    render_status(run_dir, status, summary)
-    render_progress(records, state, summary)
-    render_curves(run_dir.name, records)
-    stop_resume_buttons(
-        run_dir,
-        state,
-        scope="training",
-        noun="run",
-        resume=runs.resume_run,
-        stop_help="Ask the training process to stop after its current batch; it saves a checkpoint first, "
-        "so the run can be resumed later.",
-        resume_help="Continue from the last completed epoch (last.keras) in a new training process. "
-        "Refused while another run is training.",
-    )
-    render_log(run_dir)
-
-
-def render_status(run_dir: Path, status: dict[str, Any], summary: runs.RunSummary) -> None:
-    state = str(status.get("state"))
-    title, badge = st.columns([5, 1], vertical_alignment="center")
-    try:
-        description = f"{summary.architecture} · {describe_config(runs.load_config(run_dir))}"
-    except FerError:
-        description = f"{summary.architecture} · config.json could not be read"
-    title.markdown(f"**{run_dir.name}**  \n{description}")
-    with badge:
-        state_badge(state)
-    explanations = {
-        "created": "Starting: the training process is starting up (loading its libraries, then the data).",
-        "stopped": f"Stopped after epoch {summary.epochs_completed}. **Resume** continues from that checkpoint.",
-        "interrupted": "The training process ended without finishing (it was killed or the machine restarted). "
-        f"**Resume** continues from the last saved epoch ({summary.epochs_completed}).",
-    }
-    if state == "failed":
-        if runs.may_resume(run_dir, state):
-            saved = summary.epochs_completed
-            then = f"Once the cause is fixed, **Resume** continues from the last saved epoch ({saved})."
-        else:
-            then = "Start a new run once the cause is fixed."
-        st.error(
-            f"The run failed: {status.get('error', 'no reason was recorded')}. The log below has the details. {then}",
-            icon=":material/error:",
+    waiting = "Waiting for the first batch (loading the data can take a few seconds)…"
+    if now := jobs.progress_bar(records, state, waiting=waiting):
+        rate = f"{now.learning_rate:.2e}" if now.learning_rate is not None else "–"
+        speed = f"{now.images_per_second:,.0f} img/s" if now.images_per_second else "–"
+        common.metric_row(
+            [
+                ("Epochs done", f"{saved} / {summary.epochs}", "Completed, saved epochs."),
+                ("Learning rate", rate, "The current rate, after warm-up, schedule and plateau reductions."),
+                ("Best validation accuracy", percent(summary.best_val_accuracy), "Its weights are in best.keras."),
+                ("Speed", speed, "Training images per second in the current epoch (including augmentation)."),
+            ]
         )
-    elif state == "finished":
-        accuracy = status.get("accuracy")
-        result = f" with validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
-        st.success(
-            f"Finished{result}. The best checkpoint is `{run_dir / runs.BEST_MODEL}`.", icon=":material/check_circle:"
-        )
-    elif state in explanations:
-        st.info(explanations[state], icon=":material/info:")
-
-
-def render_progress(records: list[dict[str, Any]], state: str, summary: runs.RunSummary) -> None:
-    snapshot = progress.progress_snapshot(records)
-    live = state in folder.ACTIVE_STATES
-    if snapshot is None:
-        if live:
-            st.progress(0.0, text="Waiting for the first batch (loading the data can take a few seconds)…")
-        else:
-            st.caption("This run recorded no progress.")
-        return
-    eta = snapshot.eta_at(time.time()) if state == "running" else None
-    text = f"Epoch {snapshot.epoch}/{snapshot.epochs}"
-    if snapshot.batch is not None and snapshot.steps:
-        text += f" · batch {snapshot.batch}/{snapshot.steps}"
-    if eta is not None:
-        text += f" · about {format_duration(eta)} left"
-    st.progress(snapshot.fraction, text=text)
-    epochs, rate, best, speed = st.columns(4)
-    epochs.metric("Epochs done", f"{summary.epochs_completed} / {summary.epochs}", help="Completed, saved epochs.")
-    rate.metric(
-        "Learning rate",
-        f"{snapshot.learning_rate:.2e}" if snapshot.learning_rate is not None else "–",
-        help="The optimizer's current learning rate (after warm-up, schedule and plateau reductions).",
-    )
-    best.metric(
-        "Best validation accuracy",
-        f"{summary.best_val_accuracy:.1%}" if summary.best_val_accuracy is not None else "–",
-        help="The best epoch so far on the validation split; its weights are kept in best.keras.",
-    )
-    speed.metric(
-        "Speed",
-        f"{snapshot.images_per_second:,.0f} img/s" if snapshot.images_per_second else "–",
-        help="Training images per second in the current epoch (including augmentation).",
-    )
-
-
-def curve_figure(title: str, series: list[tuple[str, list[float], list[float | None], str]], percent: bool):
-    """A small line chart with one trace per (name, x, y, dash) series."""
-    figure = go.Figure()
-    for name, x_values, y_values, dash in series:
-        figure.add_trace(go.Scatter(x=x_values, y=y_values, name=name, mode="lines+markers", line=dict(dash=dash)))
-    figure.update_layout(
-        title=dict(text=title, font=dict(size=14)),
-        height=260,
-        margin=dict(l=0, r=10, t=35, b=0),
-        legend=dict(orientation="h", y=-0.25),
-        xaxis=dict(title="epoch"),
-        yaxis=dict(tickformat=".0%" if percent else None),
-    )
-    return figure
-
-
-def render_curves(run_id: str, records: list[dict[str, Any]]) -> None:
-    """Loss, accuracy and learning rate per epoch, with the epoch in progress as a dotted running line."""
-    epochs = progress.epoch_records(records)
-    batches = progress.current_epoch_batches(records)
-    if not epochs and not batches:
+    elif state not in folder.ACTIVE_STATES:
+        st.caption("This run recorded no progress.")
+    epochs, batches = progress.epoch_records(records), progress.current_epoch_batches(records)
+    if epochs or batches:
+        charts.training_curves(epochs, f"training-{run_dir.name}", batches=batches)
+    else:
         st.caption("Loss and accuracy curves appear here as soon as the first batches are done.")
-        return
-    x_epochs = [record["epoch"] for record in epochs]
-    x_batches = [record["epoch"] - 1 + record["batch"] / max(1, record["steps"]) for record in batches]
-
-    def column(records_: list[dict[str, Any]], key: str) -> list[float | None]:
-        return [record.get(key) for record in records_]
-
-    loss_column, accuracy_column, rate_column = st.columns(3)
-    charts = {
-        loss_column: ("Loss", "loss", False),
-        accuracy_column: ("Accuracy", "accuracy", True),
-    }
-    for container, (title, key, percent) in charts.items():
-        series = [
-            ("train", x_epochs, column(epochs, key), "solid"),
-            ("validation", x_epochs, column(epochs, f"val_{key}"), "solid"),
-            ("train, this epoch", x_batches, column(batches, key), "dot"),
-        ]
-        container.plotly_chart(curve_figure(title, series, percent), key=f"curve-{key}-{run_id}", width="stretch")
-    rates = [("learning rate", x_epochs, column(epochs, "learning_rate"), "solid")]
-    rate_column.plotly_chart(curve_figure("Learning rate", rates, False), key=f"curve-lr-{run_id}", width="stretch")
+    jobs.stop_resume_buttons(RUN, run_dir, state)
+    jobs.snapshot_download(run_dir, state)
 
 
-def render_log(run_dir: Path) -> None:
-    tail = folder.read_log_tail(run_dir, max_lines=LOG_LINES)
-    st.caption(f"Last {LOG_LINES} lines of `{run_dir / folder.LOG_FILE}`")
-    st.code(tail or "(the log is empty so far)", language="text", height=260)
-
-
-# --- starting a run -----------------------------------------------------------------------------------------
-
-
-def dataset_label(path: Path) -> str:
-    return f"{path.name}  ({path.parent})"
-
-
-def hyperparameter_widget(architecture: str, name: str, default: Any) -> Any:
-    """One architecture setting, with a widget chosen by its default's type."""
-    key = f"training_hp_{architecture}_{name}"
-    help_text = HYPERPARAMETER_HELP.get(name, f"The architecture's {name!r} setting.") + f" Default: {default}."
-    label = name.replace("_", " ").capitalize()
-    if isinstance(default, (tuple, list)):
-        return st.text_input(label, ", ".join(str(value) for value in default), key=key, help=help_text)
-    if isinstance(default, str):
-        options = list(ACTIVATIONS) if default in ACTIVATIONS else [default, *ACTIVATIONS]
-        return st.selectbox(label, options, index=options.index(default), key=key, help=help_text)
-    if isinstance(default, int):
-        minimum = 0 if name == "dense_units" else 1
-        return st.number_input(label, min_value=minimum, max_value=4096, value=default, step=1, key=key, help=help_text)
-    return st.slider(label, 0.0, 0.9, float(default), 0.05, key=key, help=help_text)
-
-
-def hyperparameter_controls(architecture: str) -> dict[str, Any]:
-    """Widgets for every setting of the chosen architecture, returning the values as entered."""
-    defaults = ARCHITECTURE_DEFAULTS[architecture]
-    values: dict[str, Any] = {}
-    with st.expander(f"Architecture settings ({architecture})"):
-        columns = st.columns(2)
-        for index, (name, default) in enumerate(defaults.items()):
-            with columns[index % 2]:
-                values[name] = hyperparameter_widget(architecture, name, default)
-    return values
-
-
-def parse_hyperparameters(architecture: str, entered: dict[str, Any]) -> dict[str, Any]:
-    """Entered values in the types the architecture expects (channel lists from text)."""
-    defaults = ARCHITECTURE_DEFAULTS[architecture]
-    return {
-        name: parse_widths(value) if isinstance(defaults[name], (tuple, list)) else value
-        for name, value in entered.items()
-    }
-
-
-def optimisation_controls() -> dict[str, Any]:
-    first, second, third, fourth = st.columns(4)
-    epochs = first.number_input(
-        "Epochs",
-        1,
-        500,
-        DEFAULTS.epochs,
-        key="training_epochs",
-        help="Passes over the training images. VGG-style models on FER-2013 usually peak after 30–60.",
-    )
-    batch_size = second.number_input(
-        "Batch size",
-        1,
-        4096,
-        DEFAULTS.batch_size,
-        key="training_batch_size",
-        help="Images per optimisation step. Larger batches are faster per image on CPU but may need a larger "
-        "learning rate.",
-    )
-    optimizer = third.selectbox(
-        "Optimizer",
-        OPTIMIZERS,
-        index=OPTIMIZERS.index(DEFAULTS.optimizer),
-        key="training_optimizer",
-        help="sgd: SGD with Nesterov momentum 0.9 (the classic FER-2013 recipe); adam; adamw: Adam with "
-        "decoupled weight decay.",
-    )
-    learning_rate = fourth.number_input(
-        "Learning rate",
-        0.00001,
-        10.0,
-        DEFAULTS.learning_rate,
-        step=0.001,
-        format="%.5f",
-        key="training_learning_rate",
-        help="The peak step size. Typical: 0.01 for SGD, 0.001 for Adam/AdamW.",
-    )
-    first, second, third, fourth = st.columns(4)
-    schedule = first.selectbox(
-        "Schedule",
-        SCHEDULES,
-        index=SCHEDULES.index(DEFAULTS.schedule),
-        key="training_schedule",
-        help="cosine: decay to 1% of the rate by the last epoch; plateau: halve it when validation accuracy "
-        "stalls for 3 epochs; constant: keep it.",
-    )
-    warmup_epochs = second.number_input(
-        "Warm-up epochs",
-        0,
-        50,
-        DEFAULTS.warmup_epochs,
-        key="training_warmup",
-        help="Epochs over which the learning rate ramps up linearly before the schedule starts; steadies the first "
-        "steps.",
-    )
-    patience = third.number_input(
-        "Early stopping patience",
-        0,
-        100,
-        DEFAULTS.early_stopping_patience,
-        key="training_patience",
-        help="Stop when validation accuracy has not improved for this many epochs. 0 switches early stopping off.",
-    )
-    label_smoothing = fourth.slider(
-        "Label smoothing",
-        0.0,
-        0.5,
-        DEFAULTS.label_smoothing,
-        0.05,
-        key="training_label_smoothing",
-        help="Moves this much of each target's probability onto the other classes: guards against over-confident "
-        "predictions on FER-2013's noisy labels.",
-    )
-    weight_decay = st.number_input(
-        "Weight decay",
-        0.0,
-        0.1,
-        DEFAULTS.weight_decay,
-        step=0.0001,
-        format="%.5f",
-        key="training_weight_decay",
-        help="Shrinks the weights a little every step (L2-style regularisation). 0 switches it off. Used by sgd and "
-        "adamw (which falls back to 0.004 when it is 0); adam has none.",
-    )
-    keep_epochs = st.toggle(
-        "Keep every epoch's checkpoint",
-        DEFAULTS.keep_epoch_checkpoints,
-        key="training_keep_epochs",
-        help="Saves each epoch's weights in the run's epochs/ folder (the model's size each), so "
-        "`python -m ferlib average` can average them (stochastic weight averaging): usually a little more accurate "
-        "than any one epoch when the schedule is constant for those epochs.",
-    )
-    return {
-        "epochs": int(epochs),
-        "batch_size": int(batch_size),
-        "optimizer": optimizer,
-        "learning_rate": float(learning_rate),
-        "schedule": schedule,
-        "warmup_epochs": int(warmup_epochs),
-        "early_stopping_patience": int(patience),
-        "label_smoothing": float(label_smoothing),
-        "weight_decay": float(weight_decay),
-        "keep_epoch_checkpoints": bool(keep_epochs),
-    }
-
-
-def switched_amount(column, name: str, label: str, default: float, maximum: float, step: float, help_text: str):
-    """A toggle with its strength slider: the amount when switched on, 0 when off."""
-    on = column.toggle(label, value=default > 0, key=f"training_aug_{name}_on", help=help_text)
-    amount = column.slider(
-        f"{label} amount",
-        0.0,
-        maximum,
-        float(default) if default > 0 else step * 2,
-        step,
-        key=f"training_aug_{name}",
-        help=help_text,
-        label_visibility="collapsed",
-    )
-    return float(amount) if on else 0.0
-
-
-def augmentation_controls() -> AugmentationConfig:
-    defaults = AugmentationConfig()
-    st.markdown("**Augmentation** (applied to training batches only)")
-    columns = st.columns(6)
-    flip = columns[0].toggle(
-        "Flip",
-        value=defaults.horizontal_flip,
-        key="training_aug_flip",
-        help="Mirror faces left-right at random: expressions are symmetric enough that this doubles the data.",
-    )
-    return AugmentationConfig(
-        horizontal_flip=flip,
-        translate=switched_amount(
-            columns[1],
-            "translate",
-            "Translate",
-            defaults.translate,
-            0.45,
-            0.05,
-            "Shift faces up to this fraction of the image in each direction.",
-        ),
-        rotate_degrees=switched_amount(
-            columns[2],
-            "rotate",
-            "Rotate",
-            defaults.rotate_degrees,
-            90.0,
-            5.0,
-            "Rotate faces by up to this many degrees either way.",
-        ),
-        zoom=switched_amount(
-            columns[3],
-            "zoom",
-            "Zoom",
-            defaults.zoom,
-            0.45,
-            0.05,
-            "Zoom in or out by up to this fraction.",
-        ),
-        contrast=switched_amount(
-            columns[4],
-            "contrast",
-            "Contrast",
-            defaults.contrast,
-            0.9,
-            0.05,
-            "Change contrast by up to this factor: helps with FER-2013's mix of lighting.",
-        ),
-        erasing=switched_amount(
-            columns[5],
-            "erasing",
-            "Erasing",
-            defaults.erasing,
-            1.0,
-            0.05,
-            "Probability of blanking a random rectangle (random erasing): teaches the model to use the whole face.",
-        ),
-    )
-
-
-def data_controls(sources: list[Path]) -> dict[str, Any]:
-    first, second, third = st.columns([3, 2, 1])
-    dataset = first.selectbox(
-        "Dataset",
-        sources,
-        format_func=dataset_label,
-        key="training_dataset",
-        help="FER-2013 as Kaggle's zip or folder, or fer2013.csv, found in "
-        + ", ".join(f"`{directory}`" for directory in data_directories())
-        + ". Validation is FER-2013's PublicTest split (or a seeded 10% of train).",
-    )
-    train_fraction = second.slider(
-        "Training fraction",
-        0.05,
-        1.0,
-        DEFAULTS.train_fraction,
-        0.05,
-        key="training_fraction",
-        help="Train on a stratified share of the training split: smaller runs for quick experiments.",
-    )
-    seed = third.number_input(
-        "Seed",
-        0,
-        2**31 - 1,
-        DEFAULTS.seed,
-        key="training_seed",
-        help="Seeds the weights, shuffling, augmentation and training fraction, so a run can be repeated.",
-    )
-    return {
-        "data": str(Path(dataset).expanduser().resolve()) if dataset is not None else "",
-        "train_fraction": float(train_fraction),
-        "seed": int(seed),
-    }
-
-
-def warm_start_choices(runs_dir: Path, architecture: str) -> dict[str, str]:
-    """Saved models of `architecture` a run can start from: label by path, the shipped model first."""
-    choices = {"": "Random initialisation"}
-    shipped = default_model_path().expanduser().resolve()
+def config_description(run_dir: Path) -> str:
     try:
-        shipped_config = read_metadata(shipped).get("config") if shipped.exists() else None
-    except FerError:  # a damaged card: the shipped model is not offered (the Home page says why)
-        shipped_config = None
-    if isinstance(shipped_config, dict) and shipped_config.get("architecture") == architecture:
-        choices[str(shipped)] = f"Shipped model ({shipped.name})"  # labels stay stable, so a choice survives reruns
-    for run in runs.list_runs(runs_dir):
-        best = (run.path / runs.BEST_MODEL).resolve()
-        if run.architecture == architecture and run.state in ("finished", "stopped") and best.exists():
-            choices[str(best)] = f"Run {run.run_id} (best checkpoint)"
-    return choices
-
-
-def warm_start_control(runs_dir: Path, architecture: str) -> str:
-    choices = warm_start_choices(runs_dir, architecture)
-    return st.selectbox(
-        "Start from",
-        list(choices),
-        format_func=choices.get,
-        key=f"training_initial_model_{architecture}",
-        help="Random initialisation trains from scratch. A saved model of the same architecture and layer sizes "
-        "continues from its weights with this run's own schedule and settings (a warm restart): how a longer "
-        "training continues in a new run.",
-    )
-
-
-def start_training(runs_dir: Path, architecture: str, settings: dict[str, Any], entered: dict[str, Any]) -> None:
-    """Validate the settings, start the run in its own process and switch the monitor to it."""
-    try:
-        config = TrainConfig(
-            architecture=architecture, hyperparameters=parse_hyperparameters(architecture, entered), **settings
-        )
-    except FerError as error:
-        show_error("These settings cannot be used.", error)
-        return
-    try:
-        run_dir = runs.start_run(config, runs_dir)
-    except (ValueError, OSError) as error:  # OSError: a read-only or vanished folder
-        show_error("The run could not be started.", error)
-        return
-    st.session_state["training_watch_next"] = run_dir.name
-    flash(
-        "training",
-        f"Started {run_dir.name}. It trains in its own process; you can close this tab.",
-        ":material/rocket_launch:",
-    )
-    st.rerun()
-
-
-def new_run_section(runs_dir: Path, active: list[runs.RunSummary]) -> None:
-    st.subheader("New run")
-    sources = dataset_sources()
-    if active:
-        st.warning(
-            f"**{active[0].run_id}** is {state_label(active[0].state)}. This machine trains one run at a time: "
-            "stop it under **Watch a run** (it can be resumed later) or wait for it to finish, then start another.",
-            icon=":material/block:",
-        )
-    searching = searches.active_searches()
-    if searching and not active:
-        st.warning(
-            f"The hyperparameter search **{searching[0].search_id}** is {state_label(searching[0].state)}. One job "
-            "runs at a time: stop it on the **Tune** page (it can be resumed later), then start a run.",
-            icon=":material/block:",
-        )
-    if not sources:
-        show_no_dataset_hint()
-    names = architecture_names()
-    architecture = st.selectbox(
-        "Architecture",
-        names,
-        index=names.index(DEFAULTS.architecture),
-        key="training_architecture",
-        help="compact_cnn: three conv blocks and global pooling, fast, for quick tries. vgg_fer: four VGG-style "
-        "blocks of two 3×3 convolutions with batch norm and a dense head, the stronger and slower model.",
-    )
-    with st.form("training_new_run", border=True):
-        settings = data_controls(sources)
-        settings["initial_model"] = warm_start_control(runs_dir, architecture)
-        settings.update(optimisation_controls())
-        settings["augmentation"] = augmentation_controls()
-        entered = hyperparameter_controls(architecture)
-        submitted = st.form_submit_button(
-            "Start training",
-            type="primary",
-            icon=":material/rocket_launch:",
-            disabled=bool(active) or bool(searching) or not sources,
-            help="Creates a run folder and trains in a separate process that keeps going if you close the tab.",
-        )
-    if submitted:
-        start_training(runs_dir, architecture, settings, entered)
-
-
-# --- the runs table -----------------------------------------------------------------------------------------
-
-
-def config_description(run: runs.RunSummary) -> str:
-    try:
-        return describe_config(runs.load_config(run.path))
+        return describe_config(runs.load_config(run_dir))
     except FerError:
         return "config.json could not be read"
 
 
-def runs_frame(all_runs: list[runs.RunSummary]) -> pd.DataFrame:
-    now = time.time()
-    return pd.DataFrame(
-        {
-            "Run": [run.run_id for run in all_runs],
-            "Status": [state_label(run.state) for run in all_runs],
-            "Architecture": [run.architecture for run in all_runs],
-            "Epochs": [f"{run.epochs_completed} / {run.epochs}" for run in all_runs],
-            "Best val. accuracy": [run.best_val_accuracy for run in all_runs],
-            "Duration": [format_duration(runs.run_duration(run, now)) for run in all_runs],
-            "Started": [datetime.fromtimestamp(run.started) if run.started else None for run in all_runs],
-            "Settings": [config_description(run) for run in all_runs],
-        }
-    )
+def train_config(architecture: str, entered: dict[str, Any], settings: dict[str, Any]) -> TrainConfig:
+    """The run's config from the form: the architecture settings in their types, then TrainConfig's checks."""
+    defaults = ARCHITECTURE_DEFAULTS[architecture]
+    hyperparameters = {name: parsed(value, defaults[name]) for name, value in entered.items()}
+    return TrainConfig(architecture=architecture, hyperparameters=hyperparameters, **settings)
 
 
-def delete_controls(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
-    """Pick a run, press Delete, then confirm: two steps, because checkpoints cannot be recovered."""
+def parsed(value: Any, default: Any) -> Any:
+    """An entered architecture setting in its default's type: channel lists from text, '32, 64' → (32, 64)."""
+    if not isinstance(default, (tuple, list)):
+        return value
+    text = str(value)
+    try:
+        values = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        raise FerError(f"Expected comma-separated whole numbers such as 32, 64, 128; received {text!r}") from None
+    if not values or min(values) < 1:
+        raise FerError(f"Expected at least one positive channel count; received {text!r}")
+    return values
+
+
+def architecture_controls(architecture: str) -> dict[str, Any]:
+    """A widget per setting of the architecture, chosen by its default's type; the values as entered."""
+    entered: dict[str, Any] = {}
+    with st.expander(f"Architecture settings ({architecture})"):
+        columns = st.columns(2)
+        for index, (name, default) in enumerate(ARCHITECTURE_DEFAULTS[architecture].items()):
+            column, label = columns[index % 2], name.replace("_", " ").capitalize()
+            options = dict(key=f"training_hp_{architecture}_{name}", help=f"{HELP.get(name, '')} Default: {default}.")
+            if isinstance(default, (tuple, list)):
+                entered[name] = column.text_input(label, ", ".join(map(str, default)), **options)
+            elif isinstance(default, str):
+                entered[name] = column.selectbox(label, list(dict.fromkeys([default, *ACTIVATIONS])), **options)
+            elif isinstance(default, int):
+                low = 0 if name in ("dense_units", "input_crop") else 1  # 0 switches these off
+                entered[name] = column.number_input(label, low, 4096, default, **options)
+            else:
+                entered[name] = column.slider(label, 0.0, 0.9, float(default), 0.05, **options)
+    return entered
+
+
+def config_control(column, field: str, label: str, *limits) -> Any:
+    """A widget for a TrainConfig field, at its default: a toggle, a menu of `limits[0]`, or a number (min, max,
+    step) in a box or, for fractions, on a slider."""
+    default, options = getattr(DEFAULTS, field), dict(key=f"training_{field}", help=HELP[field])
+    if isinstance(default, bool):
+        return column.toggle(label, default, **options)
+    if len(limits) == 1:
+        return column.selectbox(label, limits[0], limits[0].index(default), **options)
+    widget = column.slider if field in ("train_fraction", "label_smoothing") else column.number_input
+    return widget(label, *limits[:2], default, limits[2], "%.5f" if limits[2] in (0.001, 0.0001) else None, **options)
+
+
+def settings_controls(runs_dir: Path, architecture: str, sources: list[Path]) -> dict[str, Any]:
+    """The run's data, starting model, optimisation and augmentation settings, as TrainConfig fields."""
+    data_column, start_column = st.columns(2)
+    help_text = HELP["data"].format(", ".join(f"`{directory}`" for directory in data_directories()))
+    data = data_column.selectbox("Dataset", sources, format_func=dataset_label, key="training_dataset", help=help_text)
+    models = [entry for entry in catalog.available_models(runs_dir) if entry.architecture == architecture]
+    starts = {"": "Random initialisation", **{str(entry.model_path): entry.label for entry in models}}
+    options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
+    settings = {"data": str(Path(data).expanduser().resolve()) if data else ""}
+    settings["initial_model"] = start_column.selectbox("Start from", list(starts), **options)
+    for column, (field, *control) in zip(st.columns(4) * 3, FIELDS, strict=True):
+        settings[field] = config_control(column, field, *control)
+    st.markdown("**Augmentation** (applied to training batches only)")
+    augmentation, amounts = AugmentationConfig(), {}
+    for column, (field, (label, maximum, step, help_text)) in zip(st.columns(6), AUGMENTATIONS.items(), strict=True):
+        default, key = getattr(augmentation, field), f"training_aug_{field}"
+        amounts[field] = on = column.toggle(label, default > 0, f"{key}_on", help_text)
+        if maximum is not None:  # a switch with its amount beneath
+            options = dict(key=key, help=help_text, label_visibility="collapsed")
+            amount = column.slider(f"{label} amount", 0.0, maximum, float(default or step * 2), step, **options)
+            amounts[field] = float(amount) if on else 0.0
+    return {**settings, "augmentation": AugmentationConfig(**amounts)}
+
+
+def new_run_section(runs_dir: Path, busy: str | None, sources: list[Path]) -> None:
+    """The settings form; its submission starts the run in its own process and the monitor switches to it."""
+    st.subheader("New run")
+    if busy:
+        st.warning(busy, icon=":material/block:")
+    if not sources:
+        common.show_no_dataset_hint()
+    names = architecture_names()
+    options = dict(key="training_architecture", help=HELP["architecture"])
+    architecture = st.selectbox("Architecture", names, names.index(DEFAULTS.architecture), **options)
+    with st.form("training_new_run", border=True):
+        settings, entered = settings_controls(runs_dir, architecture, sources), architecture_controls(architecture)
+        options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(busy) or not sources)
+        submitted = st.form_submit_button(
+            "Start training", help="It trains in its own process, tab or no tab.", **options
+        )
+    if not submitted:
+        return
+    config = attempt("These settings cannot be used.", lambda: train_config(architecture, entered, settings))
+    if config is None:
+        return
+    if run_dir := attempt("The run could not be started.", lambda: runs.start_run(config, runs_dir), OSError):
+        jobs.started("training", run_dir, f"Started {run_dir.name}: it trains in its own process, tab or no tab.")
+
+
+def runs_table_section(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
+    """Every run with its status, result and settings; deleting one asks first (checkpoints cannot come back)."""
+    st.subheader("All runs")
+    if not all_runs:
+        st.caption(f"Runs you start appear here, with their status and best validation accuracy (`{runs_dir}`).")
+        return
+    columns = ["Run", "Status", "Architecture", "Epochs", "Best val. accuracy", "Duration", "Started", "Settings"]
+    rows = [
+        [
+            *(run.run_id, jobs.state_label(run.state), run.architecture, f"{run.epochs_completed} / {run.epochs}"),
+            *(run.best_val_accuracy, common.format_duration(runs.run_duration(run, time.time()))),
+            *(datetime.fromtimestamp(run.started) if run.started else None, config_description(run.path)),
+        ]
+        for run in all_runs
+    ]
+    formats = {"Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")}
+    formats["Best val. accuracy"] = st.column_config.NumberColumn(format="percent")
+    st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, width="stretch", column_config=formats)
+    st.caption(f"Run folders live in `{runs_dir}`; `tensorboard --logdir {runs_dir}` shows their TensorBoard logs.")
     deletable = [run.run_id for run in all_runs if run.state not in folder.ACTIVE_STATES]
     if len(deletable) < len(all_runs):
         st.caption("A run that is training cannot be deleted: stop it first.")
     if not deletable:
-        return
-    pending = st.session_state.get("training_delete_pending")
-    if pending not in deletable:
+        return None
+    if (pending := st.session_state.get("training_delete_pending")) not in deletable:
         choice_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
-        choice = choice_column.selectbox(
-            "Run to delete",
-            deletable,
-            key="training_delete_choice",
-            help="Deleting removes the run's whole folder: checkpoints, logs and TensorBoard files.",
-        )
-        if button_column.button(
-            "Delete…",
-            icon=":material/delete:",
-            key="training_delete",
-            width="stretch",
-            help="Asks for confirmation before anything is removed.",
-        ):
+        choice = choice_column.selectbox("Run to delete", deletable, key="training_delete_choice")
+        if button_column.button("Delete…", icon=":material/delete:", width="stretch", help="Asks to confirm first."):
             st.session_state["training_delete_pending"] = choice
             st.rerun()
-        return
+        return None
     st.warning(f"Delete **{pending}** and all its files? This cannot be undone.", icon=":material/warning:")
     confirm_column, cancel_column, _ = st.columns([1, 1, 3])
-    if confirm_column.button(
-        "Yes, delete",
-        type="primary",
-        key="training_delete_confirm",
-        width="stretch",
-        help="Remove the run folder now.",
-    ):
-        st.session_state.pop("training_delete_pending")
-        try:
-            runs.delete_run(runs_dir / pending)
-        except (ValueError, OSError) as error:  # OSError: a read-only or vanished folder
-            show_error("The run could not be deleted.", error)
-            return
-        flash("training", f"Deleted {pending}.", ":material/delete:")
-        st.rerun()
-    if cancel_column.button("Cancel", key="training_delete_cancel", width="stretch", help="Keep the run."):
-        st.session_state.pop("training_delete_pending")
+    if confirm_column.button("Yes, delete", type="primary", width="stretch", help="Remove the run folder now."):
+        del st.session_state["training_delete_pending"]
+        if attempt("The run could not be deleted.", lambda: runs.delete_run(runs_dir / pending), OSError):
+            flash("training", f"Deleted {pending}.", ":material/delete:")
+            st.rerun()
+    if cancel_column.button("Cancel", width="stretch", help="Keep the run."):
+        del st.session_state["training_delete_pending"]
         st.rerun()
 
-
-def runs_table_section(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
-    st.subheader("All runs")
-    if not all_runs:
-        st.caption(f"Runs you start appear here, with their status and best validation accuracy (folder `{runs_dir}`).")
-        return
-    st.dataframe(
-        runs_frame(all_runs),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Best val. accuracy": st.column_config.NumberColumn(format="percent"),
-            "Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        },
-    )
-    st.caption(f"Run folders live in `{runs_dir}`; `tensorboard --logdir {runs_dir}` shows their TensorBoard logs.")
-    delete_controls(runs_dir, all_runs)
-
-
-# --- the page -----------------------------------------------------------------------------------------------
 
 st.title("Training")
-st.caption(
-    "Train a model on FER-2013 in a background process, watch its loss and accuracy live, stop and resume it, "
-    "and compare runs. Runs keep going when you close the tab."
-)
-show_flash("training")
-runs_directory = folder.default_runs_dir()
-every_run = runs.list_runs(runs_directory)
-active_now = [run for run in every_run if run.state in folder.ACTIVE_STATES]
-monitor_section(runs_directory, every_run, active_now)
-new_run_section(runs_directory, active_now)
+st.caption("Train a model in a background process that outlives this tab; watch, stop, resume, snapshot, compare.")
+common.show_flash("training")
+runs_directory, dataset_paths, every_run = folder.default_runs_dir(), dataset_sources(), runs.list_runs()
+busy_with = jobs.busy_message("for it to finish, then start a run")
+jobs.monitor(RUN, runs_directory, [(run.run_id, run.state) for run in every_run], run_details)
+new_run_section(runs_directory, busy_with, dataset_paths)
+jobs.restore_from_snapshot(runs_directory, busy_with, dataset_paths)
 runs_table_section(runs_directory, every_run)

@@ -76,3 +76,65 @@ def test_home_reads_an_uploaded_photo_with_the_shipped_model_once(monkeypatch):
     assert " happy (" in face.label
     app.run()
     assert not app.exception and len(analyses) == 1 and app.image[0].captions == ["1 face(s) found"]
+
+
+def test_a_bug_shows_a_short_internal_error_and_logs_its_traceback(monkeypatch, caplog, tmp_path):
+    """Anything but a user mistake (FerError) is a bug: a short error box, its traceback in the server log."""
+    from ferlib.jobs import runs
+
+    def broken(*arguments, **keywords):
+        raise RuntimeError("a bug deep inside")
+
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(runs, "list_runs", broken)
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+    app.switch_page("pages/training.py")
+    with caplog.at_level("ERROR", logger="fer_studio"):
+        app.run()
+    assert not app.exception
+    (error,) = app.error
+    assert error.value.startswith("Internal error") and "a bug" in error.value and "server log" in error.value
+    assert "a bug deep inside" not in error.value  # the details go to the log, not the page
+    (record,) = [record for record in caplog.records if record.name == "fer_studio"]
+    assert record.exc_info and record.exc_info[0] is RuntimeError and "Training" in record.getMessage()
+
+
+def test_a_user_mistake_no_page_explained_shows_its_message(monkeypatch, tmp_path):
+    from ferlib.errors import FerError
+    from ferlib.jobs import runs
+
+    def refuse(*arguments, **keywords):
+        raise FerError("Expected a runs folder; received a file")
+
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(runs, "list_runs", refuse)
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+    app.switch_page("pages/training.py")
+    app.run()
+    assert not app.exception
+    assert "Expected a runs folder; received a file" in app.error[0].value
+
+
+@pytest.mark.parametrize("control", ["rerun", "switch_page"])
+def test_streamlit_control_flow_passes_through_the_internal_error_guard(monkeypatch, tmp_path, control):
+    """st.rerun and st.switch_page raise BaseExceptions inside navigation.run(): the guard must let them through."""
+    import streamlit as st
+
+    from ferlib.jobs import runs
+
+    calls = []
+
+    def list_runs(*arguments, **keywords):
+        calls.append(control)
+        if len(calls) == 1:
+            st.rerun() if control == "rerun" else st.switch_page("pages/home.py")
+        return []
+
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(runs, "list_runs", list_runs)
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+    app.switch_page("pages/training.py")
+    app.run()
+    assert not app.exception and not app.error
+    expected = "Training" if control == "rerun" else "🎭 FER Studio"
+    assert app.title[0].value == expected and calls[0] == control

@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
+from ferlib.errors import FerError
 from ferlib.live.video import VideoWriter
 from ferlib.live.webrtc import preload_srtp
 
@@ -25,6 +26,12 @@ def clear_streamlit_caches():
 
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_runs(monkeypatch, tmp_path):
+    """An empty runs folder: the model menu lists the shipped models, then runs' checkpoints."""
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path / "runs"))
 
 
 @pytest.fixture
@@ -49,22 +56,27 @@ def open_live_page(timeout: float = 120) -> AppTest:
 
 
 def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
-    import ferlib.nets.modelio
+    from ferlib.evaluation import catalog
 
     monkeypatch.setenv("FERLIB_MODEL", str(tmp_path / "absent.keras"))
-    monkeypatch.setattr(ferlib.nets.modelio, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
+    monkeypatch.setattr(catalog, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
     app = open_live_page()
     assert not app.exception
     assert app.title[0].value == "🎥 Live"
     assert any("No trained model is installed yet" in info.value for info in app.info)
 
 
-def test_live_page_offers_the_shipped_default_model_first_and_the_compact_one(monkeypatch):
+def test_live_page_offers_the_shipped_default_model_first_then_the_compact_one_then_runs(
+    monkeypatch, tmp_path, tiny_model_path
+):
     monkeypatch.delenv("FERLIB_MODEL", raising=False)
+    shutil.copytree(tiny_model_path.parent, tmp_path / "runs" / tiny_model_path.parent.name)
     app = open_live_page()
     assert not app.exception
     (model_box,) = [box for box in app.sidebar.selectbox if box.label == "Model"]
-    assert model_box.options == ["fer_vgg.keras", "fer_vgg_compact.keras"]  # as the page labels them
+    labels = model_box.options  # as the page labels them: the catalog's labels
+    assert labels[0].startswith("fer_vgg (default)") and labels[1].startswith("fer_vgg_compact")
+    assert labels[2].startswith(f"Run {tiny_model_path.parent.name} · compact_cnn") and len(labels) == 3
 
 
 def test_live_page_renders_its_tabs_and_controls(installed_model):
@@ -98,7 +110,7 @@ def test_a_camera_pipeline_that_cannot_start_leaves_the_other_tabs_working(insta
     from ferlib.live.session import LiveSession
 
     def refuse(*arguments, **keywords):
-        raise ValueError("Expected a detector that loads; received a broken one")
+        raise FerError("Expected a detector that loads; received a broken one")
 
     monkeypatch.setattr(LiveSession, "configure", refuse)
     app = open_live_page()
@@ -172,6 +184,7 @@ def test_video_tab_analyses_a_clip(installed_model, astronaut_bgr, tmp_path):
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Frames"] == "8" and metrics["Faces"] == "1"
     (table,) = app.dataframe
-    assert list(table.value["frame"]) == list(range(1, 8)) and set(table.value["face_id"]) == {1}
+    # Every frame has its row: a face not yet confirmed (min_hits) is kept for a file until it is.
+    assert list(table.value["frame"]) == list(range(8)) and set(table.value["face_id"]) == {1}
     labels = [button.label for button in app.get("download_button")]
     assert "Download the CSV" in labels and "Download the annotated video" in labels

@@ -26,11 +26,14 @@ CAPTION = re.compile(r"#\d+ (\w+) → (\w+) \d+%")
 @pytest.fixture
 def environment(tmp_path, monkeypatch) -> dict[str, Path]:
     """No shipped model, an empty runs folder and an empty data folder, seen by the page through the environment."""
+    from ferlib.evaluation import catalog
+
     folders = {"runs": tmp_path / "runs", "data": tmp_path / "data", "model": tmp_path / "models" / "fer_vgg.keras"}
     folders["runs"].mkdir()
     folders["data"].mkdir()
     folders["model"].parent.mkdir()
     monkeypatch.setenv("FERLIB_MODEL", str(folders["model"]))
+    monkeypatch.setattr(catalog, "MODELS_DIR", folders["model"].parent)  # the shipped models are this folder's
     monkeypatch.setenv("FERLIB_RUNS_DIR", str(folders["runs"]))
     monkeypatch.setenv("FERLIB_DATA_DIR", str(folders["data"]))
     return folders
@@ -140,7 +143,7 @@ def test_a_finished_run_shows_curves_confusion_matrices_per_class_table_and_down
     (installed / runs.METRICS_FILE).write_text(json.dumps(recorded))
     app = open_metrics_page()
     assert not app.exception
-    assert app.selectbox(key="metrics_model").value == first_run.name
+    assert app.selectbox(key="metrics_model").value == f"run:{first_run.name}"
     assert [tab.label for tab in app.tabs] == [
         "Overview",
         "Compare models",
@@ -170,11 +173,11 @@ def test_two_finished_runs_are_compared_side_by_side(environment, first_run, sec
     install_run(second_run, environment)
     app = open_metrics_page()
     assert not app.exception
-    assert app.selectbox(key="metrics_model").value == max(first_run.name, second_run.name)  # newest first
+    assert app.selectbox(key="metrics_model").value == f"run:{max(first_run.name, second_run.name)}"  # newest first
     assert "Pick two or more models" in texts(app.caption)
     charts_alone = chart_count(app)
 
-    app.multiselect(key="metrics_compare").set_value([first_run.name, second_run.name]).run()
+    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
     assert not app.exception
     assert chart_count(app) == charts_alone + 3  # validation accuracy, validation loss, F1 per class
     table = app.dataframe[1].value
@@ -206,12 +209,13 @@ def test_the_shipped_model_shows_its_cards_metrics(environment, first_run):
     app = open_metrics_page()
     assert not app.exception
     assert f":material/info: Note: {note}" in [caption.value for caption in app.caption]
-    assert app.selectbox(key="metrics_model").value == "__shipped__"
-    assert app.selectbox(key="metrics_model").format_func("__shipped__") == "Shipped model (fer_vgg.keras)"
+    shipped = "shipped:fer_vgg.keras"  # the catalog's key; its label names the file and its accuracy
+    assert app.selectbox(key="metrics_model").value == shipped
+    assert app.selectbox(key="metrics_model").format_func(shipped).startswith("fer_vgg (default) · ")
     assert chart_count(app) == 5
     assert list(app.dataframe[0].value.index) == list(EMOTIONS)
 
-    app.multiselect(key="metrics_compare").set_value(["__shipped__", first_run.name]).run()
+    app.multiselect(key="metrics_compare").set_value([shipped, f"run:{first_run.name}"]).run()
     assert not app.exception
     assert list(app.dataframe[1].value["model"]) == ["shipped model", first_run.name]
 

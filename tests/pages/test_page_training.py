@@ -14,6 +14,7 @@ from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, read_json
+from ferlib.errors import FerError
 from ferlib.jobs import folder, runs
 from ferlib.training.config import TrainConfig
 
@@ -188,7 +189,7 @@ def test_an_active_run_is_watched_refuses_a_new_start_and_can_be_stopped(runs_di
     app = open_training_page()
     assert not app.exception
     assert app.selectbox(key="training_watched_run").value == run_dir.name
-    assert "one run at a time" in texts(app.warning)
+    assert "runs one job at a time" in texts(app.warning)
     assert start_button(app).disabled
     progress = app.get("progress")[0]
     assert progress.value == 26  # 1.3 of 5 epochs
@@ -224,7 +225,7 @@ def test_a_start_that_ferlib_refuses_shows_an_error_not_a_traceback(runs_dir, tr
     app = open_training_page()
 
     def refuse(*arguments, **keywords):
-        raise ValueError("Expected no active run, since one run trains at a time; received another (running)")
+        raise FerError("Expected no active run, since one run trains at a time; received another (running)")
 
     monkeypatch.setattr(runs, "start_run", refuse)  # another session started a run after this page was drawn
     start_button(app).click().run()
@@ -246,7 +247,7 @@ def test_invalid_settings_are_explained(runs_dir, training_data):
 def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data, finished_run, monkeypatch):
     shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
     shutil.copytree(finished_run, runs_dir / finished_run.name)
-    monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
+    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
     app = open_training_page()
     app.selectbox(key="training_architecture").set_value("compact_cnn").run()
     start_from = app.selectbox(key="training_initial_model_compact_cnn")
@@ -264,7 +265,7 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
 
     # The run's own sizes.
     app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
-    app.toggle(key="training_keep_epochs").set_value(True)
+    app.toggle(key="training_keep_epoch_checkpoints").set_value(True)
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
@@ -281,11 +282,11 @@ def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
     folder.write_status(run_dir, "stopped", epochs_completed=1)
     launched = []
 
-    def fake_launch(path, data, *, resume=False, extra_env=None):
-        launched.append((Path(path).name, resume))
+    def fake_spawn(path, arguments, *, extra_env=None):
+        launched.append((Path(path).name, "--resume" in arguments))
         return SimpleNamespace(pid=os.getpid())
 
-    monkeypatch.setattr(runs, "launch_run", fake_launch)
+    monkeypatch.setattr(folder, "spawn", fake_spawn)
     app = open_training_page()
     assert not app.exception
     assert "Resume" in texts(app.info)
@@ -300,7 +301,7 @@ def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
 def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, training_data, monkeypatch):
     run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
     folder.write_status(run_dir, "failed", error="OSError: [Errno 28] No space left on device")
-    monkeypatch.setattr(runs, "launch_run", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
+    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
     app = open_training_page()
     assert not app.exception
     assert "Start a new run once the cause is fixed" in texts(app.error)
@@ -314,6 +315,98 @@ def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, tr
     assert folder.read_status(run_dir)["state"] == "created"
 
 
+# --- portable snapshots -------------------------------------------------------------------------------------
+
+
+def test_a_finished_run_offers_its_snapshot_written_only_when_asked(runs_dir, finished_run, monkeypatch):
+    from ferlib.training import snapshot
+
+    run_dir = runs_dir / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    written, write = [], snapshot.write_snapshot
+    monkeypatch.setattr(snapshot, "write_snapshot", lambda *arguments: written.append(1) or write(*arguments))
+    app = open_training_page()
+    assert not app.exception and not written  # not on every rerun: only when asked
+    assert "Download snapshot" not in [button.label for button in app.get("download_button")]
+    button_labelled(app, "Prepare snapshot").click().run()
+    assert not app.exception and len(written) == 1
+    assert "Download snapshot" in [button.label for button in app.get("download_button")]
+    app.run()  # the prepared snapshot stays on offer without being written again
+    assert len(written) == 1 and "Prepare snapshot" not in [button.label for button in app.button]
+    _, data = app.session_state["training_snapshot"]
+    (runs_dir.parent / "served.zip").write_bytes(data)
+    assert snapshot.read_snapshot(runs_dir.parent / "served.zip").manifest["run_id"] == finished_run.name
+
+
+def test_a_snapshot_is_restored_and_resumed_in_its_own_process(runs_dir, training_data, finished_run, monkeypatch):
+    from ferlib.training import snapshot
+
+    snapshot.write_snapshot(finished_run, runs_dir.parent / "run.snapshot.zip")
+    launched = []
+
+    def fake_spawn(path, arguments, *, extra_env=None):
+        launched.append((Path(path).name, "--resume" in arguments))
+        return SimpleNamespace(pid=os.getpid())
+
+    monkeypatch.setattr(folder, "spawn", fake_spawn)
+    app = open_training_page()
+    upload = (runs_dir.parent / "run.snapshot.zip").read_bytes()
+    app.file_uploader(key="training_snapshot_upload").upload("run.snapshot.zip", upload, "application/zip").run()
+    button_labelled(app, "Resume from the snapshot").click().run()
+    assert not app.exception and not app.error
+    restored = runs_dir / finished_run.name
+    assert launched == [(finished_run.name, True)]
+    assert folder.read_status(restored)["state"] == "created"  # handed to the new training process
+    assert runs.load_config(restored).data == str(training_data)
+    assert app.selectbox(key="training_watched_run").value == finished_run.name
+    assert "Stop" in [button.label for button in app.button]
+
+
+def test_a_snapshot_from_another_machine_continues_on_a_dataset_chosen_here(
+    runs_dir, training_data, finished_run, tmp_path, monkeypatch
+):
+    """Its recorded dataset path does not exist here: refused (nothing created) until a dataset is chosen."""
+    from ferlib.atomic import atomic_write_json
+    from ferlib.training import snapshot
+
+    elsewhere = Path(shutil.copytree(finished_run, tmp_path / "elsewhere" / finished_run.name))
+    atomic_write_json(
+        elsewhere / folder.CONFIG_FILE, runs.load_config(elsewhere).updated(data="/nowhere/fer.zip").to_dict()
+    )
+    snapshot.write_snapshot(elsewhere, tmp_path / "run.snapshot.zip")
+    here = Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip"
+    shutil.copy(training_data, here)
+    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
+    app = open_training_page()
+    upload = (tmp_path / "run.snapshot.zip").read_bytes()
+    app.file_uploader(key="training_snapshot_upload").upload("run.snapshot.zip", upload, "application/zip").run()
+    button_labelled(app, "Resume from the snapshot").click().run()
+    assert not app.exception
+    assert "Expected an existing dataset" in texts(app.error) and "/nowhere/fer.zip" in texts(app.error)
+    assert list(runs_dir.iterdir()) == []
+
+    app.selectbox(key="training_snapshot_data").set_value(here)
+    button_labelled(app, "Resume from the snapshot").click().run()
+    assert not app.exception and not app.error
+    restored = runs_dir / finished_run.name
+    assert runs.load_config(restored).data == str(here.resolve())
+    assert folder.read_status(restored)["state"] == "created"
+
+
+def test_a_damaged_snapshot_is_refused_and_creates_nothing(runs_dir, monkeypatch):
+    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: pytest.fail("nothing may be launched"))
+    app = open_training_page()
+    app.file_uploader(key="training_snapshot_upload").upload(
+        "run.snapshot.zip", b"PK\x03\x04 cut short", "application/zip"
+    )
+    app.run()
+    button_labelled(app, "Resume from the snapshot").click().run()
+    assert not app.exception
+    assert "This snapshot cannot be resumed here" in texts(app.error)
+    assert "Expected a ferlib training snapshot" in texts(app.error)
+    assert list(runs_dir.iterdir()) == []
+
+
 # --- a real run from the form -------------------------------------------------------------------------------
 
 
@@ -321,14 +414,14 @@ def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, tr
 def launched_processes(monkeypatch):
     """Record the training processes the page starts, and end any still running when the test ends."""
     processes = []
-    original_launch = folder.launch
+    original_launch = folder.spawn
 
     def recording_launch(*arguments, **keywords):
         process = original_launch(*arguments, **keywords)
         processes.append(process)
         return process
 
-    monkeypatch.setattr(runs, "launch_run", recording_launch)
+    monkeypatch.setattr(folder, "spawn", recording_launch)
     yield processes
     for process in processes:
         if process.poll() is None:

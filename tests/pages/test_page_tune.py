@@ -40,8 +40,7 @@ def folders(tmp_path, monkeypatch) -> SimpleNamespace:
 @pytest.fixture
 def launches(monkeypatch):
     calls = []
-    monkeypatch.setattr(runs, "launch_run", lambda run_dir, data, **_: calls.append(Path(run_dir)) or fake_process())
-    monkeypatch.setattr(searches, "launch_search", lambda path, **_: calls.append(Path(path)) or fake_process())
+    monkeypatch.setattr(folder, "spawn", lambda job_dir, arguments, **_: calls.append(Path(job_dir)) or fake_process())
     return calls
 
 
