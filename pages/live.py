@@ -16,7 +16,7 @@ from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings, annotate_live
 from ferlib.live.detection import DETECTORS
 from ferlib.live.ice import ice_servers
 from ferlib.live.session import LiveSession, ModelVariant, build_analyzer, model_variants
-from ferlib.live.video import CSV_COLUMNS, analyze_video
+from ferlib.live.video import CSV_COLUMNS, EVERY_FRAME, analyze_video
 from ferlib.live.webrtc import preload_srtp
 from pages.components import charts
 from pages.components.common import attempt, load_classifier, metric_row, model_menu, require_app, show_no_model_hint
@@ -111,7 +111,8 @@ def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, clas
                     bar.progress(min(1.0, done / max(total, 1)), text=f"Frame {done} of ~{total}")
 
             def analysed():
-                file_settings = settings.updated(adaptive=False, detection_interval=1, detection_max_side=640)
+                shown = dict(confidence_threshold=settings.confidence_threshold, overlay_style=settings.overlay_style)
+                file_settings = EVERY_FRAME.updated(smoothing_window=settings.smoothing_window, **shown)
                 analyzer = build_analyzer(detector, variant, file_settings, webcam=False, classifier=classifier)
                 return analyze_video(source, analyzer, video_out=target, progress=report)
 
