@@ -135,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--resume", metavar="SEARCH_DIR", help="continue a stopped or interrupted search")
     tune.add_argument("--search-dir", help="run this existing, newly created search folder (as the dashboard does)")
     tune.add_argument("--verbose", action="store_true", help="Keras progress output for every epoch")
+    tune.add_argument(
+        "--workers", type=int, default=1, help="worker processes training trials at once on this machine (default 1)"
+    )
+    tune.add_argument("--join", metavar="HOST:PORT", help="work for the running search in --search-dir (its oracle)")
+    tune.add_argument("--worker-id", help="with --join: this worker's id (default: this machine's name and 0)")
+    tune.add_argument("--threads", type=int, default=0, help="with --join: cores this worker may use (0 = all)")
     return parser
 
 
@@ -586,6 +592,8 @@ def _average(arguments: argparse.Namespace) -> int:
 def _tune(arguments: argparse.Namespace) -> int:
     from ferlib.jobs import searches
 
+    if arguments.join:
+        return _join_search(arguments)
     if arguments.resume and arguments.search_dir:
         raise FerError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
     resume = bool(arguments.resume)
@@ -606,10 +614,35 @@ def _tune(arguments: argparse.Namespace) -> int:
     def shown(score: float | None) -> str:
         return f"{score:.4f}" if isinstance(score, (int, float)) else "none"
 
+    workers = f" workers={status['workers']}" if status.get("workers") else ""
     print(
-        f"best_score={shown(result['best_score'])} baseline={shown(result['baseline_score'])} trials={result['trials']}"
+        f"best_score={shown(result['best_score'])} baseline={shown(result['baseline_score'])} "
+        f"trials={result['trials']}{workers}"
     )
     return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def _join_search(arguments: argparse.Namespace) -> int:
+    """`tune --search-dir DIR --join HOST:PORT`: one worker of a search whose chief runs elsewhere (or here)."""
+    from ferlib.tuning.distributed import worker_id
+    from ferlib.tuning.tuner import run_worker
+
+    if not arguments.search_dir or arguments.resume:
+        raise FerError(
+            "Expected --join HOST:PORT with --search-dir SEARCH_DIR (the search's shared folder); received "
+            "none, or --resume"
+        )
+    name = arguments.worker_id or worker_id(0)
+    completed = run_worker(
+        arguments.search_dir,
+        arguments.join,
+        name,
+        threads=arguments.threads,
+        data=arguments.data,
+        verbose=2 if arguments.verbose else 0,
+    )
+    print(f"worker={name} trials={completed}")
+    return 0
 
 
 def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
@@ -649,6 +682,7 @@ def _new_search(arguments: argparse.Namespace) -> Path:
                 f"Expected a readable JSON search space file; received {arguments.space!r} ({error})"
             ) from None
     config = search_space.SearchConfig(
+        workers=arguments.workers,
         strategy=arguments.strategy,
         max_trials=arguments.max_trials,
         epochs=arguments.epochs,

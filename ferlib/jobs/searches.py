@@ -107,6 +107,7 @@ class TrialRow:
     duration_seconds: float | None
     epochs: int | None
     started: float | None
+    worker: str | None = None  # which worker process trained it, in a search spread over several
 
 
 def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list[TrialRow]:
@@ -123,6 +124,7 @@ def read_trials(search_dir: str | os.PathLike, now: float | None = None) -> list
             values = record.get("hyperparameters")
             rows[trial] = TrialRow(trial, values if isinstance(values, dict) else {}, None, "running", None, None, None)
             rows[trial].started = as_number(record.get("time"))
+            rows[trial].worker = str(record["worker"]) if record.get("worker") else None
         elif record.get("event") == "trial_end" and trial in rows:
             row = rows[trial]
             row.score = as_number(record.get("score"))

@@ -183,6 +183,7 @@ class SearchConfig:
     epochs: int = 3
     subset: float = 0.2
     max_minutes: float = 0.0  # 0: no wall-clock limit
+    workers: int = 1  # local worker processes training trials at once (ferlib.tuning.distributed); 1: in-process
     space: dict[str, list[Any]] = field(default_factory=default_space)
     base: TrainConfig = field(default_factory=lambda: TrainConfig(architecture="compact_cnn"))
 
@@ -199,6 +200,7 @@ class SearchConfig:
             "max_minutes >= 0",
             self.max_minutes,
         )
+        _check(isinstance(self.workers, int) and 1 <= self.workers <= 64, "workers 1-64", self.workers)
         self.space = validate_space(self.space)
         self.base = self.base.updated(epochs=self.epochs, train_fraction=float(self.subset))
 

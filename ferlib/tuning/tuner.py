@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import socket
 import sys
 import time
 import traceback
@@ -51,6 +52,7 @@ from ferlib.training.trainer import (
     steps_per_epoch,
     validation_arrays,
 )
+from ferlib.tuning import distributed
 from ferlib.tuning.project import back_up_project, repair_project
 from ferlib.tuning.search_space import trial_config
 
@@ -121,11 +123,14 @@ def fit_config(
 class SearchSession:
     """The running search's bookkeeping: stop and time checks, trials.jsonl records, best.json."""
 
-    def __init__(self, search_dir: Path, config: SearchConfig, stop: StopSignal, started: float) -> None:
+    def __init__(
+        self, search_dir: Path, config: SearchConfig, stop: StopSignal, started: float, worker: str | None = None
+    ) -> None:
         self.search_dir = search_dir
         self.config = config
         self.stop = stop
-        self.deadline = started + config.max_minutes * 60 if config.max_minutes else None
+        self.worker = worker  # this worker's id when the search is spread over processes (its chief keeps time)
+        self.deadline = started + config.max_minutes * 60 if config.max_minutes and worker is None else None
         self.current_trial: str | None = None
         self.trial_started = 0.0
         self.epochs_trained = 0
@@ -141,7 +146,8 @@ class SearchSession:
             raise TimeLimitReached(f"the {self.config.max_minutes:g}-minute limit was reached")
 
     def record(self, record: dict[str, Any]) -> None:
-        append_json_line(self.search_dir / TRIALS_FILE, {"time": time.time(), **record})
+        worker = {"worker": self.worker} if self.worker else {}
+        append_json_line(self.search_dir / TRIALS_FILE, {"time": time.time(), **worker, **record})
 
     def trial_begun(self, trial: keras_tuner.engine.trial.Trial) -> None:
         self.current_trial, self.trial_started, self.epochs_trained = trial.trial_id, time.time(), 0
@@ -275,12 +281,14 @@ class SessionHooks:
 
     def on_trial_begin(self, trial) -> None:
         super().on_trial_begin(trial)
-        back_up_project(self.project_dir)
+        if self.session.worker is None:  # with workers the chief writes the oracle's state, and backs it up
+            back_up_project(self.project_dir)
         self.session.trial_begun(trial)
 
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
-        back_up_project(self.project_dir)
+        if self.session.worker is None:
+            back_up_project(self.project_dir)
         self.session.trial_ended(self.oracle.get_trial(trial.trial_id))
         write_best(self.session.search_dir, self.session.config, self.oracle)
         keras.backend.clear_session()  # free the finished trial's graph and weights before the next one
@@ -424,6 +432,8 @@ def _search(path: Path, config: SearchConfig, data, dataset: Dataset | None, sto
     try:
         if read_json(path / BASELINE_FILE, default=None) is None:
             train_baseline(path, session, tuning_data, verbose)
+        if config.workers > 1:
+            return _serve_workers(path, config, tuning_data, session, data, verbose)
         tuner = make_tuner(path, config, FerHyperModel(config, tuning_data, session), session)
         tuner.search(verbose=verbose)
     except SearchStopped:
@@ -439,3 +449,60 @@ def _search(path: Path, config: SearchConfig, data, dataset: Dataset | None, sto
     keras.backend.clear_session()
     folder.write_status(path, "finished", reason=reason, **search_result(path))
     return folder.read_status(path)
+
+
+def _serve_workers(
+    path: Path, config: SearchConfig, data: TuningData, session: SearchSession, source: str | None, verbose: int
+) -> dict:
+    """The chief of a search spread over worker processes: serve the oracle, keep `config.workers` workers going."""
+    port = distributed.free_port()
+    distributed.set_role(distributed.CHIEF, "0.0.0.0", port)  # every interface: workers on other machines too
+    tuner = make_tuner(path, config, FerHyperModel(config, data, session), session)
+    address = f"{socket.gethostname()}:{port}"
+    folder.write_status(path, "running", resumed=folder.read_status(path).get("resumed", False), oracle=address)
+    print(f"oracle at {address}; {config.workers} workers", flush=True)
+
+    def should_stop() -> bool:
+        out_of_time = session.deadline is not None and time.time() >= session.deadline
+        return session.stop.should_stop() or out_of_time
+
+    chief = distributed.Chief(path, config.workers, port, source, session.record, should_stop)
+    outcome = chief.run(lambda: tuner.search(verbose=verbose))
+    out_of_time = session.deadline is not None and time.time() >= session.deadline and not session.stop.triggered
+    result = {**search_result(path), "workers": config.workers}
+    if outcome == "stopped" and not out_of_time:
+        folder.write_status(path, "stopped", **result)
+    else:
+        reason = f"the {config.max_minutes:g}-minute limit was reached" if out_of_time else "all trials done"
+        folder.write_status(path, "finished", reason=reason, **result)
+    return folder.read_status(path)
+
+
+def run_worker(
+    search_dir: str | Path, address: str, worker_id: str, *, threads: int = 0, data: str | None = None, verbose: int = 0
+) -> int:
+    """Join a running search as one of its workers: train the trials its chief's oracle hands out until it says
+    stop (or a stop is requested); returns the trials this worker completed."""
+    path = Path(search_dir)
+    config = load_search_config(path)
+    distributed.ensure_joinable(path)
+    host, port = distributed.parse_address(address)
+    if threads > 0:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1 if threads == 1 else 0)
+    distributed.set_role(worker_id, host, port)
+    stop = install_stop_signal(path)
+    session = SearchSession(path, config, stop, started=time.time(), worker=worker_id)
+    source = data or config.base.data
+    print(f"worker {worker_id}: loading data from {source}", file=sys.stderr, flush=True)
+    tuning_data = TuningData.from_dataset(load_dataset(source, progress=ProgressPrinter()), config.base)
+    tuner = make_tuner(path, config, FerHyperModel(config, tuning_data, session), session)
+    try:
+        tuner.search(verbose=verbose)
+    except SearchStopped:
+        if session.current_trial is not None:
+            session.record({"event": "trial_end", "trial": session.current_trial, "status": "stopped"})
+    completed = [row for row in read_trials(path) if row.status == "completed" and row.worker == worker_id]
+    return len(completed)
