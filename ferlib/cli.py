@@ -242,15 +242,13 @@ def _train(arguments: argparse.Namespace) -> int:
                 f"Expected the run's dataset on this machine; received {data!r}, which does not exist here: "
                 "pass --data PATH"
             )
-        run_dir = restore_snapshot(snapshot, arguments.runs_dir)
+        run_dir = restore_snapshot(snapshot, arguments.runs_dir, data=arguments.data)
         arguments.resume = True
-        if arguments.data or arguments.epochs is not None:
+        if arguments.epochs is not None:
             from ferlib.atomic import atomic_write_json
 
-            changes = {"data": str(Path(data).expanduser().resolve())} if arguments.data else {}
-            if arguments.epochs is not None:
-                changes["epochs"] = arguments.epochs
-            atomic_write_json(run_dir / folder.CONFIG_FILE, config.updated(**changes).to_dict())
+            updated = runs.load_config(run_dir).updated(epochs=arguments.epochs)
+            atomic_write_json(run_dir / folder.CONFIG_FILE, updated.to_dict())
     elif arguments.resume or arguments.run_dir:
         if arguments.initial_model:
             raise FerError(

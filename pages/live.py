@@ -16,7 +16,7 @@ from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings, annotate_live
 from ferlib.live.detection import DETECTORS
 from ferlib.live.ice import ice_servers
 from ferlib.live.session import LiveSession, ModelVariant, build_analyzer, model_variants
-from ferlib.live.video import CSV_COLUMNS, EVERY_FRAME, analyze_video
+from ferlib.live.video import CSV_COLUMNS, FAST, FAST_DETECTOR_OPTIONS, analyze_video
 from ferlib.live.webrtc import preload_srtp
 from pages.components import charts
 from pages.components.common import attempt, load_classifier, metric_row, model_menu, require_app, show_no_model_hint
@@ -112,8 +112,9 @@ def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, clas
 
             def analysed():
                 shown = dict(confidence_threshold=settings.confidence_threshold, overlay_style=settings.overlay_style)
-                file_settings = EVERY_FRAME.updated(smoothing_window=settings.smoothing_window, **shown)
-                analyzer = build_analyzer(detector, variant, file_settings, webcam=False, classifier=classifier)
+                file_settings = FAST.updated(smoothing_window=settings.smoothing_window, **shown)  # as `predict` does
+                options = dict(classifier=classifier, detector_options=FAST_DETECTOR_OPTIONS.get(detector, {}))
+                analyzer = build_analyzer(detector, variant, file_settings, **options)
                 return analyze_video(source, analyzer, video_out=target, progress=report)
 
             if analysis := attempt("The video could not be analysed.", analysed):

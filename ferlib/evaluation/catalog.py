@@ -14,7 +14,8 @@ from typing import Any
 from ferlib.errors import FerError
 from ferlib.jobs import runs
 from ferlib.jsonutil import as_number
-from ferlib.nets.modelio import MODELS_DIR, default_model_path, read_metadata
+from ferlib.nets import modelio
+from ferlib.nets.modelio import default_model_path, read_metadata
 
 SHIPPED = "shipped"
 RUN = "run"
@@ -45,7 +46,7 @@ def shipped_models(models_dir: str | os.PathLike | None = None) -> list[CatalogE
     what is wrong with it.
     """
     default = default_model_path().expanduser()
-    folder = Path(models_dir) if models_dir is not None else MODELS_DIR
+    folder = Path(models_dir) if models_dir is not None else modelio.MODELS_DIR
     paths = [default] if default.exists() else []
     paths += sorted(path for path in folder.glob("*.keras") if path.resolve() != default.resolve())
     entries = []

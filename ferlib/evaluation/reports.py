@@ -35,7 +35,6 @@ from ferlib.jsonutil import finite
 from ferlib.nets.modelio import read_metadata
 
 SHIPPED = "shipped"
-SHIPPED_NAME = "shipped model"
 RUN = "run"
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
@@ -173,7 +172,7 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
     )
     rows = card.get("history") or []
     history = [history_row(row, int(row.get("epoch") or index + 1)) for index, row in enumerate(rows)]
-    return ModelReport(SHIPPED_NAME, SHIPPED, path, metrics, metrics_tta, history, details)
+    return ModelReport(path.stem, SHIPPED, path, metrics, metrics_tta, history, details)
 
 
 def _card_metrics(card: dict[str, Any], mode: str) -> dict[str, Any]:

@@ -54,15 +54,17 @@ def build_analyzer(
     settings: LiveSettings,
     webcam: bool = True,
     classifier: Any = None,
+    detector_options: dict[str, Any] | None = None,
 ) -> LiveAnalyzer:
     """A LiveAnalyzer with its own detector and face tracks around `classifier` (thread-safe, so the dashboard
     passes one shared by every session), or a new single-threaded classifier for the variant.
 
     `webcam` uses the faster detector options for large webcam faces (LIVE_DETECTOR_OPTIONS); video files and
-    photos use the detector's defaults, which also find small faces.
+    photos use the detector's defaults, which also find small faces; `detector_options` replaces either.
     """
 
     options = LIVE_DETECTOR_OPTIONS.get(detector_name, {}) if webcam else {}
+    options = options if detector_options is None else detector_options
     if classifier is None:
         classifier = make_classifier(variant.path, backend=variant.backend, num_threads=1)
     return LiveAnalyzer(make_detector(detector_name, **options), classifier, settings)

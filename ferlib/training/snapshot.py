@@ -171,8 +171,11 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
     return Snapshot(path, manifest, files, arrays, config)
 
 
-def restore_snapshot(snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Recreate the snapshot's run folder (same run id) under `runs_dir`, stopped and ready to resume."""
+def restore_snapshot(
+    snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.PathLike | None = None, *, data: str | None = None
+) -> Path:
+    """Recreate the snapshot's run folder (same run id) under `runs_dir`, stopped and ready to resume; `data` names
+    the dataset on this machine when it lies elsewhere than the snapshot's config says."""
     snapshot = snapshot if isinstance(snapshot, Snapshot) else read_snapshot(snapshot)
     root = Path(runs_dir) if runs_dir is not None else folder.default_runs_dir()
     run_dir = root / str(snapshot.manifest["run_id"])
@@ -185,8 +188,11 @@ def restore_snapshot(snapshot: Snapshot | str | os.PathLike, runs_dir: str | os.
     staging = root / f".{run_dir.name}.restoring"
     staging.mkdir(parents=True, exist_ok=False)
     try:
-        for name, data in snapshot.files.items():
-            atomic_write_bytes(staging / name, data)
+        for name, content in snapshot.files.items():
+            atomic_write_bytes(staging / name, content)
+        if data:
+            config = snapshot.config.updated(data=str(Path(data).expanduser().resolve()))
+            atomic_write_bytes(staging / folder.CONFIG_FILE, json.dumps(config.to_dict(), indent=2).encode())
         _save_keras(last_model, staging / runs.LAST_MODEL)
         if best_model is not None:
             _save_keras(best_model, staging / runs.BEST_MODEL)

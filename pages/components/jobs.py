@@ -13,7 +13,6 @@ from typing import Any
 
 import streamlit as st
 
-from ferlib.atomic import atomic_write_json
 from ferlib.errors import FerError
 from ferlib.jobs import folder, progress, runs, searches
 from ferlib.training import snapshot
@@ -198,13 +197,11 @@ def restore_from_snapshot(runs_dir: Path, busy: str | None, sources: list[Path])
         def restored() -> tuple[Path, TrainConfig, str]:  # nothing is created when the snapshot or dataset fails
             saved = snapshot.read_snapshot(path)
             dataset = folder.existing_dataset(str(Path(data).resolve()) if data else saved.config.data)
-            return snapshot.restore_snapshot(saved, runs_dir), saved.config, dataset
+            return snapshot.restore_snapshot(saved, runs_dir, data=dataset), saved.config, dataset
 
         if not (result := attempt("This snapshot cannot be resumed here.", restored, OSError)):
             return
-    run_dir, config, dataset = result
-    if dataset != config.data:  # as `train --resume-from SNAPSHOT --data PATH` does
-        atomic_write_json(run_dir / folder.CONFIG_FILE, config.updated(data=dataset).to_dict())
+    run_dir, _, _ = result
     failure = f"The snapshot was restored as the stopped run {run_dir.name}, but it could not be resumed."
     if attempt(failure, lambda: runs.resume_run(run_dir), OSError):
         started("training", run_dir, f"Restored {run_dir.name} from the snapshot: it continues training.")

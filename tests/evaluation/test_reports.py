@@ -104,7 +104,7 @@ def test_the_shipped_models_card_becomes_an_evaluation_shaped_report(tmp_path):
     ]
     card = ship_like_card(metrics["per_class"], metrics["confusion_matrix"], history)
     report = reports.shipped_report(tmp_path / "fer_vgg.keras", card)
-    assert report.kind == reports.SHIPPED and report.name == reports.SHIPPED_NAME
+    assert report.kind == reports.SHIPPED and report.name == report.model_path.stem
     assert report.metrics["accuracy"] == 0.7 and report.metrics["macro_f1"] == 0.65
     assert report.metrics["top2_accuracy"] == 0.85 and report.metrics["n"] == 10
     assert report.metrics["per_class"] == metrics["per_class"]
@@ -180,7 +180,7 @@ def test_summary_rows_line_up_models(run_dir, tmp_path):
     assert run_row["model"] == run_dir.name and run_row["architecture"] == "compact_cnn"
     assert run_row["epochs"] == 1 and run_row["n"] == 56 and run_row["top2_accuracy"] is not None
     shipped_row = reports.summary_row(reports.shipped_report(tmp_path / "none.keras", {}))
-    assert shipped_row["model"] == reports.SHIPPED_NAME and shipped_row["accuracy"] is None
+    assert shipped_row["model"] == "none" and shipped_row["accuracy"] is None
     assert shipped_row["epochs"] is None
 
 

@@ -56,10 +56,10 @@ def open_live_page(timeout: float = 120) -> AppTest:
 
 
 def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
-    from ferlib.evaluation import catalog
+    from ferlib.nets import modelio
 
     monkeypatch.setenv("FERLIB_MODEL", str(tmp_path / "absent.keras"))
-    monkeypatch.setattr(catalog, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
+    monkeypatch.setattr(modelio, "MODELS_DIR", tmp_path)  # hide the shipped models/ as well
     app = open_live_page()
     assert not app.exception
     assert app.title[0].value == "🎥 Live"

@@ -26,14 +26,14 @@ CAPTION = re.compile(r"#\d+ (\w+) → (\w+) \d+%")
 @pytest.fixture
 def environment(tmp_path, monkeypatch) -> dict[str, Path]:
     """No shipped model, an empty runs folder and an empty data folder, seen by the page through the environment."""
-    from ferlib.evaluation import catalog
+    from ferlib.nets import modelio
 
     folders = {"runs": tmp_path / "runs", "data": tmp_path / "data", "model": tmp_path / "models" / "fer_vgg.keras"}
     folders["runs"].mkdir()
     folders["data"].mkdir()
     folders["model"].parent.mkdir()
     monkeypatch.setenv("FERLIB_MODEL", str(folders["model"]))
-    monkeypatch.setattr(catalog, "MODELS_DIR", folders["model"].parent)  # the shipped models are this folder's
+    monkeypatch.setattr(modelio, "MODELS_DIR", folders["model"].parent)  # the shipped models are this folder's
     monkeypatch.setenv("FERLIB_RUNS_DIR", str(folders["runs"]))
     monkeypatch.setenv("FERLIB_DATA_DIR", str(folders["data"]))
     return folders
@@ -217,7 +217,7 @@ def test_the_shipped_model_shows_its_cards_metrics(environment, first_run):
 
     app.multiselect(key="metrics_compare").set_value([shipped, f"run:{first_run.name}"]).run()
     assert not app.exception
-    assert list(app.dataframe[1].value["model"]) == ["shipped model", first_run.name]
+    assert list(app.dataframe[1].value["model"]) == ["fer_vgg", first_run.name]
 
 
 def test_a_shipped_checkpoint_without_a_full_card_says_what_is_missing(environment, first_run):

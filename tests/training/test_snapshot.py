@@ -112,5 +112,6 @@ def test_a_runs_label_travels_in_its_snapshot(tmp_path, training_data):
     run_dir = runs.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "here")
     run_training(run_dir, verbose=0)
     folder.write_label(run_dir, name="crops", tags=["long"], note="the next default")
-    moved = restore_snapshot(write_snapshot(run_dir, tmp_path / "s.zip").path, tmp_path / "there")
+    moved = restore_snapshot(write_snapshot(run_dir, tmp_path / "s.zip").path, tmp_path / "there", data=str(tmp_path))
     assert folder.read_label(moved) == folder.JobLabel("crops", ("long",), "the next default")
+    assert runs.load_config(moved).data == str(tmp_path.resolve())  # the dataset where it lies on this machine
