@@ -90,6 +90,32 @@ def _classifier_head(x, dense_units: int, activation: str, dropout: float):
     return layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
 
 
+def _conv_net(
+    name: str,
+    pooling: str,
+    filters,
+    convs_per_block,
+    kernel_size,
+    activation,
+    block_dropout,
+    dense_units,
+    dense_dropout,
+    input_crop,
+) -> keras.Model:
+    """Blocks of conv + batch norm + activation (`convs_per_block` each), pooling and dropout, then the feature maps
+    averaged ("average") or flattened ("flatten") into the dense head."""
+    import keras
+    from keras import layers
+
+    inputs, x = _inputs(input_crop)
+    for index, width in enumerate(filters):
+        x = _conv_block(
+            x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
+        )
+    x = layers.GlobalAveragePooling2D(name="gap")(x) if pooling == "average" else layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, _classifier_head(x, int(dense_units), activation, dense_dropout), name=name)
+
+
 @register(
     "compact_cnn",
     filters=(32, 64, 128),
@@ -101,20 +127,9 @@ def _classifier_head(x, dense_units: int, activation: str, dropout: float):
     dense_dropout=0.3,
     input_crop=0,
 )
-def compact_cnn(
-    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout, input_crop
-) -> keras.Model:
-    """A small, fast CNN (three conv + pool blocks, global pooling): for quick runs and tuning."""
-    import keras
-    from keras import layers
-
-    inputs, x = _inputs(input_crop)
-    for index, width in enumerate(filters):
-        x = _conv_block(
-            x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
-        )
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, _classifier_head(x, int(dense_units), activation, dense_dropout), name="compact_cnn")
+def compact_cnn(**hyperparameters) -> keras.Model:
+    """A small, fast CNN (one conv per block, global average pooling): for quick runs and tuning."""
+    return _conv_net("compact_cnn", "average", **hyperparameters)
 
 
 @register(
@@ -128,17 +143,6 @@ def compact_cnn(
     dense_dropout=0.5,
     input_crop=0,
 )
-def vgg_fer(
-    filters, convs_per_block, kernel_size, activation, block_dropout, dense_units, dense_dropout, input_crop
-) -> keras.Model:
-    """A VGG-style network (stacked 3x3 conv + batch norm blocks, pooling, dropout, dense head)."""
-    import keras
-    from keras import layers
-
-    inputs, x = _inputs(input_crop)
-    for index, width in enumerate(filters):
-        x = _conv_block(
-            x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
-        )
-    x = layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, _classifier_head(x, int(dense_units), activation, dense_dropout), name="vgg_fer")
+def vgg_fer(**hyperparameters) -> keras.Model:
+    """A VGG-style network (two 3x3 convs per block, the last feature maps flattened into a dense head)."""
+    return _conv_net("vgg_fer", "flatten", **hyperparameters)
