@@ -215,6 +215,7 @@ def _info(arguments: argparse.Namespace) -> int:
 
 
 def _train(arguments: argparse.Namespace) -> int:
+    folder.lower_priority()  # training yields the CPU to the dashboard and the live camera
     from ferlib.jobs import runs
     from ferlib.training.config import TrainConfig
     from ferlib.training.trainer import run_training
@@ -588,6 +589,7 @@ def _average(arguments: argparse.Namespace) -> int:
 
 
 def _tune(arguments: argparse.Namespace) -> int:
+    folder.lower_priority()
     from ferlib.jobs import searches
 
     if arguments.join:

@@ -421,7 +421,7 @@ def spawn(job_dir: Path, arguments: list[str], *, extra_env: dict[str, str] | No
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, **(extra_env or {})},
-            preexec_fn=_lower_priority if os.name == "posix" else None,
+            preexec_fn=lower_priority if os.name == "posix" else None,
         )
 
 
@@ -442,6 +442,9 @@ def launch(job_dir: Path, arguments: list[str], *, resume: bool, extra_env: dict
         write_status(job_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
+    """Run this process at JOB_NICENESS (once; a process already as nice or nicer is left as it is)."""
     with contextlib.suppress(OSError):
-        os.nice(JOB_NICENESS)
+        current = os.nice(0)
+        if current < JOB_NICENESS:
+            os.nice(JOB_NICENESS - current)

@@ -28,6 +28,7 @@ OVERLAY_STYLES: dict[str, str] = {
     "box": "box only",
 }
 UNCERTAIN_COLOR_BGR = (150, 150, 150)
+MIN_DETECTION_SIDE = 160  # the smallest image `adapt` lets the detector search (faces still ~20 px at 12% height)
 # Detector options for webcam video: faces at least 12% of the frame's height, a coarser scale pyramid. About 4x
 # cheaper than the photo defaults, and webcam faces are large.
 LIVE_DETECTOR_OPTIONS: dict[str, dict[str, float]] = {
@@ -92,6 +93,7 @@ class LiveFrameResult:
     detection_interval: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     tentative: list[FacePrediction] = field(default_factory=list)
+    detection_side: int = 0  # the longest side of the image the detector searched
 
 
 class LiveAnalyzer:
@@ -110,6 +112,7 @@ class LiveAnalyzer:
         self.frame_index = 0
         self.frames_since_detection = 0
         self.detection_interval = self.settings.detection_interval
+        self.detection_side = self.settings.detection_max_side  # shrinks while the analysis falls behind
         self.average_ms: float | None = None
         self.face_lost = False  # a confirmed face was not found by following it: detect on the next frame
 
@@ -121,14 +124,17 @@ class LiveAnalyzer:
         self.detection_interval = min(
             max(self.detection_interval, settings.detection_interval), settings.max_detection_interval
         )
+        self.detection_side = min(self.detection_side, settings.detection_max_side)
         if not settings.adaptive:
             self.detection_interval = settings.detection_interval
+            self.detection_side = settings.detection_max_side
 
     def reset(self) -> None:
         self.tracker.reset()
         self.frame_index = 0
         self.frames_since_detection = 0
         self.detection_interval = self.settings.detection_interval
+        self.detection_side = self.settings.detection_max_side
         self.average_ms = None
         self.face_lost = False
 
@@ -165,6 +171,7 @@ class LiveAnalyzer:
             detection_interval=self.detection_interval,
             timings_ms=timings,
             tentative=waiting,
+            detection_side=self.detection_side,
         )
         self.frame_index += 1
         return result
@@ -176,12 +183,12 @@ class LiveAnalyzer:
         annotated = annotate_live(image, result.faces, self.settings)
         result.timings_ms["overlay"] = 1000 * (time.perf_counter() - started)
         result.timings_ms["total"] += result.timings_ms["overlay"]
-        self._adapt(result)
+        self.adapt(result)
         return annotated, result
 
     def _detect(self, image: np.ndarray, gray: np.ndarray) -> list[Track]:
         source = image if getattr(self.detector, "needs_color", False) else gray
-        factor = max(source.shape[:2]) / self.settings.detection_max_side
+        factor = max(source.shape[:2]) / self.detection_side
         if factor > 1:
             size = (max(1, round(source.shape[1] / factor)), max(1, round(source.shape[0] / factor)))
             source = cv2.resize(to_uint8(source), size, interpolation=cv2.INTER_AREA)
@@ -233,17 +240,24 @@ class LiveAnalyzer:
             )
         return faces
 
-    def _adapt(self, result: LiveFrameResult) -> None:
-        """Stretch the detection interval while the average frame costs more than the frame budget; shrink it back."""
+    def adapt(self, result: LiveFrameResult) -> None:
+        """While the average frame costs more than the frame budget, detect less often, then on a smaller image;
+        undo both, in reverse, once it costs less than half the budget."""
         total = result.timings_ms["total"]
         self.average_ms = total if self.average_ms is None else 0.8 * self.average_ms + 0.2 * total
         if not self.settings.adaptive or not result.detected:
             return
         budget = 1000 / self.settings.target_fps
-        if self.average_ms > budget and self.detection_interval < self.settings.max_detection_interval:
-            self.detection_interval += 1
-        elif self.average_ms < budget / 2 and self.detection_interval > self.settings.detection_interval:
-            self.detection_interval -= 1
+        if self.average_ms > budget:
+            if self.detection_interval < self.settings.max_detection_interval:
+                self.detection_interval += 1
+            elif self.detection_side > MIN_DETECTION_SIDE:
+                self.detection_side = max(MIN_DETECTION_SIDE, round(self.detection_side * 0.8))
+        elif self.average_ms < budget / 2:
+            if self.detection_side < self.settings.detection_max_side:
+                self.detection_side = min(self.settings.detection_max_side, round(self.detection_side / 0.8))
+            elif self.detection_interval > self.settings.detection_interval:
+                self.detection_interval -= 1
 
 
 def clip_box(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:

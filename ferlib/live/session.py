@@ -1,10 +1,12 @@
-"""A live video stream's shared state: the analyzer the video thread runs and the results the page reads.
+"""A live video stream's shared state: the analyzer, its own analysis thread, and the results the page reads.
 
-The video thread calls `LiveSession.process_frame` for each frame; the page thread reads `snapshot()` and calls
-`configure()` or `reset()` when the user changes a control or starts the stream. A lock guards the results; the
-analyzer's face tracks belong to the video thread alone, so changed settings and resets are queued under the
-lock and applied by the video thread before its next frame. An error inside the analyzer is caught and reported
-in the snapshot: an exception escaping the frame callback would end streamlit-webrtc's worker and freeze the video.
+The video callback calls `LiveSession.process_frame` for each camera frame. It never waits for the analysis: it
+leaves the frame in a one-frame slot (replacing any frame not yet taken, so nothing queues up), draws the latest
+known faces on the frame it was given and returns at once, so the returned video keeps the camera's rate however
+busy the CPU is. The session's analysis thread takes the newest frame from the slot, detects, follows and classifies
+its faces and records the results, which the page reads with `snapshot()`. The analyzer's face tracks belong to that
+thread alone: settings changed and resets asked for by the page are kept under the lock and applied by the thread
+before its next frame. An error inside the analyzer is reported in the snapshot and never reaches the video.
 """
 
 from __future__ import annotations
@@ -82,32 +84,43 @@ class TimelinePoint:
 
 @dataclass
 class LiveSnapshot:
-    """What the page shows beside the video: current faces, recent timeline, speed, the latest annotated frame."""
+    """What the page shows beside the video: current faces, recent timeline, speeds, the latest annotated frame."""
 
     faces: list[FacePrediction]
     timeline: list[TimelinePoint]
-    frames: int
-    fps: float
-    ms_per_frame: float
+    frames: int  # frames analysed
+    fps: float  # frames analysed per second
+    ms_per_frame: float  # the analysis of the latest frame
     detection_interval: int
-    seconds_since_update: float | None
-    frame: np.ndarray | None
+    seconds_since_update: float | None  # since the latest analysis
+    frame: np.ndarray | None  # the latest frame returned to the video, annotated
     error: str | None = None  # the analyzer's last error, until a frame succeeds again
+    returned_fps: float = 0.0  # frames returned to the video per second (the camera's rate)
+    callback_ms: float = 0.0  # time spent in the video callback per frame (drawing the latest faces)
+    detection_side: int = 0  # the detector's image size now (it shrinks when the analysis falls behind)
+
+
+IDLE_SECONDS = 5.0  # the analysis thread ends after this long without a frame (a new frame starts it again)
 
 
 class LiveSession:
-    """Thread-safe holder of one stream's analyzer and results (one per browser session)."""
+    """Thread-safe holder of one stream's analyzer, analysis thread and results (one per browser session)."""
 
     def __init__(self, history_seconds: float = 60.0, timeline_every_seconds: float = 0.2) -> None:
         self.history_seconds = history_seconds
         self.timeline_every_seconds = timeline_every_seconds
         self._lock = threading.Lock()
-        self._busy = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # a frame arrived in the slot, or the slot was emptied
         self._analyzer: LiveAnalyzer | None = None
-        self._key: tuple[str, str, str] | None = None
+        self._key: tuple[str, str, str, int] | None = None
+        self._overlay = LiveSettings()  # how the callback draws faces: the newest settings, at once
         self._pending_settings: LiveSettings | None = None
         self._pending_reset = False
         self._generation = 0  # counts resets, so a frame in flight across one is not recorded
+        self._slot: np.ndarray | None = None  # the newest frame waiting for the analysis thread
+        self._analysing = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
         self._error: str | None = None
         self._reset_results()
 
@@ -118,6 +131,8 @@ class LiveSession:
         self._faces: list[FacePrediction] = []
         self._timeline: deque[TimelinePoint] = deque()
         self._frame_times: deque[float] = deque(maxlen=60)
+        self._returned_times: deque[float] = deque(maxlen=60)
+        self._callback_ms: deque[float] = deque(maxlen=60)
         self._frames = 0
         self._last_result: LiveFrameResult | None = None
         self._last_frame: np.ndarray | None = None
@@ -136,19 +151,25 @@ class LiveSession:
             analyzer = build_analyzer(detector_name, variant, settings, classifier=classifier)
             with self._lock:
                 changed = self._analyzer is not None
-                self._analyzer, self._key = analyzer, key
+                self._analyzer, self._key, self._overlay = analyzer, key, settings
                 self._pending_settings, self._pending_reset = None, False
                 if changed:
                     self._start_new_results()
         else:
             with self._lock:
-                self._pending_settings = settings
+                self._pending_settings, self._overlay = settings, settings
 
     def reset(self) -> None:
         """Forget results and face tracks (a new stream starts); the tracks go before the next frame."""
         with self._lock:
             self._start_new_results()
             self._pending_reset = True
+
+    def close(self) -> None:
+        """End the analysis thread (it also ends by itself when no frame has come for IDLE_SECONDS)."""
+        with self._lock:
+            self._closed, self._slot = True, None
+            self._wake.notify_all()
 
     def _start_new_results(self) -> None:
         """Forget results and the last error; a frame still in flight belongs to the old ones. Hold the lock."""
@@ -157,33 +178,70 @@ class LiveSession:
         self._generation += 1
 
     def process_frame(self, image: np.ndarray) -> np.ndarray:
-        """Analyse one video frame and return it annotated (BGR); the results are kept for `snapshot`.
-
-        Never raises: on an error the frame goes back unannotated and the message waits in `snapshot().error`.
-        """
+        """Hand the frame to the analysis and return it annotated with the latest known faces (BGR). Never waits
+        for the analysis and never raises: the video keeps the camera's rate."""
+        started = time.perf_counter()
         with self._lock:
             if self._analyzer is None:
                 return annotate_live(image, [], LiveSettings())
-        if not self._busy.acquire(blocking=False):
-            return image  # only if two threads ever call at once: never queue stale frames
-        generation = None
+            self._slot, self._closed = image, False  # replaces a frame the analysis has not taken: no queue
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._analyse_frames, name="live-analysis", daemon=True)
+                self._thread.start()
+            self._wake.notify_all()
+            faces, overlay = self._faces, self._overlay
         try:
-            with self._lock:  # taken only once this thread owns the analyzer, so no change is dropped
+            annotated = annotate_live(image, faces, overlay)
+        except Exception as error:  # drawing must not end the stream either
+            self._report_error(error, None)
+            return image
+        now = time.monotonic()
+        with self._lock:
+            self._last_frame = annotated
+            self._returned_times.append(now)
+            self._callback_ms.append(1000 * (time.perf_counter() - started))
+        return annotated
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until the frames handed over so far are analysed (for tests and one-off pictures); True if they were."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._slot is not None or self._analysing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.wait(remaining)
+        return True
+
+    def _analyse_frames(self) -> None:
+        """The analysis thread: the newest frame of the slot, again and again, until the stream goes quiet."""
+        while True:
+            with self._lock:
+                while self._slot is None and not self._closed:
+                    if not self._wake.wait(IDLE_SECONDS) and self._slot is None:
+                        self._closed = True
+                if self._closed and self._slot is None:
+                    self._thread = None
+                    self._wake.notify_all()
+                    return
+                image, self._slot, self._analysing = self._slot, None, True
                 analyzer, generation = self._analyzer, self._generation
                 settings, self._pending_settings = self._pending_settings, None
                 reset, self._pending_reset = self._pending_reset, False
-            if settings is not None:
-                analyzer.update_settings(settings)
-            if reset:  # after the settings, so the new stream starts with the new detection interval
-                analyzer.reset()
-            annotated, result = analyzer.process(image)
-        except Exception as error:  # whatever the analyzer raised, the video must keep playing
-            self._report_error(error, generation)
-            return image
-        finally:
-            self._busy.release()
-        self._record(result, annotated, generation)
-        return annotated
+            try:
+                if settings is not None:
+                    analyzer.update_settings(settings)
+                if reset:  # after the settings, so the new stream starts with the new detection interval
+                    analyzer.reset()
+                result = analyzer.analyze(image)
+                analyzer.adapt(result)
+            except Exception as error:  # whatever the analyzer raised, the stream goes on
+                self._report_error(error, generation)
+            else:
+                self._record(result, generation)
+            with self._lock:
+                self._analysing = False
+                self._wake.notify_all()
 
     def _report_error(self, error: Exception, generation: int | None) -> None:
         message = f"{type(error).__name__}: {error}"
@@ -194,7 +252,7 @@ class LiveSession:
         if not repeated:  # a failure repeated on every frame is logged once
             LOGGER.error("live frame analysis failed", exc_info=error)
 
-    def _record(self, result: LiveFrameResult, annotated: np.ndarray, generation: int) -> None:
+    def _record(self, result: LiveFrameResult, generation: int) -> None:
         now = time.monotonic()
         with self._lock:
             if generation != self._generation:
@@ -207,7 +265,6 @@ class LiveSession:
             self._last_update = now
             self._faces = result.faces
             self._last_result = result
-            self._last_frame = annotated
             seconds = now - self._started
             if result.faces and seconds - self._last_timeline >= self.timeline_every_seconds:
                 self._last_timeline = seconds
@@ -219,17 +276,23 @@ class LiveSession:
     def snapshot(self) -> LiveSnapshot:
         """A consistent copy of the latest results, for the page thread."""
         with self._lock:
-            times = self._frame_times
-            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
             result = self._last_result
             return LiveSnapshot(
                 faces=list(self._faces),
                 timeline=list(self._timeline),
                 frames=self._frames,
-                fps=fps,
+                fps=_rate(self._frame_times),
                 ms_per_frame=result.timings_ms.get("total", 0.0) if result else 0.0,
                 detection_interval=result.detection_interval if result else 0,
                 seconds_since_update=time.monotonic() - self._last_update if self._last_update else None,
                 frame=self._last_frame,
                 error=self._error,
+                returned_fps=_rate(self._returned_times),
+                callback_ms=sum(self._callback_ms) / len(self._callback_ms) if self._callback_ms else 0.0,
+                detection_side=result.detection_side if result else 0,
             )
+
+
+def _rate(times: deque[float]) -> float:
+    """Events per second over the times kept (the last 60)."""
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0

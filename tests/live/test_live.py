@@ -271,30 +271,49 @@ def test_model_variants_are_listed_fastest_first(tmp_path):
     assert variants[0].label == "fer_vgg · TFLite int8 (fastest)"
 
 
-def test_session_records_faces_and_timeline_and_never_queues(astronaut_face, tiny_model_path):
+def test_session_returns_every_frame_at_once_and_analyses_the_newest(astronaut_face, tiny_model_path):
     session = LiveSession(timeline_every_seconds=0)
     frame = astronaut_frame(astronaut_face)
     assert session.process_frame(frame).shape == frame.shape  # before configure: passes through with a note
     session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(adaptive=False))
     for _ in range(3):
-        annotated = session.process_frame(frame)
+        session.process_frame(frame)
+        assert session.settle()
     snapshot = session.snapshot()
     assert snapshot.frames == 3 and [face.face_id for face in snapshot.faces] == [1]
     assert [point.face_id for point in snapshot.timeline] == [1, 1]  # shown from the second frame on
-    assert snapshot.frame is annotated and snapshot.fps > 0
-    session._busy.acquire()  # a frame is being processed: the next one passes through, it does not wait
-    try:
-        finished = threading.Event()
-        passed = []
-        worker = threading.Thread(target=lambda: (passed.append(session.process_frame(frame)), finished.set()))
-        worker.start()
-        assert finished.wait(5)
-        assert passed[0] is frame
-    finally:
-        session._busy.release()
+    annotated = session.process_frame(frame)
+    assert snapshot.fps > 0 and session.snapshot().frame is annotated and not np.array_equal(annotated, frame)
+    assert session.snapshot().returned_fps > 0 and session.snapshot().callback_ms > 0
+
+    # While a frame is analysed, new frames are returned at once (with the latest faces) and only the newest waits.
+    release = threading.Event()
+    analyzer = session._analyzer
+    original = analyzer.analyze
+    seen = []
+
+    def slow(image):
+        seen.append(int(image[0, 0, 0]))
+        release.wait(10)
+        return original(image)
+
+    analyzer.analyze = slow
+    for value in range(1, 6):
+        marked = frame.copy()
+        marked[0, 0] = value
+        started = time.perf_counter()
+        returned = session.process_frame(marked)
+        assert time.perf_counter() - started < 1.0 and returned.shape == frame.shape
+        if value == 1:
+            while not seen:
+                time.sleep(0.01)
+    release.set()
+    assert session.settle()
+    assert seen == [1, 5]  # frames 2-4 were replaced in the slot by newer ones, never queued
     session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(smoothing_window=2))
     session.reset()
     assert session.snapshot().frames == 0 and session.snapshot().timeline == []
+    session.close()
 
 
 def test_a_shared_classifier_is_used_and_a_new_one_starts_new_results(astronaut_face, tiny_model_path):
@@ -307,6 +326,7 @@ def test_a_shared_classifier_is_used_and_a_new_one_starts_new_results(astronaut_
     assert session._analyzer.classifier is shared
     for _ in range(2):
         session.process_frame(frame)
+        session.settle()
     session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=3), classifier=shared)
     assert session.snapshot().frames == 2  # same classifier: settings only, results kept
     reloaded = make_classifier(tiny_model_path, backend="keras")
@@ -315,31 +335,35 @@ def test_a_shared_classifier_is_used_and_a_new_one_starts_new_results(astronaut_
     assert session.snapshot().frames == 0 and session.snapshot().timeline == []
     for _ in range(3):
         session.process_frame(frame)
+        session.settle()
     assert session.snapshot().frames == 3 and [face.face_id for face in session.snapshot().faces] == [1]
 
     # A model change while a frame is analysed: that frame, or its failure, belongs to the old results.
     analyzer = session._analyzer
-    original = analyzer.process
+    original = analyzer.analyze
     replacement = make_classifier(tiny_model_path, backend="keras")
 
     def change_midway(image):
         session.configure("haar", variant, LiveSettings(adaptive=False), classifier=replacement)
         return original(image)
 
-    analyzer.process = change_midway
+    analyzer.analyze = change_midway
     session.process_frame(frame)
+    session.settle()
     assert session.snapshot().frames == 0
 
     def change_then_fail(image):
         session.configure("haar", variant, LiveSettings(adaptive=False), classifier=shared)
         raise RuntimeError("the old interpreter failed")
 
-    session._analyzer.process = change_then_fail
+    session._analyzer.analyze = change_then_fail
     session.process_frame(frame)
+    session.settle()
     assert session.snapshot().error is None and session._analyzer.classifier is shared
+    session.close()
 
 
-def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_face, tiny_model_path):
+def test_page_changes_reach_the_tracks_only_through_the_analysis_thread(astronaut_face, tiny_model_path):
     """The page thread once trimmed track histories while the video thread averaged them ('deque mutated')."""
     session = LiveSession(timeline_every_seconds=0)
     frame = astronaut_frame(astronaut_face)
@@ -347,6 +371,7 @@ def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_f
     session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=8))
     for _ in range(3):
         session.process_frame(frame)
+        session.settle()
     analyzer = session._analyzer
     track = analyzer.tracker.tracks[0]
     kept = len(track.history)
@@ -356,8 +381,10 @@ def test_page_changes_reach_the_tracks_only_through_the_video_thread(astronaut_f
     assert analyzer.settings.smoothing_window == 8 and len(track.history) == kept  # untouched by the page thread
     assert session.snapshot().frames == 0
     session.process_frame(frame)
+    session.settle()
     assert session._analyzer is analyzer and analyzer.settings.smoothing_window == 1
     assert [t.face_id for t in analyzer.tracker.tracks] == [1] and analyzer.tracker.tracks[0] is not track
+    session.close()
 
 
 def test_no_page_change_is_lost_and_no_stale_frame_counts_after_a_reset(astronaut_face, tiny_model_path):
@@ -366,46 +393,91 @@ def test_no_page_change_is_lost_and_no_stale_frame_counts_after_a_reset(astronau
     variant = ModelVariant("tiny", tiny_model_path, "keras")
     session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=8))
     session.process_frame(frame)
+    session.settle()
     analyzer = session._analyzer
-    session._busy.acquire()  # a frame in progress when the user moves a slider
-    try:
-        session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=3))
-        assert session.process_frame(frame) is frame  # passed through...
-    finally:
-        session._busy.release()
-    session.process_frame(frame)
-    assert analyzer.settings.smoothing_window == 3  # ...and the change was kept for the next frame
+    original = analyzer.analyze
+    release = threading.Event()
 
-    original = analyzer.process
+    def slow(image):  # a frame in progress when the user moves a slider
+        release.wait(10)
+        return original(image)
+
+    analyzer.analyze = slow
+    session.process_frame(frame)
+    session.configure("haar", variant, LiveSettings(adaptive=False, smoothing_window=3, overlay_style="box"))
+    assert session._overlay.overlay_style == "box"  # the callback draws with the new settings at once...
+    release.set()
+    session.settle()
+    analyzer.analyze = original
+    session.process_frame(frame)
+    session.settle()
+    assert analyzer.settings.smoothing_window == 3  # ...and the analysis takes them before its next frame
 
     def reset_midway(image):  # START pressed again while this frame is analysed
         session.reset()
         return original(image)
 
-    analyzer.process = reset_midway
+    analyzer.analyze = reset_midway
     session.process_frame(frame)
+    session.settle()
     assert session.snapshot().frames == 0  # the old stream's frame is not counted in the new one
-    analyzer.process = original
+    analyzer.analyze = original
     session.process_frame(frame)
+    session.settle()
     assert session.snapshot().frames == 1
+    session.close()
 
 
 def test_an_analyzer_error_keeps_the_video_playing_and_is_reported(astronaut_face, tiny_model_path, monkeypatch):
     session = LiveSession()
     frame = astronaut_frame(astronaut_face)
     session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(adaptive=False))
-    original = session._analyzer.process
+    original = session._analyzer.analyze
 
     def broken(image):
         raise RuntimeError("interpreter exploded")
 
-    monkeypatch.setattr(session._analyzer, "process", broken)
-    assert session.process_frame(frame) is frame
-    assert session.process_frame(frame) is frame
+    monkeypatch.setattr(session._analyzer, "analyze", broken)
+    for _ in range(2):
+        assert session.process_frame(frame).shape == frame.shape  # the video goes on
+        session.settle()
     assert session.snapshot().error == "RuntimeError: interpreter exploded" and session.snapshot().frames == 0
-    monkeypatch.setattr(session._analyzer, "process", original)
+    monkeypatch.setattr(session._analyzer, "analyze", original)
     session.process_frame(frame)
+    session.settle()
     assert session.snapshot().error is None and session.snapshot().frames == 1
+    session.close()
+
+
+def test_the_analysis_thread_ends_when_the_stream_goes_quiet(astronaut_face, tiny_model_path, monkeypatch):
+    import ferlib.live.session
+
+    monkeypatch.setattr(ferlib.live.session, "IDLE_SECONDS", 0.2)
+    session = LiveSession()
+    session.configure("haar", ModelVariant("tiny", tiny_model_path, "keras"), LiveSettings(adaptive=False))
+    session.process_frame(astronaut_frame(astronaut_face))
+    thread = session._thread
+    assert thread is not None and session.settle()
+    thread.join(5)
+    assert not thread.is_alive() and session._thread is None
+    session.process_frame(astronaut_frame(astronaut_face))  # a new frame starts a new one
+    assert session.settle() and session.snapshot().frames == 2
+    session.close()
+
+
+def test_the_detector_searches_a_smaller_image_while_the_analysis_falls_behind(astronaut_face, tiny_classifier):
+    settings = LiveSettings(detection_interval=1, max_detection_interval=2, target_fps=10_000)  # any frame is late
+    analyzer = LiveAnalyzer(webcam_haar(), tiny_classifier, settings)
+    sides = []
+    for _ in range(12):
+        result = analyzer.analyze(astronaut_frame(astronaut_face))
+        analyzer.adapt(result)
+        sides.append(result.detection_side)
+    assert analyzer.detection_interval == 2 and sides[0] == 320 and min(sides) == 160  # interval first, then size
+    analyzer.update_settings(settings.updated(target_fps=0.001))  # now every frame is early
+    for _ in range(30):
+        analyzer.adapt(analyzer.analyze(astronaut_frame(astronaut_face)))
+    assert analyzer.detection_side == 320 and analyzer.detection_interval == 1
 
 
 # --- ICE servers --------------------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ def test_after_the_video_stops_the_last_faces_are_labelled_as_such(installed_mod
     frame = cv2.resize(astronaut_bgr, (640, 640))[80:560]
     for _ in range(3):
         session.process_frame(frame)
+        assert session.settle()  # the session analyses in its own thread
     app.run()
     assert not app.exception
     captions = [caption.value for caption in app.caption]
