@@ -1,9 +1,16 @@
-"""The one place that defines the emotion classes: their names, order, aliases and colours.
+"""The one place that defines the emotion classes: their names, order, aliases and colours, and class sets.
 
-The order is the FER-2013 challenge CSV's (0=angry ... 6=neutral), so CSV labels are indices as-is.
+The order is the FER-2013 challenge CSV's (0=angry ... 6=neutral), so CSV labels are indices as-is. A model may tell
+apart fewer classes: a `ClassSet` is a subset of the seven (say happy and sad) or groups of them merged under a new
+name (say "negative" for angry, disgust, fear and sad), and is saved in the model's config and card.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from ferlib.errors import FerError
 
@@ -81,3 +88,107 @@ def hex_to_bgr(color: str) -> tuple[int, int, int]:
 EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {
     name: hex_to_bgr(color) for name, color in EMOTION_COLORS.items()
 }
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """The classes a model tells apart, in its output order, and the FER-2013 emotions each one stands for.
+
+    Outputs follow the canonical order of their first emotion, so a subset keeps FER-2013's order.
+    """
+
+    names: tuple[str, ...]
+    members: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def all(cls) -> ClassSet:
+        return cls(EMOTIONS, tuple((name,) for name in EMOTIONS))
+
+    @classmethod
+    def parse(cls, value: Any) -> ClassSet:
+        """A class set from a config value: None or "all" (the seven), names as a list or "happy,sad", or a mapping
+        of output names to the emotions they merge ({"negative": ["angry", "disgust", "fear", "sad"], ...})."""
+        if value is None or value == "all" or value == []:
+            return cls.all()
+        if isinstance(value, str):
+            value = [part for part in (piece.strip() for piece in value.split(",")) if part]
+        if isinstance(value, (list, tuple)):
+            value = {str(name): [str(name)] for name in value}
+        if not isinstance(value, dict) or not value:
+            raise FerError(
+                f"Expected classes as names (happy,sad) or a mapping of names to emotions; received {value!r}"
+            )
+        groups: list[tuple[str, tuple[str, ...]]] = []
+        taken: set[str] = set()
+        for name, emotions in value.items():
+            listed = [emotions] if isinstance(emotions, str) else emotions
+            if not isinstance(listed, (list, tuple)) or not listed:
+                raise FerError(f"Expected a list of emotions for class {name!r}; received {emotions!r}")
+            canonical = tuple(sorted({class_name(str(emotion)) for emotion in listed}, key=EMOTIONS.index))
+            clash = taken.intersection(canonical)
+            if clash:
+                raise FerError(f"Expected each emotion in one class only; received {', '.join(sorted(clash))} twice")
+            taken.update(canonical)
+            label = str(name).strip().lower()
+            if not label:
+                raise FerError(f"Expected a class name; received {name!r}")
+            groups.append((class_name(label) if len(canonical) == 1 and label in _ALIASES else label, canonical))
+        if len(groups) < 2:
+            raise FerError(f"Expected at least two classes to tell apart; received {[name for name, _ in groups]}")
+        names = [name for name, _ in groups]
+        if len(set(names)) != len(names):
+            raise FerError(f"Expected distinct class names; received {names}")
+        groups.sort(key=lambda group: EMOTIONS.index(group[1][0]))
+        return cls(tuple(name for name, _ in groups), tuple(members for _, members in groups))
+
+    @property
+    def is_all(self) -> bool:
+        return self.names == EMOTIONS
+
+    def to_config(self) -> list[str] | dict[str, list[str]]:
+        """How a config or card stores it: the names when it has no merges, else the mapping."""
+        if all(members == (name,) for name, members in zip(self.names, self.members, strict=True)):
+            return list(self.names)
+        return {name: list(members) for name, members in zip(self.names, self.members, strict=True)}
+
+    def describe(self) -> str:
+        """'happy, sad' or 'negative (angry, disgust, fear, sad), happy'."""
+        parts = []
+        for name, members in zip(self.names, self.members, strict=True):
+            parts.append(name if members == (name,) else f"{name} ({', '.join(members)})")
+        return ", ".join(parts)
+
+    def emotion_to_class(self) -> np.ndarray:
+        """For each of the seven emotions (canonical index), its class index here, or -1 when left out."""
+        mapping = np.full(len(EMOTIONS), -1, dtype=np.int64)
+        for index, members in enumerate(self.members):
+            for member in members:
+                mapping[EMOTIONS.index(member)] = index
+        return mapping
+
+    def apply(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which faces belong to a class here, their labels here) for canonical emotion labels."""
+        mapped = self.emotion_to_class()[np.asarray(labels, dtype=np.int64)]
+        keep = mapped >= 0
+        return keep, mapped[keep]
+
+    def color(self, name: str) -> str:
+        """The hex colour of a class: its emotion's, or its first member's for a merged class."""
+        return EMOTION_COLORS[self.members[self.names.index(name)][0]]
+
+    def icon(self, name: str) -> str:
+        return EMOTION_ICONS[self.members[self.names.index(name)][0]]
+
+
+def class_name(name: str) -> str:
+    """The canonical emotion for a name; FerError naming the seven for anything else."""
+    canonical = normalize_class_name(name)
+    if canonical is None:
+        raise FerError(f"Expected emotions among {', '.join(EMOTIONS)}; received {name!r}")
+    return canonical
+
+
+def class_color(name: str) -> str:
+    """The hex colour of any class name: an emotion's own, else a neutral grey (for a merged class, use the
+    ClassSet's `color`)."""
+    return EMOTION_COLORS.get(normalize_class_name(name) or "", "#9e9e9e")
