@@ -188,7 +188,13 @@ def class_name(name: str) -> str:
     return canonical
 
 
+# Colours for classes that are not one emotion (merged groups), picked by name so a class keeps its colour.
+_OTHER_COLORS = ("#00897b", "#5e35b1", "#c0ca33", "#6d4c41", "#d81b60", "#3949ab")
+
+
 def class_color(name: str) -> str:
-    """The hex colour of any class name: an emotion's own, else a neutral grey (for a merged class, use the
-    ClassSet's `color`)."""
-    return EMOTION_COLORS.get(normalize_class_name(name) or "", "#9e9e9e")
+    """The hex colour of any class name: an emotion's own, else one of a few others picked by the name."""
+    canonical = normalize_class_name(name)
+    if canonical:
+        return EMOTION_COLORS[canonical]
+    return _OTHER_COLORS[sum(map(ord, name)) % len(_OTHER_COLORS)]

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="JSON file with TrainConfig settings")
     train.add_argument("--epochs", type=int, help="override the config's epochs")
     train.add_argument(
+        "--classes", help="the classes to tell apart, e.g. happy,sad (default: the config's, else all seven)"
+    )
+    train.add_argument(
         "--initial-model",
         help="start from this .keras model's weights (same architecture and sizes), fresh schedule",
     )
@@ -276,6 +279,8 @@ def _train(arguments: argparse.Namespace) -> int:
             changes["data"] = str(Path(arguments.data).expanduser().resolve())
         if arguments.initial_model:
             changes["initial_model"] = arguments.initial_model
+        if arguments.classes:
+            changes["classes"] = arguments.classes
         config = config.updated(**changes)
         if not config.data:
             raise FerError("Expected --data PATH (or 'data' in the config); received none")
@@ -311,15 +316,20 @@ def _snapshot(arguments: argparse.Namespace) -> int:
 
 
 def _evaluate(arguments: argparse.Namespace) -> int:
+    import numpy as np
+
     from ferlib.atomic import atomic_write_json
     from ferlib.data.datasets import ProgressPrinter, load_dataset
     from ferlib.evaluation.metrics import evaluate_model, tta_mode
-    from ferlib.nets.modelio import load_model
+    from ferlib.nets.modelio import class_set_of, load_model
 
     tta = tta_mode(arguments.tta)  # a wrong mode or model is named before the data is loaded
-    model, _ = load_model(arguments.model)
+    model, card = load_model(arguments.model)
+    classes = class_set_of(card, arguments.model or "the shipped model")
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
+    keep, labels = classes.apply(labels)  # a model of fewer classes is scored on the faces of its classes
+    images, left_out = images[keep], int(np.sum(~keep))
     if len(labels) == 0:
         sizes = {split: sum(per_class.values()) for split, per_class in dataset.counts().items()}
         present = ", ".join(f"{split} ({size})" for split, size in sizes.items() if size) or "no images"
@@ -327,8 +337,11 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             f"Expected images in the {arguments.split!r} split of {str(arguments.data)!r}; received none "
             f"(it has: {present}); choose one with --split, or --split all"
         )
-    metrics = evaluate_model(model, images, labels, tta=tta)
+    metrics = evaluate_model(model, images, labels, tta=tta, class_names=classes.names)
     metrics.update({"split": arguments.split, "data": str(arguments.data), "model": str(arguments.model or "default")})
+    metrics["left_out"] = left_out
+    if left_out:
+        print(f"{left_out} faces of other classes than the model's ({classes.describe()}) were left out")
     if arguments.json:
         atomic_write_json(arguments.json, metrics)
     for name, values in metrics["per_class"].items():
@@ -423,7 +436,6 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
     import cv2
 
     from ferlib.atomic import atomic_write_bytes, atomic_write_json
-    from ferlib.classes import EMOTIONS
     from ferlib.data.preprocess import read_image
     from ferlib.live.detection import make_detector
     from ferlib.live.pipeline import EmotionPipeline, annotate
@@ -453,7 +465,7 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
         else:
             print(f"{image_path}: {len(analysis.faces)} face{'s' if len(analysis.faces) > 1 else ''}")
         for number, face in enumerate(analysis.faces, start=1):
-            probabilities = " ".join(f"{name}={face.probabilities[name]:.3f}" for name in EMOTIONS)
+            probabilities = " ".join(f"{name}={value:.3f}" for name, value in face.probabilities.items())
             x, y, width, height = face.box
             print(
                 f"  face {number}: box=({x},{y},{width},{height}) label={face.label} "
@@ -485,7 +497,6 @@ def _explain(arguments: argparse.Namespace) -> int:
     import numpy as np
 
     from ferlib.atomic import atomic_write_bytes, atomic_write_json
-    from ferlib.classes import EMOTIONS
     from ferlib.data.preprocess import read_image
     from ferlib.evaluation.gradcam import GradCam, explain_photo, explanation_overlay
     from ferlib.live.detection import make_detector
@@ -520,7 +531,7 @@ def _explain(arguments: argparse.Namespace) -> int:
                     "box": list(face.box),
                     "label": face.label,
                     "confidence": face.confidence,
-                    "probabilities": dict(zip(EMOTIONS, map(float, face.probabilities), strict=True)),
+                    "probabilities": dict(zip(gradcam.class_names, map(float, face.probabilities), strict=True)),
                     "flat": face.flat,
                     "heatmap": np.round(face.heatmap, 4).tolist(),
                     "overlay": str(target),

@@ -153,6 +153,7 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
             rows.append(["int8 TFLite", _number(card.get("int8_validation_accuracy")), "", ""])
     lines += _table(["", "accuracy", "macro-F1", "top-2 accuracy"], rows)
     per_class, per_class_tta = card.get("per_class") or {}, card.get("per_class_tta") or {}
+    names = tuple(card.get("class_names") or EMOTIONS)
     if per_class:
         lines += [""]
         lines += _table(
@@ -166,7 +167,7 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
                     _number((per_class_tta.get(name) or {}).get("f1"), 3),
                     str(per_class[name].get("support", "–")),
                 ]
-                for name in EMOTIONS
+                for name in names
                 if name in per_class
             ],
         )
@@ -174,8 +175,8 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
     if matrix:
         lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
         lines += _table(
-            ["true \\ predicted", *EMOTIONS],
-            [[f"**{name}**", *(str(count) for count in row)] for name, row in zip(EMOTIONS, matrix, strict=True)],
+            ["true \\ predicted", *names],
+            [[f"**{name}**", *(str(count) for count in row)] for name, row in zip(names, matrix, strict=True)],
         )
     lines += [
         "",

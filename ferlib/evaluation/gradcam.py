@@ -83,10 +83,12 @@ class Explanation:
 class GradCam:
     """Grad-CAM for one Keras model; build it once per model (it wraps the model in a two-output model)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, class_names: tuple[str, ...] | None = None) -> None:
         import keras
 
         self.model = model
+        outputs = int(model.output_shape[-1])
+        self.class_names = class_names or (EMOTIONS if outputs == len(EMOTIONS) else tuple(map(str, range(outputs))))
         self.layer = find_target_layer(model)
         self.output_layer = model.layers[-1]
         self.uses_logits = _ends_in_softmax_dense(self.output_layer)
@@ -138,8 +140,7 @@ class GradCam:
         """One face's (48, 48) heatmap in 0-1 for `class_index` (default: the predicted class)."""
         return self.explain(face, class_index).heatmaps[0]
 
-    @staticmethod
-    def _class_indices(requested: np.ndarray | list[int] | int | None, probabilities: np.ndarray, count: int):
+    def _class_indices(self, requested: np.ndarray | list[int] | int | None, probabilities: np.ndarray, count: int):
         if requested is None:
             return probabilities.argmax(axis=1).astype(np.int64)
         chosen = np.asarray(requested, dtype=np.int64).reshape(-1)
@@ -147,8 +148,8 @@ class GradCam:
             chosen = np.repeat(chosen, count)
         if chosen.size != count:
             raise FerError(f"Expected one class index or one per face ({count}); received {chosen.size}")
-        if chosen.min(initial=0) < 0 or chosen.max(initial=0) >= len(EMOTIONS):
-            raise FerError(f"Expected class indices 0-{len(EMOTIONS) - 1}; received {requested!r}")
+        if chosen.min(initial=0) < 0 or chosen.max(initial=0) >= len(self.class_names):
+            raise FerError(f"Expected class indices 0-{len(self.class_names) - 1}; received {requested!r}")
         return chosen
 
 
@@ -206,10 +207,11 @@ class FaceExplanation:
     probabilities: np.ndarray
     class_index: int
     flat: bool = False
+    class_names: tuple[str, ...] = EMOTIONS
 
     @property
     def label(self) -> str:
-        return EMOTIONS[self.class_index]
+        return self.class_names[self.class_index]
 
     @property
     def confidence(self) -> float:
@@ -240,6 +242,7 @@ def explain_photo(
             probabilities=probabilities,
             class_index=int(chosen),
             flat=bool(flat),
+            class_names=gradcam.class_names,
         )
         for box, crop, face, heatmap, probabilities, chosen, flat in zip(
             boxes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -100,17 +101,20 @@ def view_count(tta: bool | str) -> int:
 
 
 def predict_views(model: Any, images: np.ndarray, *, tta: bool | str, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities of every view `tta` makes of each face: (views, N, 7), in `tta_views` order."""
+    """Class probabilities of every view `tta` makes of each face: (views, N, classes), in `tta_views` order."""
     mode = tta_mode(tta)
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise FerError(f"Expected a batch of faces shaped (N, 48, 48); received shape {images.shape}")
-    result = np.zeros((view_count(mode), len(images), NUM_CLASSES), dtype=np.float32)
+    result = None
     for start in range(0, len(images), TTA_CHUNK_FACES):
         views = tta_views(to_model_batch(images[start : start + TTA_CHUNK_FACES]), mode)
         for index, view in enumerate(views):
-            result[index, start : start + len(view)] = model.predict(view, batch_size=batch_size, verbose=0)
-    return result
+            predicted = model.predict(view, batch_size=batch_size, verbose=0)
+            if result is None:  # as many columns as the model has classes
+                result = np.zeros((view_count(mode), len(images), predicted.shape[-1]), dtype=np.float32)
+            result[index, start : start + len(view)] = predicted
+    return result if result is not None else np.zeros((view_count(mode), 0, NUM_CLASSES), dtype=np.float32)
 
 
 def average_views(view_probabilities: np.ndarray, tta: bool | str) -> np.ndarray:
@@ -148,17 +152,26 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return matrix
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+def class_names_of(model: Any, count: int) -> tuple[str, ...]:
+    """A model's class names: a classifier's own (from its card), FER-2013's seven, or numbered classes."""
+    names = getattr(model, "class_names", None)
+    if names is not None and len(names) == count:
+        return tuple(names)
+    return EMOTIONS if count == NUM_CLASSES else tuple(f"class {index}" for index in range(count))
+
+
+def classification_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str] = EMOTIONS
+) -> dict[str, Any]:
     """Accuracy, macro-F1, top-2 accuracy, per-class precision/recall/F1/support and the confusion matrix."""
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 2 or probabilities.shape[1] != NUM_CLASSES or probabilities.shape[0] != labels.shape[0]:
-        raise FerError(
-            f"Expected probabilities shaped ({labels.shape[0]}, {NUM_CLASSES}); received {probabilities.shape}"
-        )
+    classes = len(class_names)
+    if probabilities.ndim != 2 or probabilities.shape[1] != classes or probabilities.shape[0] != labels.shape[0]:
+        raise FerError(f"Expected probabilities shaped ({labels.shape[0]}, {classes}); received {probabilities.shape}")
     count = int(labels.shape[0])
     predictions = probabilities.argmax(axis=1) if count else np.zeros(0, dtype=np.int64)
-    matrix = confusion_matrix(labels, predictions)
+    matrix = confusion_matrix(labels, predictions, classes)
     true_positive = np.diag(matrix).astype(np.float64)
     predicted = matrix.sum(axis=0).astype(np.float64)
     support = matrix.sum(axis=1).astype(np.float64)
@@ -180,34 +193,50 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
                 "f1": float(f1[i]),
                 "support": int(support[i]),
             }
-            for i, name in enumerate(EMOTIONS)
+            for i, name in enumerate(class_names)
         },
         "confusion_matrix": matrix.tolist(),
-        "class_names": list(EMOTIONS),
+        "class_names": list(class_names),
     }
 
 
-def score(labels: np.ndarray, probabilities: np.ndarray, tta: bool | str) -> dict[str, Any]:
+def score(
+    labels: np.ndarray, probabilities: np.ndarray, tta: bool | str, class_names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """`classification_metrics` of probabilities predicted with a TTA mode, which `metrics["tta"]` names."""
-    metrics = classification_metrics(labels, probabilities)
+    names = class_names if class_names is not None else class_names_of(None, np.asarray(probabilities).shape[-1])
+    metrics = classification_metrics(labels, probabilities, names)
     metrics["tta"] = tta_mode(tta)
     return metrics
 
 
-def score_views(view_probabilities: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, Any]:
+def score_views(
+    view_probabilities: np.ndarray, labels: np.ndarray, tta: bool | str, class_names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The metrics of one TTA mode from `predict_views` output."""
-    return score(labels, average_views(view_probabilities, tta), tta)
+    return score(labels, average_views(view_probabilities, tta), tta, class_names)
 
 
-def evaluate_modes(model: Any, images: np.ndarray, labels: np.ndarray, tta: bool | str) -> dict[str, dict[str, Any]]:
+def evaluate_modes(
+    model: Any, images: np.ndarray, labels: np.ndarray, tta: bool | str, class_names: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """The metrics of `tta` and the simpler modes its views include (none, and flip for a richer mode), keyed by
     mode, from one prediction of `tta`'s views."""
     views = predict_views(model, images, tta=tta)
+    names = class_names or class_names_of(model, views.shape[-1])
     modes = dict.fromkeys(("none", "flip", tta_mode(tta)) if tta_mode(tta) != "none" else ("none",))
-    return {mode: score_views(views, labels, mode) for mode in modes}
+    return {mode: score_views(views, labels, mode, names) for mode in modes}
 
 
-def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool | str = False) -> dict[str, Any]:
+def evaluate_model(
+    model: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    tta: bool | str = False,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Predict and score in one call; the result is JSON-serialisable and names its TTA mode (one of TTA_MODES)
     in `metrics["tta"]`."""
-    return score_views(predict_views(model, images, tta=tta), labels, tta)
+    views = predict_views(model, images, tta=tta)
+    return score_views(views, labels, tta, class_names or class_names_of(model, views.shape[-1]))

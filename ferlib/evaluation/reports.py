@@ -57,6 +57,11 @@ class ModelReport:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        """The model's classes, in output order (as its metrics name them)."""
+        return tuple(self.metrics.get("class_names") or self.metrics.get("per_class") or EMOTIONS)
+
+    @property
     def has_per_class(self) -> bool:
         return bool(self.metrics.get("per_class"))
 
@@ -70,7 +75,7 @@ class ModelReport:
             "name": self.name,
             "kind": self.kind,
             "model_path": str(self.model_path),
-            "class_names": list(EMOTIONS),
+            "class_names": list(self.class_names),
             "metrics": self.metrics,
             "metrics_tta": self.metrics_tta,
             "history": self.history,
@@ -219,12 +224,8 @@ def summary_row(report: ModelReport) -> dict[str, Any]:
 
 
 def per_class_rows(per_class: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-class precision, recall, F1 and support as rows in the canonical class order."""
-    return [
-        {"class": name, **{key: per_class[name].get(key) for key in PER_CLASS_KEYS}}
-        for name in EMOTIONS
-        if name in per_class
-    ]
+    """Per-class precision, recall, F1 and support as rows, in the model's class order."""
+    return [{"class": name, **{key: values.get(key) for key in PER_CLASS_KEYS}} for name, values in per_class.items()]
 
 
 def per_class_csv(per_class: dict[str, dict[str, Any]], per_class_tta: dict[str, dict[str, Any]] | None = None) -> str:
@@ -288,14 +289,15 @@ class Mistake:
     predicted_index: int
     confidence: float
     true_probability: float
+    class_names: tuple[str, ...] = EMOTIONS
 
     @property
     def true_label(self) -> str:
-        return EMOTIONS[self.true_index]
+        return self.class_names[self.true_index]
 
     @property
     def predicted_label(self) -> str:
-        return EMOTIONS[self.predicted_index]
+        return self.class_names[self.predicted_index]
 
 
 def most_confident_mistakes(
@@ -305,6 +307,7 @@ def most_confident_mistakes(
     *,
     true_class: int | None = None,
     predicted_class: int | None = None,
+    class_names: tuple[str, ...] = EMOTIONS,
 ) -> list[Mistake]:
     """The `limit` wrong predictions the model was surest of, most confident first (ties by index).
 
@@ -312,9 +315,9 @@ def most_confident_mistakes(
     """
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    if probabilities.shape != (len(labels), len(EMOTIONS)):
+    if probabilities.ndim != 2 or probabilities.shape[0] != len(labels) or probabilities.shape[1] != len(class_names):
         raise FerError(
-            f"Expected probabilities shaped ({len(labels)}, {len(EMOTIONS)}); received {probabilities.shape}"
+            f"Expected probabilities shaped ({len(labels)}, {len(class_names)}); received {probabilities.shape}"
         )
     if limit < 0:
         raise FerError(f"Expected a non-negative number of mistakes; received {limit}")
@@ -334,6 +337,7 @@ def most_confident_mistakes(
             predicted_index=int(predictions[index]),
             confidence=float(probabilities[index, predictions[index]]),
             true_probability=float(probabilities[index, labels[index]]),
+            class_names=tuple(class_names),
         )
         for index in order
     ]

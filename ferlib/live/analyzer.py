@@ -224,6 +224,7 @@ class LiveAnalyzer:
         if not crops:
             return []
         probabilities = self.classifier(np.stack(crops))
+        names = getattr(self.classifier, "class_names", EMOTIONS)
         faces = []
         for (track, box), row in zip(kept, probabilities, strict=True):
             track.add_probabilities(row)
@@ -232,9 +233,9 @@ class LiveAnalyzer:
             faces.append(
                 FacePrediction(
                     box=box,
-                    label=EMOTIONS[best],
+                    label=names[best],
                     confidence=float(smoothed[best]),
-                    probabilities={name: float(smoothed[index]) for index, name in enumerate(EMOTIONS)},
+                    probabilities={name: float(smoothed[index]) for index, name in enumerate(names)},
                     face_id=track.face_id,
                 )
             )
@@ -284,7 +285,7 @@ def annotate_live(
             face.box,
             face.label,
             face.confidence,
-            face.probability_vector(),
+            face.probabilities,
             show_bars=style == "full",
             show_label=style != "box",
             color=UNCERTAIN_COLOR_BGR if uncertain else None,

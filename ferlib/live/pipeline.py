@@ -28,7 +28,8 @@ class FacePrediction:
     face_id: int | None = None
 
     def probability_vector(self) -> np.ndarray:
-        return np.array([self.probabilities[name] for name in EMOTIONS], dtype=np.float32)
+        """The probabilities in the model's class order."""
+        return np.array(list(self.probabilities.values()), dtype=np.float32)
 
 
 @dataclass
@@ -41,16 +42,18 @@ class FrameAnalysis:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def predictions_from_probabilities(boxes: list[FaceBox], probabilities: np.ndarray) -> list[FacePrediction]:
+def predictions_from_probabilities(
+    boxes: list[FaceBox], probabilities: np.ndarray, class_names: tuple[str, ...] = EMOTIONS
+) -> list[FacePrediction]:
     faces = []
     for box, row in zip(boxes, probabilities, strict=True):
         best = int(np.argmax(row))
         faces.append(
             FacePrediction(
                 box=box.as_tuple(),
-                label=EMOTIONS[best],
+                label=class_names[best],
                 confidence=float(row[best]),
-                probabilities={name: float(row[i]) for i, name in enumerate(EMOTIONS)},
+                probabilities={name: float(row[i]) for i, name in enumerate(class_names)},
             )
         )
     return faces
@@ -77,7 +80,8 @@ class EmotionPipeline:
         faces: list[FacePrediction] = []
         if boxes:
             crops = np.stack([preprocess_face(crop_with_margin(gray, box.as_tuple(), self.margin)) for box in boxes])
-            faces = predictions_from_probabilities(boxes, self.classifier(crops))
+            names = getattr(self.classifier, "class_names", EMOTIONS)
+            faces = predictions_from_probabilities(boxes, self.classifier(crops), names)
         classified = time.perf_counter()
         timings = {"detection": 1000 * (detected - started), "classification": 1000 * (classified - detected)}
         return FrameAnalysis(faces=faces, width=int(image.shape[1]), height=int(image.shape[0]), timings_ms=timings)
@@ -89,7 +93,7 @@ def annotate(
     """An 8-bit BGR copy of `image` (any depth) with every face's result drawn on it."""
     frame = to_bgr_uint8(image)
     for face in analysis.faces:
-        draw_face(frame, face.box, face.label, face.confidence, face.probability_vector(), show_bars=show_bars)
+        draw_face(frame, face.box, face.label, face.confidence, face.probabilities, show_bars=show_bars)
     if not analysis.faces and no_face_note:
         draw_note(frame, "no face")
     return frame

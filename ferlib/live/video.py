@@ -226,7 +226,7 @@ class FaceRecord:
             "label": self.label,
             "confidence": round(self.confidence, 4),
         }
-        row.update({name: round(self.probabilities[name], 4) for name in EMOTIONS})
+        row.update({name: round(probability, 4) for name, probability in self.probabilities.items()})
         return row
 
 
@@ -349,9 +349,15 @@ def analyze_video(
     )
 
 
-def write_records_csv(records: list[FaceRecord], handle: IO[str]) -> None:
-    """The CSV: a header, then one row per face per frame (columns CSV_COLUMNS)."""
-    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
+def csv_columns(class_names: tuple[str, ...] = EMOTIONS) -> tuple[str, ...]:
+    """The CSV's columns for a model of these classes (CSV_COLUMNS for FER-2013's seven)."""
+    return (*CSV_COLUMNS[: -len(EMOTIONS)], *class_names)
+
+
+def write_records_csv(records: list[FaceRecord], handle: IO[str], class_names: tuple[str, ...] | None = None) -> None:
+    """The CSV: a header, then one row per face per frame, one probability column per class of the model."""
+    names = class_names or (tuple(records[0].probabilities) if records else EMOTIONS)
+    writer = csv.DictWriter(handle, fieldnames=csv_columns(names), lineterminator="\n")
     writer.writeheader()
     for record in records:
         writer.writerow(record.as_row())

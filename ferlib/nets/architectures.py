@@ -41,15 +41,17 @@ def architecture_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, **hyperparameters: Any) -> keras.Model:
-    """Build the named architecture; unknown names and hyperparameters raise ValueError."""
+def build_model(name: str, num_classes: int = NUM_CLASSES, **hyperparameters: Any) -> keras.Model:
+    """Build the named architecture with `num_classes` outputs; unknown names and hyperparameters raise FerError."""
     if name not in _REGISTRY:
         raise FerError(f"Expected an architecture among {', '.join(architecture_names())}; received {name!r}")
     defaults = ARCHITECTURE_DEFAULTS[name]
     unknown = sorted(set(hyperparameters) - set(defaults))
     if unknown:
         raise FerError(f"Expected hyperparameters of {name!r} among {', '.join(sorted(defaults))}; received {unknown}")
-    return _REGISTRY[name](**{**defaults, **hyperparameters})
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise FerError(f"Expected at least 2 classes; received {num_classes!r}")
+    return _REGISTRY[name](num_classes=num_classes, **{**defaults, **hyperparameters})
 
 
 def _inputs(input_crop: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -78,7 +80,7 @@ def _conv_block(x, filters: int, convs: int, kernel_size: int, activation: str, 
     return x
 
 
-def _classifier_head(x, dense_units: int, activation: str, dropout: float):
+def _classifier_head(x, dense_units: int, activation: str, dropout: float, num_classes: int):
     from keras import layers
 
     if dense_units > 0:
@@ -87,7 +89,7 @@ def _classifier_head(x, dense_units: int, activation: str, dropout: float):
         x = layers.Activation(activation, name="fc_act")(x)
         if dropout > 0:
             x = layers.Dropout(dropout, name="fc_drop")(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
+    return layers.Dense(num_classes, activation="softmax", name="emotion", dtype="float32")(x)
 
 
 def _conv_net(
@@ -101,6 +103,7 @@ def _conv_net(
     dense_units,
     dense_dropout,
     input_crop,
+    num_classes,
 ) -> keras.Model:
     """Blocks of conv + batch norm + activation (`convs_per_block` each), pooling and dropout, then the feature maps
     averaged ("average") or flattened ("flatten") into the dense head."""
@@ -113,7 +116,8 @@ def _conv_net(
             x, int(width), int(convs_per_block), int(kernel_size), activation, block_dropout, f"block{index + 1}"
         )
     x = layers.GlobalAveragePooling2D(name="gap")(x) if pooling == "average" else layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, _classifier_head(x, int(dense_units), activation, dense_dropout), name=name)
+    head = _classifier_head(x, int(dense_units), activation, dense_dropout, num_classes)
+    return keras.Model(inputs, head, name=name)
 
 
 @register(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ferlib.classes import NUM_CLASSES
+from ferlib.classes import EMOTIONS
 from ferlib.data.preprocess import to_model_batch
 from ferlib.errors import FerError
 from ferlib.nets.modelio import (
@@ -37,6 +37,7 @@ class KerasClassifier:
         else:
             self.metadata = {}
         self.model = model
+        self.class_names = class_names_for(self.metadata, int(model.output_shape[-1]))
         import tensorflow as tf
 
         self._forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
@@ -44,12 +45,19 @@ class KerasClassifier:
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         batch = to_model_batch(faces)
         if batch.shape[0] == 0:
-            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
         return np.asarray(self._forward(batch), dtype=np.float32)
 
     def predict(self, batch: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
         """Keras-style batch prediction, so evaluation code can take either backend."""
         return np.concatenate([self(batch[i : i + batch_size, ..., 0]) for i in range(0, len(batch), batch_size)])
+
+
+def class_names_for(metadata: dict[str, Any], outputs: int) -> tuple[str, ...]:
+    """A model's class names from its card; for a model without one, FER-2013's seven (or numbered classes)."""
+    if metadata:
+        return check_class_names(metadata, "the model")
+    return EMOTIONS if outputs == len(EMOTIONS) else tuple(f"class {index}" for index in range(outputs))
 
 
 def available_cores() -> int:
@@ -83,7 +91,7 @@ class TFLiteClassifier:
             raise FerError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
         source = keras_source(path)  # the sidecar of the .keras model it was exported from, when that lies beside it
         self.metadata = read_metadata(source) if source.exists() else {}
-        check_class_names(self.metadata, path)
+        self.class_names = check_class_names(self.metadata, path)
         # LiteRT takes None as one thread; None here means every core this process may use.
         threads = num_threads if num_threads is not None else available_cores()
         try:
@@ -93,7 +101,7 @@ class TFLiteClassifier:
             raise FerError(f"Expected a TFLite model file; received {str(path)!r} ({reason})") from None
         model_input = self.interpreter.get_input_details()[0]
         output = self.interpreter.get_output_details()[0]
-        check_model_shapes(tuple(model_input["shape"]), tuple(output["shape"]), path)
+        check_model_shapes(tuple(model_input["shape"]), tuple(output["shape"]), path, self.class_names)
         self.input_index, self.output_index = model_input["index"], output["index"]
         self.batch_size = 0
         self._lock = threading.Lock()
@@ -101,7 +109,7 @@ class TFLiteClassifier:
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         batch = to_model_batch(faces)
         if batch.shape[0] == 0:
-            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
         with self._lock:
             if batch.shape[0] != self.batch_size:
                 self.interpreter.resize_tensor_input(self.input_index, list(batch.shape))

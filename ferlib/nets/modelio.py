@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ferlib.atomic import atomic_save, atomic_write_json
-from ferlib.classes import EMOTIONS
+from ferlib.classes import EMOTIONS, ClassSet
 from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
@@ -31,9 +31,12 @@ def default_model_path() -> Path:
 def model_metadata(
     config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """The sidecar's content: what a consumer needs to feed the model and read its output."""
+    """The sidecar's content: what a consumer needs to feed the model and read its output (its classes come from
+    the config's class set)."""
+    classes = ClassSet.parse((config or {}).get("classes"))
     return {
-        "class_names": list(EMOTIONS),
+        "class_names": list(classes.names),
+        "classes": classes.to_config(),
         "input_size": [IMAGE_SIZE, IMAGE_SIZE, 1],
         "input_format": "grayscale uint8 pixels 0-255 as float32; the model rescales internally",
         "config": config or {},
@@ -73,13 +76,22 @@ def keras_source(path: str | os.PathLike) -> Path:
     return Path(path).with_name(f"{name}.keras")
 
 
-def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> None:
-    """Refuse a model whose sidecar lists other classes, or another order, than ferlib's EMOTIONS."""
-    class_names = metadata.get("class_names", list(EMOTIONS))
-    if list(class_names) != list(EMOTIONS):
-        raise FerError(
-            f"Expected a model over classes {list(EMOTIONS)}; received {str(path)!r}, one over {class_names}"
-        )
+def class_set_of(metadata: dict[str, Any], path: str | os.PathLike) -> ClassSet:
+    """The class set a model's card records (FER-2013's seven for a card without one), checked against its names."""
+    stored = metadata.get("classes", metadata.get("class_names"))
+    try:
+        classes = ClassSet.parse(stored)
+    except FerError as error:
+        raise FerError(f"Expected a model card naming its classes; received {str(path)!r} ({error})") from None
+    names = metadata.get("class_names", list(classes.names))
+    if list(names) != list(classes.names):
+        raise FerError(f"Expected a model over classes {list(classes.names)}; received {str(path)!r}, one over {names}")
+    return classes
+
+
+def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> tuple[str, ...]:
+    """The model's class names, in output order; a card whose classes do not hold together is refused."""
+    return class_set_of(metadata, path).names
 
 
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
@@ -135,17 +147,19 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, An
             f"Expected a Keras model file (a zip archive); received {str(target)!r}, which is truncated or not one"
         )
     metadata = read_metadata(target)
-    check_class_names(metadata, target)
+    class_names = check_class_names(metadata, target)
     try:
         model = keras.saving.load_model(target, compile=False)
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise FerError(f"Expected a readable Keras model; received {str(target)!r} ({reason})") from None
-    check_model_shapes(model.input_shape, model.output_shape, target)
+    check_model_shapes(model.input_shape, model.output_shape, target, class_names)
     return model, metadata
 
 
-def check_model_shapes(input_shape: Any, output_shape: Any, path: str | os.PathLike) -> None:
+def check_model_shapes(
+    input_shape: Any, output_shape: Any, path: str | os.PathLike, class_names: tuple[str, ...] = EMOTIONS
+) -> None:
     """Refuse a model that does not take (N, 48, 48, 1) faces or does not give one probability per class."""
     expected_input = (IMAGE_SIZE, IMAGE_SIZE, 1)
     received_input = tuple(input_shape[1:]) if isinstance(input_shape, (tuple, list)) else None
@@ -155,8 +169,8 @@ def check_model_shapes(input_shape: Any, output_shape: Any, path: str | os.PathL
             f"received {str(path)!r}, whose input is {input_shape}"
         )
     outputs = int(output_shape[-1]) if isinstance(output_shape, (tuple, list)) and output_shape[-1] else None
-    if outputs != len(EMOTIONS):
+    if outputs != len(class_names):
         raise FerError(
-            f"Expected a model with {len(EMOTIONS)} class outputs ({', '.join(EMOTIONS)}); received {str(path)!r}, "
-            f"with {outputs}"
+            f"Expected a model with {len(class_names)} class outputs ({', '.join(class_names)}); received "
+            f"{str(path)!r}, with {outputs}"
         )

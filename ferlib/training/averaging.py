@@ -23,7 +23,7 @@ from ferlib.evaluation.lineage import checkpoint_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import model_metadata, save_model
-from ferlib.training.trainer import make_training_pipeline, select_training_data
+from ferlib.training.trainer import class_subset, make_training_pipeline, select_training_data
 
 
 def average_weights(weight_lists: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
@@ -127,7 +127,7 @@ def average_run(
     if not source or not Path(source).expanduser().exists():
         raise FerError(f"Expected an existing dataset (--data, or the run config's 'data'); received {source!r}")
     dataset = load_dataset(source)  # first: a wrong dataset fails before minutes of work
-    validation_images, validation_labels = dataset.subset("validation")
+    validation_images, validation_labels = class_subset(dataset, "validation", config)
     if len(validation_labels) == 0:
         raise FerError(f"Expected a validation split in {source!r}; received none")
 
@@ -153,7 +153,7 @@ def average_run(
     say(f"evaluating the average and the best checkpoint on {len(validation_labels)} validation faces")
 
     def evaluations_of(candidate: Any) -> dict[str, dict[str, Any]]:
-        return evaluate_modes(candidate, validation_images, validation_labels, "flip")
+        return evaluate_modes(candidate, validation_images, validation_labels, "flip", config.class_set.names)
 
     averaged = evaluations_of(model)
     state = runs.saved_state(run_dir)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ferlib.classes import ClassSet
 from ferlib.data.augment import AugmentationConfig
 from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
@@ -41,6 +42,9 @@ class TrainConfig:
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     label_smoothing: float = 0.1
+    # The classes to tell apart (ferlib.classes.ClassSet): None for FER-2013's seven, names ["happy", "sad"], or
+    # merges {"negative": ["angry", "disgust", "fear", "sad"], "happy": ["happy"]}.
+    classes: Any = None
     # Keep an exponential moving average of the weights with this momentum (0 = off, 0.999 ~ the last 1,000 steps);
     # it is validated every epoch beside the raw weights, and the better of the two becomes best.keras.
     ema_momentum: float = 0.0
@@ -64,6 +68,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first setting of the wrong type or out of range."""
         _check_types(self, "")
+        self.classes = None if ClassSet.parse(self.classes).is_all else ClassSet.parse(self.classes).to_config()
         _check_types(self.augmentation, "augmentation.")
         if self.architecture not in architecture_names():
             raise FerError(
@@ -96,6 +101,10 @@ class TrainConfig:
         _check(0 <= augmentation.zoom < 0.5, "augmentation.zoom in [0, 0.5)", augmentation.zoom)
         _check(0 <= augmentation.contrast < 1, "augmentation.contrast in [0, 1)", augmentation.contrast)
         _check(0 <= augmentation.erasing <= 1, "augmentation.erasing in [0, 1]", augmentation.erasing)
+
+    @property
+    def class_set(self) -> ClassSet:
+        return ClassSet.parse(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

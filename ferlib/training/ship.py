@@ -27,6 +27,8 @@ from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.export import count_flops, export_tflite, export_tflite_int8, tflite_agreement
 from ferlib.nets.modelio import model_metadata, read_metadata, save_model
 from ferlib.training.averaging import averaging_note, check_current
+from ferlib.training.config import TrainConfig
+from ferlib.training.trainer import class_subset
 
 CHECKPOINTS = (BEST_MODEL, AVERAGE_MODEL)  # the run's models `ship` takes
 CALIBRATION_FACES = 1000  # training faces calibrating int8 ranges (agreed with the float model more often than 300)
@@ -81,11 +83,13 @@ def ship_model(
         check_current(run_dir, checkpoint_card)
         notes = [averaged, *notes]
     dataset = load_dataset(data)
-    images, labels = dataset.subset("validation")
+    config = read_json(run_dir / "config.json", default={}) or {}
+    run_config = TrainConfig.from_dict(config)
+    images, labels = class_subset(dataset, "validation", run_config)
     if len(labels) == 0:
         raise FerError(f"Expected a validation split in {str(data)!r}; received none")
-    config = read_json(run_dir / "config.json", default={}) or {}
-    evaluations = evaluate_modes(model, images, labels, ten_view_mode(config))  # one pass scores every mode
+    classes = run_config.class_set.names
+    evaluations = evaluate_modes(model, images, labels, ten_view_mode(config), classes)  # one pass scores all
     plain, tta = evaluations["none"], evaluations["flip"]
     metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,12 +118,13 @@ def _write_shipped_files(
 ) -> dict[str, Any]:
     """The .keras model, its float and int8 TFLite exports, the card sidecar and the Markdown card, at `target`."""
 
-    images, labels = dataset.subset("validation")
+    run_config = TrainConfig.from_dict(config)
+    images, labels = class_subset(dataset, "validation", run_config)
     tflite_path = export_tflite(model, target.with_suffix(".tflite"))
-    calibration, _ = dataset.subset("train")
+    calibration, _ = class_subset(dataset, "train", run_config)
     calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]
     int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
-    int8_metrics = evaluate_model(TFLiteClassifier(int8_path), images, labels)
+    int8_metrics = evaluate_model(TFLiteClassifier(int8_path), images, labels, class_names=run_config.class_set.names)
     lineage = lineage_summary(run_dir, config)
     lineage["stages"][-1]["notes"] = [*lineage["stages"][-1].get("notes", []), *notes]
     card = model_metadata(

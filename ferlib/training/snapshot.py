@@ -313,7 +313,8 @@ def _rebuild_models(snapshot: Snapshot):
     import ferlib.training.schedule  # noqa: F401  (registers the rate schedule the saved optimizer refers to)
 
     config, name = snapshot.config, snapshot.path.name
-    last = build_model(config.architecture, **config.hyperparameters)
+    classes = len(config.class_set.names)
+    last = build_model(config.architecture, num_classes=classes, **config.hyperparameters)
     _assign(last.weights, _group(snapshot, "last/model"), "model", name)
     optimizer = keras.saving.deserialize_keras_object(snapshot.manifest["optimizer"])
     compile_model(last, config, optimizer=optimizer)
@@ -321,7 +322,7 @@ def _rebuild_models(snapshot: Snapshot):
     _assign(optimizer.variables, _group(snapshot, "last/optimizer"), "optimizer", name)
     best = None
     if _group(snapshot, "best/model"):
-        best = build_model(config.architecture, **config.hyperparameters)
+        best = build_model(config.architecture, num_classes=classes, **config.hyperparameters)
         _assign(best.weights, _group(snapshot, "best/model"), "model", name)
     return last, best
 

@@ -79,9 +79,16 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int = 0, optimize
     )
 
 
+def class_subset(dataset: Dataset, split: str, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A split's faces of the config's classes, labelled by their class there (merged emotions share one)."""
+    images, labels = dataset.subset(split)
+    keep, mapped = config.class_set.apply(labels)
+    return images[keep], mapped
+
+
 def select_training_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The training split, reduced to a stratified `train_fraction` when asked."""
-    images, labels = dataset.subset("train")
+    """The training split's faces of the config's classes, reduced to a stratified `train_fraction` when asked."""
+    images, labels = class_subset(dataset, "train", config)
     if len(labels) == 0:
         raise FerError(f"Expected training images in {dataset.report.source!r}; received an empty train split")
     if config.train_fraction < 1.0:
@@ -110,7 +117,7 @@ def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: Train
     import tensorflow as tf
 
     seed = config.seed if seed is None else seed
-    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    one_hot = np.eye(len(config.class_set.names), dtype=np.float32)[labels]
     pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], one_hot))
     pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
     pipeline = pipeline.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -120,14 +127,16 @@ def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: Train
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
 
-def validation_arrays(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def validation_arrays(
+    images: np.ndarray, labels: np.ndarray, num_classes: int = NUM_CLASSES
+) -> tuple[np.ndarray, np.ndarray]:
     """Validation faces as Keras takes them in `fit`: (float32 0-255 (N, 48, 48, 1), one-hot labels)."""
-    return images[..., None].astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return images[..., None].astype(np.float32), np.eye(num_classes, dtype=np.float32)[labels]
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (NUM_CLASSES * np.maximum(counts, 1)), 0.0)
+def class_weights(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
@@ -230,7 +239,8 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         print(f"loading data from {source}", file=sys.stderr, flush=True)
         dataset = load_dataset(source, progress=ProgressPrinter())
     train_images, train_labels = select_training_data(dataset, config)
-    validation_images, validation_labels = dataset.subset("validation")
+    validation_images, validation_labels = class_subset(dataset, "validation", config)
+    classes = config.class_set.names
     if len(validation_labels) == 0:
         raise FerError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
 
@@ -241,14 +251,14 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
             model.optimizer.learning_rate = learning_rate(config, steps)
         runs.truncate_history(run_dir, initial_epoch)
     else:
-        model = build_model(config.architecture, **config.hyperparameters)
+        model = build_model(config.architecture, num_classes=len(classes), **config.hyperparameters)
         if config.initial_model:
             load_initial_weights(model, config.initial_model)
             record_initial_lineage(run_dir, config.initial_model)
         compile_model(model, config, steps)
 
     pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
-    validation = validation_arrays(validation_images, validation_labels)
+    validation = validation_arrays(validation_images, validation_labels, len(classes))
     patience = patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
     callbacks = [
         *learning_rate_callbacks(config),
@@ -293,7 +303,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
             shuffle=False,  # the tf.data pipeline shuffles
             callbacks=callbacks,
             verbose=verbose,
-            class_weight=class_weights(train_labels) if config.class_weighting else None,
+            class_weight=class_weights(train_labels, len(classes)) if config.class_weighting else None,
         )
     if stop.triggered:
         state = runs.saved_state(run_dir)
@@ -303,7 +313,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     folder.write_status(run_dir, "running", resumed=resume, phase="evaluating")
     best_path = run_dir / runs.BEST_MODEL
     best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
-    evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip")
+    evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip", classes)
     metrics = {
         "validation": evaluations["none"],
         "validation_tta": evaluations["flip"],

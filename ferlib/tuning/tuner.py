@@ -45,6 +45,7 @@ from ferlib.nets.architectures import build_model
 from ferlib.training.callbacks import learning_rate_callbacks, patience_callbacks
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import (
+    class_subset,
     class_weights,
     compile_model,
     make_training_pipeline,
@@ -79,18 +80,19 @@ class TuningData:
     @classmethod
     def from_dataset(cls, dataset: Dataset, base: TrainConfig) -> TuningData:
         images, labels = select_training_data(dataset, base)
-        validation_images, validation_labels = dataset.subset("validation")
+        validation_images, validation_labels = class_subset(dataset, "validation", base)
         if len(validation_labels) == 0:
             raise FerError(
                 f"Expected validation images in {dataset.report.source!r}; received an empty validation split"
             )
-        return cls(images, labels, validation_arrays(validation_images, validation_labels))
+        classes = len(base.class_set.names)
+        return cls(images, labels, validation_arrays(validation_images, validation_labels, classes))
 
 
 def build_compiled_model(config: TrainConfig, data: TuningData) -> keras.Model:
     """The config's model, seeded and compiled as a training run on `data` would build it."""
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.architecture, **config.hyperparameters)
+    model = build_model(config.architecture, num_classes=len(config.class_set.names), **config.hyperparameters)
     compile_model(model, config, steps_per_epoch(len(data.train_labels), config))
     return model
 
@@ -116,7 +118,7 @@ def fit_config(
         validation_batch_size=256,
         callbacks=[*learning_rate_callbacks(config), *patience_callbacks(config).values(), *callbacks],
         verbose=verbose,
-        class_weight=class_weights(data.train_labels) if config.class_weighting else None,
+        class_weight=class_weights(data.train_labels, len(config.class_set.names)) if config.class_weighting else None,
     )
 
 

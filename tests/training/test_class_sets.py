@@ -1,0 +1,47 @@
+"""Models of other class sets: trained on their classes only, scored on them, and naming only them."""
+
+import json
+
+import cv2
+import numpy as np
+
+from ferlib.cli import main
+from ferlib.jobs import runs
+from ferlib.live.detection import WholeImageDetector
+from ferlib.live.pipeline import EmotionPipeline
+from ferlib.nets.classifier import make_classifier
+from ferlib.nets.modelio import load_model, read_metadata
+
+
+def test_a_happy_or_sad_model_trains_scores_and_names_only_its_classes(tmp_path, training_data, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"architecture": "compact_cnn", "hyperparameters": {"filters": [8, 16, 32]}}))
+    arguments = ["train", "--data", str(training_data), "--config", str(config), "--epochs", "1"]
+    assert main([*arguments, "--classes", "sad, happy", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    (run,) = runs.list_runs(tmp_path / "runs")
+    assert runs.load_config(run.path).classes == ["happy", "sad"]
+    best = run.path / runs.BEST_MODEL
+    card = read_metadata(best)
+    assert card["class_names"] == ["happy", "sad"] and card["classes"] == ["happy", "sad"]
+    model, _ = load_model(best)
+    assert model.output_shape[-1] == 2
+    metrics = json.loads((run.path / runs.METRICS_FILE).read_text())["validation"]
+    assert metrics["n"] == 16 and list(metrics["per_class"]) == ["happy", "sad"]  # 8 validation faces of each
+
+    capsys.readouterr()
+    assert (
+        main(["evaluate", "--data", str(training_data), "--model", str(best), "--json", str(tmp_path / "e.json")]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "40 faces of other classes than the model's (happy, sad) were left out" in printed
+    assert printed.strip().splitlines()[-1].endswith("n=16")
+    assert json.loads((tmp_path / "e.json").read_text())["left_out"] == 40
+
+    pipeline = EmotionPipeline(WholeImageDetector(), make_classifier(best, backend="keras"))
+    (face,) = pipeline.analyze(np.full((48, 48), 120, np.uint8)).faces
+    assert list(face.probabilities) == ["happy", "sad"] and face.label in ("happy", "sad")
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), np.full((48, 48), 120, np.uint8))
+    assert main(["predict", str(photo), "--model", str(best), "--detector", "none"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "happy=" in line and "sad=" in line and "angry=" not in line
