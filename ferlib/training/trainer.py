@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ferlib.atomic import atomic_write_json, read_json, read_json_object
-from ferlib.classes import NUM_CLASSES
+from ferlib.classes import NUM_CLASSES, ClassSet
 from ferlib.data.augment import build_augmenter
 from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
 from ferlib.errors import FerError
@@ -23,7 +23,7 @@ from ferlib.evaluation.lineage import record_initial_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
-from ferlib.nets.modelio import model_metadata, save_model, sidecar_path
+from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sidecar_path
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
 
 
@@ -185,11 +185,13 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def load_initial_weights(model, path: str | Path) -> None:
+def load_initial_weights(model, path: str | Path, classes: ClassSet | None = None) -> None:
     """Start `model` from the weights of a saved model of the same architecture and layer sizes (a warm restart).
 
     Only weights are taken: the run's own optimizer, schedule and regularisation apply from epoch 1, which is how a
-    longer schedule continues from an earlier run whose folder is gone.
+    longer schedule continues from an earlier run whose folder is gone. A model of other `classes` than the saved
+    one's (say happy and sad from a seven-class model) takes every layer but the last, whose columns are those of
+    its classes (a merged class averages its emotions' columns), and then learns its classes in a short run.
     """
     import keras
 
@@ -197,15 +199,36 @@ def load_initial_weights(model, path: str | Path) -> None:
     if path.suffix != ".keras" or not path.is_file():
         raise FerError(f"Expected initial_model to be an existing .keras file; received {str(path)!r}")
     source = keras.saving.load_model(path, compile=False)
+    weights = source.get_weights()
     expected = [tuple(weight.shape) for weight in model.get_weights()]
-    received = [tuple(weight.shape) for weight in source.get_weights()]
+    received = [tuple(weight.shape) for weight in weights]
+    source_classes = class_set_of(read_json_object(sidecar_path(path)), path)
+    if classes is not None and classes != source_classes and expected[:-2] == received[:-2]:
+        weights[-2:] = _head_for(weights[-2], weights[-1], source_classes, classes)
+        received = [tuple(weight.shape) for weight in weights]
     if expected != received:
         raise FerError(
             f"Expected initial_model weights shaped like the configured {model.name!r} "
             f"({len(expected)} arrays, {model.count_params():,} parameters); "
             f"received {str(path)!r} with {len(received)} arrays, {source.count_params():,} parameters"
         )
-    model.set_weights(source.get_weights())
+    model.set_weights(weights)
+
+
+def _head_for(kernel: np.ndarray, bias: np.ndarray, source: ClassSet, target: ClassSet) -> list[np.ndarray]:
+    """The last layer's kernel and bias for `target`'s classes from a layer over `source`'s."""
+    columns = {member: index for index, members in enumerate(source.members) for member in members}
+    missing = [member for members in target.members for member in members if member not in columns]
+    if missing:
+        raise FerError(
+            f"Expected a starting model that knows {', '.join(missing)}; received one over {source.describe()}"
+        )
+    new_kernel, new_bias = [], []
+    for members in target.members:
+        picked = sorted({columns[member] for member in members})
+        new_kernel.append(kernel[:, picked].mean(axis=1))
+        new_bias.append(float(np.log(np.sum(np.exp(bias[picked])))))  # the group's probability, as a logit
+    return [np.stack(new_kernel, axis=1).astype(kernel.dtype), np.array(new_bias, dtype=bias.dtype)]
 
 
 def _saved_counters(run_dir: Path) -> dict[str, dict]:
@@ -253,7 +276,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     else:
         model = build_model(config.architecture, num_classes=len(classes), **config.hyperparameters)
         if config.initial_model:
-            load_initial_weights(model, config.initial_model)
+            load_initial_weights(model, config.initial_model, config.class_set)
             record_initial_lineage(run_dir, config.initial_model)
         compile_model(model, config, steps)
 

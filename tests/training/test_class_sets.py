@@ -45,3 +45,24 @@ def test_a_happy_or_sad_model_trains_scores_and_names_only_its_classes(tmp_path,
     assert main(["predict", str(photo), "--model", str(best), "--detector", "none"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "happy=" in line and "sad=" in line and "angry=" not in line
+
+
+def test_a_model_of_fewer_classes_starts_from_a_seven_class_model_with_its_columns(tiny_model_path):
+    from ferlib.classes import ClassSet
+    from ferlib.nets.architectures import build_model
+    from ferlib.training.trainer import load_initial_weights
+
+    source, card = load_model(tiny_model_path)
+    hyperparameters = card["config"]["hyperparameters"]
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1)).astype(np.float32)
+    seven = source.predict(faces, verbose=0)
+
+    happy_or_sad = build_model("compact_cnn", num_classes=2, **hyperparameters)
+    load_initial_weights(happy_or_sad, tiny_model_path, ClassSet.parse("happy,sad"))
+    expected = seven[:, [3, 4]] / seven[:, [3, 4]].sum(axis=1, keepdims=True)  # the same logits, renormalised
+    np.testing.assert_allclose(happy_or_sad.predict(faces, verbose=0), expected, atol=1e-5)
+
+    merged = ClassSet.parse({"negative": ["angry", "disgust", "fear", "sad"], "positive": ["happy", "surprise"]})
+    two = build_model("compact_cnn", num_classes=2, **hyperparameters)
+    load_initial_weights(two, tiny_model_path, merged)  # merged heads start from their emotions' columns
+    assert two.predict(faces, verbose=0).shape == (6, 2)
