@@ -1,6 +1,8 @@
-"""Command line: `python -m ferlib info|train|snapshot|evaluate|predict|ship|average|tune ...`.
+"""Command line: `python -m ferlib info|train|label|evaluate|predict|explain|snapshot|ship|average|tune ...`.
 
-User mistakes print one `error: ...` line and exit with status 2; no tracebacks.
+User mistakes (FerError) print one `error: Expected …` line and exit with status 2; anything else is reported as an
+internal error (its traceback with --debug). Each command imports what it needs inside its handler, so `--help` and a
+mistake found early answer without loading TensorFlow.
 """
 
 from __future__ import annotations
