@@ -232,6 +232,10 @@ def _train(arguments: argparse.Namespace) -> int:
             "Expected --name, --tag and --note only for a new run; received them for an existing one: "
             "use python -m ferlib label FOLDER"
         )
+    if (arguments.resume_from or arguments.resume or arguments.run_dir) and arguments.classes:
+        raise FerError(
+            "Expected --classes only for a new run; received it for an existing one, whose model has its own"
+        )
     if arguments.resume_from:
         if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
             raise FerError(
@@ -242,19 +246,24 @@ def _train(arguments: argparse.Namespace) -> int:
 
         snapshot = read_snapshot(arguments.resume_from)
         config = snapshot.config
+        if arguments.epochs is not None:
+            config = config.updated(epochs=arguments.epochs)  # checked before anything is restored
         data = arguments.data or config.data
         if not data or not Path(data).expanduser().exists():
             raise FerError(
                 f"Expected the run's dataset on this machine; received {data!r}, which does not exist here: "
                 "pass --data PATH"
             )
-        run_dir = restore_snapshot(snapshot, arguments.runs_dir, data=arguments.data)
+        root = Path(arguments.runs_dir) if arguments.runs_dir else folder.default_runs_dir()
+        folder.ensure_no_active_job(root)  # one job at a time here too
+        run_dir = restore_snapshot(snapshot, root, data=arguments.data)
         arguments.resume = True
         if arguments.epochs is not None:
             from ferlib.atomic import atomic_write_json
 
             updated = runs.load_config(run_dir).updated(epochs=arguments.epochs)
             atomic_write_json(run_dir / folder.CONFIG_FILE, updated.to_dict())
+        runs.ensure_run_may_train(run_dir, resume=True)
     elif arguments.resume or arguments.run_dir:
         if arguments.initial_model:
             raise FerError(
@@ -502,10 +511,11 @@ def _explain(arguments: argparse.Namespace) -> int:
     from ferlib.data.preprocess import read_image
     from ferlib.evaluation.gradcam import GradCam, explain_photo, explanation_overlay
     from ferlib.live.detection import make_detector
-    from ferlib.nets.modelio import load_model
+    from ferlib.nets.modelio import check_class_names, load_model
 
-    model, _ = load_model(arguments.model)
-    gradcam, detector = GradCam(model), make_detector(arguments.detector)
+    model, card = load_model(arguments.model)
+    classes = check_class_names(card, arguments.model or "the shipped model")
+    gradcam, detector = GradCam(model, classes), make_detector(arguments.detector)
     output_dir, written, records, failures = Path(arguments.output_dir), set(), [], 0
     for image_path in arguments.images:
         try:

@@ -155,6 +155,7 @@ class LiveSession:
                 self._pending_settings, self._pending_reset = None, False
                 if changed:
                     self._start_new_results()
+                    self._slot = None
         else:
             with self._lock:
                 self._pending_settings, self._overlay = settings, settings
@@ -164,6 +165,7 @@ class LiveSession:
         with self._lock:
             self._start_new_results()
             self._pending_reset = True
+            self._slot = None  # a frame of the old stream must not become the new one's first
 
     def close(self) -> None:
         """End the analysis thread (it also ends by itself when no frame has come for IDLE_SECONDS)."""

@@ -85,13 +85,16 @@ class TFLiteClassifier:
 
     backend = "tflite"
 
-    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike, num_threads: int | None = None, class_names: tuple[str, ...] | None = None
+    ) -> None:
         path = Path(model_path)
         if not path.exists():
             raise FerError(f"Expected a .tflite model file; received {str(path)!r}, which does not exist")
         source = keras_source(path)  # the sidecar of the .keras model it was exported from, when that lies beside it
         self.metadata = read_metadata(source) if source.exists() else {}
-        self.class_names = check_class_names(self.metadata, path)
+        # An export made before its card is written (shipping) is told its classes.
+        self.class_names = tuple(class_names) if class_names else check_class_names(self.metadata, path)
         # LiteRT takes None as one thread; None here means every core this process may use.
         threads = num_threads if num_threads is not None else available_cores()
         try:

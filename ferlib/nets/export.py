@@ -66,10 +66,12 @@ def count_flops(model: Any) -> int:
     return int(total)
 
 
-def tflite_agreement(keras_model: Any, tflite_path: str | os.PathLike, images: np.ndarray) -> float:
+def tflite_agreement(
+    keras_model: Any, tflite_path: str | os.PathLike, images: np.ndarray, class_names: tuple[str, ...] | None = None
+) -> float:
     """Fraction of faces on which the TFLite export's top-1 class equals the Keras model's."""
-
-    keras_classifier, tflite_classifier = KerasClassifier(model=keras_model), TFLiteClassifier(tflite_path)
+    keras_classifier = KerasClassifier(model=keras_model)
+    tflite_classifier = TFLiteClassifier(tflite_path, class_names=class_names or keras_classifier.class_names)
     agree = 0
     for start in range(0, len(images), 256):
         batch = images[start : start + 256]

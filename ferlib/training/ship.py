@@ -124,7 +124,8 @@ def _write_shipped_files(
     calibration, _ = class_subset(dataset, "train", run_config)
     calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]
     int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
-    int8_metrics = evaluate_model(TFLiteClassifier(int8_path), images, labels, class_names=run_config.class_set.names)
+    classes = run_config.class_set.names
+    int8_metrics = evaluate_model(TFLiteClassifier(int8_path, class_names=classes), images, labels, class_names=classes)
     lineage = lineage_summary(run_dir, config)
     lineage["stages"][-1]["notes"] = [*lineage["stages"][-1].get("notes", []), *notes]
     card = model_metadata(
@@ -139,9 +140,9 @@ def _write_shipped_files(
         confusion_matrix=plain["confusion_matrix"],
         confusion_matrix_tta=tta["confusion_matrix"],
         tflite_file=tflite_path.name,
-        tflite_top1_agreement=tflite_agreement(model, tflite_path, images),
+        tflite_top1_agreement=tflite_agreement(model, tflite_path, images, classes),
         int8_tflite_file=int8_path.name,
-        int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images),
+        int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images, classes),
         int8_validation_accuracy=int8_metrics["accuracy"],
         source_run=run_dir.name,
         notes=[note for stage in lineage["stages"] for note in stage.get("notes") or []],  # every stage's, in order

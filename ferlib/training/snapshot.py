@@ -14,7 +14,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -43,11 +45,15 @@ RUN_FILES = (
     folder.PROGRESS_FILE,
     folder.LOG_FILE,
     folder.LABEL_FILE,
+    runs.METRICS_FILE,
+    runs.INITIAL_MODEL_CARD,
     "last.json",
     "best.json",
 )
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 HALF_PRECISION_MIN_SIZE = 4096  # float arrays with at least this many values travel as float16
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+HALF_PRECISION = ("float16", "bfloat16")
 CONSISTENT_READ_ATTEMPTS = 5  # a training process may save the next epoch while the snapshot reads the folder
 
 
@@ -79,6 +85,7 @@ def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> Sna
         before = _checkpoint_stamp(run_dir)
         files = {name: (run_dir / name).read_bytes() for name in RUN_FILES if (run_dir / name).is_file()}
         arrays, entries, optimizer = _checkpoint_arrays(run_dir)
+        state = runs.saved_state(run_dir)  # inside the window: the state of the very checkpoints read
         if _checkpoint_stamp(run_dir) == before:
             break
         time.sleep(2)
@@ -87,7 +94,6 @@ def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> Sna
             f"Expected the run's checkpoints to stay unchanged for a moment; received {run_dir.name} saving new "
             f"ones throughout {CONSISTENT_READ_ATTEMPTS} attempts: try again"
         )
-    state = runs.saved_state(run_dir)
     epochs_completed = jsonutil.as_int(state.get("epochs_completed"))
     files[runs.HISTORY_FILE] = _history_up_to(files.get(runs.HISTORY_FILE, b""), epochs_completed)
     files[runs.STATE_FILE] = json.dumps(state, indent=2).encode()
@@ -155,6 +161,11 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
             checksums = manifest.get("sha256")
             if not isinstance(checksums, dict) or folder.CONFIG_FILE not in checksums or ARRAYS not in checksums:
                 raise FerError(f"Expected {expected}; received {path.name}, whose manifest lists no contents")
+            foreign = sorted(set(checksums) - {*RUN_FILES, ARRAYS})
+            run_id = manifest.get("run_id")
+            if foreign or not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+                shown = f"files {foreign}" if foreign else f"run id {run_id!r}"
+                raise FerError(f"Expected {expected}; received {path.name}, which names {shown}")
             files = {}
             for name, digest in checksums.items():
                 if name not in names:
@@ -167,7 +178,10 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
         raise FerError(f"Expected {expected}; received {path.name}, which is truncated or damaged ({error})") from None
     with np.load(io.BytesIO(files.pop(ARRAYS)), allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
-    config = TrainConfig.from_dict(json.loads(files[folder.CONFIG_FILE]))  # one this ferlib cannot read: refused
+    stored_config = json.loads(files[folder.CONFIG_FILE])
+    if not isinstance(stored_config, dict):
+        raise FerError(f"Expected {expected}; received {path.name}, whose config.json is not a settings object")
+    config = TrainConfig.from_dict(stored_config)  # one this ferlib cannot read: refused
     return Snapshot(path, manifest, files, arrays, config)
 
 
@@ -185,8 +199,8 @@ def restore_snapshot(
             f"folder with --run-dir {run_dir} --resume, or restore into another --runs-dir"
         )
     last_model, best_model = _rebuild_models(snapshot)  # before anything is written: a mismatch creates nothing
-    staging = root / f".{run_dir.name}.restoring"
-    staging.mkdir(parents=True, exist_ok=False)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.restoring-", dir=root))
     try:
         for name, content in snapshot.files.items():
             atomic_write_bytes(staging / name, content)
@@ -214,24 +228,41 @@ def _summary(path: Path, manifest: dict[str, Any]) -> SnapshotSummary:
         optimizer_steps=jsonutil.as_int(manifest.get("optimizer_steps")),
         best_val_accuracy=jsonutil.as_number(manifest.get("best_val_accuracy")),
         size_bytes=path.stat().st_size,
-        half_precision_arrays=sum(entry.get("stored") == "float16" for entry in entries),
-        exact_arrays=sum(entry.get("stored") != "float16" for entry in entries),
+        half_precision_arrays=sum(entry.get("stored") in HALF_PRECISION for entry in entries),
+        exact_arrays=sum(entry.get("stored") not in HALF_PRECISION for entry in entries),
     )
 
 
 def _checkpoint_stamp(run_dir: Path) -> tuple:
     """What changes whenever the training process saves an epoch."""
-    names = (runs.LAST_MODEL, runs.BEST_MODEL, runs.STATE_FILE, "last.json")
+    names = (runs.LAST_MODEL, runs.BEST_MODEL, runs.STATE_FILE, "last.json", "best.json")
     return tuple((run_dir / name).stat().st_mtime_ns if (run_dir / name).exists() else None for name in names)
 
 
-def _pack(value: np.ndarray) -> tuple[np.ndarray, str]:
-    """An array as stored: float16 when it is a large float array that fits, else exactly as it is."""
+def _pack(value: np.ndarray, optimizer_state: bool = False) -> tuple[np.ndarray, str]:
+    """An array as stored: a large float array in 16 bits, anything else exactly as it is.
+
+    Weights (and their moving average) become float16: 11 bits of precision, and a weight's range fits. An
+    optimizer's other slots (momentum, Adam's moments) span far smaller magnitudes, which float16 would flush to
+    zero, so they keep float32's range in bfloat16 (its upper 16 bits, rounded to nearest).
+    """
     value = np.asarray(value)
-    large = value.dtype == np.float32 and value.size >= HALF_PRECISION_MIN_SIZE
-    if large and np.all(np.isfinite(value)) and float(np.max(np.abs(value), initial=0.0)) < FLOAT16_MAX:
+    if value.dtype != np.float32 or value.size < HALF_PRECISION_MIN_SIZE or not np.all(np.isfinite(value)):
+        return value, str(value.dtype)
+    if optimizer_state:
+        bits = value.view(np.uint32).astype(np.uint64)
+        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        return rounded.astype(np.uint16), "bfloat16"
+    if float(np.max(np.abs(value), initial=0.0)) < FLOAT16_MAX:
         return value.astype(np.float16), "float16"
     return value, str(value.dtype)
+
+
+def _unpack(stored: np.ndarray, entry: dict[str, Any]) -> np.ndarray:
+    """The array as it was, from its stored form."""
+    if entry.get("stored") == "bfloat16":
+        return (stored.astype(np.uint32) << 16).view(np.float32)
+    return stored.astype(entry["dtype"])
 
 
 def _checkpoint_arrays(run_dir: Path) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
@@ -247,7 +278,9 @@ def _checkpoint_arrays(run_dir: Path) -> tuple[dict[str, np.ndarray], list[dict[
         for index, variable in enumerate(variables):
             value = keras.ops.convert_to_numpy(variable)
             key = f"{group}/{index}"
-            arrays[key], stored = _pack(value)
+            # The optimizer's own slots keep their range; its weight average is a copy of the weights.
+            slot = group.endswith("/optimizer") and not variable.path.endswith("_average")
+            arrays[key], stored = _pack(value, optimizer_state=slot)
             entries.append(
                 {
                     "key": key,
@@ -287,7 +320,7 @@ def _history_up_to(history: bytes, epochs_completed: int) -> bytes:
 
 def _group(snapshot: Snapshot, group: str) -> list[tuple[dict[str, Any], np.ndarray]]:
     entries = [entry for entry in snapshot.manifest["arrays"] if entry["key"].startswith(group + "/")]
-    return [(entry, snapshot.arrays[entry["key"]].astype(entry["dtype"])) for entry in entries]
+    return [(entry, _unpack(snapshot.arrays[entry["key"]], entry)) for entry in entries]
 
 
 def _assign(variables, stored: list[tuple[dict[str, Any], np.ndarray]], what: str, name: str) -> None:

@@ -31,6 +31,7 @@ CHIEF = "chief"
 WORKERS_DIR = "workers"  # each local worker's console output, workers/<id>.log
 MAX_RESTARTS = 3  # a worker that keeps dying is not started a fourth time
 STOP_GRACE_SECONDS = 60  # workers stop after their batch; one still running after this is killed
+BACKUP_SECONDS = 10  # how often the chief backs up the oracle's project
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -85,12 +86,14 @@ class Chief:
         data: str | None,
         record: Callable[[dict], None],
         should_stop: Callable[[], bool],
+        back_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.search_dir = search_dir
         self.port = port
         self.data = data
         self.record = record
         self.should_stop = should_stop
+        self.back_up = back_up
         self.threads = threads_per_worker(workers)
         self.workers = [LocalWorker(worker_id(index)) for index in range(workers)]
         (search_dir / WORKERS_DIR).mkdir(exist_ok=True)
@@ -110,18 +113,35 @@ class Chief:
             )
 
     def run(self, serve: Callable[[], None], poll_seconds: float = 1.0) -> str:
-        """Serve the oracle and supervise the workers until every worker is done or a stop is requested.
+        """Serve the oracle and supervise the workers until the oracle has handed out every trial and every worker
+        (local, or joined from elsewhere) has finished, or a stop is requested; "finished" or "stopped".
 
-        Returns "finished" or "stopped". A worker that exits with an error is started again (same id) up to
-        MAX_RESTARTS times.
+        A local worker that exits with an error is started again (same id) up to MAX_RESTARTS times. The oracle's
+        project is backed up as it goes (the chief writes it; `repair_project` restores it after a crash).
         """
-        server = threading.Thread(target=serve, name="oracle", daemon=True)
+        failures: list[BaseException] = []
+
+        def serving() -> None:
+            try:
+                serve()
+            except BaseException as error:  # reported by the supervising loop below, not lost in this thread
+                failures.append(error)
+
+        server = threading.Thread(target=serving, name="oracle", daemon=True)
         server.start()
         for worker in self.workers:
             self.start(worker)
             self.record({"event": "worker_start", "worker": worker.tuner_id, "threads": self.threads})
+        last_backup = time.monotonic()
         while True:
             time.sleep(poll_seconds)
+            if time.monotonic() - last_backup >= BACKUP_SECONDS:
+                self.back_up()
+                last_backup = time.monotonic()
+            if failures:
+                self.stop_workers()
+                error = failures[0]
+                raise FerError(f"Expected the oracle to serve the workers; received {type(error).__name__}: {error}")
             if self.should_stop():
                 self.stop_workers()
                 return "stopped"
@@ -136,14 +156,14 @@ class Chief:
                     self.record({"event": "worker_restart", "worker": worker.tuner_id, "exit_code": code})
                     self.start(worker)
                     running += 1
-            if running == 0:
-                server.join(timeout=5)
-                failed = [worker.tuner_id for worker in self.workers if worker.process.returncode != 0]
-                if failed and server.is_alive():
-                    raise FerError(
-                        f"Expected the search's workers to finish its trials; received {', '.join(failed)} failing "
-                        f"{MAX_RESTARTS + 1} times (see {WORKERS_DIR}/ in the search folder)"
-                    )
+            failed = [worker.tuner_id for worker in self.workers if worker.process and worker.process.returncode]
+            if running == 0 and failed and server.is_alive():
+                raise FerError(
+                    f"Expected the search's workers to finish its trials; received {', '.join(failed)} failing "
+                    f"{MAX_RESTARTS + 1} times (see {WORKERS_DIR}/ in the search folder)"
+                )
+            if running == 0 and not server.is_alive():  # every trial handed out and reported, joined workers too
+                self.back_up()
                 return "finished"
 
     def stop_workers(self) -> None:

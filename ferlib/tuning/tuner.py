@@ -468,7 +468,8 @@ def _serve_workers(
         out_of_time = session.deadline is not None and time.time() >= session.deadline
         return session.stop.should_stop() or out_of_time
 
-    chief = distributed.Chief(path, config.workers, port, source, session.record, should_stop)
+    back_up = lambda: back_up_project(path / TUNER_DIR)  # noqa: E731  (the chief writes the oracle's state)
+    chief = distributed.Chief(path, config.workers, port, source, session.record, should_stop, back_up)
     outcome = chief.run(lambda: tuner.search(verbose=verbose))
     out_of_time = session.deadline is not None and time.time() >= session.deadline and not session.stop.triggered
     result = {**search_result(path), "workers": config.workers}

@@ -66,3 +66,24 @@ def test_a_model_of_fewer_classes_starts_from_a_seven_class_model_with_its_colum
     two = build_model("compact_cnn", num_classes=2, **hyperparameters)
     load_initial_weights(two, tiny_model_path, merged)  # merged heads start from their emotions' columns
     assert two.predict(faces, verbose=0).shape == (6, 2)
+
+
+def test_a_happy_or_sad_model_ships_with_its_classes_and_is_explained_by_them(tmp_path, training_data, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"architecture": "compact_cnn", "hyperparameters": {"filters": [8, 16, 32]}}))
+    arguments = ["train", "--data", str(training_data), "--config", str(config), "--epochs", "1", "--quiet"]
+    assert main([*arguments, "--classes", "happy,sad", "--runs-dir", str(tmp_path / "runs")]) == 0
+    (run,) = runs.list_runs(tmp_path / "runs")
+    shipped = tmp_path / "models" / "happy_or_sad.keras"
+    assert main(["ship", "--run-dir", str(run.path), "--data", str(training_data), "--output", str(shipped)]) == 0
+    card = read_metadata(shipped)
+    assert card["class_names"] == ["happy", "sad"] and card["metrics"]["n"] == 16
+    for path in (shipped.with_suffix(".tflite"), shipped.with_name("happy_or_sad.int8.tflite")):
+        assert make_classifier(path).class_names == ("happy", "sad")
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), np.full((48, 48), 120, np.uint8))
+    capsys.readouterr()
+    out = tmp_path / "explained.json"
+    assert main(["explain", str(photo), "--model", str(shipped), "--detector", "none", "--json", str(out)]) == 0
+    (face,) = json.loads(out.read_text())["faces"]
+    assert face["label"] in ("happy", "sad") and list(face["probabilities"]) == ["happy", "sad"]

@@ -1,5 +1,6 @@
 """Portable training snapshots: a stopped run moves to another folder (machine) and finishes as one run."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,8 @@ def test_large_arrays_travel_in_half_precision_and_small_ones_exactly(tmp_path, 
     assert by_path["block1_conv1/kernel"] == "float32"  # 3 x 3 x 1 x 4: small arrays stay exact
     assert by_path["block1_bn1/moving_variance"] == "float32"
     assert any(path.endswith("/iteration") and kind == "int64" for path, kind in stored.values())
-    slots = {path: kind for path, kind in stored.values() if "block4_conv2_kernel" in path}
-    assert sorted(slots.values()) == ["float16", "float16"] and len(slots) == 2  # momentum and weight average
+    slots = {path.rsplit("_", 1)[-1]: kind for path, kind in stored.values() if "block4_conv2_kernel" in path}
+    assert slots == {"average": "float16", "momentum": "bfloat16"}  # momentum keeps float32's range
 
 
 def test_a_truncated_or_foreign_file_is_refused_with_one_line_and_creates_nothing(tmp_path, training_data):
@@ -106,6 +107,43 @@ def test_a_truncated_or_foreign_file_is_refused_with_one_line_and_creates_nothin
     assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(ValueError, match=r"received .*, which has it"):
         restore_snapshot(good, tmp_path / "runs")
+
+
+def rewritten(source, target, change):
+    """A copy of a snapshot whose manifest is changed by `change` (its checksums stay true to its members)."""
+    import json
+
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        manifest = json.loads(original.read("manifest.json"))
+        extra = change(manifest) or {}
+        copy.writestr("manifest.json", json.dumps(manifest))
+        for name in original.namelist():
+            if name != "manifest.json":
+                copy.writestr(name, original.read(name))
+        for name, data in extra.items():
+            copy.writestr(name, data)
+    return target
+
+
+def test_a_snapshot_cannot_write_outside_its_run_folder(tmp_path, training_data):
+    import hashlib
+
+    run_dir = runs.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "runs")
+    run_training(run_dir, verbose=0)
+    good = write_snapshot(run_dir, tmp_path / "good.zip").path
+    payload = b"not yours"
+
+    def escape(manifest):
+        manifest["sha256"]["../../escaped.txt"] = hashlib.sha256(payload).hexdigest()
+        return {"../../escaped.txt": payload}
+
+    def move(manifest):
+        manifest["run_id"] = "../elsewhere"
+
+    for change, shown in ((escape, "names files ['../../escaped.txt']"), (move, "names run id '../elsewhere'")):
+        with pytest.raises(ValueError, match=re.escape(shown)):
+            restore_snapshot(rewritten(good, tmp_path / "bad.zip", change), tmp_path / "there" / "runs")
+    assert not (tmp_path / "there").exists() and not (tmp_path / "escaped.txt").exists()
 
 
 def test_a_runs_label_travels_in_its_snapshot(tmp_path, training_data):
