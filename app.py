@@ -4,7 +4,8 @@ import streamlit as st
 
 from pages.components.common import internal_errors
 
-st.set_page_config(page_title="FER Studio", page_icon="🎭", layout="wide", initial_sidebar_state="expanded")
+# "auto": the sidebar starts collapsed on phone-width screens instead of covering the page.
+st.set_page_config(page_title="FER Studio", page_icon="🎭", layout="wide", initial_sidebar_state="auto")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

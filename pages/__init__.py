@@ -1,1 +1,0 @@
-"""Streamlit pages of FER Studio; `components` holds the UI they share."""

@@ -17,7 +17,7 @@ from ferlib.data.datasets import SPLITS, Dataset
 from ferlib.data.preprocess import decode_image, to_bgr_uint8
 from ferlib.data.sources import dataset_sources, dataset_version, upload_directory
 from ferlib.errors import FerError
-from pages.components import charts
+from pages.components import access, charts, common
 from pages.components.common import attempt, dataset_label, load_dataset, metric_row, require_app, show_no_dataset_hint
 from pages.components.photo import bgr_to_rgb
 
@@ -26,16 +26,15 @@ require_app("pages/dataset.py")
 SOURCE_KEY, UPLOAD_KEY, MESSAGE_KEY = "dataset_source", "dataset_upload", "dataset_message"
 THUMBNAIL_WIDTH = 72
 SPLIT_HELP = "Which images to use: one split of the dataset, or all of them together."
-KAGGLE_HELP = "To download FER-2013 here, save your Kaggle API token (kaggle.com: *Settings → API → Create New Token*) "
-KAGGLE_HELP += (
-    "as `~/.kaggle/kaggle.json` (`chmod 600`) or set `KAGGLE_USERNAME` and `KAGGLE_KEY`, `pip install kaggle`."
-)
+KAGGLE_HELP = "To download FER-2013 here, save your Kaggle API token (kaggle.com: *Settings → API → Create New "
+KAGGLE_HELP += "Token*) as `~/.kaggle/kaggle.json` (`chmod 600`) or set `KAGGLE_USERNAME` and `KAGGLE_KEY`."
 
 
 def store(failure: str, save, source_name: str) -> None:
     """Run an upload's or download's `save` in a button's callback: select what it stored, keep what happened."""
     try:
-        saved = save()
+        with st.spinner("Checking and storing the dataset (downloading FER-2013 from Kaggle takes a minute)…"):
+            saved = save()
     except (FerError, OSError) as error:  # OSError: a read-only or full data folder
         st.session_state[MESSAGE_KEY] = ("error", f"{failure}: {error}")
         return
@@ -44,50 +43,38 @@ def store(failure: str, save, source_name: str) -> None:
     st.session_state[MESSAGE_KEY] = ("success", f"{source_name}: it {verb} {saved.path} ({saved.check.layout} layout).")
 
 
-def save_upload() -> None:
-    """Check the uploaded zip and store it in the upload directory."""
-    if (upload := st.session_state.get(UPLOAD_KEY)) is None:
-        st.session_state[MESSAGE_KEY] = ("warning", "Choose a .zip file first.")
-    else:
-        store("The zip was not saved", lambda: save_dataset_zip(upload, upload.name, upload_directory()), upload.name)
-
-
-def download_from_kaggle() -> None:
-    """Download FER-2013 into the upload directory (ferlib checks and stores it like an upload)."""
-    with st.spinner(f"Downloading {kaggle.FER2013} from Kaggle (about 60 MB)…"):
-        store("The Kaggle download failed", lambda: kaggle.download(upload_directory()), f"{kaggle.FER2013} downloaded")
-
-
 def add_dataset_section(expanded: bool) -> None:
-    """The last upload's or download's outcome, then the expander to add another dataset."""
+    """The last upload's or download's outcome, then the expander to add another dataset (closed to visitors of a
+    public demo)."""
     if message := st.session_state.pop(MESSAGE_KEY, None):
         getattr(st, message[0])(message[1])
     with st.expander("Add a dataset", expanded=expanded, icon=":material/add:"):
+        if locked := access.locked():
+            st.info(locked, icon=":material/lock:")
         upload_tab, kaggle_tab = st.tabs(["Upload a .zip", "Download from Kaggle"])
         help_text = "Kaggle's FER-2013 zip, a zip of <class>/* images or of fer2013.csv: checked (size, safe paths, "
-        help_text += f"known layout) and stored, not extracted, in {upload_directory()}."
-        limit = DEFAULT_MAX_ZIP_BYTES // MEGABYTE
-        upload_tab.file_uploader("A dataset .zip", ["zip"], key=UPLOAD_KEY, max_upload_size=limit, help=help_text)
-        upload_tab.button("Check and save", on_click=save_upload, icon=":material/upload:", help="Then pick it above.")
+        help_text += f"known layout) and stored once (the same bytes are never stored twice) in {upload_directory()}."
+        options = dict(key=UPLOAD_KEY, max_upload_size=DEFAULT_MAX_ZIP_BYTES // MEGABYTE, disabled=bool(locked))
+        upload = upload_tab.file_uploader("A dataset .zip", ["zip"], help=help_text, **options)
+        saved = lambda: save_dataset_zip(upload, upload.name, upload_directory())  # noqa: E731
+        options = dict(
+            on_click=store, args=("The zip was not saved", saved, upload and upload.name), icon=":material/upload:"
+        )
+        upload_tab.button("Check and save", help="Then pick it above.", disabled=bool(locked) or not upload, **options)
         if not kaggle.credentials_present():
-            kaggle_tab.info(KAGGLE_HELP, icon=":material/key:")
+            kaggle_tab.info(KAGGLE_HELP + " Then `pip install kaggle`.", icon=":material/key:")
         elif not kaggle.package_present():
             message = "Kaggle credentials were found, but the `kaggle` package is not installed: `pip install kaggle`"
             kaggle_tab.info(f"{message} (it is optional), then reload this page.", icon=":material/download:")
         else:
             help_text = f"Into {upload_directory()}. Accept the dataset's rules on kaggle.com first if Kaggle asks."
-            options = dict(on_click=download_from_kaggle, icon=":material/cloud_download:", help=help_text)
-            kaggle_tab.button(f"Download {kaggle.FER2013}", **options)
-
-
-def choose_source() -> str | None:
-    """The selected dataset path, or None (with what to do next) when there is none."""
-    if not (options := [str(source) for source in dataset_sources()]):
-        show_no_dataset_hint("reload this page, or add one below: upload a .zip or download it from Kaggle")
-        return None
-    if st.session_state.get(SOURCE_KEY) not in options:
-        st.session_state[SOURCE_KEY] = options[0]
-    return st.selectbox("Dataset", options, key=SOURCE_KEY, format_func=dataset_label, help="From the data folders.")
+            arguments = (
+                "The Kaggle download failed",
+                lambda: kaggle.download(upload_directory()),
+                f"{kaggle.FER2013} downloaded",
+            )
+            options = dict(on_click=store, args=arguments, icon=":material/cloud_download:", disabled=bool(locked))
+            kaggle_tab.button(f"Download {kaggle.FER2013}", help=help_text, **options)
 
 
 @st.cache_data(show_spinner="Checking data quality…", max_entries=4)
@@ -110,12 +97,8 @@ def cached_samples(path: str, version: tuple[int, int], split: str, per_class: i
     flat, ends = np.concatenate(chosen), np.cumsum([group.size for group in chosen]).tolist()
     augmented = list(augment_images(dataset.images[flat], AugmentationConfig(), seed=seed)) if flat.size else []
     raw, groups = raw_images(dataset, path, flat), list(zip([0, *ends[:-1]], ends, strict=True))
-    preprocessed = [list(dataset.images[group]) for group in chosen]
-    return {
-        "raw": [raw[a:b] for a, b in groups],
-        "preprocessed": preprocessed,
-        "augmented": [augmented[a:b] for a, b in groups],
-    }
+    grouped = {"raw": raw, "preprocessed": list(dataset.images[flat]), "augmented": augmented}
+    return {name: [images[a:b] for a, b in groups] for name, images in grouped.items()}
 
 
 def raw_images(dataset: Dataset, path: str, indices: np.ndarray) -> list[np.ndarray]:
@@ -140,8 +123,6 @@ def overview(dataset: Dataset) -> None:
     metric_row([("Images", f"{len(dataset):,}", "Every decoded face, all splits together."), *splits, skipped])
     with st.expander("Load report", icon=":material/description:"):
         st.write(f"Source: `{report.source}` · layout: **{report.layout}**")
-        if report.from_cache:
-            st.caption("Served from ferlib's decoded cache.")
         for note in report.notes:
             st.info(note)
         if report.bad_files:
@@ -155,10 +136,8 @@ def counts_tab(dataset: Dataset, path: str) -> None:
     frame = pd.DataFrame(dataset.counts()).loc[list(EMOTIONS)]  # classes by splits
     frame["all"] = frame.sum(axis=1)
     frame["share"] = frame["all"] / max(1, int(frame["all"].sum()))
-    left, right = st.columns(2)
-    left.plotly_chart(charts.split_counts(frame), width="stretch", key="split-chart")
-    right.plotly_chart(charts.class_counts(frame), width="stretch", key="class-chart")
-    if len(present := frame.loc[frame["all"] > 0, "all"]) > 1:
+    st.plotly_chart(charts.class_counts(frame), width="stretch", key="class-chart")  # split totals: see above
+    if len(present := frame.loc[frame["all"] > 0, "all"]) > 1 and present.max() > 1.1 * present.min():
         ratio = f"{present.idxmax()} has {present.max() / present.min():.1f}× the images of {present.idxmin()}"
         st.caption(f"Class imbalance: {ratio}; consider class weighting when training.")
     share = st.column_config.ProgressColumn("share", format="percent", min_value=0, max_value=1)
@@ -170,18 +149,6 @@ def split_choice(dataset: Dataset, column, key: str) -> str:
     return column.selectbox("Split", ["all", *(s for s in SPLITS if sum(counts[s].values()))], key=key, help=SPLIT_HELP)
 
 
-def image_grid(images_per_class: list[list[np.ndarray]], captions_per_class: list[list[str]] | None = None) -> None:
-    """One row per class: its name, then its images."""
-    for label, name in enumerate(EMOTIONS):
-        name_column, images_column = st.columns([1, 7])
-        name_column.markdown(f"{EMOTION_ICONS[name]} **{name}**")
-        if not (images := images_per_class[label]):
-            images_column.caption("No images of this class here.")
-        else:
-            captions = captions_per_class[label] if captions_per_class else None
-            images_column.image(images, caption=captions, width=THUMBNAIL_WIDTH)
-
-
 def samples_tab(dataset: Dataset, path: str) -> None:
     """Random faces per class as stored, as every model sees them, and augmented as in training."""
     split_column, count_column, seed_column = st.columns(3)
@@ -189,18 +156,21 @@ def samples_tab(dataset: Dataset, path: str) -> None:
     per_class = count_column.slider("Samples per class", 1, 16, 8, key="samples-count")
     seed = seed_column.number_input("Seed", 0, value=0, key="samples-seed", help="Change it to see other faces.")
     samples = cached_samples(path, dataset_version(path), split, int(per_class), int(seed))
-    raw, preprocessed, augmented = st.tabs(["Raw", "Preprocessed", "Augmented (training)"])
-    raw.caption("The files as stored in the source, before any processing (caption: width×height).")
-    with raw:
-        image_grid(samples["raw"], [[f"{image.shape[1]}×{image.shape[0]}" for image in g] for g in samples["raw"]])
-    preprocessed.caption("What every model sees: `preprocess_face` turns any image into 48×48 uint8 grayscale.")
-    with preprocessed:
-        image_grid(samples["preprocessed"])
     config = {name.replace("_", " "): value for name, value in vars(AugmentationConfig()).items() if value}
     summary = ", ".join(name if value is True else f"{name} {value:g}" for name, value in config.items()) or "none"
-    augmented.caption(f"The same faces through the default training augmentation ({summary}): new variants each epoch.")
-    with augmented:
-        image_grid(samples["augmented"])
+    notes = {"raw": "The files as stored in the source, before any processing (caption: width×height)."}
+    notes["preprocessed"] = "What every model sees: any image turned into a 48×48 grayscale face."
+    notes["augmented"] = f"The same faces through the default training augmentation ({summary}): new ones each epoch."
+    sizes = [[f"{image.shape[1]}×{image.shape[0]}" for image in group] for group in samples["raw"]]
+    for tab, (kind, note) in zip(st.tabs(["Raw", "Preprocessed", "Augmented (training)"]), notes.items(), strict=True):
+        tab.caption(note)
+        for label, name in enumerate(EMOTIONS):  # a row per class: its name, then its faces
+            name_column, images_column = tab.columns([1, 7])
+            name_column.markdown(f"{EMOTION_ICONS[name]} **{name}**")
+            if images := samples[kind][label]:
+                images_column.image(images, caption=sizes[label] if kind == "raw" else None, width=THUMBNAIL_WIDTH)
+            else:
+                images_column.caption("No images of this class here.")
 
 
 def pixels_tab(dataset: Dataset, path: str) -> None:
@@ -210,9 +180,8 @@ def pixels_tab(dataset: Dataset, path: str) -> None:
     bins = bins_column.select_slider("Histogram bins", [16, 32, 64, 128, 256], 32, key="pixels-bins")
     faces, histograms = cached_pixel_statistics(path, dataset_version(path), split, int(bins))
     centres, densities = (histograms.bin_edges[:-1] + histograms.bin_edges[1:]) / 2, histograms.densities()
-    lines = {
-        name: densities[label] for label, name in enumerate(histograms.class_names) if any(histograms.counts[label])
-    }
+    names = [(label, name) for label, name in enumerate(histograms.class_names) if any(histograms.counts[label])]
+    lines = {name: densities[label] for label, name in names}
     st.plotly_chart(charts.intensity_histogram(centres, lines), width="stretch", key="histogram-chart")
     st.subheader("Mean face per class")
     help_text = "Brighter than gray: the class is brighter there than the average face. Shows where classes differ."
@@ -231,25 +200,19 @@ def pixels_tab(dataset: Dataset, path: str) -> None:
 
 
 def quality_tab(dataset: Dataset, path: str) -> None:
-    """Duplicates (leaking between splits or not), near-blank images and unreadable files."""
+    """Duplicates (leaking between splits or not) and near-blank images; unreadable files are in the load report."""
     help_text = "Images whose pixels vary less than this are reported as near-blank (flat gray, black or white)."
     label, default = "Near-blank threshold (pixel standard deviation)", quality.BLANK_STD_THRESHOLD
     threshold = st.number_input(label, 0.0, 64.0, default, 1.0, key="quality-threshold", help=help_text)
     report, pairs = cached_quality_report(path, dataset_version(path), float(threshold)), "Byte-identical image pairs"
-    metric_row(
-        [
-            ("Cross-split duplicate pairs", report.cross_split_pairs, f"{pairs} in different splits: leakage."),
-            ("Within-split duplicate pairs", report.within_split_pairs, f"{pairs} in one split: counted twice."),
-            ("Conflicting labels", report.conflicting_label_pairs, f"{pairs} labelled with different emotions."),
-            ("Near-blank images", len(report.blank_paths), "Images with almost no pixel variation."),
-            ("Unreadable files", len(report.unreadable), "Files skipped because they could not be read."),
-        ]
-    )
+    figures = [("Cross-split duplicate pairs", report.cross_split_pairs, f"{pairs} in different splits: leakage.")]
+    figures += [("Within-split duplicate pairs", report.within_split_pairs, f"{pairs} in one split: counted twice.")]
+    figures += [("Conflicting labels", report.conflicting_label_pairs, f"{pairs} labelled with different emotions.")]
+    metric_row([*figures, ("Near-blank images", len(report.blank_paths), "Images with almost no pixel variation.")])
     if report.cross_split_pairs:
-        leak = "a model is evaluated on faces it trained on, so its scores read high: drop one copy of each first."
+        leak = "a model is evaluated on faces it trained on, so its scores read high: drop one copy of each first"
         st.warning(
-            f"{report.cross_split_pairs} identical image pair(s) sit in different splits: {leak}",
-            icon=":material/warning:",
+            f"{report.cross_split_pairs} identical pairs sit in different splits: {leak}.", icon=":material/warning:"
         )
     st.subheader("Duplicates")
     if not report.duplicate_groups:
@@ -261,25 +224,26 @@ def quality_tab(dataset: Dataset, path: str) -> None:
         st.caption("Some identical groups (cross-split ones first): the image, then where its copies are.")
         captions = [", ".join(sorted(set(group.splits))) + f" · {len(group.indices)}×" for group in shown]
         st.image([dataset.images[group.indices[0]] for group in shown], caption=captions, width=THUMBNAIL_WIDTH)
-        if report.pairs_truncated:
-            st.caption(f"The first {len(report.duplicate_pairs):,} pairs are listed; the counts include all of them.")
-        st.dataframe(pd.DataFrame([vars(pair) for pair in report.duplicate_pairs]), hide_index=True, height=260)
-    st.subheader("Near-blank and unreadable files")
+        listed = "" if not report.pairs_truncated else f" (the first {len(report.duplicate_pairs):,}; counts are exact)"
+        st.caption(f"Every identical pair{listed}:")
+        st.dataframe(common.readable_table([vars(pair) for pair in report.duplicate_pairs], {}), hide_index=True)
+    st.subheader("Near-blank images")
     if report.blank_indices:
         names = [Path(path).name for path in report.blank_paths[:16]]
         st.image([dataset.images[index] for index in report.blank_indices[:16]], caption=names, width=THUMBNAIL_WIDTH)
         st.dataframe(pd.DataFrame({"path": report.blank_paths}), hide_index=True, width="stretch", height=200)
     else:
         st.caption(f"No near-blank images (pixel standard deviation below {report.blank_threshold:g}).")
-    if report.unreadable:
-        st.dataframe(pd.DataFrame([vars(bad) for bad in report.unreadable]), hide_index=True, width="stretch")
-    else:
-        st.caption("Every file could be read.")
 
 
 st.title("Dataset")
 st.caption("Pick or add a dataset; check its balance, its faces as stored, preprocessed and augmented, its duplicates.")
-source = choose_source()
+if options := [str(source) for source in dataset_sources()]:
+    if st.session_state.get(SOURCE_KEY) not in options:
+        st.session_state[SOURCE_KEY] = options[0]
+    source = st.selectbox("Dataset", options, key=SOURCE_KEY, format_func=dataset_label, help="From the data folders.")
+else:
+    source = show_no_dataset_hint("reload this page, or add one below: upload a .zip or download it from Kaggle")
 add_dataset_section(expanded=source is None)
 failure = "This dataset could not be loaded; choose another or add one above."
 dataset = attempt(failure, lambda: load_dataset(source)) if source else None

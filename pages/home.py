@@ -1,69 +1,67 @@
-"""Home: what the studio does, the active model's card, and 'upload a photo' to try it at once."""
+"""Home: what the studio does, a photo (or the sample photo) analysed at once, and the active model at a glance."""
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from ferlib.classes import EMOTIONS
-from ferlib.errors import FerError
 from ferlib.evaluation.metrics import metric_key
+from ferlib.evaluation.reports import shipped_report
 from ferlib.nets.modelio import default_model_path
-from pages.components import common
-from pages.components.common import PER_CLASS_COLUMNS, load_model_card, metric_row, percent, require_app, show_error
+from pages.components import charts, common
+from pages.components.common import attempt, load_model_card, metric_row, percent, require_app, show_error
 from pages.components.photo import PHOTO_TYPES, photo_analysis
 
 require_app("pages/home.py")
-CARD_DETAILS = ("architecture", "parameters", "file_size_mb", "flops_per_face", "ms_per_face", "epochs_completed")
-CARD_DETAILS += ("train_wall_seconds", "stages")
+SAMPLE = Path(__file__).parent / "assets" / "sample-face.jpg"
 FIGURES = (("accuracy", "none"), ("macro_f1", "none"), ("accuracy", "flip"))
-
-
-def model_card(model_path: Path) -> None:
-    """The headline figures, per-class scores, details and written card of the active model."""
-    try:
-        card = load_model_card(model_path)
-    except FerError as error:
-        show_error("The model's card could not be read, so its figures are not shown.", error)
-        card = {}
-    recorded = card.get("metrics", {})
-    accuracy, macro_f1, flip = (recorded.get(metric_key(name, tta)) for name, tta in FIGURES)
-    figures = [
-        ("Validation accuracy", percent(accuracy), "On FER-2013 PublicTest (3,589 faces), the selection split."),
-        ("Macro-F1", f"{macro_f1:.3f}" if isinstance(macro_f1, float) else "–", "F1 averaged over the seven classes."),
-    ]
-    metric_row(figures + ([("With flip TTA", percent(flip), "Averaging the face's and its mirror's.")] if flip else []))
-    if per_class := card.get("per_class") or {}:
-        table = pd.DataFrame(per_class).T.loc[list(EMOTIONS)]
-        st.dataframe(table, width="stretch", column_config=PER_CLASS_COLUMNS)
-    if details := {key: card[key] for key in CARD_DETAILS if key in card}:
-        st.json(details, expanded=False)
-    if (written := model_path.with_suffix(".md")).exists():
-        with st.expander("Model card: intended use, limitations, training, evaluation"):
-            st.markdown(written.read_text(encoding="utf-8"))
+SAMPLE_CREDIT = "Sample photo: astronaut Eileen Collins, NASA (public domain), via scikit-image."
 
 
 st.title("🎭 FER Studio")
 st.caption("Facial emotion recognition on FER-2013: explore the data, train, tune and evaluate models, go live.")
 model = default_model_path()
-card_column, try_column = st.columns([2, 3], gap="large")
-with card_column:
+try_column, model_column = st.columns([3, 2], gap="large")
+with model_column:
     st.subheader("Active model")
-    if model.exists():
-        model_card(model)
-    else:
+    card, failure = None, "The model's card could not be read, so its figures are not shown."
+    if not model.exists():
         common.show_no_model_hint()
+    else:  # the two headline figures and what they were measured on
+        recorded = (card := attempt(failure, lambda: load_model_card(model)) or {}).get("metrics", {})
+        accuracy, macro_f1, flip = (recorded.get(metric_key(name, tta)) for name, tta in FIGURES)
+        f1_text = f"{macro_f1:.3f}" if isinstance(macro_f1, float) else "–"
+        on = f"{recorded['n']:,} validation faces of FER-2013" if isinstance(recorded.get("n"), int) else "FER-2013"
+        accurate = ("Validation accuracy", percent(accuracy), f"Faces of {on} whose expression it names right.")
+        metric_row([accurate, ("Macro-F1", f1_text, "F1 averaged over the seven classes, rare ones counting as much.")])
+        mirror = f"; {percent(flip)} reading each face together with its mirror image" if flip else ""
+        st.caption(f"On {on} it never trained on{mirror}. People agree with FER-2013's labels about 65% of the time.")
 with try_column:
-    st.subheader("Try it: upload a photo")
-    upload = st.file_uploader(
-        "A photo with one or more faces",
-        type=PHOTO_TYPES,
-        help="Faces are found with OpenCV's Haar cascade; each one is classified separately. The photo is not "
-        "saved; the faces found in it are kept in the server's memory for an hour, so the page can redraw them.",
-    )
-    if upload is None:
-        st.caption("Try a selfie, a group photo or a film still: every face gets a box, a label and its probabilities.")
-    elif not model.exists():
-        show_error("There is no model to run yet; see 'Active model' on the left.")
+    st.subheader("Try it on a photo")
+    help_text = "Faces are found with OpenCV's Haar cascade and each one is classified. The photo is not saved; the "
+    help_text += "faces found in it stay in the server's memory for an hour, so the page can redraw them."
+    upload = st.file_uploader("A photo with one or more faces", type=PHOTO_TYPES, help=help_text)
+    if st.button("Try the sample photo", icon=":material/face:", help=SAMPLE_CREDIT, disabled=upload is not None):
+        st.session_state["home_sample"] = True
+    sample = upload is None and st.session_state.get("home_sample", False)
+    if upload is None and not sample:
+        st.caption("A selfie, a group photo or a film still: every face gets a box, a label and its probabilities.")
+if upload is not None or sample:
+    if not model.exists():
+        show_error("There is no model to run yet; see 'Active model' above.")
     else:
-        photo_analysis(upload, str(model), key="home-photo")
+        photo_analysis(upload.getvalue() if upload else SAMPLE.read_bytes(), str(model), key="home-photo")
+        if sample:
+            st.caption(SAMPLE_CREDIT)
+if card is not None:  # how well it finds each expression, what it is, and its full written card
+    st.subheader("About the active model")
+    chart_column, facts_column = st.columns(2, gap="large")
+    if per_class := card.get("per_class"):
+        recall = {name: float((per_class.get(name) or {}).get("recall") or 0) for name in EMOTIONS}
+        title = "How often each expression is recognised (recall)"
+        chart_column.plotly_chart(charts.probability_bars(recall, 260, title), key="home-recall")
+    with facts_column:
+        common.model_facts({**shipped_report(model, card).details, "train_images": card.get("train_images")})
+    if (written := model.with_suffix(".md")).exists():
+        with st.expander("Model card: intended use, limitations, training and evaluation", icon=":material/article:"):
+            st.markdown(common.card_text(written))

@@ -5,21 +5,21 @@ import tempfile
 from pathlib import Path
 
 import av
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ferlib.classes import EMOTION_ICONS
+from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder
-from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings, annotate_live
+from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings
 from ferlib.live.detection import DETECTORS
 from ferlib.live.ice import ice_servers
 from ferlib.live.session import LiveSession, ModelVariant, build_analyzer, model_variants
 from ferlib.live.video import CSV_COLUMNS, FAST, FAST_DETECTOR_OPTIONS, analyze_video
 from ferlib.live.webrtc import preload_srtp
-from pages.components import charts
-from pages.components.common import attempt, load_classifier, metric_row, model_menu, require_app, show_no_model_hint
+from pages.components import charts, common
+from pages.components.common import attempt, format_duration, load_classifier, metric_row, model_menu, require_app
 from pages.components.photo import PHOTO_TYPES, encode_png, photo_analysis
 
 require_app("pages/live.py")
@@ -53,18 +53,11 @@ def camera_tab(session: LiveSession, detector: str, variant: ModelVariant, setti
         if playing and not st.session_state.get("live_was_playing"):
             session.reset()
         st.session_state["live_was_playing"] = playing
-        route = " through the configured TURN/STUN servers." if servers else " (direct connection; no STUN or TURN)."
-        st.caption("Press **START** and allow the camera. Frames go to this server only" + route)
-
-        def latest_frame() -> bytes:
-            frame = session.snapshot().frame
-            blank = np.zeros((240, 320, 3), np.uint8)
-            return encode_png(annotate_live(blank, [], settings, no_face_note=False) if frame is None else frame)
-
-        options = dict(mime="image/png", on_click="ignore", icon=":material/photo_camera:", help="The latest frame.")
-        st.download_button("Download a snapshot", latest_frame, "live-snapshot.png", **options)
-    with result_column:
-        st.fragment(run_every=0.5 if playing else None)(live_results)(session, settings, playing)
+        route = "through the configured TURN/STUN servers" if servers else "(direct connection; no STUN or TURN)"
+        st.caption(f"Press **START** and allow the camera. Frames go to this server only {route}.")
+    with result_column:  # refreshed while the video plays, and slower after it stopped (its "stopped … ago")
+        refresh = 0.5 if playing else (2.0 if session.snapshot().frames else None)
+        st.fragment(run_every=refresh)(live_results)(session, settings, playing)
 
 
 def live_results(session: LiveSession, settings: LiveSettings, playing: bool) -> None:
@@ -77,7 +70,7 @@ def live_results(session: LiveSession, settings: LiveSettings, playing: bool) ->
     elif not snapshot.frames:
         st.caption("Waiting for the first frame…" if playing else "Waiting for the video: press START.")
     elif not playing:  # the faces below are the last seen, not current
-        st.caption(f"The video stopped {seconds:.0f} s ago; these are the last faces it showed.")
+        st.caption(f"The video stopped {format_duration(seconds)} ago; these are the last faces it showed.")
     elif seconds > STALLED_SECONDS:
         st.caption(f"No frame has been analysed for {seconds:.0f} s; these are the last faces seen.")
     elif not snapshot.faces:
@@ -95,6 +88,9 @@ def live_results(session: LiveSession, settings: LiveSettings, playing: bool) ->
     if snapshot.frames:
         speed = f"{snapshot.fps:.0f} fps processed · {snapshot.ms_per_frame:.1f} ms per frame"
         st.caption(f"{speed} · detector every {snapshot.detection_interval} frame(s)")
+    frame, tip = snapshot.frame, "The latest frame, as drawn." if snapshot.frame is not None else "Press START first."
+    options = dict(mime="image/png", on_click="ignore", icon=":material/photo_camera:", disabled=frame is None)
+    st.download_button("Download a snapshot", lambda: encode_png(frame), "live-snapshot.png", help=tip, **options)
 
 
 def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, classifier) -> None:
@@ -115,7 +111,10 @@ def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, clas
                 file_settings = FAST.updated(smoothing_window=settings.smoothing_window, **shown)  # as `predict` does
                 options = dict(classifier=classifier, detector_options=FAST_DETECTOR_OPTIONS.get(detector, {}))
                 analyzer = build_analyzer(detector, variant, file_settings, **options)
-                return analyze_video(source, analyzer, video_out=target, progress=report)
+                try:
+                    return analyze_video(source, analyzer, video_out=target, progress=report)
+                except FerError as error:  # named as the user knows it, not by this server's temporary path
+                    raise FerError(str(error).replace(str(source), clip.name)) from None
 
             if analysis := attempt("The video could not be analysed.", analysed):
                 bar.progress(1.0, text=f"Done: {analysis.frames} frames at {analysis.fps:.1f} frames per second")
@@ -131,10 +130,9 @@ def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, clas
     metric_row([("Frames", result["frames"], None), faces, ("Processing speed", f"{result['fps']:.1f} fps", None)])
     if table.empty:
         st.warning("No face was found in this clip.")
-    else:
+    else:  # every face in every frame: in the CSV
         rows = table[["face_id", "time_s", "label", "confidence"]].itertuples(index=False)
         st.plotly_chart(charts.timeline(rows, height=300), key="video-timeline")
-        st.dataframe(table, hide_index=True, width="stretch", height=300)
     csv_column, video_column = st.columns(2)
     data, name, video = table.to_csv(index=False).encode(), result["name"], result["video"]
     csv_column.download_button("Download the CSV", data, f"{name}-emotions.csv", "text/csv", on_click="ignore")
@@ -147,7 +145,7 @@ st.title("🎥 Live")
 st.caption("Emotions on your webcam in real time, or on a photo, a snapshot or a video file, smoothed per face.")
 models = [entry for entry in catalog.available_models(folder.default_runs_dir()) if entry.model_path.exists()]
 if not models:
-    show_no_model_hint()
+    common.show_no_model_hint()
     st.stop()
 with st.sidebar:
     st.subheader("Live settings")
@@ -158,16 +156,16 @@ with st.sidebar:
     help_text = "The same model, exported: int8 TFLite is the fastest, Keras the reference."
     options = dict(format_func=lambda variant: variant.label.split(" · ", 1)[-1], help=help_text)
     variant = st.selectbox("Model format", model_variants(model.model_path), **options)
-    help_text = "Faces whose top emotion is less likely than this are drawn grey with a question mark."
-    threshold = st.slider("Confidence threshold", 0.0, 1.0, 0.0, 0.05, help=help_text)
-    help_text = "Probabilities averaged per face; 1 shows every frame's own."
-    window = st.slider("Smoothing window (frames)", 1, 30, 8, help=help_text)
+    threshold = st.slider(
+        "Confidence threshold", 0.0, 1.0, 0.0, 0.05, help="Less likely faces are drawn grey, with a ?."
+    )
+    window = st.slider("Smoothing window (frames)", 1, 30, 8, help="Probabilities averaged per face; 1: each frame's.")
     style = st.radio("Overlay", list(OVERLAY_STYLES), format_func=OVERLAY_STYLES.get)
 live_settings = LiveSettings(confidence_threshold=threshold, smoothing_window=window, overlay_style=style)
 # One classifier per model format, shared by every session and tab (thread-safe: a TFLite interpreter runs under a
 # lock, so sessions take turns at about 1 ms per face).
-failure = "The model could not be loaded."
-if (shared := attempt(failure, lambda: load_classifier(str(variant.path), variant.backend, num_threads=1))) is None:
+loaded = lambda: load_classifier(str(variant.path), variant.backend, num_threads=1)  # noqa: E731
+if not (shared := attempt("The model could not be loaded.", loaded)):
     st.stop()
 tabs = [":material/videocam: Live camera", ":material/image: Photo", ":material/photo_camera: Snapshot"]
 tabs = st.tabs([*tabs, ":material/movie: Video file"])
@@ -176,9 +174,9 @@ with tabs[0]:
 analysis = dict(detector=detector, backend=variant.backend, num_threads=1, settings=live_settings)
 with tabs[1]:
     if upload := st.file_uploader("A photo with one or more faces", type=PHOTO_TYPES, key="live-photo-upload"):
-        photo_analysis(upload, str(variant.path), key="photo", **analysis)
+        photo_analysis(upload.getvalue(), str(variant.path), key="photo", **analysis)
 with tabs[2]:
     if picture := st.camera_input("Take a picture", key="live-camera-input"):
-        photo_analysis(picture, str(variant.path), key="snapshot", **analysis)
+        photo_analysis(picture.getvalue(), str(variant.path), key="snapshot", **analysis)
 with tabs[3]:
     video_tab(detector, variant, live_settings, shared)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from ferlib.classes import EMOTION_ICONS, EMOTIONS
 from ferlib.data.datasets import SPLITS
+from ferlib.data.preprocess import fit_within
 from ferlib.data.sources import dataset_sources, dataset_version
 from ferlib.evaluation import catalog, gradcam, reports
 from ferlib.evaluation.metrics import TTA_DESCRIPTIONS, TTA_MODES
@@ -18,7 +19,7 @@ from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import default_model_path, load_model, sidecar_path
 from pages.components import charts, common
 from pages.components.common import attempt, percent, require_app
-from pages.components.photo import NO_FACE_HINT, PHOTO_TYPES, bgr_to_rgb, read_photo
+from pages.components.photo import NO_FACE_HINT, PHOTO_TYPES, SCREEN_SIDE, bgr_to_rgb, read_photo
 
 require_app("pages/metrics.py")
 
@@ -34,26 +35,23 @@ HELP = {
     "target": "The predicted class shows why the model said it; the true class, what evidence it saw for the answer.",
     "photo": "Faces are found with OpenCV's Haar cascade and preprocessed as on Home; the photo is not stored.",
 }
-COMPARISON_LABELS = {"top2_accuracy": "top-2 accuracy", "accuracy_tta": "accuracy (TTA)", "macro_f1": "macro-F1"}
-COMPARISON_LABELS |= {"macro_f1_tta": "macro-F1 (TTA)", "final_train_accuracy": "last train accuracy"}
-COMPARISON_COLUMNS = {  # summary_row's keys: their labels, fractions as percentages
-    key: st.column_config.NumberColumn(label, format="percent" if "accuracy" in key else "%.3f")
-    for key, label in {"accuracy": "accuracy", **COMPARISON_LABELS, "final_val_loss": "last val. loss"}.items()
-} | {"n": st.column_config.NumberColumn("faces")}
+COMPARISON = {"top2_accuracy": "Top-2 accuracy", "accuracy_tta": "Accuracy (flip TTA)", "macro_f1": "Macro-F1"}
+COMPARISON |= {"macro_f1_tta": "Macro-F1 (flip TTA)", "final_train_accuracy": "Last train accuracy", "n": "Faces"}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_report(entry: catalog.CatalogEntry, modified: int) -> reports.ModelReport:
+    if entry.kind == catalog.SHIPPED:
+        return reports.shipped_report(entry.model_path, common.load_model_card(entry.model_path))
+    return reports.run_report(entry.run_dir)
 
 
 def report_for(entry: catalog.CatalogEntry) -> reports.ModelReport:
     """The recorded report of a catalog model, read again when its card or metrics.json changes."""
-    if entry.kind == catalog.SHIPPED:
-        return cached_report(entry.kind, str(entry.model_path), common.modified_ns(sidecar_path(entry.model_path)))
-    return cached_report(entry.kind, str(entry.run_dir), common.modified_ns(entry.run_dir / runs.METRICS_FILE))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def cached_report(kind: str, path: str, modified: int) -> reports.ModelReport:
-    if kind == catalog.SHIPPED:
-        return reports.shipped_report(path, common.load_model_card(path))
-    return reports.run_report(path)
+    shipped = entry.kind == catalog.SHIPPED
+    return cached_report(
+        entry, common.modified_ns(sidecar_path(entry.model_path) if shipped else entry.run_dir / runs.METRICS_FILE)
+    )
 
 
 def explainer(report: reports.ModelReport) -> gradcam.GradCam:
@@ -96,12 +94,10 @@ def overview_section(report: reports.ModelReport) -> Any:
         st.caption("No training curves were recorded for this model.")
     st.markdown("**Confusion matrix** (rows: true class, columns: predicted class)")
     if matrix := metrics.get("confusion_matrix"):
-        left, right = st.columns(2)
-        counts = charts.confusion_matrix(np.asarray(matrix), "Counts", False)
-        left.plotly_chart(counts, width="stretch", key="metrics-confusion-counts")
-        title = "Normalised by true class (recall)"
-        recall = charts.confusion_matrix(reports.normalized_confusion(matrix), title, True)
-        right.plotly_chart(recall, width="stretch", key="metrics-confusion-normalised")
+        shares, title = reports.normalized_confusion(matrix), "Normalised by true class (recall)"
+        for column, values, heading in zip(st.columns(2), [np.asarray(matrix), shares], ["Counts", title], strict=True):
+            figure = charts.confusion_matrix(values, heading, values is shares)
+            column.plotly_chart(figure, width="stretch", key=f"metrics-confusion-{heading}")
     else:
         st.caption("This model's card records no confusion matrix. Evaluate it under **Most confident mistakes**.")
     st.markdown("**Per-class precision, recall and F1**")
@@ -110,37 +106,18 @@ def overview_section(report: reports.ModelReport) -> Any:
     else:
         st.caption("This model's card records no per-class metrics.")
     downloads = st.container()
-    for note in report.details.get("notes") or []:  # what the card says about how the weights came to be
-        st.caption(f":material/info: {note}")
-    with st.expander("Model details and training settings"):
-        details = {key: value for key, value in report.details.items() if value is not None}
-        details = {key: value for key, value in details.items() if key not in ("config", "notes")}
-        st.json({"model file": str(report.model_path), **details})
-        if report.details.get("config"):
-            st.json(report.details["config"], expanded=False)
+    with st.expander("Model details and training settings", icon=":material/info:"):
+        common.model_facts(report.details)
     return downloads
-
-
-def downloads_section(report: reports.ModelReport, evaluation: dict[str, Any] | None) -> None:
-    """JSON of the whole report (with this page's dataset evaluation, if any) and the per-class CSV."""
-    json_column, csv_column, _ = st.columns([1, 1, 2])
-    name, per_class = report.name.replace(" ", "_"), report.metrics.get("per_class")
-    options = dict(icon=":material/download:", width="stretch", help=HELP["json"])
-    data = reports.report_json(report, evaluation)
-    json_column.download_button("Metrics (JSON)", data, f"{name}-metrics.json", "application/json", **options)
-    data = reports.per_class_csv(per_class, report.metrics_tta.get("per_class")) if per_class else ""
-    options |= dict(disabled=not per_class, help="Precision, recall, F1 and support per class (and with flip TTA).")
-    csv_column.download_button("Per-class metrics (CSV)", data, f"{name}-per-class.csv", "text/csv", **options)
 
 
 def compare_section(entries: list[catalog.CatalogEntry]) -> None:
     """Several models' validation curves overlaid, their scores in a table and their F1 per class."""
     st.caption("Overlay the curves of several models and line up their scores.")
     if len(entries) < 2:
-        message = "Comparing needs at least two models: finish another run on the **Training** page."
-        st.info(message, icon=":material/compare_arrows:")
+        st.info("Comparing needs at least two models: finish another run on the **Training** page.", icon="⚖️")
         return
-    labels = {entry.key: entry.label for entry in entries}
+    labels = {entry.key: common.entry_label(entry) for entry in entries}
     options = dict(key="metrics_compare", format_func=labels.get, placeholder="Choose two or more models…")
     selected = st.multiselect("Models to compare", list(labels), **options)
     if len(selected) < 2:
@@ -156,12 +133,12 @@ def compare_section(entries: list[catalog.CatalogEntry]) -> None:
         series = [
             line
             for index, report in enumerate(chosen)
-            for line in charts.history_series(report.history, key, report.name, charts.series_color(index))
+            for line in charts.history_series(report.history, key, report.name, charts.SERIES_COLORS[index % 10])
             if show_train or line[4] == charts.VALIDATION
         ]
         column.plotly_chart(charts.curves(title, series, is_percent), width="stretch", key=f"metrics-compare-{key}")
-    table = pd.DataFrame([reports.summary_row(report) for report in chosen])
-    st.dataframe(table, hide_index=True, width="stretch", column_config=COMPARISON_COLUMNS)
+    table = common.readable_table([reports.summary_row(report) for report in chosen], COMPARISON)
+    st.dataframe(table, hide_index=True, width="stretch")
     f1 = {report.name: report.metrics.get("per_class") for report in chosen if report.has_per_class}
     if f1 := {name: [scores.get(emotion, {}).get("f1") for emotion in EMOTIONS] for name, scores in f1.items()}:
         st.plotly_chart(charts.per_class_bars("F1 per class", f1), width="stretch", key="metrics-compare-f1")
@@ -171,18 +148,17 @@ def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
     """The surest mistakes on a chosen dataset, with Grad-CAM; returns the evaluation's metrics."""
     st.caption("Faces the model got wrong while surest (label noise or blind spots): true → predicted, confidence.")
     if not (sources := dataset_sources()):
-        common.show_no_dataset_hint("reload this page (the **Dataset** page can add one)")
-        return
-    columns = st.columns([3, 1, 1], vertical_alignment="bottom")
-    placeholder = "Choose a dataset to evaluate the model on…"
-    options = dict(index=None, format_func=common.dataset_label, placeholder=placeholder, help=HELP["dataset"])
+        return common.show_no_dataset_hint("reload this page (the **Dataset** page can add one)")
+    columns, placeholder = st.columns([3, 1, 1], vertical_alignment="bottom"), "Choose a dataset to evaluate on…"
+    options = dict(format_func=common.dataset_label, placeholder=placeholder, help=HELP["dataset"])
+    options["index"] = 0 if len(sources) == 1 else None  # a single dataset is chosen for you
     dataset = columns[0].selectbox("Dataset", sources, key="metrics_dataset", **options)
     split = columns[1].selectbox("Split", SPLITS, SPLITS.index("validation"), key="metrics_split")
     options = dict(format_func=TTA_DESCRIPTIONS.get, key="metrics_eval_tta", help=HELP["tta"])
     tta = columns[2].selectbox("Test-time augmentation", TTA_MODES, **options)
     if dataset is None:
         st.caption("Choose a dataset above to evaluate the model on it.")
-        return
+        return None
     model, modified, version = str(report.model_path), common.modified_ns(report.model_path), dataset_version(dataset)
     failure = "The model could not be evaluated on this dataset."
     if (evaluation := attempt(failure, lambda: evaluate(model, modified, str(dataset), version, split, tta))) is None:
@@ -227,12 +203,13 @@ def explain_mistakes(report, evaluation: reports.SplitEvaluation, mistakes: list
     if (explanation := attempt(failure, lambda: explainer(report).explain(faces, classes))) is None:
         return None
     opacity, overlays = st.session_state.get("metrics_heatmap_opacity", 0.45), []
-    for face, heatmap in zip(faces, explanation.heatmaps, strict=True):
+    for face, heatmap, flat in zip(faces, explanation.heatmaps, explanation.flat, strict=True):
         enlarged = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)  # so that the heatmap reads on screen
-        overlays.append(bgr_to_rgb(gradcam.overlay_heatmap(enlarged, heatmap, alpha=opacity)))
-    scores = zip(chosen, classes, explanation.probabilities, strict=True)
-    st.image(overlays, caption=[f"#{n} heatmap for {EMOTIONS[c]} ({p[c]:.0%})" for n, c, p in scores], width=160)
-    st.caption(f"Feature maps of layer `{explainer(report).layer_name}`, the model's last convolutional stage.")
+        overlays.append(bgr_to_rgb(enlarged if flat else gradcam.overlay_heatmap(enlarged, heatmap, alpha=opacity)))
+    scores = zip(chosen, classes, explanation.probabilities, explanation.flat, strict=True)
+    what = lambda flat: "no evidence (flat map)" if flat else "heatmap"  # noqa: E731
+    st.image(overlays, caption=[f"#{n} {what(f)} for {EMOTIONS[c]} ({p[c]:.0%})" for n, c, p, f in scores], width=160)
+    st.caption("Red: the parts of the face that raised the class's score, in the model's last convolutional layer.")
 
 
 def photo_section(report: reports.ModelReport) -> None:
@@ -247,27 +224,27 @@ def photo_section(report: reports.ModelReport) -> None:
     if upload is None:
         st.caption("Try a selfie or a film still: frontal, well-lit faces work best.")
         return
-    if (image := read_photo(upload)) is None:
+    if (image := read_photo(upload.getvalue())) is None:
         return None
     index, detector = EMOTIONS.index(explained) if explained in EMOTIONS else None, "none" if whole else "haar"
 
     def explained_faces() -> list[gradcam.FaceExplanation]:  # loading the model may fail too: explained as well
         return gradcam.explain_photo(explainer(report), image, common.load_detector(detector), class_index=index)
 
-    faces = attempt("The photo could not be explained.", explained_faces)
-    if faces == []:
-        st.warning(NO_FACE_HINT + " For a photo that is already a face crop, switch on **The photo is one face crop**.")
-    for number, face in enumerate(faces or [], start=1):
-        predicted = EMOTIONS[int(np.argmax(face.probabilities))]
-        heatmap, certainty = gradcam.overlay_heatmap(face.crop, face.heatmap, alpha=opacity), np.max(face.probabilities)
-        explained = f"heatmap for **{face.label}** ({face.confidence:.0%})"
-        st.markdown(f"**Face {number}**: {EMOTION_ICONS[predicted]} {predicted} ({certainty:.0%}); {explained}")
-        crop_column, heat_column, chart_column = st.columns([1, 1, 2])
-        crop_column.image(bgr_to_rgb(face.crop), caption="the face", width="stretch")
-        heat_column.image(bgr_to_rgb(heatmap), caption="Grad-CAM", width="stretch")
-        probabilities = dict(zip(EMOTIONS, map(float, face.probabilities), strict=True))
-        chart = charts.probability_bars(probabilities, height=220)
-        chart_column.plotly_chart(chart, key=f"metrics-photo-face-{number}")
+    if not (faces := attempt("The photo could not be explained.", explained_faces)):
+        st.warning(NO_FACE_HINT + " For a photo that is one face crop, switch on **The photo is one face crop**.")
+        return None
+    picture, details = st.columns([3, 2], gap="medium")
+    overlay = fit_within(gradcam.explanation_overlay(image, faces, alpha=opacity), SCREEN_SIDE)
+    picture.image(bgr_to_rgb(overlay), caption="Red: where the evidence for the class lies", width="stretch")
+    for number, face in enumerate(faces, start=1):
+        predicted, certainty = EMOTIONS[int(np.argmax(face.probabilities))], np.max(face.probabilities)
+        label = f"Face {number}: {EMOTION_ICONS[predicted]} {predicted} ({certainty:.0%}) · heatmap for {face.label}"
+        with details.expander(label, expanded=len(faces) <= 3):
+            if face.flat:  # no position raised the class's score: a uniform tint would suggest otherwise
+                st.info(f"Nothing in this face raised the score of {face.label}: there is no heatmap to show.")
+            probabilities = dict(zip(EMOTIONS, map(float, face.probabilities), strict=True))
+            st.plotly_chart(charts.probability_bars(probabilities, 230), key=f"metrics-photo-face-{number}")
 
 
 st.title("Metrics")
@@ -291,5 +268,12 @@ with mistakes:
     dataset_evaluation = mistakes_section(chosen_report)
 with photo:
     photo_section(chosen_report)
-with downloads:
-    downloads_section(chosen_report, dataset_evaluation)
+with downloads:  # the whole report as JSON (with the dataset evaluation, if any) and the per-class CSV
+    json_column, csv_column, _ = st.columns([1, 1, 2])
+    name, per_class = chosen_report.name.replace(" ", "_"), chosen_report.metrics.get("per_class")
+    options = dict(icon=":material/download:", width="stretch", help=HELP["json"])
+    data = reports.report_json(chosen_report, dataset_evaluation)
+    json_column.download_button("Metrics (JSON)", data, f"{name}-metrics.json", "application/json", **options)
+    data = reports.per_class_csv(per_class, chosen_report.metrics_tta.get("per_class")) if per_class else ""
+    options |= dict(disabled=not per_class, help="Precision, recall, F1 and support per class (and with flip TTA).")
+    csv_column.download_button("Per-class metrics (CSV)", data, f"{name}-per-class.csv", "text/csv", **options)

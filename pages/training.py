@@ -4,11 +4,9 @@ as a snapshot, and manage past runs. ferlib trains detached; the page only reads
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from ferlib.data.augment import AugmentationConfig
@@ -19,23 +17,19 @@ from ferlib.jobs import folder, progress, runs
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
 from ferlib.tuning import search_space
-from pages.components import charts, common, jobs
+from pages.components import access, charts, common, jobs
 from pages.components.common import attempt, dataset_label, flash, percent, require_app
 
 require_app("pages/training.py")
 
 DEFAULTS = TrainConfig()
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "selu")
-RUN = jobs.JobKind(
-    scope="training",
-    noun="run",
-    plural="runs",
-    is_job=lambda path: (path / folder.CONFIG_FILE).exists(),
-    resume=runs.resume_run,
-    stop_help="Stop after the current batch; a checkpoint is saved first, so the run can be resumed later.",
-    resume_help="Continue from the last saved epoch (last.keras) in a new training process.",
-)
+STOP_HELP = "Stop after the current batch; a checkpoint is saved first, so the run can be resumed later."
+RESUME_HELP = "Continue from the last saved epoch (last.keras) in a new training process."
+IS_RUN = lambda path: (path / folder.CONFIG_FILE).exists()  # noqa: E731
+RUN = jobs.JobKind("training", "run", "runs", IS_RUN, runs.resume_run, STOP_HELP, RESUME_HELP)
 HELP = {name: spec.help for name, spec in search_space.SPECS.items()} | {  # by TrainConfig field or setting
+    "name": "A name for the run, shown wherever runs are listed (optional; you can add tags and a note later).",
     "architecture": "compact_cnn: three conv blocks, fast. vgg_fer: four VGG-style blocks and a dense head, stronger.",
     "data": "FER-2013 as Kaggle's zip or folder, or fer2013.csv, from {}. Validation is its PublicTest split.",
     "train_fraction": "Train on a stratified share of the training split: smaller runs for quick experiments.",
@@ -66,7 +60,7 @@ FIELDS = [  # TrainConfig field, label, then a menu's options or a number's mini
     ("early_stopping_patience", "Early stopping patience", 0, 100, 1),
     ("label_smoothing", "Label smoothing", 0.0, 0.5, 0.05),
     ("weight_decay", "Weight decay", 0.0, 0.1, 0.0001),
-    ("keep_epoch_checkpoints", "Keep every epoch's checkpoint"),
+    ("keep_epoch_checkpoints", "Keep all epochs"),
 ]
 AUGMENTATIONS = {  # AugmentationConfig field: label, maximum and step of its amount (none: a switch), help
     "horizontal_flip": ("Flip", None, None, "Mirror faces left-right at random: expressions are symmetric enough."),
@@ -80,23 +74,26 @@ AUGMENTATIONS = {  # AugmentationConfig field: label, maximum and step of its am
 
 def run_details(run_dir: Path, status: dict[str, Any]) -> None:
     """Status, progress, curves and actions of one run, redrawn every few seconds while it trains."""
-    state, summary = str(status.get("state")), runs.summarize_run(run_dir)
+    state, summary, records = str(status.get("state")), runs.summarize_run(run_dir), folder.read_progress(run_dir)
     saved, settings = summary.epochs_completed, config_description(run_dir)
     then = f"Once the cause is fixed, **Resume** continues from the last saved epoch ({saved})."
     then = then if runs.may_resume(run_dir, state) else "Start a new run once the cause is fixed."
     result = f" with validation accuracy {percent(status['accuracy'])}" if "accuracy" in status else ""
     lost = "The training process ended without finishing (it was killed or the machine restarted). **Resume** "
     notes = {
-        "created": "Starting: the training process is loading its libraries, then the data.",
         "stopped": f"Stopped after epoch {saved}. **Resume** continues from that checkpoint.",
         "interrupted": f"{lost}continues from the last saved epoch ({saved}).",
         "failed": f"The run failed: {status.get('error', 'no reason was recorded')}. The log has the details. {then}",
         "finished": f"Finished{result}. The best checkpoint is `{run_dir / runs.BEST_MODEL}`.",
     }
-    jobs.header(run_dir, state, f"{summary.architecture} · {settings}", notes)
-    records = folder.read_progress(run_dir)
-    waiting = "Waiting for the first batch (loading the data can take a few seconds)…"
-    if now := jobs.progress_bar(records, state, waiting=waiting):
+    last, batch = (records or [{}])[-1], next((r for r in reversed(records) if r.get("event") == "batch"), {})
+    if last.get("event") == "epoch" and last.get("partial"):  # stopped in the middle of an epoch
+        at = f"batch {batch['batch']}/{batch['steps']} of " if batch.get("epoch") == last["epoch"] else ""
+        resume = f"**Resume** trains epoch {last['epoch']} in full, from the weights saved at the stop."
+        notes["stopped"] = f"Stopped at {at}epoch {last['epoch']} ({saved} epochs completed before it). {resume}"
+    jobs.header(run_dir, status, f"{summary.architecture} · {settings}", notes)
+    waiting = "Starting: loading the libraries, the data and the model (a few seconds to a minute)…"
+    if now := jobs.progress_bar(records, status, waiting=waiting):
         rate = f"{now.learning_rate:.2e}" if now.learning_rate is not None else "–"
         speed = f"{now.images_per_second:,.0f} img/s" if now.images_per_second else "–"
         common.metric_row(
@@ -110,11 +107,12 @@ def run_details(run_dir: Path, status: dict[str, Any]) -> None:
     elif state not in folder.ACTIVE_STATES:
         st.caption("This run recorded no progress.")
     epochs, batches = progress.epoch_records(records), progress.current_epoch_batches(records)
+    resumes = [record.get("initial_epoch") for record in records if record.get("event") == "start"]
     if epochs or batches:
-        charts.training_curves(epochs, f"training-{run_dir.name}", batches=batches)
+        charts.training_curves(epochs, "training", batches=batches, resumes=resumes)
     else:
         st.caption("Loss and accuracy curves appear here as soon as the first batches are done.")
-    jobs.stop_resume_buttons(RUN, run_dir, state)
+    jobs.stop_resume_buttons(RUN, run_dir, state, access.locked())
     jobs.snapshot_download(run_dir, state)
 
 
@@ -122,28 +120,25 @@ def config_description(run_dir: Path) -> str:
     try:
         return describe_config(runs.load_config(run_dir))
     except FerError:
-        return "config.json could not be read"
+        return "its settings could not be read"
 
 
 def train_config(architecture: str, entered: dict[str, Any], settings: dict[str, Any]) -> TrainConfig:
-    """The run's config from the form: the architecture settings in their types, then TrainConfig's checks."""
-    defaults = ARCHITECTURE_DEFAULTS[architecture]
-    hyperparameters = {name: parsed(value, defaults[name]) for name, value in entered.items()}
+    """The run's config from the form: channel lists from their text ('32, 64' → (32, 64)), then TrainConfig's
+    checks."""
+    hyperparameters = dict(entered)
+    for name, text in entered.items():
+        if isinstance(ARCHITECTURE_DEFAULTS[architecture][name], (tuple, list)):
+            try:
+                values = tuple(int(part) for part in str(text).replace(";", ",").split(",") if part.strip())
+            except ValueError:
+                raise FerError(
+                    f"Expected comma-separated whole numbers such as 32, 64, 128; received {text!r}"
+                ) from None
+            if not values or min(values) < 1:
+                raise FerError(f"Expected at least one positive channel count; received {text!r}")
+            hyperparameters[name] = values
     return TrainConfig(architecture=architecture, hyperparameters=hyperparameters, **settings)
-
-
-def parsed(value: Any, default: Any) -> Any:
-    """An entered architecture setting in its default's type: channel lists from text, '32, 64' → (32, 64)."""
-    if not isinstance(default, (tuple, list)):
-        return value
-    text = str(value)
-    try:
-        values = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
-    except ValueError:
-        raise FerError(f"Expected comma-separated whole numbers such as 32, 64, 128; received {text!r}") from None
-    if not values or min(values) < 1:
-        raise FerError(f"Expected at least one positive channel count; received {text!r}")
-    return values
 
 
 def architecture_controls(architecture: str) -> dict[str, Any]:
@@ -184,7 +179,7 @@ def settings_controls(runs_dir: Path, architecture: str, sources: list[Path]) ->
     help_text = HELP["data"].format(", ".join(f"`{directory}`" for directory in data_directories()))
     data = data_column.selectbox("Dataset", sources, format_func=dataset_label, key="training_dataset", help=help_text)
     models = [entry for entry in catalog.available_models(runs_dir) if entry.architecture == architecture]
-    starts = {"": "Random initialisation", **{str(entry.model_path): entry.label for entry in models}}
+    starts = {"": "Random initialisation", **{str(entry.model_path): common.entry_label(entry) for entry in models}}
     options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
     settings = {"data": str(Path(data).expanduser().resolve()) if data else ""}
     settings["initial_model"] = start_column.selectbox("Start from", list(starts), **options)
@@ -202,71 +197,62 @@ def settings_controls(runs_dir: Path, architecture: str, sources: list[Path]) ->
     return {**settings, "augmentation": AugmentationConfig(**amounts)}
 
 
-def new_run_section(runs_dir: Path, busy: str | None, sources: list[Path]) -> None:
+def new_run_section(runs_dir: Path, blocked: str | None, sources: list[Path]) -> None:
     """The settings form; its submission starts the run in its own process and the monitor switches to it."""
     st.subheader("New run")
-    if busy:
-        st.warning(busy, icon=":material/block:")
+    if blocked:
+        st.warning(blocked, icon=":material/block:")
     if not sources:
         common.show_no_dataset_hint()
     names = architecture_names()
     options = dict(key="training_architecture", help=HELP["architecture"])
     architecture = st.selectbox("Architecture", names, names.index(DEFAULTS.architecture), **options)
     with st.form("training_new_run", border=True):
+        name_column, tags_column = st.columns(2)
+        name = name_column.text_input("Name", max_chars=folder.MAX_NAME, key="training_name", help=HELP["name"])
+        tags = tags_column.text_input("Tags", key="training_tags", help="Comma-separated, such as: baseline, flip")
         settings, entered = settings_controls(runs_dir, architecture, sources), architecture_controls(architecture)
-        options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(busy) or not sources)
-        submitted = st.form_submit_button(
-            "Start training", help="It trains in its own process, tab or no tab.", **options
-        )
-    if not submitted:
-        return
-    config = attempt("These settings cannot be used.", lambda: train_config(architecture, entered, settings))
-    if config is None:
+        options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(blocked) or not sources)
+        submitted = st.form_submit_button("Start training", help="It trains in its own process, tab or not.", **options)
+    failure = "These settings cannot be used."
+    if not submitted or (config := attempt(failure, lambda: train_config(architecture, entered, settings))) is None:
         return
     if run_dir := attempt("The run could not be started.", lambda: runs.start_run(config, runs_dir), OSError):
+        labelled = lambda: folder.write_label(run_dir, name=name, tags=tags.split(","))  # noqa: E731
+        attempt("The run started, but its name and tags could not be saved.", labelled)
         jobs.started("training", run_dir, f"Started {run_dir.name}: it trains in its own process, tab or no tab.")
 
 
-def runs_table_section(runs_dir: Path, all_runs: list[runs.RunSummary]) -> None:
-    """Every run with its status, result and settings; deleting one asks first (checkpoints cannot come back)."""
+def runs_table_section(runs_dir: Path, all_runs: list[runs.RunSummary], locked: str | None) -> None:
+    """Every run with its name, tags, status, result and settings; deleting one asks first (checkpoints cannot come
+    back)."""
     st.subheader("All runs")
     if not all_runs:
         st.caption(f"Runs you start appear here, with their status and best validation accuracy (`{runs_dir}`).")
         return
-    columns = ["Run", "Status", "Architecture", "Epochs", "Best val. accuracy", "Duration", "Started", "Settings"]
     rows = [
-        [
-            *(run.run_id, jobs.state_label(run.state), run.architecture, f"{run.epochs_completed} / {run.epochs}"),
-            *(run.best_val_accuracy, common.format_duration(runs.run_duration(run, time.time()))),
-            *(datetime.fromtimestamp(run.started) if run.started else None, config_description(run.path)),
-        ]
+        {"run": run.title, "tags": ", ".join(run.label.tags), "status": jobs.state_label(run.state)}
+        | {"architecture": run.architecture, "epochs": f"{run.epochs_completed} / {run.epochs}"}
+        | {"best_val_accuracy": run.best_val_accuracy, "duration": runs.run_duration(run, time.time())}
+        | {"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else None}
+        | {"settings": config_description(run.path)}
         for run in all_runs
     ]
-    formats = {"Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")}
-    formats["Best val. accuracy"] = st.column_config.NumberColumn(format="percent")
-    st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, width="stretch", column_config=formats)
+    st.dataframe(common.readable_table(rows, {"best_val_accuracy": "Best val. accuracy"}), hide_index=True)
     st.caption(f"Run folders live in `{runs_dir}`; `tensorboard --logdir {runs_dir}` shows their TensorBoard logs.")
-    deletable = [run.run_id for run in all_runs if run.state not in folder.ACTIVE_STATES]
+    deletable = {run.run_id: run.title for run in all_runs if run.state not in folder.ACTIVE_STATES}
     if len(deletable) < len(all_runs):
         st.caption("A run that is training cannot be deleted: stop it first.")
     if not deletable:
         return None
-    if (pending := st.session_state.get("training_delete_pending")) not in deletable:
-        choice_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
-        choice = choice_column.selectbox("Run to delete", deletable, key="training_delete_choice")
-        if button_column.button("Delete…", icon=":material/delete:", width="stretch", help="Asks to confirm first."):
-            st.session_state["training_delete_pending"] = choice
-            st.rerun()
-        return None
-    st.warning(f"Delete **{pending}** and all its files? This cannot be undone.", icon=":material/warning:")
-    confirm_column, cancel_column, _ = st.columns([1, 1, 3])
-    if confirm_column.button("Yes, delete", type="primary", width="stretch", help="Remove the run folder now."):
-        del st.session_state["training_delete_pending"]
-        if attempt("The run could not be deleted.", lambda: runs.delete_run(runs_dir / pending), OSError):
-            flash("training", f"Deleted {pending}.", ":material/delete:")
-            st.rerun()
-    if cancel_column.button("Cancel", width="stretch", help="Keep the run."):
-        del st.session_state["training_delete_pending"]
+    choice_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
+    choice = choice_column.selectbox("Run to delete", list(deletable), format_func=deletable.get, key="training_delete")
+    options = dict(icon=":material/delete:", width="stretch", disabled=bool(locked), help=locked or "Asks first.")
+    with button_column.popover("Delete…", **options):  # opening it is the first step, confirming the second
+        st.warning(f"Delete **{deletable[choice]}** and its files? This cannot be undone.", icon=":material/warning:")
+        confirmed = st.button("Yes, delete", type="primary", disabled=bool(locked), help="Remove the run folder now.")
+    if confirmed and attempt("The run could not be deleted.", lambda: runs.delete_run(runs_dir / choice), OSError):
+        flash("training", f"Deleted {deletable[choice]}.", ":material/delete:")
         st.rerun()
 
 
@@ -274,8 +260,9 @@ st.title("Training")
 st.caption("Train a model in a background process that outlives this tab; watch, stop, resume, snapshot, compare.")
 common.show_flash("training")
 runs_directory, dataset_paths, every_run = folder.default_runs_dir(), dataset_sources(), runs.list_runs()
-busy_with = jobs.busy_message("for it to finish, then start a run")
-jobs.monitor(RUN, runs_directory, [(run.run_id, run.state) for run in every_run], run_details)
-new_run_section(runs_directory, busy_with, dataset_paths)
-jobs.restore_from_snapshot(runs_directory, busy_with, dataset_paths)
-runs_table_section(runs_directory, every_run)
+locked = access.locked()
+blocked = locked or jobs.busy_message("for it to finish, then start a run", every_run)
+jobs.monitor(RUN, runs_directory, every_run, run_details, locked)
+new_run_section(runs_directory, blocked, dataset_paths)
+jobs.restore_from_snapshot(runs_directory, blocked, dataset_paths)
+runs_table_section(runs_directory, every_run, locked)

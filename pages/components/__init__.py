@@ -1,1 +1,0 @@
-"""UI shared by the pages: job monitor, charts, photo analysis, cached loaders and small helpers."""

@@ -3,6 +3,7 @@ behind Streamlit's caches (models and datasets once for every session, keyed by 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -11,39 +12,41 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import pandas as pd
 import streamlit as st
 
 from ferlib.data.sources import data_directories, dataset_version
 from ferlib.errors import FerError
 from ferlib.evaluation.catalog import CatalogEntry
+from ferlib.jobs.folder import read_label
 from ferlib.nets.modelio import read_metadata, sidecar_path
+from ferlib.training.config import TrainConfig, describe_config
+from pages.components.access import admin_sidebar
 
 LOGGER = logging.getLogger("fer_studio")
 T = TypeVar("T")
-INTERNAL_ERROR = "Internal error: this part of the page stopped (a bug; details in the server log)."
 
 
 def require_app(page_file: str) -> None:
-    """Route a page through app.py when Streamlit's legacy pages/ mode ran it directly (a page opened by URL
-    before app.py ever ran): app.py gives it the navigation and page config, then switches to it."""
+    """Route a page opened by URL before app.py ever ran through app.py (its navigation and page config), then draw a
+    public deployment's sign-in for the administrator in the sidebar."""
     if "fer_studio_app" not in st.session_state:
         st.session_state["fer_studio_requested_page"] = page_file
         st.switch_page("app.py")
+    admin_sidebar()
 
 
 @contextmanager
 def internal_errors(where: str) -> Iterator[None]:
-    """A user mistake (FerError) as its message; anything else, a bug, as a short error box and a logged traceback.
-
-    Streamlit's st.rerun, st.stop and st.switch_page raise ScriptControlException, a BaseException: they pass.
-    """
+    """A user mistake (FerError) as its message; anything else, a bug, as a short error box and a logged traceback
+    (st.rerun, st.stop and st.switch_page raise BaseExceptions: they pass)."""
     try:
         yield
     except FerError as error:  # a user mistake the page did not explain itself
         show_error("This could not be done.", error)
     except Exception:
         LOGGER.exception("Internal error in %s", where)
-        st.error(INTERNAL_ERROR, icon=":material/bug_report:")
+        st.error("Internal error: this part stopped (a bug; details in the server log).", icon=":material/bug_report:")
 
 
 def attempt(failure: str, action: Callable[[], T], *also: type[Exception]) -> T | bool | None:
@@ -69,9 +72,8 @@ def flash(scope: str, message: str, icon: str = ":material/check_circle:") -> No
 
 def show_flash(scope: str) -> None:
     """Show the toast kept by `flash`, once."""
-    if f"{scope}_flash" in st.session_state:
-        message, icon = st.session_state.pop(f"{scope}_flash")
-        st.toast(message, icon=icon)
+    if kept := st.session_state.pop(f"{scope}_flash", None):
+        st.toast(kept[0], icon=kept[1])
 
 
 def format_duration(seconds: float | None) -> str:
@@ -91,6 +93,22 @@ def percent(value: object) -> str:
     return f"{value:.1%}" if is_number else "–"
 
 
+def readable(value: object, key: str = "") -> str:
+    """A value as people read it: accuracies as percentages, durations in words, other numbers rounded, '–' for none."""
+    if "seconds" in key or "duration" in key:
+        return format_duration(value)
+    if isinstance(value, float):
+        return percent(value) if "accuracy" in key else f"{value:.3g}" if math.isfinite(value) else "–"
+    return "–" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def readable_table(rows: list[dict], labels: dict[str, str]) -> pd.DataFrame:
+    """Rows of values as text in one format, under the `labels` of their keys (else the keys in words)."""
+    return pd.DataFrame(
+        [{labels.get(key, human(key)): readable(value, key) for key, value in row.items()} for row in rows]
+    )
+
+
 def metric_row(figures: list[tuple]) -> None:
     """Metrics side by side, each (label, value, help) or (label, value, help, delta)."""
     for column, (label, value, help_text, *delta) in zip(st.columns(len(figures)), figures, strict=True):
@@ -99,6 +117,38 @@ def metric_row(figures: list[tuple]) -> None:
 
 def dataset_label(path: Path | str) -> str:
     return f"{Path(path).name}  ({Path(path).parent})"
+
+
+def human(name: str) -> str:
+    """A setting's name as people write it: 'learning_rate' → 'Learning rate'."""
+    return name.replace("_", " ").capitalize()
+
+
+def entry_label(entry: CatalogEntry) -> str:
+    """A catalog model's menu label, with the name its run was given (label.json) in place of the run's id."""
+    name = read_label(entry.run_dir).name if entry.run_dir else ""
+    return entry.label.replace(f"Run {entry.run_dir.name}", name) if name and entry.run_dir else entry.label
+
+
+FACTS = {"architecture": "Network", "parameters": "Parameters", "epochs_completed": "Epochs trained"}
+FACTS |= {"best_epoch": "Best weights after epoch", "train_seconds": "Training time", "split": "Measured on"}
+FACTS |= {"accuracy_with_10_view_tta": "Accuracy reading ten views of each face", "train_images": "Training faces"}
+
+
+def model_facts(details: dict) -> None:
+    """What a model is, how it was trained and measured, as a short list (from a report's details and card)."""
+    facts = [(label, readable(details[key], key)) for key, label in FACTS.items() if details.get(key) is not None]
+    with contextlib.suppress(FerError, KeyError, TypeError, ValueError):  # no config, or one this version cannot read
+        facts.append(("Settings", describe_config(TrainConfig.from_dict(details["config"]))))
+    st.markdown("\n".join(f"- **{label}**: {value}" for label, value in facts) or "No details were recorded.")
+
+
+def card_text(path: Path) -> str:
+    """A written model card for people reading it on a page: its own title and internal notes on how the weights
+    came to be (a developer's record) left out, headings a size smaller."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not line.startswith(("# ", "- Note", "Generated by"))]
+    return "\n".join("##" + line if line.startswith("##") else line for line in kept)
 
 
 def show_no_model_hint() -> None:
@@ -111,10 +161,8 @@ def show_no_dataset_hint(then: str = "reload this page") -> None:
     """The empty state of pages that need a dataset: where to put one."""
     places = ", ".join(f"`{directory}`" for directory in data_directories())
     where = f"in {places}, or set `FERLIB_DATA_DIR` to the folder that holds it, then {then}"
-    st.info(
-        f"No dataset found. Put FER-2013 (Kaggle's `.zip` or folder, or `fer2013.csv`) {where}.",
-        icon=":material/dataset:",
-    )
+    what = "No dataset found. Put FER-2013 (Kaggle's `.zip` or folder, or `fer2013.csv`)"
+    st.info(f"{what} {where}.", icon=":material/dataset:")
 
 
 SCORE_HELP = {
@@ -131,16 +179,14 @@ PER_CLASS_COLUMNS = {  # for per-class tables: a card's per_class or ferlib.eval
 def model_menu(entries: list[CatalogEntry], key: str, help_text: str, label: str = "Model") -> CatalogEntry:
     """A selectbox over models of ferlib's catalog (keyed by their stable catalog keys); the chosen entry."""
     by_key = {entry.key: entry for entry in entries}
-    chosen = st.selectbox(label, list(by_key), format_func=lambda key: by_key[key].label, key=key, help=help_text)
+    labels = {entry.key: entry_label(entry) for entry in entries}
+    chosen = st.selectbox(label, list(by_key), format_func=labels.get, key=key, help=help_text)
     return by_key[chosen]
 
 
 def modified_ns(path: str | os.PathLike) -> int:
     """A file's modification time in ns (0 when missing): a cache key, so a changed file is read again."""
-    try:
-        return Path(path).stat().st_mtime_ns
-    except OSError:  # missing: the loader names what was expected
-        return 0
+    return Path(path).stat().st_mtime_ns if Path(path).exists() else 0  # missing: the loader says what it expected
 
 
 def model_version(model_path: str | os.PathLike) -> tuple[int, int]:

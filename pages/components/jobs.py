@@ -1,6 +1,7 @@
-"""The one job monitor of training runs and searches: the job to watch, its status badge, progress and ETA, Stop and
-Resume, log tail; and a run's portable snapshot, out and back in. Jobs run in their own processes; the monitor
-reads their folders (ferlib.jobs.folder)."""
+"""The one job monitor of training runs and searches: the job to watch, its name, tags and note, status and phase,
+progress and ETA, Stop and Resume, log tail; and a run's portable snapshot, out and back in. Jobs run in their own
+processes; the monitor reads their folders and redraws the whole page as soon as a listed job's state differs from
+what the page shows, so every label comes from one fresh read."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ import streamlit as st
 from ferlib.errors import FerError
 from ferlib.jobs import folder, progress, runs, searches
 from ferlib.training import snapshot
-from ferlib.training.config import TrainConfig
 from pages.components.common import attempt, dataset_label, flash, format_duration, internal_errors, show_error
 
-REFRESH_SECONDS = 2.0
+REFRESH_SECONDS, ACTIVE = 2.0, folder.ACTIVE_STATES
 SNAPSHOT_HELP = "One file with all this run needs to continue elsewhere: resume it under **Resume from a snapshot**."
 STATE_BADGES = {
     "created": ("starting", "blue", ":material/hourglass_top:"),
@@ -44,41 +44,43 @@ class JobKind:
     resume_help: str
 
 
-def state_label(state: str) -> str:
-    return STATE_BADGES.get(state, (state,))[0]
+def state_label(state: str, phase: str | None = None) -> str:
+    """What a job is doing: its phase while it runs (starting, training, evaluating), else its state."""
+    return phase if state == "running" and phase in folder.PHASES else STATE_BADGES.get(state, (state,))[0]
 
 
-def busy_message(then: str) -> str | None:
-    """Why no job can start now (this machine runs one job at a time), or None when none is active."""
-    active = [(f"training run **{job.run_id}**", job.state, "Training") for job in runs.active_runs()]
-    active += [(f"hyperparameter search **{job.search_id}**", job.state, "Tune") for job in searches.active_searches()]
-    if not active:
+def busy_message(then: str, all_runs: list | None = None, all_searches: list | None = None) -> str | None:
+    """Why no job can start now (one job at a time), or None; from the lists the page read, when it passes them."""
+    all_runs = runs.list_runs() if all_runs is None else all_runs
+    all_searches = searches.list_searches() if all_searches is None else all_searches
+    jobs = [("training run", job, "Training") for job in all_runs]
+    jobs += [("hyperparameter search", job, "Tune") for job in all_searches]
+    if not (active := [(noun, job, page) for noun, job, page in jobs if job.state in ACTIVE]):
         return None
-    job, state, page = active[0]
+    noun, job, page = active[0]
     stop = f"stop it on the **{page}** page (it can be resumed later) or wait {then}"
-    return f"The {job} is {state_label(state)}. This machine runs one job at a time: {stop}."
+    return f"The {noun} **{job.title}** is {state_label(job.state)}. This machine runs one job at a time: {stop}."
 
 
-def monitor(kind: JobKind, root: Path, jobs: list[tuple[str, str]], details: Callable) -> None:
-    """Choose a job among (job id, state) pairs, newest first, then watch it: `details(job_dir, status)` draws the
-    page's part (header, figures, buttons) in a fragment that reruns every few seconds while the job is active."""
+def monitor(kind: JobKind, root: Path, jobs: list, details: Callable, locked: str | None = None) -> None:
+    """Choose a job among the page's summaries (newest first), then watch it: `details(job_dir, status)` draws the
+    page's part in a fragment that reruns every few seconds while the job is active."""
     st.subheader(f"Watch a {kind.noun}")
     if not jobs:
         start = f"Start one under **New {kind.noun}** below: it runs in its own process, so you may close this tab."
         st.info(f"No {kind.plural} yet. {start}", icon=":material/info:")
         return
-    states = dict(jobs)
+    states, titles = {job.path.name: job.state for job in jobs}, {job.path.name: job.title for job in jobs}
     key, next_key = f"{kind.scope}_watched_{kind.noun}", f"{kind.scope}_watch_next"
     if next_key in st.session_state:  # a job just started or resumed
         st.session_state[key] = st.session_state.pop(next_key)
     if st.session_state.get(key) not in states:
-        active = [job_id for job_id, state in jobs if state in folder.ACTIVE_STATES]
-        st.session_state[key] = (active or list(states))[0]
+        st.session_state[key] = ([job for job, state in states.items() if state in ACTIVE] or list(states))[0]
     help_text = f"Read from the {kind.noun} folders: one started from another tab or the command line is here too."
-    options = dict(key=key, format_func=lambda job: f"{job} · {state_label(states[job])}", help=help_text)
+    options = dict(key=key, format_func=lambda job: f"{titles[job]} · {state_label(states[job])}", help=help_text)
     job_id = st.selectbox(kind.noun.capitalize(), list(states), **options)
-    live = states[job_id] in folder.ACTIVE_STATES
-    st.fragment(run_every=REFRESH_SECONDS if live else None)(_watch)(kind, root / job_id, live, details)
+    live = states[job_id] in ACTIVE
+    st.fragment(run_every=REFRESH_SECONDS if live else None)(_watch)(kind, root, job_id, states, details, locked)
 
 
 def started(scope: str, job_dir: Path, message: str, toast_scope: str | None = None) -> None:
@@ -88,52 +90,67 @@ def started(scope: str, job_dir: Path, message: str, toast_scope: str | None = N
     st.rerun()
 
 
-def _watch(kind: JobKind, job_dir: Path, was_live: bool, details: Callable) -> None:
+def _watch(kind: JobKind, root: Path, job_id: str, drawn: dict[str, str], details: Callable, locked) -> None:
     with internal_errors(f"the {kind.noun} monitor"):  # a fragment's own reruns do not pass through app.py
-        if not kind.is_job(job_dir):
-            if was_live:
-                st.rerun()  # stop polling: the whole page redraws without the vanished job
+        if {job: str(folder.read_status(root / job).get("state", "interrupted")) for job in drawn} != drawn:
+            st.rerun()  # a job started, moved on, ended or vanished: redraw menu, banners and buttons from one read
+        if not kind.is_job(job_dir := root / job_id):
             st.info(f"This {kind.noun}'s folder is gone. Pick another {kind.noun} above.", icon=":material/info:")
             return
         status = folder.read_status(job_dir)
-        if (status.get("state") in folder.ACTIVE_STATES) != was_live:
-            st.rerun()  # the job started or ended: refresh the whole page (lists, Start buttons, refresh timer)
         if f"{kind.scope}_monitor_message" in st.session_state:  # what a Stop or Resume click left
             show_error(*st.session_state.pop(f"{kind.scope}_monitor_message"))
         details(job_dir, status)
+        label, key = folder.read_label(job_dir), f"{kind.scope}-label-{job_dir.name}"  # shown wherever it is listed
+        editor = st.popover("Name, tags and note", icon=":material/edit:", disabled=bool(locked), help=locked)
+        with editor, st.form(key, border=False):
+            name = st.text_input("Name", label.name, folder.MAX_NAME, key=f"{key}-name")
+            tags = st.text_input("Tags", ", ".join(label.tags), key=f"{key}-tags", help="Comma-separated.")
+            note = st.text_area("Note", label.note, folder.MAX_NOTE, key=f"{key}-note")
+            saved = st.form_submit_button("Save", icon=":material/save:", disabled=bool(locked))
+        labelled = lambda: folder.write_label(job_dir, name=name, tags=tags.split(","), note=note)  # noqa: E731
+        if saved and attempt(f"The {kind.noun}'s label could not be saved.", labelled, OSError):
+            st.rerun()  # the menu and tables show the new name
         with st.expander("Log", expanded=status.get("state") == "failed"):
-            log_tail(job_dir)
+            st.caption(f"The last 40 lines of `{job_dir / folder.LOG_FILE}`, without TensorFlow's start-up notices")
+            st.code(folder.read_log_tail(job_dir, max_lines=40) or "(the log is empty so far)", "text", height=260)
 
 
-def header(job_dir: Path, state: str, description: str, notes: dict[str, str]) -> None:
-    """The job's name and description beside its status badge, then the page's note on its state, if any: an error
-    when it failed, a success when it finished, else information."""
+def header(job_dir: Path, status: dict[str, Any], description: str, notes: dict[str, str]) -> None:
+    """The job's name, tags, note and description beside its status and phase, then the page's note on its state:
+    an error when it failed, a success when it finished, else information."""
+    state, label = str(status.get("state")), folder.read_label(job_dir)
     title, badge = st.columns([5, 1], vertical_alignment="center")
-    title.markdown(f"**{job_dir.name}**  \n{description}")
-    label, color, icon = STATE_BADGES.get(state, (state, "gray", None))
-    badge.badge(label, color=color, icon=icon)
-    if note := notes.get(state):
+    named = f"**{label.name}** · {job_dir.name}" if label.name else f"**{job_dir.name}**"
+    tags, note = " ".join(f":gray-badge[{tag}]" for tag in label.tags), f"  \n*{label.note}*" if label.note else ""
+    title.markdown(f"{named} {tags}  \n{description}{note}")
+    _, color, icon = STATE_BADGES.get(state, (state, "gray", None))
+    badge.badge(state_label(state, status.get("phase")), color=color, icon=icon)
+    if text := notes.get(state):
         show = {"failed": (st.error, "error"), "finished": (st.success, "check_circle")}.get(state, (st.info, "info"))
-        show[0](note, icon=f":material/{show[1]}:")
+        show[0](text, icon=f":material/{show[1]}:")
 
 
-def progress_bar(records: list[dict], state: str, waiting: str, prefix: str = "") -> progress.ProgressSnapshot | None:
-    """The job's progress from its progress.jsonl records: epoch, batch and (while running) the time left."""
-    now = progress.progress_snapshot(records)
-    if now is None:
-        if state in folder.ACTIVE_STATES:
-            st.progress(0.0, text=waiting)
-        return None
-    eta = now.eta_at(time.time()) if state == "running" else None
-    text = f"{prefix}Epoch {now.epoch}/{now.epochs}"
-    if now.batch is not None and now.steps:
+def progress_bar(records: list[dict], status: dict[str, Any], waiting: str, prefix: str = ""):
+    """Progress from the job's records and phase: starting; epoch, batch and (while training, when there is an
+    estimate) the time left; evaluating."""
+    now, state, phase = progress.progress_snapshot(records), status.get("state"), status.get("phase")
+    text = f"{prefix}Epoch {now.epoch}/{now.epochs}" if now else ""
+    if now and now.batch is not None and now.steps:
         text += f" · batch {now.batch}/{now.steps}"
-    st.progress(now.fraction, text=text + (f" · about {format_duration(eta)} left" if eta is not None else ""))
+    if (eta := now.eta_at(time.time()) if now and state == "running" else None) is not None and eta >= 1:
+        text += f" · about {format_duration(eta)} left"
+    if state == "created" or (state in ACTIVE and (phase == "starting" or now is None)):
+        text = f"{prefix}{waiting}"
+    elif state == "running" and phase == "evaluating":
+        text = f"{prefix}Training done · evaluating the best checkpoint on the validation split…"
+    if text:
+        st.progress(now.fraction if now else 0.0, text=text)
     return now
 
 
 def stop_resume_buttons(kind: JobKind, job_dir: Path, state: str, refusal: str | None = None) -> None:
-    """Stop (an active job) or Resume (one `runs.may_resume` accepts; greyed out with `refusal` as its help)."""
+    """Stop (an active job) or Resume (one `runs.may_resume` accepts); greyed out with `refusal` as their help."""
 
     def clicked(action: Callable[[Path], Any], verb: str) -> None:
         try:
@@ -144,64 +161,56 @@ def stop_resume_buttons(kind: JobKind, job_dir: Path, state: str, refusal: str |
             if verb == "resumed":
                 flash(kind.scope, f"Resumed {job_dir.name}: it continues in its own process.", ":material/play_circle:")
 
-    if state in folder.ACTIVE_STATES:
-        stopping = folder.stop_requested(job_dir)
-        options = dict(on_click=clicked, args=(folder.request_stop, "stopped"), key=f"{kind.scope}-stop-{job_dir.name}")
+    stopping = state in ACTIVE and folder.stop_requested(job_dir)
+    if state in ACTIVE:
         label = "Stopping after the current batch…" if stopping else "Stop"
-        st.button(label, icon=":material/stop:", disabled=stopping, help=kind.stop_help, **options)
+        button = (label, folder.request_stop, "stopped", kind.stop_help, "stop", "secondary")
     elif runs.may_resume(job_dir, state):
-        options = dict(on_click=clicked, args=(kind.resume, "resumed"), key=f"{kind.scope}-resume-{job_dir.name}")
-        tip = refusal or kind.resume_help
-        st.button("Resume", icon=":material/play_arrow:", type="primary", disabled=bool(refusal), help=tip, **options)
-
-
-def log_tail(job_dir: Path, lines: int = 40) -> None:
-    """The last lines of the job's log: what its process printed."""
-    st.caption(f"Last {lines} lines of `{job_dir / folder.LOG_FILE}`")
-    st.code(folder.read_log_tail(job_dir, max_lines=lines) or "(the log is empty so far)", language="text", height=260)
+        button = ("Resume", kind.resume, "resumed", kind.resume_help, "play_arrow", "primary")
+    else:
+        return
+    label, action, verb, tip, icon, kind_of_button = button
+    options = dict(key=f"{kind.scope}-{icon}-{job_dir.name}", disabled=stopping or bool(refusal), help=refusal or tip)
+    st.button(label, icon=f":material/{icon}:", type=kind_of_button, on_click=clicked, args=(action, verb), **options)
 
 
 # --- portable snapshots: a run carried to another machine in one file (ferlib.training.snapshot) ---------------
 
 
 def snapshot_download(run_dir: Path, state: str) -> None:
-    """The run's portable snapshot, written only when asked (it reads every checkpoint), then offered."""
-    last = run_dir / runs.LAST_MODEL
-    if state in folder.ACTIVE_STATES or not last.exists():
-        return
-    version, prepared = (run_dir.name, last.stat().st_mtime_ns), st.session_state.get("training_snapshot")
-    if not prepared or prepared[0] != version:
-        key = f"training-snapshot-{run_dir.name}"
-        if not st.button("Prepare snapshot", key=key, icon=":material/archive:", help=SNAPSHOT_HELP):
-            return
-        with st.spinner("Writing the snapshot…"), tempfile.TemporaryDirectory() as directory:
-            path = Path(directory) / "snapshot.zip"
-            if attempt("The snapshot could not be written.", lambda: snapshot.write_snapshot(run_dir, path), OSError):
-                prepared = st.session_state["training_snapshot"] = (version, path.read_bytes())
-    if prepared and prepared[0] == version:
-        options = dict(mime="application/zip", on_click="ignore", icon=":material/download:")
-        st.download_button("Download snapshot", prepared[1], f"{run_dir.name}.snapshot.zip", **options)
+    """The run's snapshot to download once it has a checkpoint and is not training: written when the download is
+    clicked (it reads every checkpoint)."""
+
+    def written() -> bytes:
+        with tempfile.TemporaryDirectory() as directory:
+            snapshot.write_snapshot(run_dir, path := Path(directory) / "snapshot.zip")
+            return path.read_bytes()
+
+    if state not in ACTIVE and (run_dir / runs.LAST_MODEL).exists():
+        options = dict(mime="application/zip", on_click="ignore", icon=":material/download:", help=SNAPSHOT_HELP)
+        st.download_button("Download snapshot", written, f"{run_dir.name}.snapshot.zip", **options)
 
 
-def restore_from_snapshot(runs_dir: Path, busy: str | None, sources: list[Path]) -> None:
+def restore_from_snapshot(runs_dir: Path, blocked: str | None, sources: list[Path]) -> None:
     """Resume a run from a snapshot written here or on another machine: restored as stopped, then resumed."""
     with st.expander("Resume from a snapshot", icon=":material/unarchive:"):
         upload = st.file_uploader("A training snapshot (.zip)", type=["zip"], key="training_snapshot_upload")
         options = dict(format_func=lambda path: dataset_label(path) if path else "The one the snapshot names")
         data = st.selectbox("Dataset to continue on", [None, *sources], key="training_snapshot_data", **options)
-        if not st.button("Resume from the snapshot", type="primary", disabled=bool(busy) or not upload):
+        if not st.button(
+            "Resume from the snapshot", type="primary", disabled=bool(blocked) or not upload, help=blocked
+        ):
             return
     with tempfile.TemporaryDirectory() as directory:
         (path := Path(directory) / "snapshot.zip").write_bytes(upload.getvalue())
 
-        def restored() -> tuple[Path, TrainConfig, str]:  # nothing is created when the snapshot or dataset fails
+        def restored() -> Path:  # nothing is created when the snapshot or the dataset fails
             saved = snapshot.read_snapshot(path)
             dataset = folder.existing_dataset(str(Path(data).resolve()) if data else saved.config.data)
-            return snapshot.restore_snapshot(saved, runs_dir, data=dataset), saved.config, dataset
+            return snapshot.restore_snapshot(saved, runs_dir, data=dataset)
 
-        if not (result := attempt("This snapshot cannot be resumed here.", restored, OSError)):
+        if not (run_dir := attempt("This snapshot cannot be resumed here.", restored, OSError)):
             return
-    run_dir, _, _ = result
     failure = f"The snapshot was restored as the stopped run {run_dir.name}, but it could not be resumed."
     if attempt(failure, lambda: runs.resume_run(run_dir), OSError):
         started("training", run_dir, f"Restored {run_dir.name} from the snapshot: it continues training.")

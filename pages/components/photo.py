@@ -1,4 +1,5 @@
-"""Photo analysis, one for Home and the Live page: upload, find and read every face, draw them, list them, download."""
+"""Photo analysis, one for Home and the Live page: find and read every face, draw them beside their probabilities,
+download the annotated photo (never larger than a screen)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from ferlib.classes import EMOTION_ICONS, EMOTIONS
-from ferlib.data.preprocess import decode_image
-from ferlib.errors import FerError
+from ferlib.classes import EMOTION_ICONS
+from ferlib.data.preprocess import decode_photo, fit_within
 from ferlib.live.analyzer import LiveSettings, annotate_live
 from pages.components.charts import probability_bars
 from pages.components.common import attempt, load_classifier, load_detector, model_version
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
+SCREEN_SIDE = 1920  # the annotated photo is never larger than a screen
 NO_FACE_HINT = "No face was found. Faces should be frontal, well lit and at least 6% as wide as the photo's shorter "
 NO_FACE_HINT += "side (the detectors skip smaller faces, which are too small to read an expression from)."
 
@@ -27,63 +27,48 @@ def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """An image as PNG bytes, for download buttons."""
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise FerError("Expected an image OpenCV can encode as PNG; received one it cannot")
-    return encoded.tobytes()
+    """An 8-bit image (as drawn here) as PNG bytes, for download buttons."""
+    return cv2.imencode(".png", image)[1].tobytes()
 
 
-def read_photo(upload) -> np.ndarray | None:
-    """An uploaded picture decoded, or None after saying why it cannot be read."""
-    return attempt("This file could not be read as an image.", lambda: decode_image(upload.getvalue()))
-
-
-def analyze_photo(image: np.ndarray, photo: bytes, model_path: str, detector: str, backend: str, num_threads: int):
-    """The faces found and read in a photo (`image`, decoded from `photo`), cached for an hour per photo, model
-    version and settings: a rerun (a slider moved) redraws them without finding them again."""
-    return _analyze_photo(image, photo, model_path, detector, backend, num_threads, model_version(model_path))
+def read_photo(photo: bytes) -> np.ndarray | None:
+    """A photo decoded (reduced when it is larger than analysis needs), or None after saying why it cannot be read."""
+    return attempt("This file could not be read as an image.", lambda: decode_photo(photo))
 
 
 @st.cache_data(show_spinner="Finding and reading the faces…", max_entries=16, ttl=3600)
-def _analyze_photo(_image, photo: bytes, model_path: str, detector: str, backend: str, threads: int, version: Any):
+def analyze_photo(_image, photo: bytes, model_path: str, detector: str, backend: str, threads: int, version: Any):
+    """The faces found and read in a photo (`_image`, decoded from `photo`), cached for an hour per photo, model
+    version and settings: a rerun (a slider moved) redraws them without finding them again."""
     from ferlib.live.pipeline import EmotionPipeline
 
     return EmotionPipeline(load_detector(detector), load_classifier(model_path, backend, threads)).analyze(_image)
 
 
-def photo_analysis(upload, model_path: str, *, key: str, settings: LiveSettings | None = None, **pipeline) -> None:
-    """The photo with every face found drawn on it, a table of the faces, each face's probabilities, a download.
-
-    `pipeline`: the detector, backend and num_threads to analyse it with (the analysis is cached per photo).
-    """
-    if (image := read_photo(upload)) is None:
+def photo_analysis(photo: bytes, model_path: str, *, key: str, settings: LiveSettings | None = None, **pipeline):
+    """The photo with every face drawn on it beside each face's emotion and probabilities, and the annotated photo to
+    download (none when no face was found); `pipeline`: the detector, backend and num_threads to analyse it with."""
+    if (image := read_photo(photo)) is None:
         return
     options = {"detector": "haar", "backend": "auto", "num_threads": None, **pipeline}
-    analysis = attempt(
-        "The model could not be run.", lambda: analyze_photo(image, upload.getvalue(), model_path, **options)
-    )
+    analyze = lambda: analyze_photo(image, photo, model_path, *options.values(), model_version(model_path))  # noqa: E731
+    analysis = attempt("The model could not be run.", analyze)
     if analysis is None:
         return
     for number, face in enumerate(faces := analysis.faces, start=1):
         face.face_id = number
-    annotated = annotate_live(image, faces, settings or LiveSettings())
-    st.image(bgr_to_rgb(annotated), caption=f"{len(faces)} face(s) found", width="stretch")
+    annotated = fit_within(annotate_live(image, faces, settings or LiveSettings()), SCREEN_SIDE)
+    picture, details = st.columns([3, 2], gap="medium")
+    found = f"{len(faces)} face{'' if len(faces) == 1 else 's'} found"
+    picture.image(bgr_to_rgb(annotated), caption=found, width="stretch")
     if not faces:
-        st.warning(NO_FACE_HINT)
+        details.warning(NO_FACE_HINT, icon=":material/face:")
         return
-    columns = ["face", "emotion", "confidence", "box (x, y, w, h)", *EMOTIONS]
-    rows = [
-        [face.face_id, f"{EMOTION_ICONS[face.label]} {face.label}", face.confidence, ", ".join(map(str, face.box))]
-        + [face.probabilities[name] for name in EMOTIONS]
-        for face in faces
-    ]
-    fraction = st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)
-    formats = dict.fromkeys(["confidence", *EMOTIONS], fraction)
-    st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, width="stretch", column_config=formats)
     for face in faces:
         label = f"Face {face.face_id}: {EMOTION_ICONS[face.label]} {face.label} ({face.confidence:.0%})"
-        with st.expander(label, expanded=len(faces) <= 2):
-            st.plotly_chart(probability_bars(face.probabilities), key=f"{key}-face-{face.face_id}")
+        with details.expander(label, expanded=len(faces) <= 3):
+            st.plotly_chart(probability_bars(face.probabilities, 230), key=f"{key}-face-{face.face_id}")
     options = dict(key=f"{key}-download", on_click="ignore", icon=":material/download:")
-    st.download_button("Download the annotated photo", encode_png(annotated), "emotions.png", "image/png", **options)
+    picture.download_button(
+        "Download the annotated photo", encode_png(annotated), "emotions.png", "image/png", **options
+    )

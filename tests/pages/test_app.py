@@ -71,11 +71,11 @@ def test_home_reads_an_uploaded_photo_with_the_shipped_model_once(monkeypatch):
     app = run_app(timeout=120)
     app.get("file_uploader")[0].upload("astronaut.jpg", photo.tobytes(), "image/jpeg").run()
     assert not app.exception
-    assert app.image[0].captions == ["1 face(s) found"]
+    assert app.image[0].captions == ["1 face found"]
     (face,) = [expander for expander in app.expander if expander.label.startswith("Face 1:")]
     assert " happy (" in face.label
     app.run()
-    assert not app.exception and len(analyses) == 1 and app.image[0].captions == ["1 face(s) found"]
+    assert not app.exception and len(analyses) == 1 and app.image[0].captions == ["1 face found"]
 
 
 def test_a_bug_shows_a_short_internal_error_and_logs_its_traceback(monkeypatch, caplog, tmp_path):

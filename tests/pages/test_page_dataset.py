@@ -82,8 +82,8 @@ def test_a_generated_dataset_shows_counts_samples_and_its_flaws(isolated_environ
     (load_report,) = [expander for expander in app.expander if expander.label == "Load report"]
     (skipped,) = load_report.dataframe
     assert list(skipped.value["file"]) == ["train/fear/Training_broken.jpg"]
-    assert any("identical image pair(s) sit in different splits" in warning.value for warning in app.warning)
-    assert len(app.get("plotly_chart")) == 3  # splits, classes, pixel histograms
+    assert any("identical pairs sit in different splits" in warning.value for warning in app.warning)
+    assert len(app.get("plotly_chart")) == 2  # classes (split totals are the figures above), pixel histograms
     captions = [image.captions for image in app.image]
     assert len(captions) == 7 * 3 + 3  # raw, preprocessed, augmented rows per class; mean faces; duplicates; blank
     mean_face_captions = captions[7 * 3]

@@ -4,12 +4,14 @@ import shutil
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
+from ferlib.classes import EMOTION_ICONS
 from ferlib.errors import FerError
-from ferlib.live.video import VideoWriter
+from ferlib.live.video import CSV_COLUMNS, VideoWriter
 from ferlib.live.webrtc import preload_srtp
 
 
@@ -134,7 +136,9 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypa
     from ferlib.live.pipeline import EmotionPipeline
 
     analyses, analyze = [], EmotionPipeline.analyze
-    monkeypatch.setattr(EmotionPipeline, "analyze", lambda self, image: analyses.append(1) or analyze(self, image))
+    monkeypatch.setattr(
+        EmotionPipeline, "analyze", lambda self, image: analyses.append(found := analyze(self, image)) or found
+    )
     app = open_live_page()
     head = astronaut_bgr[:300, 110:410]
     photo = np.full((300, 640, 3), 30, np.uint8)
@@ -143,14 +147,15 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypa
     assert ok
     app.get("file_uploader")[0].upload("two.png", encoded.tobytes(), "image/png").run()
     assert not app.exception
-    (table,) = app.dataframe
-    faces = table.value
-    assert list(faces["face"]) == list(range(1, len(faces) + 1))  # one row per face found
-    centres = [int(box.split(", ")[0]) + int(box.split(", ")[2]) / 2 for box in faces["box (x, y, w, h)"]]
+    faces = analyses[0].faces
+    centres = [x + width / 2 for x, _, width, _ in (face.box for face in faces)]
     assert any(50 < centre < 200 for centre in centres) and any(390 < centre < 540 for centre in centres)
-    assert set(table.value.columns) >= {"emotion", "confidence", "angry", "neutral"}
+    labels = [expander.label for expander in app.expander if expander.label.startswith("Face ")]
+    assert labels == [
+        f"Face {face.face_id}: {EMOTION_ICONS[face.label]} {face.label} ({face.confidence:.0%})" for face in faces
+    ]
     (annotated,) = app.image
-    assert annotated.captions == [f"{len(faces)} face(s) found"]
+    assert annotated.captions == [f"{len(faces)} faces found"]
     assert "Download the annotated photo" in [button.label for button in app.get("download_button")]
     # One classifier, cached for every session, serves the camera and the photo pipelines: one load of the file.
     assert loads == [(str(installed_model), "keras")], loads  # the fixture has no TFLite exports
@@ -158,7 +163,7 @@ def test_photo_tab_annotates_every_face(installed_model, astronaut_bgr, monkeypa
     assert len(analyses) == 1
     app.sidebar.slider[0].set_value(0.95).run()
     assert not app.exception and len(analyses) == 1
-    assert app.dataframe[0].value.equals(faces) and app.image[0].captions == [f"{len(faces)} face(s) found"]
+    assert app.image[0].captions == [f"{len(faces)} faces found"]
 
 
 def test_photo_tab_says_when_there_is_no_face(installed_model):
@@ -167,6 +172,7 @@ def test_photo_tab_says_when_there_is_no_face(installed_model):
     app.get("file_uploader")[0].upload("wall.png", encoded.tobytes(), "image/png").run()
     assert not app.exception
     assert any("No face was found" in warning.value for warning in app.warning)
+    assert "Download the annotated photo" not in [button.label for button in app.get("download_button")]
 
 
 def test_video_tab_analyses_a_clip(installed_model, astronaut_bgr, tmp_path):
@@ -184,8 +190,19 @@ def test_video_tab_analyses_a_clip(installed_model, astronaut_bgr, tmp_path):
     assert not app.exception
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Frames"] == "8" and metrics["Faces"] == "1"
-    (table,) = app.dataframe
+    table = pd.DataFrame(app.session_state["live_video_result"]["rows"], columns=list(CSV_COLUMNS))  # the CSV's rows
     # Every frame has its row: a face not yet confirmed (min_hits) is kept for a file until it is.
-    assert list(table.value["frame"]) == list(range(8)) and set(table.value["face_id"]) == {1}
+    assert list(table["frame"]) == list(range(8)) and set(table["face_id"]) == {1}
+    assert not app.dataframe  # every face in every frame is in the CSV, not in a raw table
     labels = [button.label for button in app.get("download_button")]
     assert "Download the CSV" in labels and "Download the annotated video" in labels
+
+
+def test_a_clip_that_cannot_be_read_is_named_as_uploaded_not_by_a_server_path(installed_model):
+    app = open_live_page()
+    app.get("file_uploader")[1].upload("holiday.mp4", b"not a video at all" * 100, "video/mp4").run()
+    next(button for button in app.button if button.label == "Analyse the video").click().run()
+    assert not app.exception
+    (error,) = [error.value for error in app.error]
+    assert error.startswith("The video could not be analysed.") and "'holiday.mp4'" in error
+    assert "/tmp" not in error and "clip.mp4" not in error

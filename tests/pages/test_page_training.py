@@ -136,7 +136,7 @@ def test_a_finished_run_shows_its_result_curves_log_and_table_row(runs_dir, fini
     assert list(table["Run"]) == [finished_run.name]
     assert list(table["Status"]) == ["finished"]
     state = read_json(finished_run / "state.json")
-    assert table["Best val. accuracy"][0] == pytest.approx(state["best_val_accuracy"])
+    assert table["Best val. accuracy"][0] == f"{state['best_val_accuracy']:.1%}"  # as the figures above it
     assert "aug flip" in table["Settings"][0]
     assert not [button for button in app.button if button.label in ("Stop", "Resume")]
 
@@ -163,17 +163,14 @@ def test_hand_damaged_run_folders_are_listed_not_fatal(runs_dir, finished_run):
 
 
 def test_deleting_a_run_asks_for_confirmation_first(runs_dir, finished_run):
+    """Delete… opens a popover that asks; only its Yes, delete removes the folder."""
     run_dir = runs_dir / finished_run.name
     shutil.copytree(finished_run, run_dir)
     app = open_training_page()
-    button_labelled(app, "Delete…").click().run()
-    assert not app.exception
-    assert "cannot be undone" in texts(app.warning)
+    (popover,) = [popover for popover in app.get("popover") if popover.proto.popover.label == "Delete…"]
+    assert "cannot be undone" in texts(popover.warning) and run_dir.exists()
+    app.run()
     assert run_dir.exists()
-    button_labelled(app, "Cancel").click().run()
-    assert run_dir.exists() and "cannot be undone" not in texts(app.warning)
-
-    button_labelled(app, "Delete…").click().run()
     button_labelled(app, "Yes, delete").click().run()
     assert not app.exception
     assert not run_dir.exists()
@@ -197,7 +194,7 @@ def test_an_active_run_is_watched_refuses_a_new_start_and_can_be_stopped(runs_di
     assert re.fullmatch(r"Epoch 2/5 · batch 3/10 · about ([5-9] min [0-5]\d s|10 min 00 s) left", progress.proto.text)
     assert "Epoch 1/5 done" in app.code[0].value
     assert [row for row in app.dataframe[0].value["Status"]] == ["running"]
-    assert "Delete…" not in [button.label for button in app.button]  # an active run cannot be deleted
+    assert "Delete…" not in [popover.proto.popover.label for popover in app.get("popover")]  # it is training
 
     button_labelled(app, "Stop").click().run()
     assert not app.exception
@@ -323,17 +320,22 @@ def test_a_finished_run_offers_its_snapshot_written_only_when_asked(runs_dir, fi
 
     run_dir = runs_dir / finished_run.name
     shutil.copytree(finished_run, run_dir)
-    written, write = [], snapshot.write_snapshot
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    written, write, deferred, add_deferred = [], snapshot.write_snapshot, {}, MediaFileManager.add_deferred
     monkeypatch.setattr(snapshot, "write_snapshot", lambda *arguments: written.append(1) or write(*arguments))
+
+    def remember(self, data, *arguments, file_name=None, **keywords):  # what a click on the download would call
+        deferred[file_name] = data
+        return add_deferred(self, data, *arguments, file_name=file_name, **keywords)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", remember)
     app = open_training_page()
-    assert not app.exception and not written  # not on every rerun: only when asked
-    assert "Download snapshot" not in [button.label for button in app.get("download_button")]
-    button_labelled(app, "Prepare snapshot").click().run()
-    assert not app.exception and len(written) == 1
+    app.run()
+    assert not app.exception and not written  # not on every rerun: only when the download is clicked
     assert "Download snapshot" in [button.label for button in app.get("download_button")]
-    app.run()  # the prepared snapshot stays on offer without being written again
-    assert len(written) == 1 and "Prepare snapshot" not in [button.label for button in app.button]
-    _, data = app.session_state["training_snapshot"]
+    data = deferred[f"{finished_run.name}.snapshot.zip"]()
+    assert len(written) == 1
     (runs_dir.parent / "served.zip").write_bytes(data)
     assert snapshot.read_snapshot(runs_dir.parent / "served.zip").manifest["run_id"] == finished_run.name
 
