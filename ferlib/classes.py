@@ -17,6 +17,14 @@ from ferlib.errors import FerError
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(EMOTIONS)
 
+# Class sets people start from: FER-2013's seven, the seed project's six (disgust dropped: 1.5% of the faces) and
+# the school workshop's question.
+CLASS_PRESETS: dict[str, tuple[str, ...]] = {
+    "All seven": EMOTIONS,
+    "Seed project (six)": ("angry", "fear", "happy", "sad", "surprise", "neutral"),
+    "Happy vs sad": ("happy", "sad"),
+}
+
 # Hex colours used by every chart and overlay, chosen to be distinguishable and intuitive.
 EMOTION_COLORS: dict[str, str] = {
     "angry": "#e53935",
@@ -172,6 +180,15 @@ class ClassSet:
         keep = mapped >= 0
         return keep, mapped[keep]
 
+    def columns_for(self, target: ClassSet) -> list[list[int]]:
+        """For each of `target`'s classes, the outputs of a model over this set that make it up (a merged class
+        takes each of its emotions' outputs); FerError when this set lacks an emotion `target` needs."""
+        columns = {member: index for index, members in enumerate(self.members) for member in members}
+        missing = [member for members in target.members for member in members if member not in columns]
+        if missing:
+            raise FerError(f"Expected a model that knows {', '.join(missing)}; received one over {self.describe()}")
+        return [sorted({columns[member] for member in members}) for members in target.members]
+
     def color(self, name: str) -> str:
         """The hex colour of a class: its emotion's, or its first member's for a merged class."""
         return EMOTION_COLORS[self.members[self.names.index(name)][0]]
@@ -198,3 +215,14 @@ def class_color(name: str) -> str:
     if canonical:
         return EMOTION_COLORS[canonical]
     return _OTHER_COLORS[sum(map(ord, name)) % len(_OTHER_COLORS)]
+
+
+def class_icon(name: str) -> str:
+    """The emoji of any class name: an emotion's own, a plain mark for a class that is not one emotion."""
+    canonical = normalize_class_name(name)
+    return EMOTION_ICONS[canonical] if canonical else "◆"
+
+
+def class_label(name: str) -> str:
+    """A class as charts and menus show it: 'happy' → '😄 happy'."""
+    return f"{class_icon(name)} {name}"

@@ -1,4 +1,4 @@
-"""Command line: `python -m ferlib info|train|label|evaluate|predict|explain|snapshot|ship|average|tune ...`.
+"""Command line: `python -m ferlib info|faces|train|label|evaluate|predict|explain|snapshot|ship|average|tune ...`.
 
 User mistakes (FerError) print one `error: Expected …` line and exit with status 2; anything else is reported as an
 internal error (its traceback with --debug). Each command imports what it needs inside its handler, so `--help` and a
@@ -27,6 +27,17 @@ def _parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="counts per split and class, and the load report")
     info.add_argument("--data", required=True, help="Kaggle folder/.zip, fer2013.csv, or a <class>/* folder")
+
+    faces = commands.add_parser(
+        "faces", help="make a dataset of your own faces from labelled photos (<class>/<photo>, a folder or a .zip)"
+    )
+    faces.add_argument("source", metavar="SOURCE", help="a folder or .zip of happy/*.jpg, sad/*.jpg, ...")
+    faces.add_argument("--output", required=True, help="the new dataset folder (train/<class>/, test/<class>/)")
+    faces.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of each class's faces kept for testing (default 0.2)"
+    )
+    faces.add_argument("--detector", default="haar", help="face detector: haar (default), mtcnn, or none")
+    faces.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default 0)")
 
     train = commands.add_parser("train", help="train a model in a new run folder (or resume one)")
     train.add_argument("--data", help="dataset path (default: the config's 'data')")
@@ -153,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     handlers = {
         "info": _info,
+        "faces": _faces,
         "train": _train,
         "snapshot": _snapshot,
         "label": _label,
@@ -216,6 +228,24 @@ def _info(arguments: argparse.Namespace) -> int:
         print(f"  skipped {bad.path}: {bad.reason}")
     for note in report.notes:
         print(f"  note: {note}")
+    return 0
+
+
+def _faces(arguments: argparse.Namespace) -> int:
+    from ferlib.data.datasets import ProgressPrinter
+    from ferlib.data.own_faces import collect_faces
+
+    report = collect_faces(
+        arguments.source,
+        arguments.output,
+        detector=arguments.detector,
+        test_fraction=arguments.test_fraction,
+        seed=arguments.seed,
+        progress=ProgressPrinter("finding faces"),
+    )
+    for file, reason in report.skipped:
+        print(f"skipped {file}: {reason}")
+    print(report.summary())
     return 0
 
 

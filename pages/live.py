@@ -8,7 +8,9 @@ import av
 import pandas as pd
 import streamlit as st
 
-from ferlib.classes import EMOTION_ICONS
+from ferlib.classes import EMOTIONS, class_label
+from ferlib.data.own_faces import save_face
+from ferlib.data.sources import upload_directory
 from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder
@@ -18,7 +20,7 @@ from ferlib.live.ice import ice_servers
 from ferlib.live.session import LiveSession, ModelVariant, build_analyzer, model_variants
 from ferlib.live.video import CSV_COLUMNS, FAST, FAST_DETECTOR_OPTIONS, analyze_video
 from ferlib.live.webrtc import preload_srtp
-from pages.components import charts, common
+from pages.components import access, charts, common
 from pages.components.common import attempt, format_duration, load_classifier, metric_row, model_menu, require_app
 from pages.components.photo import PHOTO_TYPES, encode_png, photo_analysis
 
@@ -26,6 +28,8 @@ require_app("pages/live.py")
 
 DETECTOR_LABELS = {"haar": "OpenCV Haar cascade (fast)", "mtcnn": "MTCNN (more accurate, slower)"}
 STALLED_SECONDS = 2.0  # no frame for this long while playing: the camera or the connection stalled
+MY_FACES = "my-faces"  # your own labelled faces, a dataset in the first data folder
+MY_FACES_HELP = "Each face saved becomes a training (or, one in five, a validation) face of this emotion."
 VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm", "m4v", "y4m", "mpg", "mpeg"]
 
 
@@ -57,10 +61,10 @@ def camera_tab(session: LiveSession, detector: str, variant: ModelVariant, setti
         st.caption(f"Press **START** and allow the camera. Frames go to this server only {route}.")
     with result_column:  # refreshed while the video plays, and slower after it stopped (its "stopped … ago")
         refresh = 0.5 if playing else (2.0 if session.snapshot().frames else None)
-        st.fragment(run_every=refresh)(live_results)(session, settings, playing)
+        st.fragment(run_every=refresh)(live_results)(session, settings, playing, classifier.class_names)
 
 
-def live_results(session: LiveSession, settings: LiveSettings, playing: bool) -> None:
+def live_results(session: LiveSession, settings: LiveSettings, playing: bool, classes: tuple[str, ...]) -> None:
     """The current emotion of each face, a rolling timeline and the speed, refreshed while the video plays."""
     snapshot = session.snapshot()
     st.subheader("Now")
@@ -77,20 +81,42 @@ def live_results(session: LiveSession, settings: LiveSettings, playing: bool) ->
         st.caption("No face in view.")
     for face in snapshot.faces:
         note = " (uncertain)" if face.confidence < settings.confidence_threshold else ""
-        emotion = f"{EMOTION_ICONS[face.label]} **{face.label}** {face.confidence:.0%}{note}"
+        emotion = f"{class_label(face.label)} **{face.confidence:.0%}**{note}"
         st.markdown(f"**Face {face.face_id}**: {emotion}")
     st.subheader("Timeline")
     if snapshot.timeline:
         rows = [(point.face_id, point.seconds, point.label, point.confidence) for point in snapshot.timeline]
-        st.plotly_chart(charts.timeline(rows), key="live-timeline")
+        st.plotly_chart(charts.timeline(rows, classes=classes), key="live-timeline")
     else:
         st.caption("The last minute of emotions appears here.")
     if snapshot.frames:
-        speed = f"{snapshot.fps:.0f} fps processed · {snapshot.ms_per_frame:.1f} ms per frame"
-        st.caption(f"{speed} · detector every {snapshot.detection_interval} frame(s)")
+        video = f"{snapshot.returned_fps:.0f} fps to your browser · {snapshot.fps:.0f} analysed"
+        speed = f"{snapshot.ms_per_frame:.0f} ms per analysis · detector every {snapshot.detection_interval} frame(s)"
+        st.caption(f"{video} · {speed}", help="When the server is busy fewer frames are analysed, never fewer shown.")
     frame, tip = snapshot.frame, "The latest frame, as drawn." if snapshot.frame is not None else "Press START first."
     options = dict(mime="image/png", on_click="ignore", icon=":material/photo_camera:", disabled=frame is None)
     st.download_button("Download a snapshot", lambda: encode_png(frame), "live-snapshot.png", help=tip, **options)
+
+
+def save_to_my_faces(photo: bytes, detector: str) -> None:
+    """Your own faces: the snapshot's face, labelled with the emotion you showed, added to data/my-faces, a dataset
+    the Training page fine-tunes a shipped model on (and the Metrics page scores models on)."""
+    if locked := access.locked():
+        return st.caption(locked)
+    target, columns = upload_directory() / MY_FACES, st.columns([2, 1], vertical_alignment="bottom")
+    options = dict(index=None, format_func=class_label, key="live_my_face_class", help=MY_FACES_HELP)
+    emotion = columns[0].selectbox(
+        "The emotion you showed", EMOTIONS, placeholder="Choose it to save the face…", **options
+    )
+    if not columns[1].button("Save to my faces", icon=":material/add_a_photo:", disabled=emotion is None):
+        return None
+    if attempt("The face could not be saved.", lambda: save_face(photo, emotion, target, detector=detector), OSError):
+        count = sum(1 for _ in target.rglob("*.png"))
+        then = (
+            "On **Training**, choose the dataset my-faces, start from a shipped model and tick the classes you saved."
+        )
+        faces = f"{count} face{'' if count == 1 else 's'}"
+        st.success(f"Saved as {emotion}: {faces} in `{target}`. {then}", icon=":material/check_circle:")
 
 
 def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, classifier) -> None:
@@ -120,6 +146,7 @@ def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, clas
                 bar.progress(1.0, text=f"Done: {analysis.frames} frames at {analysis.fps:.1f} frames per second")
                 video = target.read_bytes() if target.exists() else b""
                 result = dict(name=Path(clip.name).stem, rows=analysis.rows(), frames=analysis.frames, video=video)
+                result["classes"] = classifier.class_names
                 st.session_state["live_video_result"] = {**result, "faces": analysis.faces, "fps": analysis.fps}
             else:
                 bar.empty()
@@ -132,7 +159,7 @@ def video_tab(detector: str, variant: ModelVariant, settings: LiveSettings, clas
         st.warning("No face was found in this clip.")
     else:  # every face in every frame: in the CSV
         rows = table[["face_id", "time_s", "label", "confidence"]].itertuples(index=False)
-        st.plotly_chart(charts.timeline(rows, height=300), key="video-timeline")
+        st.plotly_chart(charts.timeline(rows, 300, result["classes"]), key="video-timeline")
     csv_column, video_column = st.columns(2)
     data, name, video = table.to_csv(index=False).encode(), result["name"], result["video"]
     csv_column.download_button("Download the CSV", data, f"{name}-emotions.csv", "text/csv", on_click="ignore")
@@ -178,5 +205,6 @@ with tabs[1]:
 with tabs[2]:
     if picture := st.camera_input("Take a picture", key="live-camera-input"):
         photo_analysis(picture.getvalue(), str(variant.path), key="snapshot", **analysis)
+        save_to_my_faces(picture.getvalue(), detector)
 with tabs[3]:
     video_tab(detector, variant, live_settings, shared)

@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ferlib.classes import EMOTION_ICONS, EMOTIONS
+from ferlib.classes import class_label
 from ferlib.data.datasets import SPLITS
 from ferlib.data.preprocess import fit_within
-from ferlib.data.sources import dataset_sources, dataset_version
+from ferlib.data.sources import dataset_sources
 from ferlib.evaluation import catalog, gradcam, reports
 from ferlib.evaluation.metrics import TTA_DESCRIPTIONS, TTA_MODES
-from ferlib.jobs import folder, runs
-from ferlib.nets.modelio import default_model_path, load_model, sidecar_path
+from ferlib.jobs import folder
+from ferlib.nets.modelio import default_model_path
 from pages.components import charts, common
 from pages.components.common import attempt, percent, require_app
+from pages.components.compare import compare_section
+from pages.components.evaluation import evaluate, explainer, report_for
 from pages.components.photo import NO_FACE_HINT, PHOTO_TYPES, SCREEN_SIDE, bgr_to_rgb, read_photo
 
 require_app("pages/metrics.py")
@@ -35,41 +37,6 @@ HELP = {
     "target": "The predicted class shows why the model said it; the true class, what evidence it saw for the answer.",
     "photo": "Faces are found with OpenCV's Haar cascade and preprocessed as on Home; the photo is not stored.",
 }
-COMPARISON = {"top2_accuracy": "Top-2 accuracy", "accuracy_tta": "Accuracy (flip TTA)", "macro_f1": "Macro-F1"}
-COMPARISON |= {"macro_f1_tta": "Macro-F1 (flip TTA)", "final_train_accuracy": "Last train accuracy", "n": "Faces"}
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def cached_report(entry: catalog.CatalogEntry, modified: int) -> reports.ModelReport:
-    if entry.kind == catalog.SHIPPED:
-        return reports.shipped_report(entry.model_path, common.load_model_card(entry.model_path))
-    return reports.run_report(entry.run_dir)
-
-
-def report_for(entry: catalog.CatalogEntry) -> reports.ModelReport:
-    """The recorded report of a catalog model, read again when its card or metrics.json changes."""
-    shipped = entry.kind == catalog.SHIPPED
-    return cached_report(
-        entry, common.modified_ns(sidecar_path(entry.model_path) if shipped else entry.run_dir / runs.METRICS_FILE)
-    )
-
-
-def explainer(report: reports.ModelReport) -> gradcam.GradCam:
-    """The report's Keras model wrapped for Grad-CAM (and plain prediction), shared by every session."""
-    return load_gradcam(str(report.model_path), common.modified_ns(report.model_path))
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_gradcam(model_path: str, modified: int) -> gradcam.GradCam:
-    return gradcam.GradCam(load_model(model_path)[0])
-
-
-# A resource cache: an evaluation holds the split's faces (66 MB for train), which st.cache_data would unpickle
-# afresh on every rerun. Pages only read it.
-@st.cache_resource(show_spinner="Evaluating the model on every face of the split…", max_entries=4)
-def evaluate(model: str, modified: int, data: str, version: Any, split: str, tta: str) -> reports.SplitEvaluation:
-    dataset = common.load_dataset(data, version)
-    return reports.evaluate_split(load_gradcam(model, modified).model, dataset, split, tta=tta)
 
 
 def overview_section(report: reports.ModelReport) -> Any:
@@ -96,7 +63,7 @@ def overview_section(report: reports.ModelReport) -> Any:
     if matrix := metrics.get("confusion_matrix"):
         shares, title = reports.normalized_confusion(matrix), "Normalised by true class (recall)"
         for column, values, heading in zip(st.columns(2), [np.asarray(matrix), shares], ["Counts", title], strict=True):
-            figure = charts.confusion_matrix(values, heading, values is shares)
+            figure = charts.confusion_matrix(values, heading, values is shares, report.class_names)
             column.plotly_chart(figure, width="stretch", key=f"metrics-confusion-{heading}")
     else:
         st.caption("This model's card records no confusion matrix. Evaluate it under **Most confident mistakes**.")
@@ -109,39 +76,6 @@ def overview_section(report: reports.ModelReport) -> Any:
     with st.expander("Model details and training settings", icon=":material/info:"):
         common.model_facts(report.details)
     return downloads
-
-
-def compare_section(entries: list[catalog.CatalogEntry]) -> None:
-    """Several models' validation curves overlaid, their scores in a table and their F1 per class."""
-    st.caption("Overlay the curves of several models and line up their scores.")
-    if len(entries) < 2:
-        st.info("Comparing needs at least two models: finish another run on the **Training** page.", icon="⚖️")
-        return
-    labels = {entry.key: common.entry_label(entry) for entry in entries}
-    options = dict(key="metrics_compare", format_func=labels.get, placeholder="Choose two or more models…")
-    selected = st.multiselect("Models to compare", list(labels), **options)
-    if len(selected) < 2:
-        st.caption("Pick two or more models above to compare them side by side.")
-        return
-    by_key = {entry.key: entry for entry in entries}
-    failure = "A model's metrics could not be read."
-    if (chosen := attempt(failure, lambda: [report_for(by_key[key]) for key in selected])) is None:
-        return None
-    show_train = st.toggle("Include training curves", key="metrics_compare_train", help="Solid; validation is dashed.")
-    panels = [("Validation accuracy", "accuracy", True), ("Validation loss", "loss", False)]
-    for column, (title, key, is_percent) in zip(st.columns(2), panels, strict=True):
-        series = [
-            line
-            for index, report in enumerate(chosen)
-            for line in charts.history_series(report.history, key, report.name, charts.SERIES_COLORS[index % 10])
-            if show_train or line[4] == charts.VALIDATION
-        ]
-        column.plotly_chart(charts.curves(title, series, is_percent), width="stretch", key=f"metrics-compare-{key}")
-    table = common.readable_table([reports.summary_row(report) for report in chosen], COMPARISON)
-    st.dataframe(table, hide_index=True, width="stretch")
-    f1 = {report.name: report.metrics.get("per_class") for report in chosen if report.has_per_class}
-    if f1 := {name: [scores.get(emotion, {}).get("f1") for emotion in EMOTIONS] for name, scores in f1.items()}:
-        st.plotly_chart(charts.per_class_bars("F1 per class", f1), width="stretch", key="metrics-compare-f1")
 
 
 def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
@@ -159,22 +93,24 @@ def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
     if dataset is None:
         st.caption("Choose a dataset above to evaluate the model on it.")
         return None
-    model, modified, version = str(report.model_path), common.modified_ns(report.model_path), dataset_version(dataset)
     failure = "The model could not be evaluated on this dataset."
-    if (evaluation := attempt(failure, lambda: evaluate(model, modified, str(dataset), version, split, tta))) is None:
+    if (evaluation := attempt(failure, lambda: evaluate(report, str(dataset), split, tta))) is None:
         return None
     metrics, wrong = evaluation.metrics, int(np.sum(evaluation.probabilities.argmax(axis=1) != evaluation.labels))
     views = "" if metrics.get("tta", "none") == "none" else f" with TTA over {TTA_DESCRIPTIONS[metrics['tta']]}"
     scores = f"accuracy {metrics['accuracy']:.1%}, macro-F1 {metrics['macro_f1']:.3f}, top-2 accuracy "
     scores += f"{metrics['top2_accuracy']:.1%}, {wrong:,} mistakes"
-    st.caption(f"On {metrics['n']:,} {evaluation.split} faces of {dataset.name}{views}: {scores}.")
-    classes, label = [None, *range(len(EMOTIONS))], lambda index: "any" if index is None else charts.CLASS_LABELS[index]
+    left = f" ({evaluation.left_out:,} faces of other classes left out)" if evaluation.left_out else ""
+    st.caption(f"On {metrics['n']:,} {evaluation.split} faces of {dataset.name}{left}{views}: {scores}.")
+    names = evaluation.class_names
+    classes, label = [None, *range(len(names))], lambda index: "any" if index is None else class_label(names[index])
     true_column, predicted_column, count_column = st.columns(3)
     true_class = true_column.selectbox("True class", classes, 0, label, "metrics_true_class", "Only faces of it.")
     options = dict(format_func=label, key="metrics_predicted_class", help=HELP["predicted"])
     predicted = predicted_column.selectbox("Predicted class", classes, **options)
     limit = count_column.slider("Faces shown", 6, 60, 18, 6, key="metrics_mistake_count", help="The surest mistakes.")
     filters = dict(true_class=true_class, predicted_class=predicted)
+    filters["class_names"] = names
     mistakes = reports.most_confident_mistakes(evaluation.labels, evaluation.probabilities, limit, **filters)
     captions = [f"#{n} {m.true_label} → {m.predicted_label} {m.confidence:.0%}" for n, m in enumerate(mistakes, 1)]
     if not mistakes:
@@ -208,7 +144,11 @@ def explain_mistakes(report, evaluation: reports.SplitEvaluation, mistakes: list
         overlays.append(bgr_to_rgb(enlarged if flat else gradcam.overlay_heatmap(enlarged, heatmap, alpha=opacity)))
     scores = zip(chosen, classes, explanation.probabilities, explanation.flat, strict=True)
     what = lambda flat: "no evidence (flat map)" if flat else "heatmap"  # noqa: E731
-    st.image(overlays, caption=[f"#{n} {what(f)} for {EMOTIONS[c]} ({p[c]:.0%})" for n, c, p, f in scores], width=160)
+    st.image(
+        overlays,
+        caption=[f"#{n} {what(f)} for {evaluation.class_names[c]} ({p[c]:.0%})" for n, c, p, f in scores],
+        width=160,
+    )
     st.caption("Red: the parts of the face that raised the class's score, in the model's last convolutional layer.")
 
 
@@ -219,14 +159,15 @@ def photo_section(report: reports.ModelReport) -> None:
     options = dict(type=PHOTO_TYPES, key="metrics_photo", help=HELP["photo"])
     upload = upload_column.file_uploader("A photo with one or more faces", **options)
     whole = settings.toggle("The photo is one face crop", key="metrics_photo_whole", help="Skip face detection.")
-    explained = settings.selectbox("Explain the class", [PREDICTED, *EMOTIONS], key="metrics_photo_class")
+    names = report.class_names
+    explained = settings.selectbox("Explain the class", [PREDICTED, *names], key="metrics_photo_class")
     opacity = settings.slider("Heatmap opacity", 0.1, 0.9, 0.45, 0.05, key="metrics_heatmap_opacity")
     if upload is None:
         st.caption("Try a selfie or a film still: frontal, well-lit faces work best.")
         return
     if (image := read_photo(upload.getvalue())) is None:
         return None
-    index, detector = EMOTIONS.index(explained) if explained in EMOTIONS else None, "none" if whole else "haar"
+    index, detector = names.index(explained) if explained in names else None, "none" if whole else "haar"
 
     def explained_faces() -> list[gradcam.FaceExplanation]:  # loading the model may fail too: explained as well
         return gradcam.explain_photo(explainer(report), image, common.load_detector(detector), class_index=index)
@@ -238,12 +179,12 @@ def photo_section(report: reports.ModelReport) -> None:
     overlay = fit_within(gradcam.explanation_overlay(image, faces, alpha=opacity), SCREEN_SIDE)
     picture.image(bgr_to_rgb(overlay), caption="Red: where the evidence for the class lies", width="stretch")
     for number, face in enumerate(faces, start=1):
-        predicted, certainty = EMOTIONS[int(np.argmax(face.probabilities))], np.max(face.probabilities)
-        label = f"Face {number}: {EMOTION_ICONS[predicted]} {predicted} ({certainty:.0%}) · heatmap for {face.label}"
+        predicted, certainty = face.class_names[int(np.argmax(face.probabilities))], np.max(face.probabilities)
+        label = f"Face {number}: {class_label(predicted)} ({certainty:.0%}) · heatmap for {face.label}"
         with details.expander(label, expanded=len(faces) <= 3):
             if face.flat:  # no position raised the class's score: a uniform tint would suggest otherwise
                 st.info(f"Nothing in this face raised the score of {face.label}: there is no heatmap to show.")
-            probabilities = dict(zip(EMOTIONS, map(float, face.probabilities), strict=True))
+            probabilities = dict(zip(face.class_names, map(float, face.probabilities), strict=True))
             st.plotly_chart(charts.probability_bars(probabilities, 230), key=f"metrics-photo-face-{number}")
 
 

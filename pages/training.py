@@ -18,6 +18,7 @@ from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
 from ferlib.tuning import search_space
 from pages.components import access, charts, common, jobs
+from pages.components.class_choice import class_set_choice
 from pages.components.common import attempt, dataset_label, flash, percent, require_app
 
 require_app("pages/training.py")
@@ -173,16 +174,23 @@ def config_control(column, field: str, label: str, *limits) -> Any:
     return widget(label, *limits[:2], default, limits[2], "%.5f" if limits[2] in (0.001, 0.0001) else None, **options)
 
 
-def settings_controls(runs_dir: Path, architecture: str, sources: list[Path]) -> dict[str, Any]:
-    """The run's data, starting model, optimisation and augmentation settings, as TrainConfig fields."""
-    data_column, start_column = st.columns(2)
+def data_controls(sources: list[Path]) -> dict[str, Any]:
+    """The run's dataset and the classes to tell apart on it (with the faces per class they keep)."""
     help_text = HELP["data"].format(", ".join(f"`{directory}`" for directory in data_directories()))
-    data = data_column.selectbox("Dataset", sources, format_func=dataset_label, key="training_dataset", help=help_text)
+    data = st.selectbox("Dataset", sources, format_func=dataset_label, key="training_dataset", help=help_text)
+    counted = attempt("This dataset cannot be read.", lambda: common.load_dataset(str(data)).counts()) if data else None
+    classes = class_set_choice("training_classes", counted or None)
+    settings = {"data": str(Path(data).expanduser().resolve()) if data else ""}
+    return {**settings, "classes": classes.to_config()} if classes else {}
+
+
+def settings_controls(runs_dir: Path, architecture: str) -> dict[str, Any]:
+    """The run's starting model, optimisation and augmentation settings, as TrainConfig fields."""
+    start_column, _ = st.columns(2)
     models = [entry for entry in catalog.available_models(runs_dir) if entry.architecture == architecture]
     starts = {"": "Random initialisation", **{str(entry.model_path): common.entry_label(entry) for entry in models}}
     options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
-    settings = {"data": str(Path(data).expanduser().resolve()) if data else ""}
-    settings["initial_model"] = start_column.selectbox("Start from", list(starts), **options)
+    settings = {"initial_model": start_column.selectbox("Start from", list(starts), **options)}
     for column, (field, *control) in zip(st.columns(4) * 3, FIELDS, strict=True):
         settings[field] = config_control(column, field, *control)
     st.markdown("**Augmentation** (applied to training batches only)")
@@ -207,15 +215,16 @@ def new_run_section(runs_dir: Path, blocked: str | None, sources: list[Path]) ->
     names = architecture_names()
     options = dict(key="training_architecture", help=HELP["architecture"])
     architecture = st.selectbox("Architecture", names, names.index(DEFAULTS.architecture), **options)
+    data = data_controls(sources)
     with st.form("training_new_run", border=True):
         name_column, tags_column = st.columns(2)
         name = name_column.text_input("Name", max_chars=folder.MAX_NAME, key="training_name", help=HELP["name"])
         tags = tags_column.text_input("Tags", key="training_tags", help="Comma-separated, such as: baseline, flip")
-        settings, entered = settings_controls(runs_dir, architecture, sources), architecture_controls(architecture)
-        options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(blocked) or not sources)
+        settings, entered = settings_controls(runs_dir, architecture), architecture_controls(architecture)
+        options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(blocked) or not data.get("data"))
         submitted = st.form_submit_button("Start training", help="It trains in its own process, tab or not.", **options)
-    failure = "These settings cannot be used."
-    if not submitted or (config := attempt(failure, lambda: train_config(architecture, entered, settings))) is None:
+    failure, chosen = "These settings cannot be used.", settings | data
+    if not submitted or (config := attempt(failure, lambda: train_config(architecture, entered, chosen))) is None:
         return
     if run_dir := attempt("The run could not be started.", lambda: runs.start_run(config, runs_dir), OSError):
         labelled = lambda: folder.write_label(run_dir, name=name, tags=tags.split(","))  # noqa: E731

@@ -98,6 +98,26 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
     return run_dir / BEST_MODEL
 
 
+@pytest.fixture(scope="session")
+def tiny_happy_sad_path(tmp_path_factory, training_data) -> Path:
+    """A compact model of two classes (happy, sad) trained for one epoch on the generated data, with its sidecar."""
+    from ferlib.jobs.runs import BEST_MODEL, create_run
+    from ferlib.training.config import TrainConfig
+    from ferlib.training.trainer import run_training
+
+    config = TrainConfig(
+        architecture="compact_cnn",
+        epochs=1,
+        batch_size=32,
+        data=str(training_data),
+        hyperparameters={"filters": (8, 16, 32), "dense_units": 16},
+        classes=["happy", "sad"],
+    )
+    run_dir = create_run(config, tmp_path_factory.mktemp("tiny_happy_sad_runs"))
+    run_training(run_dir, verbose=0)
+    return run_dir / BEST_MODEL
+
+
 @contextlib.contextmanager
 def stop_after_first_epoch(run_dir: Path):
     """While inside, a training run requests its own stop right after epoch 1, as a user pressing Stop would."""

@@ -8,6 +8,7 @@ zipfile never inflates a member past its declared size), and it must hold a layo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -15,7 +16,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -167,12 +168,25 @@ def read_source_files(source: str | os.PathLike, members: Sequence[str]) -> list
 
     A zip is opened once for all members: parsing the central directory of 32k entries is the slow part.
     """
+    with open_source(source) as read:
+        return [read(member) for member in members]
+
+
+@contextlib.contextmanager
+def open_source(source: str | os.PathLike, *, max_file_bytes: int | None = None) -> Iterator[Callable[[str], bytes]]:
+    """A reader of single files of a dataset source (a folder or a .zip, opened once), for reading them one by one.
+
+    Each call returns one file's bytes or raises FerError: a member missing or outside the folder (a link out of it),
+    or larger than `max_file_bytes`, which is refused before it is read (a small zip may inflate a huge member).
+    """
     root = Path(source).expanduser()
     if root.is_file() and zipfile.is_zipfile(root):
         with zipfile.ZipFile(root) as archive:
-            return [_read_member(archive, root, member) for member in members]
+            yield lambda member: _read_member(archive, root, member, max_file_bytes)
+        return
     if root.is_dir():
-        return [_read_folder_file(root, member) for member in members]
+        yield lambda member: _read_folder_file(root, member, max_file_bytes)
+        return
     raise FerError(f"Expected a dataset folder or .zip; received {str(source)!r}")
 
 
@@ -255,16 +269,25 @@ def _megabytes(size: int) -> str:
     return f"{size / MEGABYTE:.1f} MB"
 
 
-def _read_member(archive: zipfile.ZipFile, root: Path, member: str) -> bytes:
+def _read_member(archive: zipfile.ZipFile, root: Path, member: str, max_file_bytes: int | None = None) -> bytes:
     try:
-        return archive.read(member)
+        info = archive.getinfo(member)
     except KeyError:
         raise FerError(f"Expected a file inside {str(root)!r}; received {member!r}") from None
+    _check_file_bytes(info.file_size, max_file_bytes)
+    return archive.read(info)  # no more than its declared size: zipfile stops there (a lying header fails its CRC)
 
 
-def _read_folder_file(root: Path, member: str) -> bytes:
-    """A file under `root`, refusing paths that resolve outside it."""
+def _read_folder_file(root: Path, member: str, max_file_bytes: int | None = None) -> bytes:
+    """A file under `root`, refusing paths that resolve outside it (and files over `max_file_bytes`)."""
     path = (root / member).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
         raise FerError(f"Expected a file inside {str(root)!r}; received {member!r}")
-    return path.read_bytes()
+    with open(path, "rb") as stream:
+        _check_file_bytes(os.fstat(stream.fileno()).st_size, max_file_bytes)
+        return stream.read()
+
+
+def _check_file_bytes(size: int, max_file_bytes: int | None) -> None:
+    if max_file_bytes is not None and size > max_file_bytes:
+        raise FerError(f"Expected a file of at most {_megabytes(max_file_bytes)}; received {_megabytes(size)}")

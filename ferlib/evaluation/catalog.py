@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ferlib.classes import EMOTIONS, ClassSet
 from ferlib.errors import FerError
 from ferlib.jobs import runs
 from ferlib.jsonutil import as_number
@@ -33,6 +34,7 @@ class CatalogEntry:
     architecture: str | None
     accuracy: float | None  # validation accuracy recorded with it, when there is one
     hyperparameters: dict[str, Any] | None = None
+    classes: tuple[str, ...] = EMOTIONS  # the classes it tells apart, in output order
 
     @property
     def is_default(self) -> bool:
@@ -46,7 +48,7 @@ def shipped_models(models_dir: str | os.PathLike | None = None) -> list[CatalogE
     what is wrong with it.
     """
     default = default_model_path().expanduser()
-    folder = Path(models_dir) if models_dir is not None else modelio.MODELS_DIR
+    folder = Path(models_dir) if models_dir is not None else modelio.models_dir()
     paths = [default] if default.exists() else []
     paths += sorted(path for path in folder.glob("*.keras") if path.resolve() != default.resolve())
     entries = []
@@ -69,9 +71,18 @@ def shipped_models(models_dir: str | os.PathLike | None = None) -> list[CatalogE
                 architecture=config.get("architecture"),
                 accuracy=accuracy,
                 hyperparameters=hyperparameters if isinstance(hyperparameters, dict) else None,
+                classes=_classes(card.get("classes", card.get("class_names"))),
             )
         )
     return entries
+
+
+def _classes(stored: Any) -> tuple[str, ...]:
+    """The class names a card or config records (FER-2013's seven when it records none or cannot be read)."""
+    try:
+        return ClassSet.parse(stored).names
+    except FerError:
+        return EMOTIONS
 
 
 def run_models(runs_dir: str | os.PathLike | None = None, *, finished_only: bool = False) -> list[CatalogEntry]:
@@ -95,6 +106,7 @@ def run_models(runs_dir: str | os.PathLike | None = None, *, finished_only: bool
                 architecture=run.architecture,
                 accuracy=run.best_val_accuracy,
                 hyperparameters=hyperparameters if isinstance(hyperparameters, dict) else None,
+                classes=_classes(runs.read_config_value(run.path, "classes")),
             )
         )
     return entries

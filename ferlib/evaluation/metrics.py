@@ -135,6 +135,13 @@ def average_views(view_probabilities: np.ndarray, tta: bool | str) -> np.ndarray
     return chosen.astype(np.float64).mean(axis=0).astype(np.float32)
 
 
+def project_probabilities(probabilities: np.ndarray, columns: list[list[int]]) -> np.ndarray:
+    """Probabilities over fewer (or merged) classes: each new class sums its `columns` (ClassSet.columns_for), and
+    each row is renormalised, so a seven-class model answers a two-class question as if it had been asked it."""
+    summed = np.stack([np.asarray(probabilities)[:, picked].sum(axis=1) for picked in columns], axis=1)
+    return summed / np.maximum(summed.sum(axis=1, keepdims=True), 1e-12)
+
+
 def predict_probabilities(
     model: Any, images: np.ndarray, *, tta: bool | str = False, batch_size: int = 256
 ) -> np.ndarray:

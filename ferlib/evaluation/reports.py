@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ferlib.atomic import read_json
-from ferlib.classes import EMOTIONS
+from ferlib.classes import EMOTIONS, ClassSet
 from ferlib.errors import FerError
 from ferlib.evaluation.cards import labelled_notes
 from ferlib.evaluation.metrics import (
@@ -26,6 +26,7 @@ from ferlib.evaluation.metrics import (
     TTA_METRIC_SUFFIXES,
     metric_key,
     predict_probabilities,
+    project_probabilities,
     score,
     ten_view_mode,
 )
@@ -189,6 +190,7 @@ def _card_metrics(card: dict[str, Any], mode: str) -> dict[str, Any]:
         **{figure: summary.get(metric_key(figure, mode)) for figure in SUMMARY_FIGURES},
         per_class=card.get(f"per_class{suffix}"),
         confusion_matrix=card.get(f"confusion_matrix{suffix}"),
+        class_names=card.get("class_names"),
     )
 
 
@@ -262,22 +264,44 @@ def normalized_confusion(matrix: np.ndarray | list[list[int]]) -> np.ndarray:
 
 @dataclass
 class SplitEvaluation:
-    """A model's predictions on one split: the faces, true labels, probabilities (N, 7) and their metrics."""
+    """A model's predictions on one split: the faces of its classes, their labels and probabilities in its classes'
+    order, their metrics, and how many faces of other classes were left out."""
 
     split: str
     images: np.ndarray
     labels: np.ndarray
     probabilities: np.ndarray
     metrics: dict[str, Any]
+    class_names: tuple[str, ...] = EMOTIONS
+    left_out: int = 0
 
 
-def evaluate_split(model: Any, dataset: Any, split: str = "validation", *, tta: bool | str = False) -> SplitEvaluation:
-    """Predict every face of one split of a `Dataset` and score it; ValueError on an empty split."""
+def evaluate_split(
+    model: Any,
+    dataset: Any,
+    split: str = "validation",
+    *,
+    tta: bool | str = False,
+    classes: ClassSet | None = None,
+    model_classes: ClassSet | None = None,
+) -> SplitEvaluation:
+    """Predict and score every face of one split of a `Dataset` that belongs to `classes` (the model's own,
+    `model_classes`, by default; FER-2013's seven when neither is given). A model over other classes answers through
+    `project_probabilities` (a seven-class model scored on happy and sad faces picks the likelier of the two), so
+    models of different class sets compare on the classes they share. FerError when no face is left."""
+    classes = classes or model_classes or ClassSet.all()
+    columns = (model_classes or classes).columns_for(classes)  # refused before predicting: it lacks a class
     images, labels = dataset.subset(split)
+    keep, labels = classes.apply(labels)
+    images, left_out = images[keep], int(np.sum(~keep))
     if len(labels) == 0:
-        raise FerError(f"Expected images in the {split} split of {dataset.report.source!r}; received none")
+        what = "images" if classes.is_all else f"faces of {classes.describe()}"
+        raise FerError(f"Expected {what} in the {split} split of {dataset.report.source!r}; received none")
     probabilities = predict_probabilities(model, images, tta=tta)
-    return SplitEvaluation(split, images, labels, probabilities, score(labels, probabilities, tta))
+    if model_classes is not None and model_classes != classes:
+        probabilities = project_probabilities(probabilities, columns)
+    metrics = {**score(labels, probabilities, tta, classes.names), "left_out": left_out}
+    return SplitEvaluation(split, images, labels, probabilities, metrics, classes.names, left_out)
 
 
 @dataclass(frozen=True)

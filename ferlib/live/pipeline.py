@@ -59,6 +59,20 @@ def predictions_from_probabilities(
     return faces
 
 
+def detect_faces(
+    detector: Callable[[np.ndarray], list[FaceBox]], image: np.ndarray, gray: np.ndarray | None = None
+) -> list[FaceBox]:
+    """The detector's boxes for `image`: it searches the gray image, or the image itself when it `needs_color`."""
+    if getattr(detector, "needs_color", False):
+        return detector(image)
+    return detector(to_grayscale(image) if gray is None else gray)
+
+
+def crop_face(gray: np.ndarray, box: FaceBox, margin: float = 0.0) -> np.ndarray:
+    """One detected face as the model reads it: the box (grown by `margin`) cut from the gray image, preprocessed."""
+    return preprocess_face(crop_with_margin(gray, box.as_tuple(), margin))
+
+
 class EmotionPipeline:
     """Detects every face in a BGR (or gray) image and classifies all of them in one batch."""
 
@@ -75,11 +89,11 @@ class EmotionPipeline:
     def analyze(self, image: np.ndarray) -> FrameAnalysis:
         started = time.perf_counter()
         gray = to_grayscale(image)
-        boxes = self.detector(image if getattr(self.detector, "needs_color", False) else gray)
+        boxes = detect_faces(self.detector, image, gray)
         detected = time.perf_counter()
         faces: list[FacePrediction] = []
         if boxes:
-            crops = np.stack([preprocess_face(crop_with_margin(gray, box.as_tuple(), self.margin)) for box in boxes])
+            crops = np.stack([crop_face(gray, box, self.margin) for box in boxes])
             names = getattr(self.classifier, "class_names", EMOTIONS)
             faces = predictions_from_probabilities(boxes, self.classifier(crops), names)
         classified = time.perf_counter()

@@ -22,10 +22,16 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def models_dir() -> Path:
+    """Where shipped models are listed from: $FERLIB_MODELS_DIR when set, else the repository's models/."""
+    configured = os.environ.get("FERLIB_MODELS_DIR")
+    return Path(configured).expanduser() if configured else MODELS_DIR
+
+
 def default_model_path() -> Path:
     """The shipped model, or $FERLIB_MODEL when set."""
     configured = os.environ.get("FERLIB_MODEL")
-    return Path(configured).expanduser() if configured else MODELS_DIR / DEFAULT_MODEL_NAME
+    return Path(configured).expanduser() if configured else models_dir() / DEFAULT_MODEL_NAME
 
 
 def model_metadata(

@@ -17,7 +17,7 @@ import numpy as np
 from ferlib.atomic import atomic_write_json, read_json, read_json_object
 from ferlib.classes import NUM_CLASSES, ClassSet
 from ferlib.data.augment import build_augmenter
-from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset, stratified_holdout
+from ferlib.data.datasets import VALIDATION_FRACTION, Dataset, ProgressPrinter, load_dataset, stratified_holdout
 from ferlib.errors import FerError
 from ferlib.evaluation.lineage import record_initial_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
@@ -217,15 +217,8 @@ def load_initial_weights(model, path: str | Path, classes: ClassSet | None = Non
 
 def _head_for(kernel: np.ndarray, bias: np.ndarray, source: ClassSet, target: ClassSet) -> list[np.ndarray]:
     """The last layer's kernel and bias for `target`'s classes from a layer over `source`'s."""
-    columns = {member: index for index, members in enumerate(source.members) for member in members}
-    missing = [member for members in target.members for member in members if member not in columns]
-    if missing:
-        raise FerError(
-            f"Expected a starting model that knows {', '.join(missing)}; received one over {source.describe()}"
-        )
     new_kernel, new_bias = [], []
-    for members in target.members:
-        picked = sorted({columns[member] for member in members})
+    for picked in source.columns_for(target):  # FerError when the starting model lacks an emotion of target's
         new_kernel.append(kernel[:, picked].mean(axis=1))
         new_bias.append(float(np.log(np.sum(np.exp(bias[picked])))))  # the group's probability, as a logit
     return [np.stack(new_kernel, axis=1).astype(kernel.dtype), np.array(new_bias, dtype=bias.dtype)]
@@ -265,7 +258,15 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
     validation_images, validation_labels = class_subset(dataset, "validation", config)
     classes = config.class_set.names
     if len(validation_labels) == 0:
-        raise FerError(f"Expected validation images in {dataset.report.source!r}; received an empty validation split")
+        carved = (
+            f" (the source has none, so it is {VALIDATION_FRACTION:.0%} of each class's training images, and a class "
+            "needs 2 or more to give one)"
+            if dataset.report.validation_from_train
+            else ""
+        )
+        raise FerError(
+            f"Expected validation images in {dataset.report.source!r}; received an empty validation split{carved}"
+        )
 
     steps = steps_per_epoch(len(train_labels), config)
     if resuming:

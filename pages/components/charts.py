@@ -13,9 +13,9 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ferlib.classes import EMOTION_COLORS, EMOTION_ICONS, EMOTIONS
+from ferlib.classes import EMOTION_COLORS, EMOTIONS, class_color, class_label
 
-CLASS_LABELS = [f"{EMOTION_ICONS[name]} {name}" for name in EMOTIONS]
+CLASS_LABELS = [class_label(name) for name in EMOTIONS]
 SERIES_COLORS = qualitative.Plotly  # ten hues: one per model
 TRAIN, VALIDATION, IN_PROGRESS = "solid", "dash", "dot"
 TRAIN_COLOR, VALIDATION_COLOR = SERIES_COLORS[0], SERIES_COLORS[4]  # blue and orange, on every page
@@ -92,48 +92,53 @@ def training_curves(history: list[dict[str, Any]], key: str, best_epoch=None, ba
     columns[2].plotly_chart(figure, key=f"{key}-learning-rate", width="stretch")
 
 
-def confusion_matrix(matrix: np.ndarray, title: str, normalised: bool) -> go.Figure:
+def confusion_matrix(matrix: np.ndarray, title: str, normalised: bool, classes: Sequence[str] = EMOTIONS) -> go.Figure:
     """One confusion matrix heatmap (true classes as rows), in the same style for counts and fractions."""
     text = [[f"{value:.0%}" if normalised else f"{int(value):,}" for value in row] for row in matrix]
-    cells = dict(z=matrix, x=CLASS_LABELS, y=CLASS_LABELS, text=text, texttemplate="%{text}", colorscale="Blues")
+    labels = [class_label(name) for name in classes]
+    cells = dict(z=matrix, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues")
     scale = dict(zmin=0, zmax=1 if normalised else max(1, float(np.max(matrix))), colorbar=dict(thickness=12))
     scale["colorbar"]["tickformat"] = ".0%" if normalised else None
     heatmap = go.Heatmap(**cells, **scale, hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>")
     axes = dict(xaxis=dict(title="predicted"), yaxis=dict(title="true", autorange="reversed"))
-    return _layout(go.Figure(heatmap), title, 420, **axes)
+    return _layout(go.Figure(heatmap), title, 160 + 37 * len(classes), **axes)
 
 
-def per_class_bars(title: str, values: dict[str, list[float | None]]) -> go.Figure:
+def per_class_bars(title: str, values: dict[str, list[float | None]], classes: Sequence[str] = EMOTIONS) -> go.Figure:
     """Grouped bars per class, one series per model in its hue (e.g. F1 per class of compared models)."""
+    labels = [class_label(name) for name in classes]
     bars = [
-        go.Bar(x=CLASS_LABELS, y=y, name=name, marker_color=SERIES_COLORS[i % 10])
+        go.Bar(x=labels, y=y, name=name, marker_color=SERIES_COLORS[i % 10])
         for i, (name, y) in enumerate(values.items())
     ]
     return _layout(go.Figure(bars), title, 300, barmode="group", yaxis=dict(range=[0, 1]))
 
 
 def probability_bars(probabilities: dict[str, float], height: int = 260, title: str | None = None) -> go.Figure:
-    """A face's class probabilities (or any share per class) as horizontal bars in the class colours."""
-    values = [probabilities[name] for name in EMOTIONS]
-    colors, text = [EMOTION_COLORS[name] for name in EMOTIONS], [f"{value:.0%}" for value in values]
-    bar = go.Bar(x=values, y=CLASS_LABELS, orientation="h", marker_color=colors, text=text, textposition="auto")
+    """A face's class probabilities (or any share per class), in the model's class order, as horizontal bars in the
+    class colours."""
+    names, values = list(probabilities), list(probabilities.values())
+    colors, text = [class_color(name) for name in names], [f"{value:.0%}" for value in values]
+    labels = [class_label(name) for name in names]
+    bar = go.Bar(x=values, y=labels, orientation="h", marker_color=colors, text=text, textposition="auto")
     axes = dict(xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"))
     return _layout(go.Figure(bar), title, height=height, showlegend=False, **axes)
 
 
-def timeline(rows: Iterable[tuple[int, float, str, float]], height: int = 260) -> go.Figure:
-    """Each face's emotion over time from (face id, seconds, label, confidence) rows: markers in class colours."""
+def timeline(rows: Iterable[tuple[int, float, str, float]], height: int = 260, classes: Sequence[str] = EMOTIONS):
+    """Each face's emotion over time from (face id, seconds, label, confidence) rows: markers in class colours, one
+    row per class of the model."""
     by_face: dict[int, list[tuple[int, float, str, float]]] = {}
     for row in rows:
         by_face.setdefault(int(row[0]), []).append(row)
     figure, line = go.Figure(), dict(shape="hv", width=1, color="#bbbbbb")
     for face_id, mine in sorted(by_face.items()):
         _, seconds, labels, confidences = zip(*mine, strict=True)
-        marker = dict(color=[EMOTION_COLORS[label] for label in labels], size=7)
+        marker = dict(color=[class_color(label) for label in labels], size=7)
         hover = dict(customdata=confidences, hovertemplate="%{y} %{customdata:.0%} at %{x:.1f} s")
         trace = go.Scatter(x=seconds, y=labels, name=f"face {face_id}", mode="lines+markers", line=line, marker=marker)
         figure.add_trace(trace.update(**hover))
-    axis = dict(categoryorder="array", categoryarray=list(EMOTIONS), type="category", range=[-0.5, 6.5])
+    axis = dict(categoryorder="array", categoryarray=list(classes), type="category", range=[-0.5, len(classes) - 0.5])
     return _layout(figure, height=height, xaxis=dict(title="seconds"), yaxis=axis, showlegend=len(by_face) > 1)
 
 

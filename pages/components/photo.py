@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from ferlib.classes import EMOTION_ICONS
+from ferlib.classes import class_label
 from ferlib.data.preprocess import decode_photo, fit_within
 from ferlib.live.analyzer import LiveSettings, annotate_live
 from pages.components.charts import probability_bars
@@ -47,14 +47,15 @@ def analyze_photo(_image, photo: bytes, model_path: str, detector: str, backend:
 
 def photo_analysis(photo: bytes, model_path: str, *, key: str, settings: LiveSettings | None = None, **pipeline):
     """The photo with every face drawn on it beside each face's emotion and probabilities, and the annotated photo to
-    download (none when no face was found); `pipeline`: the detector, backend and num_threads to analyse it with."""
+    download (none when no face was found); `pipeline`: the detector, backend and num_threads to analyse it with.
+    Returns the faces found (None when the photo or the model failed)."""
     if (image := read_photo(photo)) is None:
-        return
+        return None
     options = {"detector": "haar", "backend": "auto", "num_threads": None, **pipeline}
     analyze = lambda: analyze_photo(image, photo, model_path, *options.values(), model_version(model_path))  # noqa: E731
     analysis = attempt("The model could not be run.", analyze)
     if analysis is None:
-        return
+        return None
     for number, face in enumerate(faces := analysis.faces, start=1):
         face.face_id = number
     annotated = fit_within(annotate_live(image, faces, settings or LiveSettings()), SCREEN_SIDE)
@@ -63,12 +64,13 @@ def photo_analysis(photo: bytes, model_path: str, *, key: str, settings: LiveSet
     picture.image(bgr_to_rgb(annotated), caption=found, width="stretch")
     if not faces:
         details.warning(NO_FACE_HINT, icon=":material/face:")
-        return
+        return faces
     for face in faces:
-        label = f"Face {face.face_id}: {EMOTION_ICONS[face.label]} {face.label} ({face.confidence:.0%})"
+        label = f"Face {face.face_id}: {class_label(face.label)} ({face.confidence:.0%})"
         with details.expander(label, expanded=len(faces) <= 3):
             st.plotly_chart(probability_bars(face.probabilities, 230), key=f"{key}-face-{face.face_id}")
     options = dict(key=f"{key}-download", on_click="ignore", icon=":material/download:")
     picture.download_button(
         "Download the annotated photo", encode_png(annotated), "emotions.png", "image/png", **options
     )
+    return faces

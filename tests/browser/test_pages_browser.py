@@ -127,3 +127,26 @@ def test_a_public_demo_opens_to_its_administrator_only(tmp_path):
                 assert "not the administrator's password" in page.inner_text("[data-testid='stSidebar']")
                 assert password.input_value() == "" and start.is_disabled()
         assert not page.get_by_role("button", name="Start training").is_disabled()
+
+
+def test_home_answers_happy_or_sad_with_a_two_class_model(tmp_path, tiny_model_path, tiny_happy_sad_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    for source, name in ((tiny_model_path, "fer_vgg"), (tiny_happy_sad_path, "happy_or_sad")):
+        shutil.copy(source, models / f"{name}.keras")
+        shutil.copy(source.with_suffix(".json"), models / f"{name}.json")
+    env = {"FERLIB_MODELS_DIR": str(models), "FERLIB_MODEL": str(models / "fer_vgg.keras")}
+    env |= {"FERLIB_RUNS_DIR": str(tmp_path / "runs"), "FERLIB_SEARCHES_DIR": str(tmp_path / "searches")}
+    with streamlit_server(env=env) as url, chromium_page() as page:
+        page.goto(url)
+        wait_for_app(page)
+        page.get_by_role("button", name="Happy or sad?").click()
+        wait_for_app(page)
+        page.get_by_role("button", name="Try the sample photo").click()
+        wait_for_app(page)
+        answer = page.locator("[data-testid='stMain'] h1").nth(1).inner_text()  # the first is the page's title
+        assert re.fullmatch(r"\S+ (Happy|Sad)", answer.strip()), answer
+        text = page.inner_text("[data-testid='stMain']")
+        assert page_exceptions(page) == [] and "% sure" in text
+        faces = re.findall(r"Face \d: \S+ (\w+) \(\d+%\)", text)
+        assert faces and set(faces) <= {"happy", "sad"}, faces

@@ -1,0 +1,110 @@
+"""Models side by side: their curves, recorded scores and F1 per class, and all of them scored on one dataset's
+faces (before and after a fine-tune on your own faces, say), on the classes they share."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import streamlit as st
+
+from ferlib.classes import ClassSet
+from ferlib.data.sources import dataset_sources
+from ferlib.evaluation import catalog, reports
+from pages.components import charts, common
+from pages.components.common import attempt
+from pages.components.evaluation import classes_of, evaluate, report_for
+
+COMPARISON = {"top2_accuracy": "Top-2 accuracy", "accuracy_tta": "Accuracy (flip TTA)", "macro_f1": "Macro-F1"}
+COMPARISON |= {"macro_f1_tta": "Macro-F1 (flip TTA)", "final_train_accuracy": "Last train accuracy", "n": "Faces"}
+DATASET_HELP = "Each model predicts the dataset's validation faces of the classes they all know; a model of more "
+DATASET_HELP += "classes answers with the likelier of those. Compare a model before and after a fine-tune this way."
+
+
+def compare_section(entries: list[catalog.CatalogEntry]) -> None:
+    """Several models' validation curves overlaid, their scores in a table and their F1 per class."""
+    st.caption("Overlay the curves of several models and line up their scores.")
+    if len(entries) < 2:
+        st.info("Comparing needs at least two models: finish another run on the **Training** page.", icon="⚖️")
+        return
+    labels = {entry.key: common.entry_label(entry) for entry in entries}
+    options = dict(key="metrics_compare", format_func=labels.get, placeholder="Choose two or more models…")
+    selected = st.multiselect("Models to compare", list(labels), **options)
+    if len(selected) < 2:
+        st.caption("Pick two or more models above to compare them side by side.")
+        return
+    by_key = {entry.key: entry for entry in entries}
+    failure = "A model's metrics could not be read."
+    if (chosen := attempt(failure, lambda: [report_for(by_key[key]) for key in selected])) is None:
+        return
+    if len({report.class_names for report in chosen}) > 1:  # their recorded accuracies count different faces
+        compare_class_sets(chosen)
+    else:
+        compare_recorded(chosen)
+    compare_on_dataset(chosen)
+
+
+def compare_recorded(chosen: list[reports.ModelReport]) -> None:
+    """Curves, recorded scores and F1 per class of models over the same classes."""
+    show_train = st.toggle("Include training curves", key="metrics_compare_train", help="Solid; validation is dashed.")
+    panels = [("Validation accuracy", "accuracy", True), ("Validation loss", "loss", False)]
+    for column, (title, key, is_percent) in zip(st.columns(2), panels, strict=True):
+        series = [
+            line
+            for index, report in enumerate(chosen)
+            for line in charts.history_series(report.history, key, report.name, charts.SERIES_COLORS[index % 10])
+            if show_train or line[4] == charts.VALIDATION
+        ]
+        column.plotly_chart(charts.curves(title, series, is_percent), width="stretch", key=f"metrics-compare-{key}")
+    table = common.readable_table([reports.summary_row(report) for report in chosen], COMPARISON)
+    st.dataframe(table, hide_index=True, width="stretch")
+    f1_bars(chosen, list(chosen[0].class_names), "F1 per class")
+
+
+def compare_class_sets(chosen: list[reports.ModelReport]) -> None:
+    """Models of different classes: their recorded accuracies are not comparable, their F1 on shared classes is."""
+    sets = "; ".join(f"{report.name}: {', '.join(report.class_names)}" for report in chosen)
+    st.warning(
+        f"These models tell apart different classes ({sets}), so their recorded accuracies count different faces "
+        "and are not compared. Their F1 per class is compared on the classes they share; score them on one dataset "
+        "below for a fair comparison.",
+        icon="⚖️",
+    )
+    shared = [name for name in chosen[0].class_names if all(name in report.class_names for report in chosen[1:])]
+    if shared:
+        f1_bars(chosen, shared, "F1 per shared class")
+    else:
+        st.caption("They share no class.")
+
+
+def f1_bars(chosen: list[reports.ModelReport], classes: list[str], title: str) -> None:
+    per_class = {report.name: report.metrics.get("per_class") for report in chosen if report.has_per_class}
+    if f1 := {name: [scores.get(emotion, {}).get("f1") for emotion in classes] for name, scores in per_class.items()}:
+        st.plotly_chart(charts.per_class_bars(title, f1, classes), width="stretch", key="metrics-compare-f1")
+
+
+def compare_on_dataset(chosen: list[reports.ModelReport]) -> None:
+    """Every chosen model scored on the same faces: the validation faces of the classes they all tell apart."""
+    sources = dataset_sources()
+    shown = lambda path: "(their recorded scores above)" if path is None else common.dataset_label(path)  # noqa: E731
+    options = dict(format_func=shown, key="metrics_compare_dataset", help=DATASET_HELP)
+    data: Path | None = st.selectbox("Score them all on a dataset", [None, *sources], **options)
+    if data is None:
+        return
+    sets = attempt("A model's classes could not be read.", lambda: [classes_of(report) for report in chosen])
+    if not sets:
+        return
+    target = min(sets, key=lambda classes: len(classes.names))  # the fewest classes: every model can answer them
+    rows = []
+    for report in chosen:
+        scored = attempt(f"{report.name} cannot be scored on these faces.", partial(score_row, report, data, target))
+        if not scored:
+            return
+        rows.append(scored)
+    st.dataframe(common.readable_table(rows, {"n": "Faces"}), hide_index=True, width="stretch")
+    st.caption(f"On the validation faces of {target.describe()} in {data.name}.")
+
+
+def score_row(report: reports.ModelReport, data: Path, classes: ClassSet) -> dict:
+    metrics = evaluate(report, str(data), "validation", "none", classes).metrics
+    return {"model": report.name, "n": metrics["n"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
