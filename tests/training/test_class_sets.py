@@ -84,6 +84,22 @@ def test_a_happy_or_sad_model_ships_with_its_classes_and_is_explained_by_them(tm
     cv2.imwrite(str(photo), np.full((48, 48), 120, np.uint8))
     capsys.readouterr()
     out = tmp_path / "explained.json"
-    assert main(["explain", str(photo), "--model", str(shipped), "--detector", "none", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(photo),
+                "--model",
+                str(shipped),
+                "--detector",
+                "none",
+                "--json",
+                str(out),
+                "--output-dir",
+                str(tmp_path / "explained"),
+            ]
+        )
+        == 0
+    )
     (face,) = json.loads(out.read_text())["faces"]
     assert face["label"] in ("happy", "sad") and list(face["probabilities"]) == ["happy", "sad"]
