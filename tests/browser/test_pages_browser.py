@@ -140,7 +140,7 @@ def test_home_answers_happy_or_sad_with_a_two_class_model(tmp_path, tiny_model_p
     with streamlit_server(env=env) as url, chromium_page() as page:
         page.goto(url)
         wait_for_app(page)
-        page.get_by_role("button", name="Happy or sad?").click()
+        page.get_by_text("Happy or sad?", exact=True).click()  # a segmented control
         wait_for_app(page)
         page.get_by_role("button", name="Try the sample photo").click()
         wait_for_app(page)
