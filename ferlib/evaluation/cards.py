@@ -17,11 +17,9 @@ LIMITATIONS = (
     "FER-2013 faces were found by web image search with emotion keywords, and its labels are noisy: human accuracy "
     "on it is about 65 ± 5% (Goodfellow et al., 2013). Some images are duplicated across splits or nearly blank "
     "(`ferlib.data.quality` lists them).",
-    "It recognises facial *expressions* in seven categories, not felt emotions, intentions or mental states.",
+    "It recognises facial *expressions* in {count} categories, not felt emotions, intentions or mental states.",
     "The data's age, skin-tone and cultural make-up is undocumented; accuracy across groups has not been measured "
     "and should be expected to differ.",
-    "`disgust` has 436 training faces (1.5%) and is the weakest class; `fear` and `sad` are often confused with "
-    "each other and with `neutral` (see the confusion matrix).",
     "Inputs are 48×48 grayscale crops: small, blurred, occluded or strongly turned faces degrade it, and the face "
     "detector in front of it (OpenCV's Haar cascade by default) misses some faces.",
     "Do not use it to make decisions about people (hiring, grading, policing, health, access). It is meant for "
@@ -187,6 +185,21 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+CLASS_LIMITATIONS = {  # said of a model that tells these classes apart
+    "disgust": "`disgust` has 436 training faces (1.5%) and is the weakest class (see the confusion matrix).",
+    "fear": "`fear` and `sad` are often confused with each other and with `neutral` (see the confusion matrix).",
+}
+
+
+def limitations(class_names: list[str]) -> list[str]:
+    """The card's limitations for a model over `class_names`."""
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
+    count = words.get(len(class_names), str(len(class_names)))
+    general = [text.replace("{count}", count) for text in LIMITATIONS]
+    specific = [text for name, text in CLASS_LIMITATIONS.items() if name in class_names]
+    return general[:3] + specific + general[3:]
+
+
 def render_model_card(card: dict[str, Any], name: str = "model") -> str:
     """The Markdown model card of a sidecar `card` for the model file `name`."""
     parameters, flops = card.get("parameters"), card.get("flops_per_face")
@@ -218,7 +231,7 @@ def render_model_card(card: dict[str, Any], name: str = "model") -> str:
         "",
         "## Limitations and risks",
         "",
-        *(f"- {text}" for text in LIMITATIONS),
+        *(f"- {text}" for text in limitations(list(card.get("class_names") or EMOTIONS))),
         "",
         "## Training data and procedure",
         "",
