@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default="", help="a name for the new run, shown wherever runs are listed")
     train.add_argument("--tag", action="append", default=[], help="a tag for the new run (repeatable)")
     train.add_argument("--note", default="", help="a note about the new run")
+    train.add_argument(
+        "--workers", type=int, default=1, help="train across this many processes here (tf.distribute; default 1)"
+    )
+    train.add_argument(
+        "--cluster", metavar="HOST:PORT,…", help="every worker's address, the chief's first (with --worker-index)"
+    )
+    train.add_argument("--worker-index", type=int, help="this machine's place in --cluster (0: the chief)")
     label = commands.add_parser("label", help="name, tag or note a run or search (replaces its label)")
     label.add_argument("job_dir", metavar="FOLDER", help="a run or search folder")
     label.add_argument("--name", default="", help="its name")
@@ -233,7 +240,7 @@ def _info(arguments: argparse.Namespace) -> int:
 
 def _faces(arguments: argparse.Namespace) -> int:
     from ferlib.data.datasets import ProgressPrinter
-    from ferlib.data.own_faces import collect_faces
+    from ferlib.live.own_faces import collect_faces
 
     report = collect_faces(
         arguments.source,
@@ -252,8 +259,23 @@ def _faces(arguments: argparse.Namespace) -> int:
 def _train(arguments: argparse.Namespace) -> int:
     folder.lower_priority()  # training yields the CPU to the dashboard and the live camera
     from ferlib.jobs import runs
+    from ferlib.training import distributed
     from ferlib.training.config import TrainConfig
-    from ferlib.training.trainer import run_training
+    from ferlib.training.trainer import run_training, run_worker
+
+    if (arguments.cluster is None) != (arguments.worker_index is None):
+        raise FerError("Expected --cluster and --worker-index together; received one of them")
+    if arguments.cluster and arguments.workers != 1:
+        raise FerError("Expected --workers (this machine's processes) or --cluster (machines), not both")
+    cluster = distributed.parse_cluster(arguments.cluster, arguments.worker_index) if arguments.cluster else None
+    if arguments.workers != 1:
+        cluster = distributed.local_cluster(arguments.workers)  # the count is checked before a run is made
+    if cluster and not cluster.is_chief:  # a worker: the chief owns the run folder and its checks
+        if not arguments.run_dir:
+            raise FerError("Expected --run-dir RUN (the chief's run folder, on shared storage) for a worker")
+        run_worker(arguments.run_dir, cluster, arguments.data, resume=arguments.resume)
+        print(f"worker={cluster.index} run={arguments.run_dir}", flush=True)
+        return 0
 
     if (arguments.resume_from or arguments.resume or arguments.run_dir) and (
         arguments.name or arguments.tag or arguments.note
@@ -331,8 +353,15 @@ def _train(arguments: argparse.Namespace) -> int:
 
             write_label(run_dir, name=arguments.name, tags=arguments.tag, note=arguments.note)
     print(run_dir, flush=True)
-    status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=0 if arguments.quiet else 2)
-    print(f"status={status.get('state')} run={run_dir}", flush=True)
+    if cluster and arguments.workers != 1:  # this machine's workers, beside this process (the chief)
+        distributed.start_local_workers(cluster, run_dir, arguments.data, arguments.resume)
+        distributed.watch_local_workers(cluster, run_dir)
+    verbose = 0 if arguments.quiet else 2
+    status = run_training(run_dir, arguments.data, resume=arguments.resume, verbose=verbose, cluster=cluster)
+    if cluster:
+        distributed.wait_for_local_workers(cluster)
+    workers = f" workers={cluster.size}" if cluster else ""
+    print(f"status={status.get('state')} run={run_dir}{workers}", flush=True)
     return 0 if status.get("state") in ("finished", "stopped") else 1
 
 

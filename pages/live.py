@@ -9,7 +9,6 @@ import pandas as pd
 import streamlit as st
 
 from ferlib.classes import EMOTIONS, class_label
-from ferlib.data.own_faces import save_face
 from ferlib.data.sources import upload_directory
 from ferlib.errors import FerError
 from ferlib.evaluation import catalog
@@ -17,6 +16,7 @@ from ferlib.jobs import folder
 from ferlib.live.analyzer import OVERLAY_STYLES, LiveSettings
 from ferlib.live.detection import DETECTORS
 from ferlib.live.ice import ice_servers
+from ferlib.live.own_faces import save_face
 from ferlib.live.session import LiveSession, ModelVariant, build_analyzer, model_variants
 from ferlib.live.video import CSV_COLUMNS, FAST, FAST_DETECTOR_OPTIONS, analyze_video
 from ferlib.live.webrtc import preload_srtp

@@ -6,6 +6,7 @@ dashboard only starts that process and reads the folder.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
@@ -24,7 +25,9 @@ from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sidecar_path
+from ferlib.training import distributed
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
+from ferlib.training.distributed import Cluster
 
 
 def steps_per_epoch(train_images: int, config: TrainConfig) -> int:
@@ -147,8 +150,12 @@ def run_training(
     resume: bool = False,
     dataset: Dataset | None = None,
     verbose: int = 2,
+    cluster: Cluster | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) the run in `run_dir` to completion, a stop request, or failure; returns the status."""
+    """Train (or resume) the run in `run_dir` to completion, a stop request, or failure; returns the status.
+
+    With a `cluster` (ferlib.training.distributed) this process is its chief: the workers train with it.
+    """
     run_dir = Path(run_dir)
     config = runs.load_config(run_dir)
     if folder.read_status(run_dir).get("state") == "running":
@@ -160,7 +167,7 @@ def run_training(
         return folder.read_status(run_dir)
     folder.write_status(run_dir, "running", resumed=resume, phase="starting")
     try:
-        result = _fit(run_dir, config, data, resume, dataset, stop, verbose)
+        result = _fit(run_dir, config, data, resume, dataset, stop, verbose, cluster)
     except KeyboardInterrupt:
         folder.write_status(run_dir, "stopped", reason="interrupted from the keyboard")
         raise
@@ -176,6 +183,14 @@ def run_training(
         raise
     folder.clear_stop_request(run_dir)
     return result
+
+
+def run_worker(run_dir: str | Path, cluster: Cluster, data: str | Path | None = None, resume: bool = False) -> None:
+    """Train as one of a cluster's workers (not its chief): the same steps on this worker's share of each batch,
+    writing nothing to the run folder, until the workers agree to stop or the run ends."""
+    run_dir = Path(run_dir)
+    stop = folder.install_stop_signal(run_dir)  # its votes join the chief's when the workers agree on a stop
+    _fit(run_dir, runs.load_config(run_dir), data, resume, None, stop, 0, cluster)
 
 
 def describe_failure(error: BaseException) -> str:
@@ -230,7 +245,11 @@ def _saved_counters(run_dir: Path) -> dict[str, dict]:
     return counters if isinstance(counters, dict) else {}
 
 
-def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int) -> dict:
+def _fit(
+    run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int, cluster=None
+) -> dict:
+    strategy = distributed.strategy_for(cluster) if cluster else None  # before anything else TensorFlow does
+    chief = cluster is None or cluster.is_chief
     import keras
 
     import ferlib.training.schedule  # noqa: F401  keras; registers the rate schedule last.keras's optimizer names
@@ -269,26 +288,47 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
         )
 
     steps = steps_per_epoch(len(train_labels), config)
-    if resuming:
-        model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
-        if config.schedule != "plateau":  # the config's curve (its epochs may have been extended); same step
-            model.optimizer.learning_rate = learning_rate(config, steps)
+    with strategy.scope() if strategy else contextlib.nullcontext():  # a distributed run's variables are mirrored
+        if resuming:
+            model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+            if config.schedule != "plateau":  # the config's curve (its epochs may have been extended); same step
+                model.optimizer.learning_rate = learning_rate(config, steps)
+        else:
+            model = build_model(config.architecture, num_classes=len(classes), **config.hyperparameters)
+            if config.initial_model:
+                load_initial_weights(model, config.initial_model, config.class_set)
+            compile_model(model, config, steps)
+    if chief and resuming:
         runs.truncate_history(run_dir, initial_epoch)
-    else:
-        model = build_model(config.architecture, num_classes=len(classes), **config.hyperparameters)
-        if config.initial_model:
-            load_initial_weights(model, config.initial_model, config.class_set)
-            record_initial_lineage(run_dir, config.initial_model)
-        compile_model(model, config, steps)
+    if chief and config.initial_model and not resuming:
+        record_initial_lineage(run_dir, config.initial_model)
 
     pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
     validation = validation_arrays(validation_images, validation_labels, len(classes))
+    if strategy:
+        distributed.prepare_model_for_fit(model, strategy, *validation)
+        stop = distributed.AgreedStop(stop, strategy)  # every worker leaves at the same step
     patience = patience_callbacks(config, stop, _saved_counters(run_dir) if resuming else {})
-    callbacks = [
+    leading = [  # what every worker of a distributed run does too: the same decisions, the same collective steps
         *learning_rate_callbacks(config),
-        StopOnRequest(stop),
+        distributed.agreement_callback(stop) if strategy else StopOnRequest(stop),
         # Before everything that reads the epoch's logs: it adds val_ema_accuracy to them.
         EmaValidation(validation_images, validation_labels, stop),
+    ]
+    if not chief:
+        model.fit(
+            pipeline,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            validation_batch_size=256,
+            shuffle=False,
+            callbacks=[*leading, *patience.values()],
+            verbose=0,
+        )
+        return {}
+    callbacks = [
+        *leading,
         ProgressWriter(
             run_dir,
             stop,
@@ -304,6 +344,7 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
                 "initial_model": config.initial_model or None,
                 "parameters": int(model.count_params()),
                 "recipe_revision": RECIPE_REVISION,
+                "workers": cluster.size if cluster else 1,
             },
         ),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),
@@ -336,7 +377,9 @@ def _fit(run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Datase
 
     folder.write_status(run_dir, "running", resumed=resume, phase="evaluating")
     best_path = run_dir / runs.BEST_MODEL
-    best_model = keras.saving.load_model(best_path, compile=False) if best_path.exists() else model
+    # Read back from its file: a distributed run's own model would predict only with every worker taking part.
+    saved = best_path if best_path.exists() else run_dir / runs.LAST_MODEL
+    best_model = keras.saving.load_model(saved, compile=False) if strategy or best_path.exists() else model
     evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip", classes)
     metrics = {
         "validation": evaluations["none"],

@@ -34,21 +34,6 @@ STOP_GRACE_SECONDS = 60  # workers stop after their batch; one still running aft
 BACKUP_SECONDS = 10  # how often the chief backs up the oracle's project
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    """'HOST:PORT' -> (host, port), refused with one line when it is not that."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise FerError(f"Expected a chief's address as HOST:PORT (say 10.0.0.5:8470); received {address!r}")
-    return host, int(port)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (for the chief's oracle service)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("", 0))
-        return int(probe.getsockname()[1])
-
-
 def set_role(tuner_id: str, host: str, port: int) -> None:
     """Make this process keras-tuner's chief or one of its workers (read when a tuner is built)."""
     os.environ.update({TUNER_ID: tuner_id, ORACLE_IP: host, ORACLE_PORT: str(port)})

@@ -28,7 +28,7 @@ import numpy as np
 from ferlib.atomic import append_json_line, atomic_write_json, read_json, read_json_object
 from ferlib.data.datasets import Dataset, ProgressPrinter, load_dataset
 from ferlib.errors import FerError
-from ferlib.jobs import folder
+from ferlib.jobs import folder, network
 from ferlib.jobs.folder import StopSignal, install_stop_signal
 from ferlib.jobs.searches import (
     BASELINE_FILE,
@@ -457,7 +457,7 @@ def _serve_workers(
     path: Path, config: SearchConfig, data: TuningData, session: SearchSession, source: str | None, verbose: int
 ) -> dict:
     """The chief of a search spread over worker processes: serve the oracle, keep `config.workers` workers going."""
-    port = distributed.free_port()
+    port = network.free_port()
     distributed.set_role(distributed.CHIEF, "0.0.0.0", port)  # every interface: workers on other machines too
     tuner = make_tuner(path, config, FerHyperModel(config, data, session), session)
     address = f"{socket.gethostname()}:{port}"
@@ -489,7 +489,7 @@ def run_worker(
     path = Path(search_dir)
     config = load_search_config(path)
     distributed.ensure_joinable(path)
-    host, port = distributed.parse_address(address)
+    host, port = network.parse_address(address)
     if threads > 0:
         import tensorflow as tf
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ferlib.cli import main
-from ferlib.jobs import folder
+from ferlib.jobs import folder, network
 from ferlib.tuning import distributed
 
 
@@ -83,8 +83,8 @@ def test_a_killed_workers_trial_is_retried_not_lost(training_data, tmp_path):
 def test_joining_takes_a_host_and_port_and_a_running_search(tmp_path, training_data, capsys):
     for address in ("localhost", "localhost:port", ":8470", "host:70000"):
         with pytest.raises(ValueError, match=r"^Expected a chief's address as HOST:PORT"):
-            distributed.parse_address(address)
-    assert distributed.parse_address("10.0.0.5:8470") == ("10.0.0.5", 8470)
+            network.parse_address(address)
+    assert network.parse_address("10.0.0.5:8470") == ("10.0.0.5", 8470)
     from ferlib.jobs import searches
     from ferlib.training.config import TrainConfig
     from ferlib.tuning.search_space import SearchConfig

@@ -14,8 +14,8 @@ from conftest import zip_tree
 
 from ferlib.cli import main
 from ferlib.data.datasets import load_dataset
-from ferlib.data.own_faces import OwnFacesReport, collect_faces, save_face
 from ferlib.errors import FerError
+from ferlib.live.own_faces import OwnFacesReport, collect_faces, save_face
 
 TINY = {"filters": [8, 16, 32], "dense_units": 16}  # the layer sizes of conftest's tiny_model_path
 
