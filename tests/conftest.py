@@ -79,9 +79,22 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FERLIB_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory, training_data) -> Path:
-    """A compact model trained for one epoch on the generated data, saved with its sidecar."""
+@pytest.fixture
+def studio_folders(tmp_path, monkeypatch):
+    """Empty runs, searches and data folders, seen by the app's pages through the environment."""
+    from types import SimpleNamespace
+
+    paths = SimpleNamespace(runs=tmp_path / "runs", searches=tmp_path / "searches", data=tmp_path / "data")
+    for path in vars(paths).values():
+        path.mkdir()
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(paths.runs))
+    monkeypatch.setenv("FERLIB_SEARCHES_DIR", str(paths.searches))
+    monkeypatch.setenv("FERLIB_DATA_DIR", str(paths.data))
+    return paths
+
+
+def train_tiny(tmp_path_factory, training_data, **changes) -> Path:
+    """A compact model trained for one epoch on the generated data, saved with its sidecar (its run's best.keras)."""
     from ferlib.jobs.runs import BEST_MODEL, create_run
     from ferlib.training.config import TrainConfig
     from ferlib.training.trainer import run_training
@@ -92,6 +105,7 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
         batch_size=32,
         data=str(training_data),
         hyperparameters={"filters": (8, 16, 32), "dense_units": 16},
+        **changes,
     )
     run_dir = create_run(config, tmp_path_factory.mktemp("tiny_runs"))
     run_training(run_dir, verbose=0)
@@ -99,23 +113,15 @@ def tiny_model_path(tmp_path_factory, training_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, training_data) -> Path:
+    """A compact seven-class model trained for one epoch on the generated data, saved with its sidecar."""
+    return train_tiny(tmp_path_factory, training_data)
+
+
+@pytest.fixture(scope="session")
 def tiny_happy_sad_path(tmp_path_factory, training_data) -> Path:
     """A compact model of two classes (happy, sad) trained for one epoch on the generated data, with its sidecar."""
-    from ferlib.jobs.runs import BEST_MODEL, create_run
-    from ferlib.training.config import TrainConfig
-    from ferlib.training.trainer import run_training
-
-    config = TrainConfig(
-        architecture="compact_cnn",
-        epochs=1,
-        batch_size=32,
-        data=str(training_data),
-        hyperparameters={"filters": (8, 16, 32), "dense_units": 16},
-        classes=["happy", "sad"],
-    )
-    run_dir = create_run(config, tmp_path_factory.mktemp("tiny_happy_sad_runs"))
-    run_training(run_dir, verbose=0)
-    return run_dir / BEST_MODEL
+    return train_tiny(tmp_path_factory, training_data, classes=["happy", "sad"])
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ dashboard only starts that process and reads the folder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 import traceback
@@ -315,17 +316,19 @@ def _fit(
         # Before everything that reads the epoch's logs: it adds val_ema_accuracy to them.
         EmaValidation(validation_images, validation_labels, stop),
     ]
+    weights = class_weights(train_labels, len(classes)) if config.class_weighting else None
+    fit = functools.partial(
+        model.fit,
+        pipeline,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        validation_data=validation,
+        validation_batch_size=256,
+        shuffle=False,  # the tf.data pipeline shuffles
+        class_weight=weights,
+    )
     if not chief:
-        model.fit(
-            pipeline,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            validation_data=validation,
-            validation_batch_size=256,
-            shuffle=False,
-            callbacks=[*leading, *patience.values()],
-            verbose=0,
-        )
+        fit(callbacks=[*leading, *patience.values()], verbose=0)
         return {}
     callbacks = [
         *leading,
@@ -359,17 +362,7 @@ def _fit(
         return folder.read_status(run_dir)
     folder.write_status(run_dir, "running", resumed=resume, phase="training")
     if initial_epoch < config.epochs:
-        model.fit(
-            pipeline,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            validation_data=validation,
-            validation_batch_size=256,
-            shuffle=False,  # the tf.data pipeline shuffles
-            callbacks=callbacks,
-            verbose=verbose,
-            class_weight=class_weights(train_labels, len(classes)) if config.class_weighting else None,
-        )
+        fit(callbacks=callbacks, verbose=verbose)
     if stop.triggered:
         state = runs.saved_state(run_dir)
         folder.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))

@@ -26,15 +26,9 @@ TRIALS = [
 
 
 @pytest.fixture
-def folders(tmp_path, monkeypatch) -> SimpleNamespace:
-    """Empty searches, runs and data folders, seen by the page through the environment."""
-    paths = SimpleNamespace(searches=tmp_path / "searches", runs=tmp_path / "runs", data=tmp_path / "data")
-    for path in vars(paths).values():
-        path.mkdir()
-    monkeypatch.setenv("FERLIB_SEARCHES_DIR", str(paths.searches))
-    monkeypatch.setenv("FERLIB_RUNS_DIR", str(paths.runs))
-    monkeypatch.setenv("FERLIB_DATA_DIR", str(paths.data))
-    return paths
+def folders(studio_folders) -> SimpleNamespace:
+    """Empty runs, searches and data folders, seen by the pages through the environment."""
+    return studio_folders
 
 
 @pytest.fixture

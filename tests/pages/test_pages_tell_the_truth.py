@@ -27,15 +27,9 @@ RUN_ID = "20260101-000000-compact_cnn-aaaa"
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> SimpleNamespace:
+def env(studio_folders) -> SimpleNamespace:
     """Empty runs, searches and data folders, seen by the pages through the environment."""
-    paths = SimpleNamespace(runs=tmp_path / "runs", searches=tmp_path / "searches", data=tmp_path / "data")
-    for path in vars(paths).values():
-        path.mkdir()
-    monkeypatch.setenv("FERLIB_RUNS_DIR", str(paths.runs))
-    monkeypatch.setenv("FERLIB_SEARCHES_DIR", str(paths.searches))
-    monkeypatch.setenv("FERLIB_DATA_DIR", str(paths.data))
-    return paths
+    return studio_folders
 
 
 @pytest.fixture(autouse=True)

@@ -44,6 +44,22 @@ def wait_for(condition, seconds: float = 240) -> None:
         time.sleep(0.5)
 
 
+def start_a_long_two_worker_run(tmp_path, training_data) -> tuple[subprocess.Popen, object]:
+    """A 100-epoch run across two local workers, returned (with its runs folder) once its first epoch is done."""
+    runs_dir = tmp_path / "runs"
+    command = train_command("--data", str(training_data), "--config", tiny_config(tmp_path, 100), "--workers", "2")
+    pipes = dict(text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chief = subprocess.Popen([*command, "--runs-dir", str(runs_dir)], env=environment(tmp_path), **pipes)
+    try:
+        wait_for(
+            lambda: runs.list_runs(runs_dir) and any(r["event"] == "epoch" for r in read_progress(only_run(runs_dir)))
+        )
+    except BaseException:
+        chief.kill()
+        raise
+    return chief, runs_dir
+
+
 def test_a_run_trains_across_two_workers_and_resumes_as_one_run(tmp_path, training_data):
     runs_dir, env = tmp_path / "runs", environment(tmp_path)
     command = train_command("--data", str(training_data), "--config", tiny_config(tmp_path, 2), "--workers", "2")
@@ -66,22 +82,8 @@ def test_a_run_trains_across_two_workers_and_resumes_as_one_run(tmp_path, traini
 
 
 def test_a_stop_request_stops_every_worker_at_the_same_step(tmp_path, training_data):
-    runs_dir = tmp_path / "runs"
-    command = train_command("--data", str(training_data), "--config", tiny_config(tmp_path, 100), "--workers", "2")
-    chief = subprocess.Popen(
-        [*command, "--runs-dir", str(runs_dir)],
-        env=environment(tmp_path),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    chief, runs_dir = start_a_long_two_worker_run(tmp_path, training_data)
     try:
-        wait_for(
-            lambda: (
-                runs.list_runs(runs_dir)
-                and any(record["event"] == "epoch" for record in read_progress(only_run(runs_dir)))
-            )
-        )
         run_dir = only_run(runs_dir)
         folder.request_stop(run_dir)
         stdout, stderr = chief.communicate(timeout=240)
@@ -94,22 +96,8 @@ def test_a_stop_request_stops_every_worker_at_the_same_step(tmp_path, training_d
 
 
 def test_a_dead_worker_ends_the_chief_with_a_failure_to_resume_from(tmp_path, training_data):
-    runs_dir = tmp_path / "runs"
-    command = train_command("--data", str(training_data), "--config", tiny_config(tmp_path, 100), "--workers", "2")
-    chief = subprocess.Popen(
-        [*command, "--runs-dir", str(runs_dir)],
-        env=environment(tmp_path),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    chief, runs_dir = start_a_long_two_worker_run(tmp_path, training_data)
     try:
-        wait_for(
-            lambda: (
-                runs.list_runs(runs_dir)
-                and any(record["event"] == "epoch" for record in read_progress(only_run(runs_dir)))
-            )
-        )
         run_dir = only_run(runs_dir)
         found = subprocess.run(
             ["pgrep", "-f", "--", f"--run-dir {run_dir} --quiet --worker-index 1"], capture_output=True, text=True
