@@ -18,7 +18,7 @@ MODEL = MODELS_DIR / DEFAULT_MODEL_NAME
 
 
 SIX = ["angry", "fear", "happy", "sad", "surprise", "neutral"]  # the seed project's classes
-DERIVED = {"happy_or_sad.keras": (["happy", "sad"], 0.92), "fer_vgg_six.keras": (SIX, 0.655)}  # and the least accuracy
+DERIVED = {"happy_or_sad.keras": (["happy", "sad"], 0.92), "fer_vgg_six.keras": (SIX, 0.66)}  # and the least accuracy
 
 
 @pytest.mark.parametrize(
