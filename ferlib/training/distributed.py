@@ -81,6 +81,19 @@ def start_local_workers(cluster: Cluster, run_dir: Path, data: str | None, resum
         cluster.processes.append(process)
 
 
+def dead_worker(cluster: Cluster, seconds: float = 0.0) -> str | None:
+    """What ended a local worker that exited with an error (waiting up to `seconds` for one to be seen), or None."""
+    deadline = time.time() + seconds
+    while True:
+        for index, process in enumerate(cluster.processes, start=1):
+            code = process.poll()
+            if code not in (None, 0):
+                return f"worker {index} exited with code {code} (see {WORKERS_DIR}/worker-{index}.log)"
+        if time.time() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
 def watch_local_workers(cluster: Cluster, run_dir: Path, poll_seconds: float = 2.0) -> None:
     """While the chief trains: a local worker that dies would leave it waiting for its share of a step forever, so
     the chief records the failure and ends (Resume continues from the last checkpoint)."""
@@ -88,13 +101,10 @@ def watch_local_workers(cluster: Cluster, run_dir: Path, poll_seconds: float = 2
     def watch() -> None:
         while True:
             time.sleep(poll_seconds)
-            for index, process in enumerate(cluster.processes, start=1):
-                code = process.poll()
-                if code not in (None, 0):
-                    error = f"worker {index} exited with code {code} (see {WORKERS_DIR}/worker-{index}.log)"
-                    print(f"error: {error}; ending the chief", file=sys.stderr, flush=True)
-                    folder.write_status(run_dir, "failed", error=error)
-                    os._exit(1)
+            if error := dead_worker(cluster):
+                print(f"error: {error}; ending the chief", file=sys.stderr, flush=True)
+                folder.write_status(run_dir, "failed", error=error)
+                os._exit(1)
             if all(process.poll() == 0 for process in cluster.processes):
                 return
 

@@ -362,7 +362,12 @@ def _fit(
         return folder.read_status(run_dir)
     folder.write_status(run_dir, "running", resumed=resume, phase="training")
     if initial_epoch < config.epochs:
-        fit(callbacks=callbacks, verbose=verbose)
+        try:
+            fit(callbacks=callbacks, verbose=verbose)
+        except Exception as error:  # a worker that died breaks the step the others wait in: name the worker
+            if cluster and (dead := distributed.dead_worker(cluster, seconds=5)):
+                raise FerError(f"Expected every worker to train to the end; received {dead}") from error
+            raise
     if stop.triggered:
         state = runs.saved_state(run_dir)
         folder.write_status(run_dir, "stopped", epochs_completed=state.get("epochs_completed", 0))

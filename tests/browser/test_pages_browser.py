@@ -74,6 +74,10 @@ def open_everything(page) -> str:
 
 def test_every_page_reads_as_finished_in_a_real_browser(studio, tmp_path):
     with streamlit_server(env=studio) as url, chromium_page() as page:
+        page.goto(url)
+        wait_for_app(page)
+        links = [link.get_attribute("href") for link in page.query_selector_all("[data-testid='stSidebarNav'] a")]
+        assert [link.rstrip("/").removeprefix(url).lstrip("/") for link in links] == PAGES  # the sidebar's six
         for path in PAGES:
             page.goto(f"{url}/{path}")
             wait_for_app(page)

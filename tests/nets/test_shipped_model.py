@@ -70,13 +70,20 @@ def test_astronaut_photo_predicts_happy(tmp_path):
     assert " label=happy " in result.stdout.splitlines()[1]
 
 
+@pytest.fixture(scope="module")
+def fer2013(tmp_path_factory):
+    """FER-2013 from ../shared, decoded once for this module's real-data tests."""
+    from ferlib.data.datasets import load_dataset
+
+    return load_dataset(SHARED_ZIP, cache_dir=tmp_path_factory.mktemp("fer2013_cache"))
+
+
 @pytest.mark.real_data
 @pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f"{SHARED_ZIP} not present")
-def test_publictest_accuracy_and_tflite_agreement(tmp_path):
-    from ferlib.data.datasets import load_dataset
+def test_publictest_accuracy_and_tflite_agreement(fer2013):
     from ferlib.evaluation.metrics import evaluate_model
 
-    images, labels = load_dataset(SHARED_ZIP, cache_dir=tmp_path).subset("validation")
+    images, labels = fer2013.subset("validation")
     model, card = load_model(MODEL)
     metrics = evaluate_model(model, images, labels)
     assert metrics["n"] == 3589
@@ -105,15 +112,13 @@ def test_the_happy_or_sad_model_names_only_its_classes_and_says_happy_for_the_as
 @pytest.mark.real_data
 @pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f"{SHARED_ZIP} not present")
 @pytest.mark.parametrize("name", list(DERIVED))
-def test_derived_models_score_on_the_faces_of_their_classes(name, tmp_path):
+def test_derived_models_score_on_the_faces_of_their_classes(name, fer2013):
     from ferlib.classes import ClassSet
-    from ferlib.data.datasets import load_dataset
     from ferlib.evaluation.reports import evaluate_split
 
     classes, least = DERIVED[name]
     model, card = load_model(MODELS_DIR / name)
-    dataset = load_dataset(SHARED_ZIP, cache_dir=tmp_path)
-    evaluation = evaluate_split(model, dataset, "validation", classes=ClassSet.parse(classes))
+    evaluation = evaluate_split(model, fer2013, "validation", classes=ClassSet.parse(classes))
     assert evaluation.metrics["accuracy"] >= least  # measured at ship time, on PublicTest's faces of these classes
     assert evaluation.metrics["accuracy"] == pytest.approx(card["metrics"]["validation_accuracy"], abs=1e-3)
     assert evaluation.metrics["n"] + evaluation.left_out == 3589

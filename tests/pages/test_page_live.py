@@ -68,7 +68,7 @@ def test_live_page_without_a_model_explains_what_to_do(monkeypatch, tmp_path):
     assert any("No trained model is installed yet" in info.value for info in app.info)
 
 
-def test_live_page_offers_the_shipped_default_model_first_then_the_compact_one_then_runs(
+def test_live_page_offers_the_shipped_default_model_first_then_the_other_shipped_ones_then_runs(
     monkeypatch, tmp_path, tiny_model_path
 ):
     monkeypatch.delenv("FERLIB_MODEL", raising=False)
@@ -77,8 +77,9 @@ def test_live_page_offers_the_shipped_default_model_first_then_the_compact_one_t
     assert not app.exception
     (model_box,) = [box for box in app.sidebar.selectbox if box.label == "Model"]
     labels = model_box.options  # as the page labels them: the catalog's labels
-    assert labels[0].startswith("fer_vgg (default)") and labels[1].startswith("fer_vgg_compact")
-    assert labels[2].startswith(f"Run {tiny_model_path.parent.name} · compact_cnn") and len(labels) == 3
+    shipped = ["fer_vgg (default)", "fer_vgg_compact", "fer_vgg_six", "happy_or_sad"]  # the default, then by name
+    assert [label.split(" ·")[0] for label in labels[:4]] == shipped
+    assert labels[4].startswith(f"Run {tiny_model_path.parent.name} · compact_cnn") and len(labels) == 5
 
 
 def test_live_page_renders_its_tabs_and_controls(installed_model):

@@ -15,10 +15,10 @@ from ferlib.jobs import folder, network
 from ferlib.tuning import distributed
 
 
-def tune_command(training_data, tmp_path, *extra):
+def tune_command(training_data, tmp_path, *extra, trials: int = 4):
     return [
         sys.executable, "-m", "ferlib", "tune", "--data", str(training_data), "--strategy", "random",
-        "--max-trials", "4", "--epochs", "2", "--subset", "1", "--dir", str(tmp_path / "searches"),
+        "--max-trials", str(trials), "--epochs", "1", "--subset", "0.5", "--dir", str(tmp_path / "searches"),
         "--runs-dir", str(tmp_path / "runs"), *extra,
     ]  # fmt: skip
 
@@ -54,7 +54,8 @@ def test_a_search_spread_over_two_workers_trains_every_trial_once(training_data,
 
 
 def test_a_killed_workers_trial_is_retried_not_lost(training_data, tmp_path):
-    chief = subprocess.Popen(tune_command(training_data, tmp_path, "--workers", "2"), stdout=subprocess.PIPE, text=True)
+    command = tune_command(training_data, tmp_path, "--workers", "2", trials=2)
+    chief = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         search_dir = Path(chief.stdout.readline().strip())
         victim, trial = distributed.worker_id(0), None
@@ -71,13 +72,13 @@ def test_a_killed_workers_trial_is_retried_not_lost(training_data, tmp_path):
     finally:
         if chief.poll() is None:
             chief.kill()
-    assert chief.returncode == 0 and output.strip().splitlines()[-1].endswith("trials=4 workers=2")
+    assert chief.returncode == 0 and output.strip().splitlines()[-1].endswith("trials=2 workers=2")
     records = trial_records(search_dir)
     assert any(r.get("event") == "worker_restart" and r["worker"] == victim for r in records)
     starts = [r for r in records if r.get("event") == "trial_start" and r["trial"] == trial]
     assert len(starts) == 2 and {r["worker"] for r in starts} == {victim}  # the same worker id ran it again
     ends = {r["trial"]: r["status"] for r in records if r.get("event") == "trial_end"}
-    assert ends == dict.fromkeys(["0", "1", "2", "3"], "completed")
+    assert ends == dict.fromkeys(["0", "1"], "completed")
 
 
 def test_joining_takes_a_host_and_port_and_a_running_search(tmp_path, training_data, capsys):
