@@ -364,9 +364,10 @@ def _fit(
     if initial_epoch < config.epochs:
         try:
             fit(callbacks=callbacks, verbose=verbose)
-        except Exception as error:  # a worker that died breaks the step the others wait in: name the worker
+        except Exception:  # a worker that died breaks the step the others wait in: the run failed for that
             if cluster and (dead := distributed.dead_worker(cluster, seconds=5)):
-                raise FerError(f"Expected every worker to train to the end; received {dead}") from error
+                folder.write_status(run_dir, "failed", error=dead)
+                return folder.read_status(run_dir)
             raise
     if stop.triggered:
         state = runs.saved_state(run_dir)
