@@ -176,7 +176,7 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
 def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether_it_resumes(tmp_path, training_data):
     """The dashboard claims or creates the folder, then launches `tune --search-dir`; the process must accept
     the 'created' folder (a second claim would refuse it) and resume only a claimed one."""
-    from ferlib.cli import _handed_over_search
+    from ferlib.cli.tune_commands import _handed_over_search
 
     new = searches.create_search(tiny_search(training_data), tmp_path / "searches")
     assert _handed_over_search(new) == (new, False)

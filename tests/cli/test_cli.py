@@ -244,7 +244,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
 
 
 def test_a_user_mistake_is_one_line_and_a_bug_says_it_is_one(monkeypatch, capsys):
-    import ferlib.cli
+    import ferlib.cli.data_commands
 
     assert main(["info", "--data", "/no/such/dataset.zip"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -253,7 +253,7 @@ def test_a_user_mistake_is_one_line_and_a_bug_says_it_is_one(monkeypatch, capsys
     def broken(arguments):
         raise ValueError("Input 0 of layer 'dense' is incompatible with the layer")
 
-    monkeypatch.setattr(ferlib.cli, "_info", broken)
+    monkeypatch.setattr(ferlib.cli.data_commands, "_info", broken)
     assert main(["info", "--data", "x"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("internal error: ValueError: Input 0 of layer") and "--debug" in line

@@ -1,0 +1,288 @@
+"""`train`, `label`, `snapshot`, `ship` and `average`: a run from its start to the shipped model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ferlib.errors import FerError
+from ferlib.jobs import folder
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a model in a new run folder (or resume one)")
+    train.add_argument("--data", help="dataset path (default: the config's 'data')")
+    train.add_argument("--config", help="JSON file with TrainConfig settings")
+    train.add_argument("--epochs", type=int, help="override the config's epochs")
+    train.add_argument(
+        "--classes", help="the classes to tell apart, e.g. happy,sad (default: the config's, else all seven)"
+    )
+    train.add_argument(
+        "--initial-model",
+        help="start from this .keras model's weights (same architecture and sizes), fresh schedule",
+    )
+    train.add_argument("--runs-dir", help="where run folders go (default: runs/ or $FERLIB_RUNS_DIR)")
+    train.add_argument("--run-dir", help="train in this existing run folder (as the dashboard does)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    train.add_argument(
+        "--resume-from",
+        metavar="SNAPSHOT",
+        help="recreate a run from its snapshot under --runs-dir and continue it (any machine)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    train.add_argument("--name", default="", help="a name for the new run, shown wherever runs are listed")
+    train.add_argument("--tag", action="append", default=[], help="a tag for the new run (repeatable)")
+    train.add_argument("--note", default="", help="a note about the new run")
+    train.add_argument(
+        "--workers", type=int, default=1, help="train across this many processes here (tf.distribute; default 1)"
+    )
+    train.add_argument(
+        "--cluster", metavar="HOST:PORT,…", help="every worker's address, the chief's first (with --worker-index)"
+    )
+    train.add_argument("--worker-index", type=int, help="this machine's place in --cluster (0: the chief)")
+    train.set_defaults(handler=_train)
+
+    label = commands.add_parser("label", help="name, tag or note a run or search (replaces its label)")
+    label.add_argument("job_dir", metavar="FOLDER", help="a run or search folder")
+    label.add_argument("--name", default="", help="its name")
+    label.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    label.add_argument("--note", default="", help="a note")
+    label.set_defaults(handler=_label)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="write a run's portable snapshot: one file that `train --resume-from` continues anywhere"
+    )
+    snapshot.add_argument("--run-dir", required=True, help="a run folder with at least one finished epoch")
+    snapshot.add_argument("--output", required=True, help="the snapshot file to write (e.g. run.snapshot.zip)")
+    snapshot.set_defaults(handler=_snapshot)
+
+    ship = commands.add_parser("ship", help="install a run's model as the shipped model with its card and TFLite")
+    ship.add_argument("--run-dir", required=True, help="a finished (or stopped) run folder with best.keras")
+    ship.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
+    ship.add_argument("--output", help="target .keras path (default: the shipped model path)")
+    ship.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="a sentence for the model card that the run folder cannot tell (repeatable)",
+    )
+    ship.add_argument(
+        "--checkpoint",
+        default="best.keras",
+        help="the run's model to ship: best.keras (default), or average.keras written by `average`",
+    )
+    ship.set_defaults(handler=_ship)
+
+    average = commands.add_parser(
+        "average", help="average a run's epoch checkpoints (SWA) into average.keras, with batch norm recomputed"
+    )
+    average.add_argument("--run-dir", required=True, help="a run trained with keep_epoch_checkpoints")
+    average.add_argument("--data", help="dataset path (default: the run config's 'data')")
+    average.add_argument(
+        "--from-epoch", type=int, help="average from this epoch to the run's last (default: every kept epoch)"
+    )
+    average.set_defaults(handler=_average)
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    folder.lower_priority()  # training yields the CPU to the dashboard and the live camera
+    from ferlib.training import distributed
+    from ferlib.training.trainer import run_training, run_worker
+
+    cluster = _cluster(arguments)
+    if cluster and not cluster.is_chief:  # a worker: the chief owns the run folder and its checks
+        if not arguments.run_dir:
+            raise FerError("Expected --run-dir RUN (the chief's run folder, on shared storage) for a worker")
+        run_worker(arguments.run_dir, cluster, arguments.data, resume=arguments.resume)
+        print(f"worker={cluster.index} run={arguments.run_dir}", flush=True)
+        return 0
+
+    if arguments.resume_from:
+        run_dir, resume = _restored_run(arguments), True
+    elif arguments.resume or arguments.run_dir:
+        run_dir, resume = _existing_run(arguments), arguments.resume
+    else:
+        run_dir, resume = _new_run(arguments), False
+    print(run_dir, flush=True)
+    if cluster and arguments.workers != 1:  # this machine's workers, beside this process (the chief)
+        distributed.start_local_workers(cluster, run_dir, arguments.data, resume)
+        distributed.watch_local_workers(cluster, run_dir)
+    verbose = 0 if arguments.quiet else 2
+    status = run_training(run_dir, arguments.data, resume=resume, verbose=verbose, cluster=cluster)
+    if cluster:
+        distributed.wait_for_local_workers(cluster)
+    workers = f" workers={cluster.size}" if cluster else ""
+    print(f"status={status.get('state')} run={run_dir}{workers}", flush=True)
+    return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def _cluster(arguments: argparse.Namespace):
+    """The tf.distribute cluster the options describe (this machine's workers, or machines), else None."""
+    from ferlib.training import distributed
+
+    if (arguments.cluster is None) != (arguments.worker_index is None):
+        raise FerError("Expected --cluster and --worker-index together; received one of them")
+    if arguments.cluster and arguments.workers != 1:
+        raise FerError("Expected --workers (this machine's processes) or --cluster (machines), not both")
+    if arguments.workers != 1:
+        return distributed.local_cluster(arguments.workers)  # the count is checked before a run is made
+    return distributed.parse_cluster(arguments.cluster, arguments.worker_index) if arguments.cluster else None
+
+
+def _check_options_of_existing_run(arguments: argparse.Namespace) -> None:
+    if arguments.name or arguments.tag or arguments.note:
+        raise FerError(
+            "Expected --name, --tag and --note only for a new run; received them for an existing one: "
+            "use python -m ferlib label FOLDER"
+        )
+    if arguments.classes:
+        raise FerError(
+            "Expected --classes only for a new run; received it for an existing one, whose model has its own"
+        )
+
+
+def _restored_run(arguments: argparse.Namespace) -> Path:
+    """The run folder recreated from `--resume-from SNAPSHOT`, its dataset and the epoch count checked first."""
+    from ferlib.jobs import runs
+    from ferlib.training.snapshot import read_snapshot, restore_snapshot
+
+    _check_options_of_existing_run(arguments)
+    if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
+        raise FerError(
+            "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs); received it with "
+            "--resume, --run-dir, --config or --initial-model"
+        )
+    snapshot = read_snapshot(arguments.resume_from)
+    config = snapshot.config
+    if arguments.epochs is not None:
+        config = config.updated(epochs=arguments.epochs)  # checked before anything is restored
+    data = arguments.data or config.data
+    if not data or not Path(data).expanduser().exists():
+        raise FerError(
+            f"Expected the run's dataset on this machine; received {data!r}, which does not exist here: "
+            "pass --data PATH"
+        )
+    root = Path(arguments.runs_dir) if arguments.runs_dir else folder.default_runs_dir()
+    folder.ensure_no_active_job(root)  # one job at a time here too
+    run_dir = restore_snapshot(snapshot, root, data=arguments.data)
+    if arguments.epochs is not None:
+        _write_epochs(run_dir, arguments.epochs)
+    runs.ensure_run_may_train(run_dir, resume=True)
+    return run_dir
+
+
+def _existing_run(arguments: argparse.Namespace) -> Path:
+    """The run folder of `--run-dir` (a dashboard's new run, or one to `--resume`), checked to be trainable."""
+    from ferlib.jobs import runs
+
+    _check_options_of_existing_run(arguments)
+    if arguments.initial_model:
+        raise FerError(
+            "Expected --initial-model only for a new run; received it with --run-dir/--resume, "
+            "whose run keeps the starting weights it was created with"
+        )
+    if not arguments.run_dir:
+        raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
+    run_dir = Path(arguments.run_dir)
+    config = runs.load_config(run_dir)
+    if arguments.epochs is not None:
+        config.updated(epochs=arguments.epochs)  # a wrong count is refused before the folder is touched
+    runs.ensure_run_may_train(run_dir, resume=arguments.resume)
+    if arguments.epochs is not None:
+        _write_epochs(run_dir, arguments.epochs)
+    return run_dir
+
+
+def _write_epochs(run_dir: Path, epochs: int) -> None:
+    from ferlib.atomic import atomic_write_json
+    from ferlib.jobs import runs
+
+    updated = runs.load_config(run_dir).updated(epochs=epochs)
+    atomic_write_json(run_dir / folder.CONFIG_FILE, updated.to_dict())
+
+
+def _new_run(arguments: argparse.Namespace) -> Path:
+    """A new run folder from the config file and the command line's settings, labelled if asked."""
+    from ferlib.jobs import runs
+    from ferlib.training.config import TrainConfig
+
+    config = TrainConfig.from_file(arguments.config) if arguments.config else TrainConfig()
+    changes = {}
+    if arguments.epochs is not None:
+        changes["epochs"] = arguments.epochs
+    if arguments.data:
+        changes["data"] = str(Path(arguments.data).expanduser().resolve())
+    if arguments.initial_model:
+        changes["initial_model"] = arguments.initial_model
+    if arguments.classes:
+        changes["classes"] = arguments.classes
+    config = config.updated(**changes)
+    if not config.data:
+        raise FerError("Expected --data PATH (or 'data' in the config); received none")
+    run_dir = runs.create_checked_run(config, arguments.runs_dir)
+    if arguments.name or arguments.tag or arguments.note:
+        folder.write_label(run_dir, name=arguments.name, tags=arguments.tag, note=arguments.note)
+    return run_dir
+
+
+def _label(arguments: argparse.Namespace) -> int:
+    from ferlib.jobs.folder import write_label
+
+    label = write_label(arguments.job_dir, name=arguments.name, tags=arguments.tag, note=arguments.note)
+    print(f"name={label.name!r} tags={','.join(label.tags)} note={label.note!r}")
+    return 0
+
+
+def _snapshot(arguments: argparse.Namespace) -> int:
+    from ferlib.training.snapshot import write_snapshot
+
+    summary = write_snapshot(arguments.run_dir, arguments.output)
+    best = "none" if summary.best_val_accuracy is None else f"{summary.best_val_accuracy:.4f}"
+    print(
+        f"snapshot={summary.path} run={summary.run_id} epochs={summary.epochs_completed}/{summary.epochs} "
+        f"steps={summary.optimizer_steps} best={best} size_mib={summary.size_bytes / 2**20:.1f}"
+    )
+    return 0
+
+
+def _ship(arguments: argparse.Namespace) -> int:
+    from ferlib.evaluation.metrics import metric_key
+    from ferlib.nets.modelio import default_model_path
+    from ferlib.training.ship import ship_model
+
+    target = Path(arguments.output) if arguments.output else default_model_path()
+    card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note, checkpoint=arguments.checkpoint)
+    metrics = card["metrics"]
+    tflite = target.with_suffix(".tflite")
+    print(f"shipped {target} ({card['file_size_mb']} MB) and {tflite} ({card['tflite_size_mb']} MB)")
+    print(
+        f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "
+        f"tflite_agreement={card['tflite_top1_agreement']:.4f}"
+    )
+    print(
+        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
+        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
+        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} "
+        f"accuracy_tta_shifts={metrics[metric_key('accuracy', 'shifts')]:.4f} n={metrics['n']}"
+    )
+    return 0
+
+
+def _average(arguments: argparse.Namespace) -> int:
+    from ferlib.evaluation.metrics import metric_key
+    from ferlib.jobs.runs import AVERAGE_MODEL, epoch_span
+    from ferlib.training.averaging import average_run
+
+    card = average_run(arguments.run_dir, arguments.data, arguments.from_epoch, progress=print)
+    print(f"saved {Path(arguments.run_dir) / AVERAGE_MODEL}: the average of {epoch_span(card['averaged_epochs'])}")
+    for name, metrics in (
+        ("average", card["metrics"]),
+        (f"best (epoch {card['best_checkpoint']['epoch']})", card["best_checkpoint"]),
+    ):
+        if metric_key("accuracy", "none") in metrics:
+            print(
+                f"{name}: accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
+                f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
+                f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f}"
+            )
+    return 0
