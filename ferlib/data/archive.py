@@ -22,13 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from ferlib.atomic import atomic_write_bytes
-from ferlib.data.datasets import (
-    EXPECTED_LAYOUTS,
-    classify_entry,
-    has_images,
-    is_hidden,
-    split_from_name,
-)
+from ferlib.data.layouts import EXPECTED_LAYOUTS, classify_entry, has_images, is_hidden, split_from_name
 from ferlib.errors import FerError
 
 MEGABYTE = 1024 * 1024

@@ -7,17 +7,13 @@ Layouts:
 
 File-name prefixes `Training_`, `PublicTest_`, `PrivateTest_` decide the split wherever present (the
 ICML 2013 protocol); otherwise the folder does, and validation is a stratified, seeded 10% of train.
-Decoded arrays are cached outside the repo, keyed by the source's content (a file's SHA-256; a folder's
-file names, sizes and mtimes), so a re-copied archive still hits the cache; writing a new cache for a path
-deletes that path's older ones.
+Decoded arrays are cached (`ferlib.data.cache`), so a dataset is decoded once.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import os
 import sys
 import zipfile
@@ -28,15 +24,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ferlib.atomic import atomic_save
-from ferlib.classes import EMOTIONS, normalize_class_name
+from ferlib.classes import EMOTIONS
+from ferlib.data import cache
+from ferlib.data.layouts import EXPECTED_LAYOUTS, classify_entry, has_images, is_hidden, split_from_name
 from ferlib.data.preprocess import IMAGE_SIZE, decode_image, preprocess_face
 from ferlib.errors import FerError
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.10
 VALIDATION_SEED = 2013
-CACHE_FORMAT_VERSION = 1
 MEGABYTE = 1024 * 1024
 # An image file larger than this is skipped (and listed) without being read: a face image is kilobytes, and a huge
 # member of a small zip would otherwise be inflated whole into memory.
@@ -44,29 +40,8 @@ MAX_IMAGE_FILE_BYTES = 32 * MEGABYTE
 # A zip declaring more than this in all is refused before any member is read.
 MAX_ARCHIVE_UNCOMPRESSED_BYTES = 4096 * MEGABYTE
 
-EXPECTED_LAYOUTS = (
-    "a Kaggle FER-2013 folder or .zip with train/<class>/*.jpg and test/<class>/*.jpg; "
-    "the challenge CSV fer2013.csv (columns emotion,pixels,Usage), alone or in a .zip; "
-    "or a labelled folder or .zip of <class>/* images "
-    f"(classes: {', '.join(EMOTIONS)})"
-)
-
-_PREFIX_SPLITS = {"training": "train", "publictest": "validation", "privatetest": "test"}
-_FOLDER_SPLITS = {
-    "train": "train",
-    "training": "train",
-    "val": "validation",
-    "valid": "validation",
-    "validation": "validation",
-    "publictest": "validation",
-    "test": "test",
-    "testing": "test",
-    "privatetest": "test",
-}
 MIN_CSV_SIDE = 8  # smaller "images" (a single value, say) are a malformed row, not a face
 _CSV_USAGE = {"training": "train", "publictest": "validation", "privatetest": "test"}
-_SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -146,25 +121,18 @@ def load_dataset(
     if not source.exists():
         raise FerError(f"Expected a dataset path ({EXPECTED_LAYOUTS}); received {str(path)!r}, which does not exist")
     source = source.resolve()
-    cache_file = _cache_file(source, cache_dir) if use_cache else None
-    if cache_file is not None and cache_file.exists():
-        cached = _read_cache(cache_file)
+    cached_at = cache.cache_file(source, cache_dir) if use_cache else None
+    if cached_at is not None and cached_at.exists():
+        cached = cache.read_cache(cached_at)
         if cached is not None:
-            return cached
+            arrays, report = cached
+            return Dataset(**arrays, report=LoadReport.from_dict({**report, "from_cache": True}))
     dataset = _load_uncached(source, progress)
-    if cache_file is not None:
-        _write_cache(cache_file, dataset)
-        _remove_stale_caches(cache_file, source)
+    if cached_at is not None:
+        arrays = {name: getattr(dataset, name) for name in cache.ARRAYS}
+        cache.write_cache(cached_at, arrays, dataset.report.to_dict())
+        cache.remove_stale_caches(cached_at, source)
     return dataset
-
-
-def default_cache_dir() -> Path:
-    """Where decoded datasets are cached: $FERLIB_CACHE_DIR, else ~/.cache/ferlib."""
-    configured = os.environ.get("FERLIB_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ferlib"
 
 
 class ProgressPrinter:
@@ -252,36 +220,6 @@ def _check_file_size(size: int) -> None:
     if size > MAX_IMAGE_FILE_BYTES:
         limit = MAX_IMAGE_FILE_BYTES // MEGABYTE
         raise FerError(f"Expected an image file of at most {limit} MB; received {size / MEGABYTE:,.0f} MB")
-
-
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif"}
-
-
-def has_images(names: Iterable[str]) -> bool:
-    return any(PurePosixPath(name).suffix.lower() in _IMAGE_SUFFIXES for name in names)
-
-
-def is_hidden(name: str) -> bool:
-    parts = PurePosixPath(name).parts
-    return any(part.startswith(".") or part == "__MACOSX" for part in parts) or parts[-1].lower() in _SKIPPED_NAMES
-
-
-def split_from_name(file_name: str) -> str | None:
-    prefix = file_name.split("_", 1)[0].lower() if "_" in file_name else ""
-    return _PREFIX_SPLITS.get(prefix)
-
-
-def classify_entry(name: str) -> tuple[str | None, str | None]:
-    """(class, split folder) for a relative file path, from its parent folders."""
-    parts = PurePosixPath(name).parts[:-1]
-    for depth in range(len(parts) - 1, -1, -1):
-        emotion = normalize_class_name(parts[depth])
-        if emotion is not None:
-            split_folder = None
-            if depth > 0:
-                split_folder = _FOLDER_SPLITS.get(parts[depth - 1].lower().replace("_", "").replace("-", ""))
-            return emotion, split_folder
-    return None, None
 
 
 def _load_files(
@@ -433,70 +371,3 @@ def _finish(dataset: Dataset) -> Dataset:
 
 # ---------------------------------------------------------------------------------------------
 # Cache
-
-
-def _source_signature(source: Path) -> dict:
-    """What the cache key depends on: a file's bytes, or a folder's names, sizes and mtimes (hashing images is slow)."""
-    digest = hashlib.sha256()
-    if source.is_dir():
-        for root, dirs, files in os.walk(source):
-            dirs.sort()
-            for name in sorted(files):
-                relative = (Path(root) / name).relative_to(source).as_posix()
-                try:
-                    stat = (Path(root) / name).stat()
-                except OSError:  # a dangling or looping link: listed as a bad file when the images are read
-                    digest.update(f"{relative}\0unreadable\n".encode())
-                    continue
-                digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return {"tree": digest.hexdigest()}
-    with open(source, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest()}
-
-
-def _cache_prefix(source: Path) -> str:
-    """The part of a cache file name that stands for the source's path: `<stem>-<path digest>-`."""
-    return f"{source.stem}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}-"
-
-
-def _cache_file(source: Path, cache_dir: str | os.PathLike | None) -> Path:
-    signature = {"version": CACHE_FORMAT_VERSION, "size": IMAGE_SIZE, **_source_signature(source)}
-    key = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return directory / f"{_cache_prefix(source)}{key}.npz"
-
-
-def _remove_stale_caches(cache_file: Path, source: Path) -> None:
-    """Delete caches of the same source path whose content key no longer matches (each is ~80 MB for FER-2013)."""
-    for stale in cache_file.parent.glob(f"{_cache_prefix(source)}*.npz"):
-        if stale != cache_file:
-            try:
-                stale.unlink()
-            except OSError as error:
-                print(f"warning: could not remove the stale dataset cache {stale}: {error}", file=sys.stderr)
-
-
-def _write_cache(cache_file: Path, dataset: Dataset) -> None:
-    payload = {
-        "images": dataset.images,
-        "labels": dataset.labels,
-        "splits": dataset.splits,
-        "paths": dataset.paths,
-        "report": np.array(json.dumps(dataset.report.to_dict())),
-    }
-    try:
-        atomic_save(cache_file, lambda temporary: np.savez(temporary, **payload))
-    except OSError as error:
-        print(f"warning: could not write the dataset cache {cache_file}: {error}", file=sys.stderr)
-
-
-def _read_cache(cache_file: Path) -> Dataset | None:
-    try:
-        with np.load(cache_file, allow_pickle=False) as data:
-            report = LoadReport.from_dict(json.loads(str(data["report"])))
-            report.from_cache = True
-            return Dataset(data["images"], data["labels"], data["splits"], data["paths"], report)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None

@@ -24,7 +24,8 @@ from ferlib.atomic import atomic_write_bytes
 from ferlib.classes import EMOTIONS, normalize_class_name
 from ferlib.classes import class_name as canonical_class
 from ferlib.data.archive import check_dataset_zip, open_source, unsafe_entry_reason
-from ferlib.data.datasets import MAX_IMAGE_FILE_BYTES, ProgressCallback, is_hidden
+from ferlib.data.datasets import MAX_IMAGE_FILE_BYTES, ProgressCallback
+from ferlib.data.layouts import is_hidden
 from ferlib.data.preprocess import IMAGE_SIZE, decode_photo, preprocess_face, to_grayscale
 from ferlib.errors import FerError
 from ferlib.live.detection import FaceBox, make_detector
