@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ferlib.errors import FerError
-from ferlib.jobs import folder
+from ferlib.jobs import folder, processes
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -85,7 +85,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _train(arguments: argparse.Namespace) -> int:
-    folder.lower_priority()  # training yields the CPU to the dashboard and the live camera
+    processes.lower_priority()  # training yields the CPU to the dashboard and the live camera
     from ferlib.training import distributed
     from ferlib.training.trainer import run_training, run_worker
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ferlib.errors import FerError
-from ferlib.jobs import folder
+from ferlib.jobs import folder, processes
 from ferlib.tuning import search_space
 
 
@@ -36,7 +36,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _tune(arguments: argparse.Namespace) -> int:
-    folder.lower_priority()
+    processes.lower_priority()
     from ferlib.jobs import searches
 
     if arguments.join:

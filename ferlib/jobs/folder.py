@@ -9,7 +9,6 @@ on a machine: launching checks for active jobs under an exclusive lock. Plain Py
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import secrets
@@ -24,6 +23,7 @@ from typing import Any
 
 from ferlib.atomic import atomic_write_json, read_json, read_json_lines, read_json_object
 from ferlib.errors import FerError
+from ferlib.jobs import processes
 from ferlib.jsonutil import as_int, as_number
 
 try:
@@ -46,7 +46,6 @@ STOP_FILE = "stop.request"
 LAUNCH_LOCK_FILE = ".launch.lock"
 CREATED_GRACE_SECONDS = 60  # a 'created' job's process may take this long to start before it counts as lost
 # Job processes run below the dashboard's priority, so pages and the live camera stay responsive while they train.
-JOB_NICENESS = 10
 
 
 def default_runs_dir() -> Path:
@@ -150,7 +149,7 @@ def write_status(job_dir: str | os.PathLike, state: str, **details: Any) -> None
         status["started"] = now
     if state in ("finished", "failed", "stopped"):
         status["ended"] = now
-    status.update(process_identity(int(status["pid"])))
+    status.update(processes.process_identity(int(status["pid"])))
     atomic_write_json(Path(job_dir) / STATUS_FILE, status)
 
 
@@ -163,90 +162,13 @@ def read_status(job_dir: str | os.PathLike) -> dict[str, Any]:
     recently_created = state == "created" and time.time() - (as_number(status.get("updated")) or 0) < (
         CREATED_GRACE_SECONDS
     )
-    if state in ACTIVE_STATES and pid and not recently_created and not _process_alive(pid, status):
+    if state in ACTIVE_STATES and pid and not recently_created and not processes.process_alive(pid, status):
         status = {**status, "state": "interrupted", "error": "the process ended without finishing"}
     return status
 
 
 def is_active(job_dir: str | os.PathLike) -> bool:
     return read_status(job_dir).get("state") in ACTIVE_STATES
-
-
-def process_identity(pid: int) -> dict[str, Any]:
-    """What tells this process apart from a later one given the same pid: the boot and the process's start time.
-
-    Linux only (from /proc); elsewhere empty, and a recorded pid is trusted as it is.
-    """
-    boot_id, start_ticks = _boot_id(), _process_start_ticks(pid)
-    identity: dict[str, Any] = {}
-    if boot_id:
-        identity["boot_id"] = boot_id
-    if start_ticks is not None:
-        identity["pid_start_ticks"] = start_ticks
-    return identity
-
-
-@functools.cache
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
-    except OSError:
-        return None
-
-
-def _process_stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (state first), or None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
-            return stream.read().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-
-
-def _process_start_ticks(pid: int) -> int | None:
-    fields = _process_stat_fields(pid)
-    try:
-        return int(fields[19]) if fields else None  # field 22 of stat: start time in clock ticks after boot
-    except (IndexError, ValueError):
-        return None
-
-
-@functools.cache
-def _boot_time() -> float | None:
-    """When the machine booted (Linux: btime in /proc/stat), or None."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stream:
-            for line in stream:
-                if line.startswith("btime "):
-                    return float(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _process_alive(pid: int, status: dict[str, Any] | None = None) -> bool:
-    """Whether the process a status names still runs: same boot, its pid exists and is not a zombie and, when the
-    status recorded it, the process started at the same time (so a pid reused by a later process does not count)."""
-    status = status or {}
-    recorded_boot, current_boot = status.get("boot_id"), _boot_id()
-    if recorded_boot and current_boot and recorded_boot != current_boot:
-        return False
-    booted = _boot_time()
-    if not recorded_boot and booted and float(status.get("updated") or booted) < booted:
-        return False  # an older status without a boot id, last written before this boot
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: /proc still tells its start time
-    fields = _process_stat_fields(pid)
-    if fields is None:
-        return True
-    if fields and fields[0] == "Z":
-        return False
-    recorded_start = status.get("pid_start_ticks")
-    return recorded_start is None or _process_start_ticks(pid) in (None, recorded_start)
 
 
 # --- stop requests, progress and log --------------------------------------------------------------------------
@@ -421,7 +343,7 @@ def spawn(job_dir: Path, arguments: list[str], *, extra_env: dict[str, str] | No
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, **(extra_env or {})},
-            preexec_fn=lower_priority if os.name == "posix" else None,
+            preexec_fn=processes.lower_priority if os.name == "posix" else None,
         )
 
 
@@ -440,11 +362,3 @@ def launch(job_dir: Path, arguments: list[str], *, resume: bool, extra_env: dict
     status = read_json_object(job_dir / STATUS_FILE)
     if status.get("state") == "created":
         write_status(job_dir, "created", pid=process.pid, launched=time.time(), resumed=resume)
-
-
-def lower_priority() -> None:
-    """Run this process at JOB_NICENESS (once; a process already as nice or nicer is left as it is)."""
-    with contextlib.suppress(OSError):
-        current = os.nice(0)
-        if current < JOB_NICENESS:
-            os.nice(JOB_NICENESS - current)
