@@ -2,9 +2,8 @@
 
 `run_search` is what `python -m ferlib tune` executes. It first trains the untuned baseline config on the
 search's budget, then lets a keras-tuner strategy (random, grid, Bayesian optimisation or Hyperband) train
-trials built by `FerHyperModel`: each trial is `trial_config(baseline, values)` trained exactly as a training
-run would be (ferlib.nets.architectures.build_model, ferlib.training.trainer's compile and tf.data pipeline, the epoch
-learning-rate schedule). Progress goes to the folder as JSON lines, stop requests and SIGTERM end the search
+trials built by `FerHyperModel` (ferlib.tuning.hypermodel): each trial is `trial_config(baseline, values)` trained
+exactly as a training run would be. Progress goes to the folder as JSON lines, stop requests and SIGTERM end the search
 after the current batch, and a stopped or killed search resumes where it was (keras-tuner reloads its project
 with `overwrite=False` and re-runs the trial that was interrupted).
 """
@@ -17,7 +16,6 @@ import socket
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,236 +38,12 @@ from ferlib.jobs.searches import (
     load_search_config,
     read_trials,
 )
-from ferlib.jsonutil import finite
-from ferlib.nets.architectures import build_model
-from ferlib.training.callbacks import learning_rate_callbacks, patience_callbacks
-from ferlib.training.config import TrainConfig
-from ferlib.training.trainer import (
-    class_subset,
-    class_weights,
-    compile_model,
-    make_training_pipeline,
-    select_training_data,
-    steps_per_epoch,
-    validation_arrays,
-)
+from ferlib.training.trainer import steps_per_epoch
 from ferlib.tuning import distributed
+from ferlib.tuning.hypermodel import FerHyperModel, TuningData, build_compiled_model, fit_config
 from ferlib.tuning.project import back_up_project, repair_project
 from ferlib.tuning.search_space import trial_config
-
-OBJECTIVE = "val_accuracy"
-BATCH_RECORD_SECONDS = 2.0
-
-
-class SearchStopped(keras_tuner.errors.FatalError):
-    """Raised after a batch when a stop was requested; keras-tuner passes FatalErrors out of `search`."""
-
-
-class TimeLimitReached(keras_tuner.errors.FatalError):
-    """Raised before a new trial once the wall-clock limit has passed."""
-
-
-@dataclass
-class TuningData:
-    """The training subset and validation split every trial (and the baseline) trains and scores on."""
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    validation: tuple[np.ndarray, np.ndarray]
-
-    @classmethod
-    def from_dataset(cls, dataset: Dataset, base: TrainConfig) -> TuningData:
-        images, labels = select_training_data(dataset, base)
-        validation_images, validation_labels = class_subset(dataset, "validation", base)
-        if len(validation_labels) == 0:
-            raise FerError(
-                f"Expected validation images in {dataset.report.source!r}; received an empty validation split"
-            )
-        classes = len(base.class_set.names)
-        return cls(images, labels, validation_arrays(validation_images, validation_labels, classes))
-
-
-def build_compiled_model(config: TrainConfig, data: TuningData) -> keras.Model:
-    """The config's model, seeded and compiled as a training run on `data` would build it."""
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config.architecture, num_classes=len(config.class_set.names), **config.hyperparameters)
-    compile_model(model, config, steps_per_epoch(len(data.train_labels), config))
-    return model
-
-
-def fit_config(
-    model: keras.Model,
-    config: TrainConfig,
-    data: TuningData,
-    callbacks: list[keras.callbacks.Callback],
-    *,
-    epochs: int,
-    initial_epoch: int = 0,
-    verbose: int = 0,
-):
-    """Train `model` on the config's augmented pipeline with its learning-rate schedule (plateau cuts and early
-    stopping included, as in a training run); returns the History."""
-    pipeline = make_training_pipeline(data.train_images, data.train_labels, config)
-    return model.fit(
-        pipeline,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        validation_data=data.validation,
-        validation_batch_size=256,
-        callbacks=[*learning_rate_callbacks(config), *patience_callbacks(config).values(), *callbacks],
-        verbose=verbose,
-        class_weight=class_weights(data.train_labels, len(config.class_set.names)) if config.class_weighting else None,
-    )
-
-
-class SearchSession:
-    """The running search's bookkeeping: stop and time checks, trials.jsonl records, best.json."""
-
-    def __init__(
-        self, search_dir: Path, config: SearchConfig, stop: StopSignal, started: float, worker: str | None = None
-    ) -> None:
-        self.search_dir = search_dir
-        self.config = config
-        self.stop = stop
-        self.worker = worker  # this worker's id when the search is spread over processes (its chief keeps time)
-        self.deadline = started + config.max_minutes * 60 if config.max_minutes and worker is None else None
-        self.current_trial: str | None = None
-        self.trial_started = 0.0
-        self.epochs_trained = 0
-
-    def check_stop(self) -> None:
-        if self.stop.should_stop():
-            raise SearchStopped("a stop was requested")
-
-    def before_trial(self) -> None:
-        """Called before keras-tuner creates a trial: honour stop requests and the wall-clock limit."""
-        self.check_stop()
-        if self.deadline is not None and time.time() >= self.deadline:
-            raise TimeLimitReached(f"the {self.config.max_minutes:g}-minute limit was reached")
-
-    def record(self, record: dict[str, Any]) -> None:
-        worker = {"worker": self.worker} if self.worker else {}
-        append_json_line(self.search_dir / TRIALS_FILE, {"time": time.time(), **worker, **record})
-
-    def trial_begun(self, trial: keras_tuner.engine.trial.Trial) -> None:
-        self.current_trial, self.trial_started, self.epochs_trained = trial.trial_id, time.time(), 0
-        values = trial.hyperparameters.values
-        self.record(
-            {
-                "event": "trial_start",
-                "trial": trial.trial_id,
-                "hyperparameters": {name: values[name] for name in self.config.space if name in values},
-                "tuner": {name: value for name, value in values.items() if name.startswith("tuner/")},
-            }
-        )
-
-    def trial_ended(self, trial: keras_tuner.engine.trial.Trial, status: str | None = None) -> None:
-        duration = time.time() - self.trial_started
-        score = trial.score if trial.score is not None and math.isfinite(trial.score) else None
-        state = status or str(trial.status).lower()
-        message = (trial.message or "").strip().splitlines()[-1:] if state in ("failed", "invalid") else []
-        self.record(
-            {
-                "event": "trial_end",
-                "trial": trial.trial_id,
-                "status": state,
-                "score": score,
-                "duration_seconds": duration,
-                "epochs": self.epochs_trained,
-                **({"error": message[0]} if message else {}),
-            }
-        )
-        self.current_trial = None
-        shown = f"{OBJECTIVE}={score:.4f}" if score is not None else state
-        print(f"trial {trial.trial_id}: {shown} in {duration:.0f} s", flush=True)
-
-    def progress_callback(self, trial: str, epochs: int, steps_per_epoch: int) -> SearchProgress:
-        return SearchProgress(self, trial, epochs, steps_per_epoch)
-
-
-class SearchProgress(keras.callbacks.Callback):
-    """Appends batch (every few seconds) and epoch records of one trial to progress.jsonl; checks for stops.
-
-    keras-tuner keeps only the objective's values in its own files, so this is where per-epoch metrics live.
-    """
-
-    def __init__(self, session: SearchSession, trial: str, epochs: int, steps_per_epoch: int) -> None:
-        super().__init__()
-        self.session = session
-        self.trial = trial
-        self.epochs = epochs
-        self.steps_per_epoch = steps_per_epoch
-        self.path = session.search_dir / folder.PROGRESS_FILE
-        self.epoch = 0
-        self.epoch_started = self.last_batch_record = 0.0
-
-    def _write(self, record: dict[str, Any]) -> None:
-        append_json_line(self.path, {"time": time.time(), "trial": self.trial, "epochs": self.epochs, **record})
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch, self.epoch_started, self.last_batch_record = epoch, time.time(), 0.0
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.session.check_stop()
-        now = time.time()
-        if now - self.last_batch_record < BATCH_RECORD_SECONDS:
-            return
-        self.last_batch_record = now
-        logs = logs or {}
-        self._write(
-            {
-                "event": "batch",
-                "epoch": self.epoch + 1,
-                "batch": batch + 1,
-                "steps": self.steps_per_epoch,
-                "loss": finite(logs.get("loss")),
-                "accuracy": finite(logs.get("accuracy")),
-            }
-        )
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.session.epochs_trained += 1
-        record = {"event": "epoch", "epoch": epoch + 1, "epoch_seconds": time.time() - self.epoch_started}
-        record.update({key: finite(value) for key, value in (logs or {}).items() if key != "learning_rate"})
-        self._write(record)
-
-
-class FerHyperModel(keras_tuner.HyperModel):
-    """The search space as a keras-tuner HyperModel: every hyperparameter a Choice among the search's values.
-
-    `build` and `fit` both go through `trial_config`, so a trial trains exactly like a training run of the
-    config it reports (and like the baseline, which is `trial_config` of no changes).
-    """
-
-    def __init__(self, config: SearchConfig, data: TuningData, session: SearchSession) -> None:
-        super().__init__(name="fer_studio", tunable=True)
-        self.config = config
-        self.data = data
-        self.session = session
-
-    def trial_values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
-        """Declare (first call) or read every hyperparameter of the space."""
-        return {name: hp.Choice(name, list(choices)) for name, choices in self.config.space.items()}
-
-    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_compiled_model(trial_config(self.config.base, self.trial_values(hp)), self.data)
-
-    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any):
-        """Train one trial. Hyperband passes `epochs` and `initial_epoch`; other strategies train the full budget."""
-        config = trial_config(self.config.base, self.trial_values(hp))
-        epochs = int(kwargs.get("epochs", config.epochs))
-        steps = steps_per_epoch(len(self.data.train_labels), config)
-        trial = self.session.current_trial or "?"
-        callbacks = [*kwargs.get("callbacks", []), self.session.progress_callback(trial, epochs, steps)]
-        return fit_config(
-            model,
-            config,
-            self.data,
-            callbacks,
-            epochs=epochs,
-            initial_epoch=int(kwargs.get("initial_epoch", 0)),
-            verbose=kwargs.get("verbose", 0),
-        )
+from ferlib.tuning.session import OBJECTIVE, SearchSession, SearchStopped, TimeLimitReached
 
 
 class SessionHooks:

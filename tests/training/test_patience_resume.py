@@ -14,7 +14,7 @@ from ferlib.nets.modelio import sidecar_path
 from ferlib.training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import run_training
-from ferlib.tuning import tuner
+from ferlib.tuning import hypermodel
 
 
 def tiny_model() -> keras.Model:
@@ -108,7 +108,7 @@ def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(
         def fit(self, *args, callbacks, class_weight=None, **kwargs):
             captured["callbacks"], captured["class_weight"] = callbacks, class_weight
 
-    monkeypatch.setattr(tuner, "make_training_pipeline", lambda *args, **kwargs: None)
+    monkeypatch.setattr(hypermodel, "make_training_pipeline", lambda *args, **kwargs: None)
     config = TrainConfig(
         architecture="compact_cnn",
         schedule="plateau",
@@ -117,7 +117,7 @@ def test_search_trials_use_the_configs_plateau_early_stopping_and_class_weights(
         class_weighting=True,
     )
     data = SimpleNamespace(train_images=None, train_labels=np.array([0, 0, 0, 1]), validation=None)
-    tuner.fit_config(RecordingModel(), config, data, [], epochs=3)
+    hypermodel.fit_config(RecordingModel(), config, data, [], epochs=3)
     by_kind = {type(callback).__name__: callback for callback in captured["callbacks"]}
     assert by_kind["ResumableReduceLROnPlateau"].patience == 4
     assert by_kind["ResumableEarlyStopping"].patience == 6

@@ -17,7 +17,7 @@ from ferlib.atomic import read_json, read_json_lines
 from ferlib.cli import main
 from ferlib.jobs import folder, runs, searches
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import search_space, tuner
+from ferlib.tuning import search_space, session, tuner
 from ferlib.tuning.search_space import default_space, scaled_augmentation, trial_config, validate_space
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -145,13 +145,13 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
 ):
 
     search_dir = searches.create_search(tiny_search(training_data, "bayesian"), tmp_path)
-    original_end = tuner.SearchSession.trial_ended
+    original_end = session.SearchSession.trial_ended
 
     def stop_after_the_first_trial(self, trial, status=None):
         original_end(self, trial, status)
         folder.request_stop(search_dir)
 
-    monkeypatch.setattr(tuner.SearchSession, "trial_ended", stop_after_the_first_trial)
+    monkeypatch.setattr(session.SearchSession, "trial_ended", stop_after_the_first_trial)
     status = tuner.run_search(search_dir, dataset=dataset)
     monkeypatch.undo()
     assert status["state"] == "stopped" and status["trials"] == 1
