@@ -2,12 +2,14 @@
 
 Each design trains for a few hundred real FER-2013 faces through ferlib's own training pipeline (the same
 augmentation, optimizer and loss as `python -m ferlib train`), after a warm-up that absorbs tracing. Run it
-with nothing else on the CPU: the figure is what one epoch of 28,709 faces will cost.
+with nothing else on the CPU: the figure is what one epoch of 28,709 faces will cost. `--precision both` times
+each design in float32 and in mixed bfloat16 (the config's `precision`), alternating.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -38,16 +40,17 @@ DESIGNS: dict[str, dict] = {
 }
 
 
-def measure(design: dict, steps: int, threads: int) -> dict:
+def measure(design: dict, steps: int, threads: int, precision: str = "float32") -> dict:
     """Images/s of one epoch of `steps` training batches of 64, after three warm-up batches."""
     limit_threads(threads)
     from ferlib.nets.architectures import build_model
+    from ferlib.nets.precision import with_precision
     from ferlib.training.config import TrainConfig
     from ferlib.training.trainer import compile_model, make_training_pipeline
 
-    config = TrainConfig(**design)
+    config = TrainConfig(**design, precision=precision)
     images, labels = split_faces("train", limit=steps * config.batch_size)
-    model = build_model(config.architecture, **config.hyperparameters)
+    model = with_precision(build_model(config.architecture, **config.hyperparameters), config.precision)
     compile_model(model, config, steps)
     pipeline = make_training_pipeline(images, labels, config)
     model.fit(pipeline.take(3), epochs=1, verbose=0)  # tracing and first-call costs
@@ -67,19 +70,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="batches of 64 to time per design (default 40)")
     parser.add_argument("--threads", type=int, default=0, help="cores to use (0 = all)")
     parser.add_argument("--only", help="time only the designs whose name contains this text, e.g. 'crops'")
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "mixed_bfloat16", "both"],
+        default="float32",
+        help="the training precision to time (default float32); both: each design in each, alternating",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="time each design (and precision) this many times")
     parser.add_argument("--design", help=argparse.SUPPRESS)  # worker mode: one design per process
     arguments = parser.parse_args()
     if arguments.design is not None:
-        print(json.dumps(measure(DESIGNS[arguments.design], arguments.steps, arguments.threads)))
+        print(json.dumps(measure(DESIGNS[arguments.design], arguments.steps, arguments.threads, arguments.precision)))
         return
-    print(f"{'design':<44} {'parameters':>11} {'images/s':>9} {'min/epoch':>10}")
+    precisions = ["float32", "mixed_bfloat16"] if arguments.precision == "both" else [arguments.precision]
+    print(f"{'design':<44} {'precision':<15} {'parameters':>11} {'images/s':>9} {'min/epoch':>10}")
     for name in DESIGNS if arguments.only is None else [name for name in DESIGNS if arguments.only in name]:
-        command = [sys.executable, __file__, "--design", name, "--steps", str(arguments.steps)]
-        output = subprocess.run([*command, "--threads", str(arguments.threads)], capture_output=True, text=True)
-        if output.returncode != 0:
-            sys.exit(output.stderr)
-        row = json.loads(output.stdout.strip().splitlines()[-1])
-        print(f"{name:<44} {row['parameters']:>11,} {row['images_per_second']:>9.1f} {row['epoch_minutes']:>10.1f}")
+        for _, precision in itertools.product(range(arguments.repeats), precisions):
+            command = [sys.executable, __file__, "--design", name, "--steps", str(arguments.steps)]
+            command += ["--threads", str(arguments.threads), "--precision", precision]
+            output = subprocess.run(command, capture_output=True, text=True)
+            if output.returncode != 0:
+                sys.exit(output.stderr)
+            row = json.loads(output.stdout.strip().splitlines()[-1])
+            figures = f"{row['parameters']:>11,} {row['images_per_second']:>9.1f} {row['epoch_minutes']:>10.1f}"
+            print(f"{name:<44} {precision:<15} {figures}", flush=True)
 
 
 if __name__ == "__main__":

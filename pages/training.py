@@ -15,6 +15,7 @@ from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, progress, runs
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
+from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, PRECISIONS, fast_bfloat16
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
 from ferlib.tuning import search_space
 from pages.components import access, charts, common, jobs
@@ -44,10 +45,16 @@ HELP = {name: spec.help for name, spec in search_space.SPECS.items()} | {  # by 
     "label_smoothing": "Moves this much of each target onto the other classes: against FER-2013's noisy labels.",
     "weight_decay": "Shrinks the weights a little every step (sgd, adamw; adamw uses 0.004 when 0). 0: off.",
     "keep_epoch_checkpoints": "Saves each epoch's weights, so `python -m ferlib average` can average them (SWA).",
+    "precision": "mixed bfloat16 computes in bfloat16 with float32 weights: about 1.5x faster on CPUs with AVX-512 "
+    "BF16 or AMX, slower elsewhere. The saved best model computes in float32 either way.",
     "filters": "Channels of each convolution block, comma-separated: one block per number, each halving the image.",
     "dense_units": "Width of the dense layer before the classifier (0: straight from the features to the output).",
     "dense_dropout": "Fraction of the dense layer's activations dropped while training.",
     "input_crop": "Look at the central square of this side only (training shifts the face under it); 0: all of it.",
+}
+PRECISION_LABELS = {
+    FLOAT32: "float32",
+    MIXED_BFLOAT16: "mixed bfloat16 (faster on this CPU)" if fast_bfloat16() else "mixed bfloat16 (slower here)",
 }
 FIELDS = [  # TrainConfig field, label, then a menu's options or a number's minimum, maximum and step
     ("train_fraction", "Training fraction", 0.05, 1.0, 0.05),
@@ -186,11 +193,14 @@ def data_controls(sources: list[Path]) -> dict[str, Any]:
 
 def settings_controls(runs_dir: Path, architecture: str) -> dict[str, Any]:
     """The run's starting model, optimisation and augmentation settings, as TrainConfig fields."""
-    start_column, _ = st.columns(2)
+    start_column, precision_column = st.columns(2)
     models = [entry for entry in catalog.available_models(runs_dir) if entry.architecture == architecture]
     starts = {"": "Random initialisation", **{str(entry.model_path): common.entry_label(entry) for entry in models}}
     options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
     settings = {"initial_model": start_column.selectbox("Start from", list(starts), **options)}
+    settings["precision"] = precision_column.selectbox(
+        "Precision", PRECISIONS, format_func=PRECISION_LABELS.get, key="training_precision", help=HELP["precision"]
+    )
     for column, (field, *control) in zip(st.columns(4) * 3, FIELDS, strict=True):
         settings[field] = config_control(column, field, *control)
     st.markdown("**Augmentation** (applied to training batches only)")

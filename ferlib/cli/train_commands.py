@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ferlib.errors import FerError
 from ferlib.jobs import folder, processes
+from ferlib.nets.precision import PRECISIONS
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -14,6 +15,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--data", help="dataset path (default: the config's 'data')")
     train.add_argument("--config", help="JSON file with TrainConfig settings")
     train.add_argument("--epochs", type=int, help="override the config's epochs")
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="override the config's precision; mixed_bfloat16 trains about 1.5x faster on CPUs with AVX-512 BF16 "
+        "or AMX (a resumed run continues at the same step in the new precision)",
+    )
     train.add_argument(
         "--classes", help="the classes to tell apart, e.g. happy,sad (default: the config's, else all seven)"
     )
@@ -149,13 +156,11 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
     _check_options_of_existing_run(arguments)
     if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
         raise FerError(
-            "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs); received it with "
+            "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs, --precision); received it with "
             "--resume, --run-dir, --config or --initial-model"
         )
     snapshot = read_snapshot(arguments.resume_from)
-    config = snapshot.config
-    if arguments.epochs is not None:
-        config = config.updated(epochs=arguments.epochs)  # checked before anything is restored
+    config = snapshot.config.updated(**_overrides(arguments))  # checked before anything is restored
     data = arguments.data or config.data
     if not data or not Path(data).expanduser().exists():
         raise FerError(
@@ -165,8 +170,7 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
     root = Path(arguments.runs_dir) if arguments.runs_dir else folder.default_runs_dir()
     folder.ensure_no_active_job(root)  # one job at a time here too
     run_dir = restore_snapshot(snapshot, root, data=arguments.data)
-    if arguments.epochs is not None:
-        _write_epochs(run_dir, arguments.epochs)
+    _write_overrides(run_dir, arguments)
     runs.ensure_run_may_train(run_dir, resume=True)
     return run_dir
 
@@ -184,21 +188,25 @@ def _existing_run(arguments: argparse.Namespace) -> Path:
     if not arguments.run_dir:
         raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
     run_dir = Path(arguments.run_dir)
-    config = runs.load_config(run_dir)
-    if arguments.epochs is not None:
-        config.updated(epochs=arguments.epochs)  # a wrong count is refused before the folder is touched
+    runs.load_config(run_dir).updated(**_overrides(arguments))  # a wrong setting is refused before any change
     runs.ensure_run_may_train(run_dir, resume=arguments.resume)
-    if arguments.epochs is not None:
-        _write_epochs(run_dir, arguments.epochs)
+    _write_overrides(run_dir, arguments)
     return run_dir
 
 
-def _write_epochs(run_dir: Path, epochs: int) -> None:
+def _overrides(arguments: argparse.Namespace) -> dict:
+    """The settings an existing run may change when it continues: its epoch count and its precision."""
+    changes = {"epochs": arguments.epochs, "precision": arguments.precision}
+    return {name: value for name, value in changes.items() if value is not None}
+
+
+def _write_overrides(run_dir: Path, arguments: argparse.Namespace) -> None:
     from ferlib.atomic import atomic_write_json
     from ferlib.jobs import runs
 
-    updated = runs.load_config(run_dir).updated(epochs=epochs)
-    atomic_write_json(run_dir / folder.CONFIG_FILE, updated.to_dict())
+    if _overrides(arguments):
+        updated = runs.load_config(run_dir).updated(**_overrides(arguments))
+        atomic_write_json(run_dir / folder.CONFIG_FILE, updated.to_dict())
 
 
 def _new_run(arguments: argparse.Namespace) -> Path:
@@ -207,9 +215,7 @@ def _new_run(arguments: argparse.Namespace) -> Path:
     from ferlib.training.config import TrainConfig
 
     config = TrainConfig.from_file(arguments.config) if arguments.config else TrainConfig()
-    changes = {}
-    if arguments.epochs is not None:
-        changes["epochs"] = arguments.epochs
+    changes = _overrides(arguments)
     if arguments.data:
         changes["data"] = str(Path(arguments.data).expanduser().resolve())
     if arguments.initial_model:

@@ -12,6 +12,7 @@ from ferlib.classes import EMOTIONS, ClassSet
 from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
+from ferlib.nets.precision import FLOAT32, with_precision
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
 DEFAULT_MODEL_NAME = "fer_vgg.keras"
@@ -160,7 +161,7 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, An
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise FerError(f"Expected a readable Keras model; received {str(target)!r} ({reason})") from None
     check_model_shapes(model.input_shape, model.output_shape, target, class_names)
-    return model, metadata
+    return with_precision(model, FLOAT32), metadata  # a training checkpoint may compute in mixed bfloat16
 
 
 def check_model_shapes(

@@ -23,6 +23,7 @@ from ferlib.evaluation.lineage import checkpoint_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import model_metadata, save_model
+from ferlib.nets.precision import FLOAT32, with_precision
 from ferlib.training.trainer import class_subset, make_training_pipeline, select_training_data
 
 
@@ -133,6 +134,7 @@ def average_run(
 
     try:
         model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=False)  # the architecture to fill
+        model = with_precision(model, FLOAT32)  # last.keras computes in the run's precision; the average in float32
     except Exception as error:  # Keras raises assorted types for a truncated or foreign file
         raise FerError(f"Expected a loadable {runs.LAST_MODEL} in {str(run_dir)!r}; received {error}") from None
 

@@ -16,6 +16,7 @@ from ferlib.jobs import folder, runs
 from ferlib.jobs.folder import StopSignal
 from ferlib.jsonutil import finite
 from ferlib.nets.modelio import model_metadata, save_model
+from ferlib.nets.precision import FLOAT32, with_precision
 from ferlib.training.config import TrainConfig
 
 
@@ -229,7 +230,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             metadata = model_metadata(self.config.to_dict(), metrics)
             metadata.update(checkpoint_lineage(self.run_dir, self.config.to_dict(), float(score)))
             with averaged_weights(self.model) if weights == "moving average" else nullcontext():
-                save_model(self.model, self.run_dir / runs.BEST_MODEL, metadata)
+                # float32 whatever the training precision: best.keras is what people evaluate, export and ship
+                save_model(with_precision(self.model, FLOAT32), self.run_dir / runs.BEST_MODEL, metadata)
         atomic_write_json(
             self.run_dir / runs.STATE_FILE,
             {

@@ -26,6 +26,7 @@ from ferlib.jobs.runs import AVERAGE_MODEL, BEST_MODEL
 from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.export import count_flops, export_tflite, export_tflite_int8, tflite_agreement
 from ferlib.nets.modelio import model_metadata, read_metadata, save_model
+from ferlib.nets.precision import FLOAT32, with_precision
 from ferlib.training.averaging import averaging_note, check_current
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import class_subset
@@ -74,7 +75,7 @@ def ship_model(
     if not best.exists():
         raise FerError(f"Expected a run folder with {checkpoint}; received {str(run_dir)!r}")
     try:
-        model = keras.saving.load_model(best, compile=False)
+        model = with_precision(keras.saving.load_model(best, compile=False), FLOAT32)
     except Exception as error:  # Keras raises assorted types for a truncated or foreign file
         raise FerError(f"Expected a loadable {checkpoint} in {str(run_dir)!r}; received {error}") from None
     checkpoint_card = read_metadata(best)

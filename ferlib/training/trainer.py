@@ -26,6 +26,7 @@ from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sidecar_path
+from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, fast_bfloat16, precision_of, with_precision
 from ferlib.training import distributed
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
 from ferlib.training.distributed import Cluster
@@ -66,6 +67,22 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int):
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay or 0.004, **average)
     return keras.optimizers.Adam(rate, **average)
+
+
+def in_precision(model, config: TrainConfig):
+    """A compiled training model computing in the config's precision, with the same weights and optimizer state
+    (step, rate schedule, momentum slots, weight average): `model` itself when it already computes so."""
+    import keras
+
+    if precision_of(model) == config.precision:
+        return model
+    copy = with_precision(model, config.precision)
+    optimizer = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model.optimizer))
+    compile_model(copy, config, optimizer=optimizer)
+    optimizer.build(copy.trainable_variables)
+    for new, old in zip(optimizer.variables, model.optimizer.variables, strict=True):
+        new.assign(old)
+    return copy
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int = 0, optimizer=None) -> None:
@@ -289,15 +306,24 @@ def _fit(
         )
 
     steps = steps_per_epoch(len(train_labels), config)
+    if config.precision == MIXED_BFLOAT16 and not fast_bfloat16():
+        print(
+            "note: this CPU has no native bfloat16 (AVX-512 BF16 or AMX): mixed_bfloat16 trains slower here than "
+            "float32",
+            file=sys.stderr,
+            flush=True,
+        )
     with strategy.scope() if strategy else contextlib.nullcontext():  # a distributed run's variables are mirrored
         if resuming:
-            model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+            saved_model = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
+            model = in_precision(saved_model, config)  # the config's precision may have changed since
             if config.schedule != "plateau":  # the config's curve (its epochs may have been extended); same step
                 model.optimizer.learning_rate = learning_rate(config, steps)
         else:
             model = build_model(config.architecture, num_classes=len(classes), **config.hyperparameters)
             if config.initial_model:
                 load_initial_weights(model, config.initial_model, config.class_set)
+            model = with_precision(model, config.precision)
             compile_model(model, config, steps)
     if chief and resuming:
         runs.truncate_history(run_dir, initial_epoch)
@@ -348,6 +374,7 @@ def _fit(
                 "parameters": int(model.count_params()),
                 "recipe_revision": RECIPE_REVISION,
                 "workers": cluster.size if cluster else 1,
+                "precision": config.precision,
             },
         ),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=resume),
@@ -379,6 +406,7 @@ def _fit(
     # Read back from its file: a distributed run's own model would predict only with every worker taking part.
     saved = best_path if best_path.exists() else run_dir / runs.LAST_MODEL
     best_model = keras.saving.load_model(saved, compile=False) if strategy or best_path.exists() else model
+    best_model = with_precision(best_model, FLOAT32)  # what is saved for use computes in float32
     evaluations = evaluate_modes(best_model, validation_images, validation_labels, "flip", classes)
     metrics = {
         "validation": evaluations["none"],

@@ -13,6 +13,7 @@ from ferlib.data.datasets import Dataset
 from ferlib.errors import FerError
 from ferlib.jobs.searches import SearchConfig
 from ferlib.nets.architectures import build_model
+from ferlib.nets.precision import with_precision
 from ferlib.training.callbacks import learning_rate_callbacks, patience_callbacks
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import (
@@ -52,6 +53,7 @@ def build_compiled_model(config: TrainConfig, data: TuningData) -> keras.Model:
     """The config's model, seeded and compiled as a training run on `data` would build it."""
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.architecture, num_classes=len(config.class_set.names), **config.hyperparameters)
+    model = with_precision(model, config.precision)
     compile_model(model, config, steps_per_epoch(len(data.train_labels), config))
     return model
 

@@ -263,12 +263,16 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     # The run's own sizes.
     app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
     app.toggle(key="training_keep_epoch_checkpoints").set_value(True)
+    precision = app.selectbox(key="training_precision")
+    assert precision.value == "float32" and precision.options[1].startswith("mixed bfloat16 (")
+    precision.set_value("mixed_bfloat16")
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
     config = runs.load_config(started.path)
     assert config.initial_model == best and list(config.hyperparameters["filters"]) == [8, 16, 32]
     assert config.keep_epoch_checkpoints and not runs.load_config(finished_run).keep_epoch_checkpoints
+    assert config.precision == "mixed_bfloat16" and runs.load_config(finished_run).precision == "float32"
 
 
 # --- resuming -----------------------------------------------------------------------------------------------

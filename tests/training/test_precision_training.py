@@ -1,0 +1,102 @@
+"""Training in mixed bfloat16: faster on CPUs that have it, same run contract, float32 models for use."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from ferlib.cli import main
+from ferlib.data.augment import AugmentationConfig
+from ferlib.errors import FerError
+from ferlib.jobs import folder, runs
+from ferlib.nets.modelio import load_model
+from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, precision_of
+from ferlib.training.config import TrainConfig, describe_config
+from ferlib.training.trainer import run_training
+
+
+def recipe(data, **changes) -> TrainConfig:
+    settings = {
+        "architecture": "vgg_fer",
+        "hyperparameters": {"filters": (4, 8, 8, 8), "dense_units": 8, "input_crop": 40},
+        "augmentation": AugmentationConfig(erasing=0.5),
+        "batch_size": 32,
+        "epochs": 2,
+        "warmup_epochs": 1,
+        "ema_momentum": 0.9,
+        "data": str(data),
+    }
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_the_precision_is_a_checked_setting():
+    assert TrainConfig().precision == FLOAT32
+    assert "mixed bfloat16" in describe_config(TrainConfig(precision=MIXED_BFLOAT16))
+    with pytest.raises(FerError, match="Expected precision among float32, mixed_bfloat16; received 'float16'"):
+        TrainConfig(precision="float16")
+
+
+def test_a_float32_run_resumes_in_mixed_bfloat16_at_the_same_step_and_saves_float32_models(
+    tmp_path, training_data, capsys
+):
+    run_dir = runs.create_run(recipe(training_data, epochs=1), tmp_path)
+    assert run_training(run_dir, verbose=0)["state"] == "finished"
+    before = keras.saving.load_model(run_dir / "last.keras")
+    steps = int(before.optimizer.iterations)
+
+    assert (
+        main(
+            [
+                "train",
+                "--run-dir",
+                str(run_dir),
+                "--resume",
+                "--epochs",
+                "2",
+                "--precision",
+                "mixed_bfloat16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("status=finished")
+    assert runs.load_config(run_dir).precision == MIXED_BFLOAT16
+    last = keras.saving.load_model(run_dir / "last.keras")
+    assert precision_of(last) == MIXED_BFLOAT16  # the resume checkpoint trains on in the run's precision
+    assert int(last.optimizer.iterations) == 2 * steps  # one more epoch from the same step
+    best, card = load_model(run_dir / "best.keras")
+    assert precision_of(keras.saving.load_model(run_dir / "best.keras")) == FLOAT32
+    assert precision_of(best) == FLOAT32 and card["config"]["precision"] == MIXED_BFLOAT16
+    starts = [record for record in folder.read_progress(run_dir) if record["event"] == "start"]
+    assert [record["precision"] for record in starts] == [FLOAT32, MIXED_BFLOAT16]
+    assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == [0, 1]
+    history = runs.read_history(run_dir)
+    assert all(np.isfinite(float(row["loss"])) for row in history)
+
+
+def test_a_mixed_run_keeps_its_optimizer_state_when_it_returns_to_float32(tmp_path, training_data):
+    from ferlib.training.trainer import in_precision
+
+    run_dir = runs.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
+    assert run_training(run_dir, verbose=0)["state"] == "finished"
+    mixed = keras.saving.load_model(run_dir / "last.keras")
+    assert precision_of(mixed) == MIXED_BFLOAT16
+    back = in_precision(mixed, runs.load_config(run_dir).updated(precision=FLOAT32))
+    assert precision_of(back) == FLOAT32 and back.optimizer is not mixed.optimizer
+    assert int(back.optimizer.iterations) == int(mixed.optimizer.iterations)
+    for old, new in zip(mixed.optimizer.variables, back.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(new), np.asarray(old))  # momentum, weight average, step
+
+
+def test_the_cli_refuses_an_unknown_precision(tmp_path, training_data, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(training_data), "--precision", "float8", "--runs-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'float8'" in capsys.readouterr().err
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"precision": "half"}))
+    assert main(["train", "--config", str(config), "--data", str(training_data), "--runs-dir", str(tmp_path)]) == 2
+    assert "Expected precision among float32, mixed_bfloat16; received 'half'" in capsys.readouterr().err
+    assert not [path for path in tmp_path.iterdir() if path.is_dir()]
