@@ -13,7 +13,8 @@ from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import load_model
 from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, precision_of
 from ferlib.training.config import TrainConfig, describe_config
-from ferlib.training.trainer import run_training
+from ferlib.training.snapshot import restore_snapshot, write_snapshot
+from ferlib.training.trainer import in_precision, run_training
 
 
 def recipe(data, **changes) -> TrainConfig:
@@ -75,10 +76,15 @@ def test_a_float32_run_resumes_in_mixed_bfloat16_at_the_same_step_and_saves_floa
     history = runs.read_history(run_dir)
     assert all(np.isfinite(float(row["loss"])) for row in history)
 
+    # Its snapshot restores a float32 checkpoint elsewhere, which continues in the run's precision, same step.
+    write_snapshot(run_dir, tmp_path / "run.snapshot.zip")
+    moved = restore_snapshot(tmp_path / "run.snapshot.zip", tmp_path / "elsewhere")
+    restored = in_precision(keras.saving.load_model(moved / "last.keras"), runs.load_config(moved))
+    assert precision_of(restored) == MIXED_BFLOAT16
+    assert int(restored.optimizer.iterations) == int(last.optimizer.iterations)
+
 
 def test_a_mixed_run_keeps_its_optimizer_state_when_it_returns_to_float32(tmp_path, training_data):
-    from ferlib.training.trainer import in_precision
-
     run_dir = runs.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
     assert run_training(run_dir, verbose=0)["state"] == "finished"
     mixed = keras.saving.load_model(run_dir / "last.keras")
