@@ -29,6 +29,7 @@ def main() -> None:
     import ferlib.training.schedule  # noqa: F401  (the checkpoint's optimizer refers to it)
     from ferlib.data.datasets import load_dataset
     from ferlib.jobs import runs
+    from ferlib.nets.precision import FLOAT32, with_precision
     from ferlib.training.callbacks import averaged_weights
     from ferlib.training.snapshot import restore_snapshot, write_snapshot
 
@@ -55,7 +56,8 @@ def main() -> None:
             for model in pair:
                 context = averaged_weights(model) if averaged else contextlib.nullcontext()
                 with context:
-                    predictions.append(model.predict(faces, batch_size=256, verbose=0).argmax(axis=1))
+                    exact = with_precision(model, FLOAT32)  # both in float32: only the snapshot's rounding differs
+                    predictions.append(exact.predict(faces, batch_size=256, verbose=0).argmax(axis=1))
                     weights.append([np.asarray(weight) for weight in model.trainable_weights])
             accuracy = [float(np.mean(prediction == labels)) for prediction in predictions]
             changed = int(np.sum(predictions[0] != predictions[1]))

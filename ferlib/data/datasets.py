@@ -367,7 +367,3 @@ def _finish(dataset: Dataset) -> Dataset:
     if report.bad_files:
         report.notes.append(f"{len(report.bad_files)} unreadable files were skipped (listed in the load report)")
     return dataset
-
-
-# ---------------------------------------------------------------------------------------------
-# Cache

@@ -45,7 +45,6 @@ LABEL_FILE = "label.json"
 STOP_FILE = "stop.request"
 LAUNCH_LOCK_FILE = ".launch.lock"
 CREATED_GRACE_SECONDS = 60  # a 'created' job's process may take this long to start before it counts as lost
-# Job processes run below the dashboard's priority, so pages and the live camera stay responsive while they train.
 
 
 def default_runs_dir() -> Path:

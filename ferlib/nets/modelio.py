@@ -161,7 +161,13 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[Any, dict[str, An
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise FerError(f"Expected a readable Keras model; received {str(target)!r} ({reason})") from None
     check_model_shapes(model.input_shape, model.output_shape, target, class_names)
-    return with_precision(model, FLOAT32), metadata  # a training checkpoint may compute in mixed bfloat16
+    try:
+        model = with_precision(model, FLOAT32)  # a training checkpoint may compute in mixed bfloat16
+    except ValueError as error:
+        raise FerError(
+            f"Expected a model computing in float32, or a functional one; received {str(target)!r} ({error})"
+        ) from None
+    return model, metadata
 
 
 def check_model_shapes(

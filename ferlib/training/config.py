@@ -58,7 +58,7 @@ class TrainConfig:
     # Also save each epoch's weights as epochs/epoch-NNN.weights.h5 (the model's size each), for
     # `python -m ferlib average` (checkpoint averaging / SWA, ferlib.training.averaging).
     keep_epoch_checkpoints: bool = False
-    # float32, or mixed_bfloat16: layers compute in bfloat16 with float32 weights (ferlib.nets.precision), about 1.5x
+    # float32, or mixed_bfloat16: layers compute in bfloat16 with float32 weights (ferlib.nets.precision), about 1.4x
     # faster on CPUs with AVX-512 BF16 or AMX. Saved best models are float32 either way.
     precision: str = "float32"
 

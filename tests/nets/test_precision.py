@@ -46,5 +46,17 @@ def test_the_cpu_check_reads_the_bfloat16_flags():
     sapphire = "flags\t\t: fpu avx512f amx_tile amx_bf16\n"
     skylake = "flags\t\t: fpu avx2 avx512f avx512bw\nbugs\t\t: avx512_bf16_missing\n"
     assert has_bfloat16_flags(genoa) and has_bfloat16_flags(sapphire)
+    graviton3 = "Features\t: fp asimd sve bf16 i8mm\n"
     assert not has_bfloat16_flags(skylake) and not has_bfloat16_flags("")
+    assert has_bfloat16_flags(graviton3) and not has_bfloat16_flags("Features\t: fp asimd\n")
     assert fast_bfloat16() == has_bfloat16_flags(Path("/proc/cpuinfo").read_text())
+
+
+def test_only_functional_networks_change_precision():
+    import keras
+    import pytest
+
+    sequential = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7)])
+    assert with_precision(sequential, FLOAT32) is sequential
+    with pytest.raises(ValueError, match="only functional models"):
+        with_precision(sequential, MIXED_BFLOAT16)
