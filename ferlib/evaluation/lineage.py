@@ -18,6 +18,7 @@ from ferlib.jobs.folder import CONFIG_FILE, PROGRESS_FILE, read_progress
 from ferlib.jobs.progress import epoch_records
 from ferlib.jobs.runs import BEST_MODEL, LAST_MODEL
 from ferlib.nets.modelio import sidecar_path
+from ferlib.nets.precision import FLOAT32
 
 # The sidecar keys that say how a model's weights came to be (see checkpoint_lineage).
 LINEAGE_KEYS = ("epochs_completed", "train_wall_seconds", "history", "stages", "lineage_complete")
@@ -27,7 +28,8 @@ def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Epochs, wall time, history and data size of one run, from its progress log (resumed sessions included)."""
 
     records = read_progress(run_dir)
-    revisions = _epoch_revisions(records)
+    revisions = _epoch_settings(records, "recipe_revision")
+    precisions = _epoch_settings(records, "precision")  # unrecorded: sessions from before precision was a setting
     # As the curves count them: a resumed session replaces the epochs it trains again (a killed run's unsaved
     # epochs are not counted beside their retrained versions), and a stopped run's partial epoch is left out.
     epochs = epoch_records(records)
@@ -42,22 +44,37 @@ def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
             for record in epochs
         ],
         "recipe_revisions": [revisions.get(int(record["epoch"])) for record in epochs],
+        "precisions": [precisions.get(int(record["epoch"])) or FLOAT32 for record in epochs],
     }
 
 
-def _epoch_revisions(records: list[dict[str, Any]]) -> dict[int, int | None]:
-    """The recipe revision of the session that trained each epoch (its start record's; None when unrecorded).
+def _epoch_settings(records: list[dict[str, Any]], key: str) -> dict[int, Any]:
+    """A start-record setting (`key`) of the session that trained each epoch (None when unrecorded).
 
-    The last record of an epoch wins, as in `progress.epoch_records`: a retrained epoch has its new session's revision.
+    The last record of an epoch wins, as in `progress.epoch_records`: a retrained epoch has its new session's value.
     """
-    revisions: dict[int, int | None] = {}
+    values: dict[int, Any] = {}
     current = None
     for record in records:
         if record.get("event") == "start":
-            current = record.get("recipe_revision")
+            current = record.get(key)
         elif record.get("event") == "epoch" and not record.get("partial"):
-            revisions[int(record["epoch"])] = current
-    return revisions
+            values[int(record["epoch"])] = current
+    return values
+
+
+def _spans(values: list[Any]) -> list[tuple[str, Any]]:
+    """Each run of equal values, in order, as ("epochs 1-2" or "epoch 3", the value)."""
+    spans: list[list[Any]] = []  # [first epoch, last epoch, value]
+    for epoch, value in enumerate(values, start=1):
+        if spans and spans[-1][2] == value:
+            spans[-1][1] = epoch
+        else:
+            spans.append([epoch, epoch, value])
+    return [
+        (f"epoch{'s' if first != last else ''} {first}{f'-{last}' if first != last else ''}", value)
+        for first, last, value in spans
+    ]
 
 
 def recipe_note(revisions: list[int | None], run_name: str) -> str | None:
@@ -68,22 +85,23 @@ def recipe_note(revisions: list[int | None], run_name: str) -> str | None:
     """
     if len({revision for revision in revisions if revision is not None}) < 2:
         return None
-    spans: list[list[Any]] = []  # [first epoch, last epoch, revision]
-    for epoch, revision in enumerate(revisions, start=1):
-        if spans and spans[-1][2] == revision:
-            spans[-1][1] = epoch
-        else:
-            spans.append([epoch, epoch, revision])
     parts = [
-        f"epoch{'s' if first != last else ''} {first}{f'-{last}' if first != last else ''} under "
-        + ("an unrecorded revision" if revision is None else f"revision {revision}")
-        for first, last, revision in spans
+        f"{epochs} under " + ("an unrecorded revision" if revision is None else f"revision {revision}")
+        for epochs, revision in _spans(revisions)
     ]
     return (
         f"Run {run_name}'s training recipe changed while it ran (ferlib.training.config.RECIPE_REVISION): its "
         + ", ".join(parts)
         + "."
     )
+
+
+def precision_note(precisions: list[str], run_name: str) -> str | None:
+    """A sentence naming the epochs trained in each precision, when a run's epochs were trained in more than one."""
+    if len(set(precisions)) < 2:
+        return None
+    parts = [f"{epochs} in {precision.replace('_', ' ')}" for epochs, precision in _spans(precisions)]
+    return f"Run {run_name} trained in more than one precision (ferlib.nets.precision): its " + ", ".join(parts) + "."
 
 
 def noted_stages(card: dict[str, Any]) -> list[dict[str, Any]]:
@@ -163,9 +181,12 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "epochs": current["epochs_completed"],
         "train_wall_seconds": current["train_wall_seconds"],
     }
-    note = recipe_note(current.pop("recipe_revisions"), run_dir.name)
-    if note:
-        current_stage["notes"] = [note]
+    notes = [
+        recipe_note(current.pop("recipe_revisions"), run_dir.name),
+        precision_note(current.pop("precisions"), run_dir.name),
+    ]
+    if any(notes):
+        current_stage["notes"] = [note for note in notes if note]
     if not initial:
         return {**current, "stages": [current_stage], "lineage_complete": True}
     recorded = read_json(run_dir / runs.INITIAL_MODEL_CARD, default=None)

@@ -247,6 +247,28 @@ def test_a_run_trained_under_two_recipe_revisions_says_which_epochs_on_its_card(
     )
 
 
+def test_a_run_trained_in_two_precisions_says_which_epochs_on_its_card(tmp_path):
+    from ferlib.evaluation.cards import render_model_card
+    from ferlib.evaluation.lineage import lineage_summary, precision_note
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    records = [{"event": "start", "initial_epoch": 0, "recipe_revision": 3}]  # before precision was recorded
+    records += [{"event": "epoch", "epoch": epoch, "epoch_seconds": 1.0} for epoch in (1, 2)]
+    records += [{"event": "start", "initial_epoch": 2, "recipe_revision": 3, "precision": "mixed_bfloat16"}]
+    records += [{"event": "epoch", "epoch": epoch, "epoch_seconds": 1.0} for epoch in (3, 4, 5)]
+    (run_dir / "progress.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    summary = lineage_summary(run_dir, {})
+    expected = (
+        "Run run trained in more than one precision (ferlib.nets.precision): its epochs 1-2 in float32, "
+        "epochs 3-5 in mixed bfloat16."
+    )
+    assert summary["stages"][0]["notes"] == [expected] and "precisions" not in summary
+    assert f"- Note: {expected}" in render_model_card(summary, "m.keras")
+    assert precision_note(["float32"] * 3, "r") is None
+    assert precision_note(["mixed_bfloat16", "float32"], "r").endswith("epoch 1 in mixed bfloat16, epoch 2 in float32.")
+
+
 def test_a_warm_restarted_model_inherits_its_starting_models_notes(tmp_path):
     """Notes are kept per stage: an old card's top-level notes become its last stage's and are labelled by stage."""
     from ferlib.evaluation.cards import render_model_card
