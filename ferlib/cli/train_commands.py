@@ -257,13 +257,13 @@ def _snapshot(arguments: argparse.Namespace) -> int:
 
 
 def _ship(arguments: argparse.Namespace) -> int:
-    from ferlib.evaluation.metrics import metric_key
+    from ferlib.evaluation.metrics import metric_key, ten_view_mode
     from ferlib.nets.modelio import default_model_path
     from ferlib.training.ship import ship_model
 
     target = Path(arguments.output) if arguments.output else default_model_path()
     card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note, checkpoint=arguments.checkpoint)
-    metrics = card["metrics"]
+    metrics, ten = card["metrics"], ten_view_mode(card["config"])  # ten crops for a model of 40-pixel crops
     tflite = target.with_suffix(".tflite")
     print(f"shipped {target} ({card['file_size_mb']} MB) and {tflite} ({card['tflite_size_mb']} MB)")
     print(
@@ -274,7 +274,7 @@ def _ship(arguments: argparse.Namespace) -> int:
         f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
         f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
         f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} "
-        f"accuracy_tta_shifts={metrics[metric_key('accuracy', 'shifts')]:.4f} n={metrics['n']}"
+        f"accuracy_tta_{ten}={metrics[metric_key('accuracy', ten)]:.4f} n={metrics['n']}"
     )
     return 0
 

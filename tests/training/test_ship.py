@@ -141,6 +141,35 @@ def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
     assert summary["stages"][1]["initial_model"].endswith("first.keras")
 
 
+def test_a_crop_model_trained_in_mixed_bfloat16_ships_in_float32_with_ten_crop_figures(tmp_path, training_data, capsys):
+    """The long run's recipe: a 40-pixel-crop network, trained (partly) in mixed bfloat16, shipped from the CLI."""
+    from ferlib.cli import main
+    from ferlib.jobs import runs
+    from ferlib.nets.precision import FLOAT32, precision_of
+    from ferlib.training.config import TrainConfig
+    from ferlib.training.trainer import run_training
+
+    config = TrainConfig(
+        architecture="vgg_fer",
+        hyperparameters={"filters": (4, 8, 8, 8), "dense_units": 8, "input_crop": 40},
+        epochs=1,
+        batch_size=32,
+        ema_momentum=0.9,
+        precision="mixed_bfloat16",
+        data=str(training_data),
+    )
+    run_dir = runs.create_run(config, tmp_path / "runs")
+    assert run_training(run_dir, verbose=0)["state"] == "finished"
+    target = tmp_path / "models" / "crops.keras"
+    assert main(["ship", "--run-dir", str(run_dir), "--data", str(training_data), "--output", str(target)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "accuracy_tta_crops=" in last and "shifts" not in last
+    model, card = load_model(target)
+    assert precision_of(model) == FLOAT32 and card["config"]["precision"] == "mixed_bfloat16"
+    assert "validation_accuracy_tta_crops" in card["metrics"] and card["tflite_top1_agreement"] >= 0.95
+    assert "with TTA over ten crops: the centre and four corners, each mirrored" in target.with_suffix(".md").read_text()
+
+
 def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_data):
     target = tmp_path / "models" / "shipped.keras"
     note = "Epochs 2-3 trained after the augmentation fix."
