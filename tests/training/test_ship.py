@@ -167,7 +167,8 @@ def test_a_crop_model_trained_in_mixed_bfloat16_ships_in_float32_with_ten_crop_f
     model, card = load_model(target)
     assert precision_of(model) == FLOAT32 and card["config"]["precision"] == "mixed_bfloat16"
     assert "validation_accuracy_tta_crops" in card["metrics"] and card["tflite_top1_agreement"] >= 0.95
-    assert "with TTA over ten crops: the centre and four corners, each mirrored" in target.with_suffix(".md").read_text()
+    card_text = target.with_suffix(".md").read_text()
+    assert "with TTA over ten crops: the centre and four corners, each mirrored" in card_text
 
 
 def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_data):
