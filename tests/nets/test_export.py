@@ -1,10 +1,9 @@
 """TFLite exports compute what the Keras model computes: inference-mode batch norm, whatever the input layers."""
 
 import numpy as np
-import tensorflow as tf
 
 from ferlib.nets.architectures import build_model
-from ferlib.nets.classifier import TFLiteClassifier
+from ferlib.nets.classifier import TFLiteClassifier, tflite_interpreter_class
 from ferlib.nets.export import export_tflite, export_tflite_int8
 
 
@@ -23,7 +22,7 @@ def test_the_int8_export_of_a_crop_model_uses_the_saved_batch_norm_statistics(tm
         export_tflite_int8(model, tmp_path / "crop.int8.tflite", faces),
         export_tflite(model, tmp_path / "crop.tflite"),
     ):
-        names = [tensor["name"] for tensor in tf.lite.Interpreter(model_path=str(path)).get_tensor_details()]
+        names = [tensor["name"] for tensor in tflite_interpreter_class()(model_path=str(path)).get_tensor_details()]
         assert not [name for name in names if "moments" in name], path.name  # no per-face batch statistics
         probabilities = TFLiteClassifier(path).predict(faces[..., None].astype(np.float32))
         assert np.mean(probabilities.argmax(axis=1) == expected.argmax(axis=1)) >= 0.9, path.name
