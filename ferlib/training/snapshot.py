@@ -31,7 +31,7 @@ from ferlib.errors import FerError
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
 from ferlib.training.config import TrainConfig
-from ferlib.training.trainer import compile_model
+from ferlib.training.trainer import compile_with_optimizer
 
 FORMAT = "ferlib-training-snapshot"
 VERSION = 1
@@ -341,17 +341,13 @@ def _assign(variables, stored: list[tuple[dict[str, Any], np.ndarray]], what: st
 
 def _rebuild_models(snapshot: Snapshot):
     """The last checkpoint (compiled, optimizer state in place) and the best one's weights, as Keras models."""
-    import keras
-
     import ferlib.training.schedule  # noqa: F401  (registers the rate schedule the saved optimizer refers to)
 
     config, name = snapshot.config, snapshot.path.name
     classes = len(config.class_set.names)
     last = build_model(config.architecture, num_classes=classes, **config.hyperparameters)
     _assign(last.weights, _group(snapshot, "last/model"), "model", name)
-    optimizer = keras.saving.deserialize_keras_object(snapshot.manifest["optimizer"])
-    compile_model(last, config, optimizer=optimizer)
-    optimizer.build(last.trainable_variables)
+    optimizer = compile_with_optimizer(last, config, snapshot.manifest["optimizer"])
     _assign(optimizer.variables, _group(snapshot, "last/optimizer"), "optimizer", name)
     best = None
     if _group(snapshot, "best/model"):

@@ -77,12 +77,21 @@ def in_precision(model, config: TrainConfig):
     if precision_of(model) == config.precision:
         return model
     copy = with_precision(model, config.precision)
-    optimizer = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model.optimizer))
-    compile_model(copy, config, optimizer=optimizer)
-    optimizer.build(copy.trainable_variables)
+    optimizer = compile_with_optimizer(copy, config, keras.saving.serialize_keras_object(model.optimizer))
     for new, old in zip(optimizer.variables, model.optimizer.variables, strict=True):
         new.assign(old)
     return copy
+
+
+def compile_with_optimizer(model, config: TrainConfig, saved_optimizer: dict):
+    """Compile `model` with a saved optimizer (its serialised config, rate schedule included), built on the model's
+    variables so that its step, slots and weight average can be assigned; returns that optimizer."""
+    import keras
+
+    optimizer = keras.saving.deserialize_keras_object(saved_optimizer)
+    compile_model(model, config, optimizer=optimizer)
+    optimizer.build(model.trainable_variables)
+    return optimizer
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int = 0, optimizer=None) -> None:
