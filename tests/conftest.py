@@ -125,6 +125,24 @@ def tiny_happy_sad_path(tmp_path_factory, training_data) -> Path:
 
 
 @contextlib.contextmanager
+def stop_after_first_batch(run_dir: Path):
+    """While inside, a training session requests its own stop after its first batch: it stops inside an epoch."""
+    from ferlib.training.callbacks import ProgressWriter
+
+    original = ProgressWriter.on_train_batch_end
+
+    def on_train_batch_end(self, batch, logs=None):
+        original(self, batch, logs)
+        folder.request_stop(run_dir)
+
+    ProgressWriter.on_train_batch_end = on_train_batch_end
+    try:
+        yield
+    finally:
+        ProgressWriter.on_train_batch_end = original
+
+
+@contextlib.contextmanager
 def stop_after_first_epoch(run_dir: Path):
     """While inside, a training run requests its own stop right after epoch 1, as a user pressing Stop would."""
     from ferlib.training.callbacks import ProgressWriter

@@ -217,7 +217,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         partial = self.stop.triggered
         completed = epoch if partial else epoch + 1
         counters = {name: callback.counters() for name, callback in self.patience_callbacks.items()}
-        last = model_metadata(self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters)
+        # A partial epoch's updates are kept; its optimizer step gives the resumed session its own draws.
+        stopped = {"stopped_at_step": int(self.model.optimizer.iterations.numpy())} if partial else {}
+        last = model_metadata(
+            self.config.to_dict(), {}, epochs_completed=completed, patience_counters=counters, **stopped
+        )
         save_model(self.model, self.run_dir / runs.LAST_MODEL, last)
         if self.config.keep_epoch_checkpoints and not partial:
             atomic_save(runs.epoch_checkpoint_path(self.run_dir, completed), self.model.save_weights)

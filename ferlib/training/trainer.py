@@ -24,6 +24,7 @@ from ferlib.errors import FerError
 from ferlib.evaluation.lineage import record_initial_lineage
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
+from ferlib.jsonutil import as_int
 from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sidecar_path
 from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, fast_bfloat16, precision_of, with_precision
@@ -127,16 +128,19 @@ def select_training_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndar
     return images, labels
 
 
-def session_seed(config: TrainConfig, initial_epoch: int = 0) -> int:
+def session_seed(config: TrainConfig, initial_epoch: int = 0, stopped_at_step: int = 0) -> int:
     """The seed for a training session that starts at `initial_epoch`.
 
     A fresh run uses the config's seed. A resumed run must not reuse it: the shuffles, augmentations and
     dropout masks would replay those of the run's first epochs, which the network has already seen, so
-    each resume point gets its own (still reproducible) seed.
+    each resume point gets its own (still reproducible) seed. A run stopped inside an epoch kept that
+    epoch's updates and restarts it: `stopped_at_step` (the optimizer step it stopped at) keeps the restarted
+    epoch from replaying the batches it already trained on.
     """
-    if initial_epoch <= 0:
+    if initial_epoch <= 0 and stopped_at_step <= 0:
         return config.seed
-    return int(np.random.SeedSequence([config.seed, initial_epoch]).generate_state(1)[0] % (2**31 - 1))
+    entropy = [config.seed, initial_epoch] + ([stopped_at_step] if stopped_at_step > 0 else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
 
 
 def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int | None = None):
@@ -272,6 +276,11 @@ def _saved_counters(run_dir: Path) -> dict[str, dict]:
     return counters if isinstance(counters, dict) else {}
 
 
+def _stopped_at_step(run_dir: Path) -> int:
+    """The optimizer step a run stopped at inside an epoch, from last.keras's sidecar (0 after a whole epoch)."""
+    return as_int(read_json_object(sidecar_path(run_dir / runs.LAST_MODEL)).get("stopped_at_step"))
+
+
 def _fit(
     run_dir: Path, config: TrainConfig, data, resume: bool, dataset: Dataset | None, stop, verbose: int, cluster=None
 ) -> dict:
@@ -292,7 +301,7 @@ def _fit(
     state = runs.saved_state(run_dir)
     resuming = resume and (run_dir / runs.LAST_MODEL).exists()
     initial_epoch = int(state.get("epochs_completed", 0)) if resuming else 0
-    seed = session_seed(config, initial_epoch)
+    seed = session_seed(config, initial_epoch, _stopped_at_step(run_dir) if resuming else 0)
     keras.utils.set_random_seed(seed)
     source = data or config.data
     if dataset is None:

@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import stop_after_first_epoch
+from conftest import stop_after_first_batch, stop_after_first_epoch
 
 from ferlib.atomic import read_json
 from ferlib.evaluation.lineage import model_lineage
 from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import load_model, read_metadata
 from ferlib.training.config import TrainConfig
-from ferlib.training.trainer import run_training
+from ferlib.training.trainer import run_training, session_seed
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
 
@@ -85,6 +85,24 @@ def test_stop_request_then_resume_continues_the_history(tmp_path, training_data)
     assert seeds[0] == 2013 and len(seeds) == 2 and seeds[1] != seeds[0]
 
 
+def test_a_run_stopped_inside_an_epoch_does_not_replay_its_batches_when_resumed(tmp_path, training_data):
+    """The stopped epoch's updates are kept and the epoch restarts: on its session's seed it would retrain the
+    batches it just trained on, identically augmented."""
+    run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
+    with stop_after_first_batch(run_dir):
+        assert run_training(run_dir, verbose=0)["state"] == "stopped"
+    assert read_json(run_dir / "state.json")["epochs_completed"] == 0
+    stopped_at = read_metadata(run_dir / "last.keras")["stopped_at_step"]
+    assert stopped_at >= 1
+
+    assert run_training(run_dir, resume=True, verbose=0)["state"] == "finished"
+    seeds = [r["seed"] for r in folder.read_progress(run_dir) if r["event"] == "start"]
+    config = runs.load_config(run_dir)
+    assert seeds == [config.seed, session_seed(config, 0, stopped_at)] and seeds[1] != seeds[0]
+    assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == [0, 1]
+    assert "stopped_at_step" not in read_metadata(run_dir / "last.keras")  # a whole epoch ended the run
+
+
 def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
     """Resuming with the first session's seed would replay its shuffles and augmentations epoch for epoch.
 
@@ -109,6 +127,7 @@ def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
 
     assert session_seed(config, 0) == config.seed
     assert len({session_seed(config, epoch) for epoch in range(1, 50)}) == 49
+    assert len({session_seed(config, 3), session_seed(config, 3, 700), session_seed(config, 3, 701)}) == 3
     np.testing.assert_array_equal(first_batch(0), first_batch(0))
     np.testing.assert_array_equal(first_batch(2), first_batch(2))
     assert not np.array_equal(first_batch(0), first_batch(2))
