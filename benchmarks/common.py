@@ -14,6 +14,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "fer2013.zip"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import ferlib  # noqa: E402, F401  before TensorFlow, as in the CLI and the app: it sets TensorFlow's oneDNN default
 
 
 def limit_threads(threads: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -57,7 +58,10 @@ def measure(design: dict, steps: int, threads: int, precision: str = "float32") 
     started = time.perf_counter()
     model.fit(pipeline, epochs=1, verbose=0)
     seconds = time.perf_counter() - started
+    from tensorflow.python.util import _pywrap_util_port
+
     return {
+        "onednn": bool(_pywrap_util_port.IsMklEnabled()),  # what TensorFlow actually used
         "parameters": model.count_params(),
         "images_per_second": len(labels) / seconds,
         "epoch_minutes": 28709 / (len(labels) / seconds) / 60,
@@ -76,6 +80,12 @@ def main() -> None:
         default="float32",
         help="the training precision to time (default float32); both: each design in each, alternating",
     )
+    parser.add_argument(
+        "--onednn",
+        choices=["on", "off", "both"],
+        default="on",
+        help="TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS; ferlib turns them on, default on); both: alternate",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="time each design (and precision) this many times")
     parser.add_argument("--design", help=argparse.SUPPRESS)  # worker mode: one design per process
     arguments = parser.parse_args()
@@ -83,17 +93,20 @@ def main() -> None:
         print(json.dumps(measure(DESIGNS[arguments.design], arguments.steps, arguments.threads, arguments.precision)))
         return
     precisions = ["float32", "mixed_bfloat16"] if arguments.precision == "both" else [arguments.precision]
-    print(f"{'design':<44} {'precision':<15} {'parameters':>11} {'images/s':>9} {'min/epoch':>10}")
+    onednn = ["on", "off"] if arguments.onednn == "both" else [arguments.onednn]
+    print(f"{'design':<44} {'precision':<15} {'oneDNN':<7} {'parameters':>11} {'images/s':>9} {'min/epoch':>10}")
     for name in DESIGNS if arguments.only is None else [name for name in DESIGNS if arguments.only in name]:
-        for _, precision in itertools.product(range(arguments.repeats), precisions):
+        for _, precision, kernels in itertools.product(range(arguments.repeats), precisions, onednn):
             command = [sys.executable, __file__, "--design", name, "--steps", str(arguments.steps)]
             command += ["--threads", str(arguments.threads), "--precision", precision]
-            output = subprocess.run(command, capture_output=True, text=True)
+            environment = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1" if kernels == "on" else "0"}
+            output = subprocess.run(command, capture_output=True, text=True, env=environment)
             if output.returncode != 0:
                 sys.exit(output.stderr)
             row = json.loads(output.stdout.strip().splitlines()[-1])
+            used = "on" if row["onednn"] else "off"
             figures = f"{row['parameters']:>11,} {row['images_per_second']:>9.1f} {row['epoch_minutes']:>10.1f}"
-            print(f"{name:<44} {precision:<15} {figures}", flush=True)
+            print(f"{name:<44} {precision:<15} {used:<7} {figures}", flush=True)
 
 
 if __name__ == "__main__":
