@@ -3,7 +3,8 @@
 Each design trains for a few hundred real FER-2013 faces through ferlib's own training pipeline (the same
 augmentation, optimizer and loss as `python -m ferlib train`), after a warm-up that absorbs tracing. Run it
 with nothing else on the CPU: the figure is what one epoch of 28,709 faces will cost. `--precision both` times
-each design in float32 and in mixed bfloat16 (the config's `precision`), alternating.
+each design in float32 and in mixed bfloat16 (the config's `precision`), alternating; `--onednn both` with
+TensorFlow's oneDNN kernels on (ferlib's default) and off. The oneDNN column is what TensorFlow actually used.
 """
 
 from __future__ import annotations

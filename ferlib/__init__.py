@@ -5,10 +5,14 @@ used, so `import ferlib` and the CLI's help stay fast.
 """
 
 import os
+import platform
+import sys
 
-# TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX. On AVX2-only CPUs
-# they train the default network about 1.4x faster too (benchmarks/training_speed.py reports which is in use), so
-# ferlib asks for them everywhere before TensorFlow loads; TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# On Linux x86-64, TensorFlow turns its oneDNN kernels on by itself only on CPUs with neural-network instructions
+# (VNNI, AVX-512 BF16, AMX). On AVX2-only CPUs they train the default network about 1.4x faster too
+# (benchmarks/training_speed.py --onednn both), so ferlib asks for them before TensorFlow loads;
+# TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
+if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"):
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"

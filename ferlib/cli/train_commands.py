@@ -19,7 +19,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--precision",
         choices=PRECISIONS,
         help="override the config's precision; mixed_bfloat16 trains about 1.4x faster on CPUs with AVX-512 BF16 "
-        "or AMX (a resumed run continues at the same step in the new precision)",
+        "or AMX and many times slower on others (a resumed run continues at the same step in the new precision)",
     )
     train.add_argument(
         "--classes", help="the classes to tell apart, e.g. happy,sad (default: the config's, else all seven)"

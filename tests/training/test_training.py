@@ -85,9 +85,9 @@ def test_stop_request_then_resume_continues_the_history(tmp_path, training_data)
     assert seeds[0] == 2013 and len(seeds) == 2 and seeds[1] != seeds[0]
 
 
-def test_a_run_stopped_inside_an_epoch_does_not_replay_its_batches_when_resumed(tmp_path, training_data):
+def test_a_run_stopped_inside_an_epoch_restarts_it_on_a_new_seed(tmp_path, training_data):
     """The stopped epoch's updates are kept and the epoch restarts: on its session's seed it would retrain the
-    batches it just trained on, identically augmented."""
+    batches it just trained on, identically augmented (a new seed draws new batches: the test below)."""
     run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
     with stop_after_first_batch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
