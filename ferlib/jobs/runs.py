@@ -241,9 +241,10 @@ def run_duration(run: RunSummary, now: float | None = None) -> float | None:
 # --- starting, resuming, deleting -----------------------------------------------------------------------------
 
 
-def train_arguments(run_dir: Path, data: str, *, resume: bool) -> list[str]:
-    """The `python -m ferlib` arguments that train (or resume) the run in `run_dir`."""
-    return ["train", "--data", str(data), "--run-dir", str(run_dir), *(["--resume"] if resume else [])]
+def train_arguments(run_dir: Path, data: str, *, resume: bool, precision: str | None = None) -> list[str]:
+    """The `python -m ferlib` arguments that train (or resume) the run in `run_dir`, in `precision` if given."""
+    switch = ["--precision", precision] if precision else []
+    return ["train", "--data", str(data), "--run-dir", str(run_dir), *(["--resume"] if resume else []), *switch]
 
 
 def start_run(
@@ -314,8 +315,11 @@ def may_resume(run_dir: str | os.PathLike, state: str | None) -> bool:
     return state in RESUMABLE_STATES or (state == "failed" and (Path(run_dir) / LAST_MODEL).exists())
 
 
-def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:
-    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process.
+def resume_run(
+    run_dir: str | os.PathLike, *, precision: str | None = None, extra_env: dict[str, str] | None = None
+) -> Path:
+    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process, switched
+    to `precision` if given (the same step and weights).
 
     Refused while any job is active; the run reads as 'created' until the new process starts training, so a
     second click cannot launch it twice.
@@ -332,7 +336,7 @@ def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None =
         ensure_no_active_job(path.parent)
         clear_stop_request(path)
         write_status(path, "created", resumed=True)
-        launch(path, train_arguments(path, data, resume=True), resume=True, extra_env=extra_env)
+        launch(path, train_arguments(path, data, resume=True, precision=precision), resume=True, extra_env=extra_env)
     return path
 
 

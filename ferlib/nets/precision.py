@@ -28,6 +28,12 @@ def fast_bfloat16() -> bool:
         return False
 
 
+def precision_for_this_cpu(precision: str) -> str:
+    """The precision a run set to `precision` should train in here: float32 in place of mixed bfloat16 on a CPU
+    without native bfloat16, where it trains many times slower (the weights are float32 either way)."""
+    return FLOAT32 if precision == MIXED_BFLOAT16 and not fast_bfloat16() else precision
+
+
 def has_bfloat16_flags(cpuinfo: str) -> bool:
     """Whether /proc/cpuinfo's text lists a native bfloat16 instruction set among its CPU flags."""
     listed = [line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith(("flags", "Features"))]

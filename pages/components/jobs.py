@@ -16,6 +16,7 @@ import streamlit as st
 
 from ferlib.errors import FerError
 from ferlib.jobs import folder, progress, runs, searches
+from ferlib.nets.precision import precision_for_this_cpu
 from ferlib.training import snapshot
 from pages.components.common import attempt, dataset_label, flash, format_duration, internal_errors, show_error
 
@@ -174,6 +175,27 @@ def stop_resume_buttons(kind: JobKind, job_dir: Path, state: str, refusal: str |
     st.button(label, icon=f":material/{icon}:", type=kind_of_button, on_click=clicked, args=(action, verb), **options)
 
 
+def resume_training(run_dir: Path) -> Path:
+    """Resume a run, in float32 if it trained in mixed bfloat16 and this CPU has no native bfloat16."""
+    precision = runs.load_config(run_dir).precision
+    here = precision_for_this_cpu(precision)
+    return runs.resume_run(run_dir, precision=here if here != precision else None)
+
+
+def precision_switch_note(run_dir: Path, state: str) -> None:
+    """Says, beside Resume, that a mixed bfloat16 run continues in float32 on this CPU."""
+    try:
+        precision = runs.load_config(run_dir).precision
+    except FerError:  # an unreadable config: the run's header already says so
+        return
+    if runs.may_resume(run_dir, state) and precision_for_this_cpu(precision) != precision:
+        st.info(
+            "This run trains in mixed bfloat16, and this CPU has no native bfloat16 (it would train many times "
+            "slower): **Resume** continues it in float32, from the same step and weights.",
+            icon=":material/memory:",
+        )
+
+
 # --- portable snapshots: a run carried to another machine in one file (ferlib.training.snapshot) ---------------
 
 
@@ -212,5 +234,5 @@ def restore_from_snapshot(runs_dir: Path, blocked: str | None, sources: list[Pat
         if not (run_dir := attempt("This snapshot cannot be resumed here.", restored, OSError)):
             return
     failure = f"The snapshot was restored as the stopped run {run_dir.name}, but it could not be resumed."
-    if attempt(failure, lambda: runs.resume_run(run_dir), OSError):
+    if attempt(failure, lambda: resume_training(run_dir), OSError):
         started("training", run_dir, f"Restored {run_dir.name} from the snapshot: it continues training.")

@@ -299,6 +299,31 @@ def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
     assert "Stop" in [button.label for button in app.button]
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_a_mixed_bfloat16_run_resumes_in_float32_on_a_cpu_without_bfloat16(runs_dir, training_data, monkeypatch, native):
+    from ferlib.nets import precision
+
+    config = tiny_config(training_data, epochs=3).updated(precision="mixed_bfloat16")
+    run_dir = runs.create_run(config, runs_dir)
+    folder.write_status(run_dir, "stopped", epochs_completed=1)
+    launched = []
+
+    def fake_spawn(path, arguments, *, extra_env=None):
+        launched.append(arguments)
+        return SimpleNamespace(pid=os.getpid())
+
+    monkeypatch.setattr(folder, "spawn", fake_spawn)
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda: native)
+    app = open_training_page()
+    assert not app.exception
+    assert ("continues it in float32" in texts(app.info)) is not native
+    button_labelled(app, "Resume").click().run()
+    assert not app.exception
+    (arguments,) = launched
+    assert "--resume" in arguments
+    assert (arguments[-2:] == ["--precision", "float32"]) is not native and "mixed_bfloat16" not in arguments
+
+
 def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, training_data, monkeypatch):
     run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
     folder.write_status(run_dir, "failed", error="OSError: [Errno 28] No space left on device")
