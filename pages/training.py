@@ -29,7 +29,7 @@ ACTIVATIONS = ("relu", "elu", "gelu", "swish", "selu")
 STOP_HELP = "Stop after the current batch; a checkpoint is saved first, so the run can be resumed later."
 RESUME_HELP = "Continue from the last saved epoch (last.keras) in a new training process."
 IS_RUN = lambda path: (path / folder.CONFIG_FILE).exists()  # noqa: E731
-RUN = jobs.JobKind("training", "run", "runs", IS_RUN, jobs.resume_training, STOP_HELP, RESUME_HELP)
+RUN = jobs.JobKind("training", "run", "runs", IS_RUN, runs.resume_run, STOP_HELP, RESUME_HELP)
 HELP = {name: spec.help for name, spec in search_space.SPECS.items()} | {  # by TrainConfig field or setting
     "name": "A name for the run, shown wherever runs are listed (optional; you can add tags and a note later).",
     "architecture": "compact_cnn: three conv blocks, fast. vgg_fer: four VGG-style blocks and a dense head, stronger.",

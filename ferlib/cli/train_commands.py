@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ferlib.errors import FerError
 from ferlib.jobs import folder, processes
-from ferlib.nets.precision import PRECISIONS
+from ferlib.nets.precision import PRECISIONS, precision_for_this_cpu
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -165,6 +166,7 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
             "--resume, --run-dir, --config or --initial-model"
         )
     snapshot = read_snapshot(arguments.resume_from)
+    _keep_precision_fast_here(arguments, snapshot.config.precision)
     config = snapshot.config.updated(**_overrides(arguments))  # checked before anything is restored
     data = arguments.data or config.data
     if not data or not Path(data).expanduser().exists():
@@ -193,10 +195,25 @@ def _existing_run(arguments: argparse.Namespace) -> Path:
     if not arguments.run_dir:
         raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
     run_dir = Path(arguments.run_dir)
+    if arguments.resume:
+        _keep_precision_fast_here(arguments, runs.load_config(run_dir).precision)
     runs.load_config(run_dir).updated(**_overrides(arguments))  # a wrong setting is refused before any change
     runs.ensure_run_may_train(run_dir, resume=arguments.resume)
     _write_overrides(run_dir, arguments)
     return run_dir
+
+
+def _keep_precision_fast_here(arguments: argparse.Namespace, precision: str) -> None:
+    """A run resumed without --precision continues in float32 if it trained in mixed bfloat16 and this CPU has no
+    native bfloat16, where it would train many times slower (same step and weights; say --precision to keep it)."""
+    if arguments.precision is None and precision_for_this_cpu(precision) != precision:
+        arguments.precision = precision_for_this_cpu(precision)
+        print(
+            f"note: this run trained in {precision}, and this CPU has no native bfloat16: it continues in "
+            f"{arguments.precision} (--precision {precision} keeps it)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _overrides(arguments: argparse.Namespace) -> dict:

@@ -241,10 +241,9 @@ def run_duration(run: RunSummary, now: float | None = None) -> float | None:
 # --- starting, resuming, deleting -----------------------------------------------------------------------------
 
 
-def train_arguments(run_dir: Path, data: str, *, resume: bool, precision: str | None = None) -> list[str]:
-    """The `python -m ferlib` arguments that train (or resume) the run in `run_dir`, in `precision` if given."""
-    switch = ["--precision", precision] if precision else []
-    return ["train", "--data", str(data), "--run-dir", str(run_dir), *(["--resume"] if resume else []), *switch]
+def train_arguments(run_dir: Path, data: str, *, resume: bool) -> list[str]:
+    """The `python -m ferlib` arguments that train (or resume) the run in `run_dir`."""
+    return ["train", "--data", str(data), "--run-dir", str(run_dir), *(["--resume"] if resume else [])]
 
 
 def start_run(
@@ -315,11 +314,8 @@ def may_resume(run_dir: str | os.PathLike, state: str | None) -> bool:
     return state in RESUMABLE_STATES or (state == "failed" and (Path(run_dir) / LAST_MODEL).exists())
 
 
-def resume_run(
-    run_dir: str | os.PathLike, *, precision: str | None = None, extra_env: dict[str, str] | None = None
-) -> Path:
-    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process, switched
-    to `precision` if given (the same step and weights).
+def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:
+    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process.
 
     Refused while any job is active; the run reads as 'created' until the new process starts training, so a
     second click cannot launch it twice.
@@ -336,7 +332,7 @@ def resume_run(
         ensure_no_active_job(path.parent)
         clear_stop_request(path)
         write_status(path, "created", resumed=True)
-        launch(path, train_arguments(path, data, resume=True, precision=precision), resume=True, extra_env=extra_env)
+        launch(path, train_arguments(path, data, resume=True), resume=True, extra_env=extra_env)
     return path
 
 

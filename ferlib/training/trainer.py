@@ -327,8 +327,8 @@ def _fit(
     if config.precision == MIXED_BFLOAT16 and not fast_bfloat16():
         print(
             "note: this CPU has no native bfloat16 (AVX-512 BF16 or AMX): mixed_bfloat16 trains many times slower "
-            "here than float32 (about 11x on an AVX2 CPU); to switch this run, stop it and resume it from the command "
-            "line with `train --resume --precision float32`",
+            "here than float32 (about 11x on an AVX2 CPU); stopped and resumed without --precision, the run continues "
+            "in float32",
             file=sys.stderr,
             flush=True,
         )

@@ -175,13 +175,6 @@ def stop_resume_buttons(kind: JobKind, job_dir: Path, state: str, refusal: str |
     st.button(label, icon=f":material/{icon}:", type=kind_of_button, on_click=clicked, args=(action, verb), **options)
 
 
-def resume_training(run_dir: Path) -> Path:
-    """Resume a run, in float32 if it trained in mixed bfloat16 and this CPU has no native bfloat16."""
-    precision = runs.load_config(run_dir).precision
-    here = precision_for_this_cpu(precision)
-    return runs.resume_run(run_dir, precision=here if here != precision else None)
-
-
 def precision_switch_note(run_dir: Path, state: str) -> None:
     """Says, beside Resume, that a mixed bfloat16 run continues in float32 on this CPU."""
     try:
@@ -234,5 +227,5 @@ def restore_from_snapshot(runs_dir: Path, blocked: str | None, sources: list[Pat
         if not (run_dir := attempt("This snapshot cannot be resumed here.", restored, OSError)):
             return
     failure = f"The snapshot was restored as the stopped run {run_dir.name}, but it could not be resumed."
-    if attempt(failure, lambda: resume_training(run_dir), OSError):
+    if attempt(failure, lambda: runs.resume_run(run_dir), OSError):
         started("training", run_dir, f"Restored {run_dir.name} from the snapshot: it continues training.")

@@ -96,6 +96,31 @@ def test_a_mixed_run_keeps_its_optimizer_state_when_it_returns_to_float32(tmp_pa
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))  # momentum, weight average, step
 
 
+@pytest.mark.parametrize("asked", [None, MIXED_BFLOAT16])
+def test_a_mixed_run_resumed_on_a_cpu_without_bfloat16_continues_in_float32_unless_told(
+    tmp_path, training_data, capsys, monkeypatch, asked
+):
+    from ferlib.nets import precision
+
+    run_dir = runs.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
+    assert run_training(run_dir, verbose=0)["state"] == "finished"
+    write_snapshot(run_dir, snapshot := tmp_path / "run.snapshot.zip")
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda: False)
+    keep = ["--precision", asked] if asked else []
+
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--epochs", "2", "--quiet", *keep]) == 0
+    expected = asked or FLOAT32
+    assert runs.load_config(run_dir).precision == expected
+    assert precision_of(keras.saving.load_model(run_dir / "last.keras")) == expected
+    said = capsys.readouterr().err
+    assert ("it continues in float32 (--precision mixed_bfloat16 keeps it)" in said) is (asked is None)
+
+    moved = tmp_path / "elsewhere"
+    assert main(["train", "--resume-from", str(snapshot), "--runs-dir", str(moved), "--epochs", "2", *keep]) == 0
+    (restored,) = [path for path in moved.iterdir() if path.is_dir()]
+    assert runs.load_config(restored).precision == expected
+
+
 def test_the_cli_refuses_an_unknown_precision(tmp_path, training_data, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data", str(training_data), "--precision", "float8", "--runs-dir", str(tmp_path)])
