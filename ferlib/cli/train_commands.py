@@ -166,7 +166,7 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
             "--resume, --run-dir, --config or --initial-model"
         )
     snapshot = read_snapshot(arguments.resume_from)
-    _keep_precision_fast_here(arguments, snapshot.config.precision)
+    note = _keep_precision_fast_here(arguments, snapshot.config.precision)
     config = snapshot.config.updated(**_overrides(arguments))  # checked before anything is restored
     data = arguments.data or config.data
     if not data or not Path(data).expanduser().exists():
@@ -179,6 +179,7 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
     run_dir = restore_snapshot(snapshot, root, data=arguments.data)
     _write_overrides(run_dir, arguments)
     runs.ensure_run_may_train(run_dir, resume=True)
+    _print_note(note)
     return run_dir
 
 
@@ -195,25 +196,32 @@ def _existing_run(arguments: argparse.Namespace) -> Path:
     if not arguments.run_dir:
         raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
     run_dir = Path(arguments.run_dir)
-    if arguments.resume:
-        _keep_precision_fast_here(arguments, runs.load_config(run_dir).precision)
+    note = _keep_precision_fast_here(arguments, runs.load_config(run_dir).precision) if arguments.resume else ""
     runs.load_config(run_dir).updated(**_overrides(arguments))  # a wrong setting is refused before any change
     runs.ensure_run_may_train(run_dir, resume=arguments.resume)
     _write_overrides(run_dir, arguments)
+    _print_note(note)
     return run_dir
 
 
-def _keep_precision_fast_here(arguments: argparse.Namespace, precision: str) -> None:
+def _keep_precision_fast_here(arguments: argparse.Namespace, precision: str) -> str:
     """A run resumed without --precision continues in float32 if it trained in mixed bfloat16 and this CPU has no
-    native bfloat16, where it would train many times slower (same step and weights; say --precision to keep it)."""
-    if arguments.precision is None and precision_for_this_cpu(precision) != precision:
-        arguments.precision = precision_for_this_cpu(precision)
-        print(
-            f"note: this run trained in {precision}, and this CPU has no native bfloat16: it continues in "
-            f"{arguments.precision} (--precision {precision} keeps it)",
-            file=sys.stderr,
-            flush=True,
-        )
+    native bfloat16, where it would train many times slower (same step and weights; --precision keeps it). Not
+    across machines (--cluster): the other machines' workers read the run's precision as they start. Returns
+    the note to print once the resume is accepted ('' when nothing changes)."""
+    here = precision_for_this_cpu(precision)
+    if arguments.precision is not None or arguments.cluster or here == precision:
+        return ""
+    arguments.precision = here
+    return (
+        f"note: this run trained in {precision}, and this CPU has no native bfloat16: it continues in {here}, "
+        f"which its config now says (--precision {precision} keeps or restores it)"
+    )
+
+
+def _print_note(note: str) -> None:
+    if note:
+        print(note, file=sys.stderr, flush=True)
 
 
 def _overrides(arguments: argparse.Namespace) -> dict:

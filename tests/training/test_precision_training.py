@@ -96,29 +96,32 @@ def test_a_mixed_run_keeps_its_optimizer_state_when_it_returns_to_float32(tmp_pa
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))  # momentum, weight average, step
 
 
-@pytest.mark.parametrize("asked", [None, MIXED_BFLOAT16])
+@pytest.mark.parametrize(("native", "asked"), [(False, None), (False, MIXED_BFLOAT16), (True, None)])
 def test_a_mixed_run_resumed_on_a_cpu_without_bfloat16_continues_in_float32_unless_told(
-    tmp_path, training_data, capsys, monkeypatch, asked
+    tmp_path, training_data, capsys, monkeypatch, native, asked
 ):
     from ferlib.nets import precision
 
     run_dir = runs.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
     assert run_training(run_dir, verbose=0)["state"] == "finished"
     write_snapshot(run_dir, snapshot := tmp_path / "run.snapshot.zip")
-    monkeypatch.setattr(precision, "fast_bfloat16", lambda: False)
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda: native)
     keep = ["--precision", asked] if asked else []
+    switched = not native and asked is None
+    expected = FLOAT32 if switched else MIXED_BFLOAT16
+    note = "it continues in float32, which its config now says"
 
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--epochs", "2", "--quiet", *keep]) == 0
-    expected = asked or FLOAT32
     assert runs.load_config(run_dir).precision == expected
     assert precision_of(keras.saving.load_model(run_dir / "last.keras")) == expected
-    said = capsys.readouterr().err
-    assert ("it continues in float32 (--precision mixed_bfloat16 keeps it)" in said) is (asked is None)
+    assert (note in capsys.readouterr().err) is switched
 
     moved = tmp_path / "elsewhere"
     assert main(["train", "--resume-from", str(snapshot), "--runs-dir", str(moved), "--epochs", "2", *keep]) == 0
+    assert (note in capsys.readouterr().err) is switched
     (restored,) = [path for path in moved.iterdir() if path.is_dir()]
     assert runs.load_config(restored).precision == expected
+    assert precision_of(keras.saving.load_model(restored / "last.keras")) == expected
 
 
 def test_the_cli_refuses_an_unknown_precision(tmp_path, training_data, capsys):
