@@ -196,8 +196,9 @@ def _existing_run(arguments: argparse.Namespace) -> Path:
     if not arguments.run_dir:
         raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
     run_dir = Path(arguments.run_dir)
-    note = _keep_precision_fast_here(arguments, runs.load_config(run_dir).precision) if arguments.resume else ""
-    runs.load_config(run_dir).updated(**_overrides(arguments))  # a wrong setting is refused before any change
+    config = runs.load_config(run_dir)
+    note = _keep_precision_fast_here(arguments, config.precision) if arguments.resume else ""
+    config.updated(**_overrides(arguments))  # a wrong setting is refused before any change
     runs.ensure_run_may_train(run_dir, resume=arguments.resume)
     _write_overrides(run_dir, arguments)
     _print_note(note)

@@ -27,7 +27,7 @@ from ferlib.jobs import folder, runs
 from ferlib.jsonutil import as_int
 from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sidecar_path
-from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, fast_bfloat16, precision_of, with_precision
+from ferlib.nets.precision import FLOAT32, precision_for_this_cpu, precision_of, with_precision
 from ferlib.training import distributed
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
 from ferlib.training.distributed import Cluster
@@ -324,7 +324,7 @@ def _fit(
         )
 
     steps = steps_per_epoch(len(train_labels), config)
-    if config.precision == MIXED_BFLOAT16 and not fast_bfloat16():
+    if precision_for_this_cpu(config.precision) != config.precision:
         print(
             "note: this CPU has no native bfloat16 (AVX-512 BF16 or AMX): mixed_bfloat16 trains many times slower "
             "here than float32 (about 11x on an AVX2 CPU); stopped and resumed without --precision, the run continues "

@@ -177,11 +177,13 @@ def stop_resume_buttons(kind: JobKind, job_dir: Path, state: str, refusal: str |
 
 def precision_switch_note(run_dir: Path, state: str) -> None:
     """Says, beside Resume, that a mixed bfloat16 run continues in float32 on this CPU."""
+    if not runs.may_resume(run_dir, state):  # a training run's monitor redraws every few seconds: nothing to read
+        return
     try:
         precision = runs.load_config(run_dir).precision
     except FerError:  # an unreadable config: the run's header already says so
         return
-    if runs.may_resume(run_dir, state) and precision_for_this_cpu(precision) != precision:
+    if precision_for_this_cpu(precision) != precision:
         st.info(
             "This run trains in mixed bfloat16, and this CPU has no native bfloat16 (it would train many times "
             "slower): **Resume** continues it in float32, from the same step and weights.",
