@@ -21,7 +21,7 @@ from common import limit_threads, split_faces
 
 WIDTHS = {"32-64-128-256": [32, 64, 128, 256], "40-80-160-320": [40, 80, 160, 320]}
 WIDTHS.update({"48-96-192-384": [48, 96, 192, 384], "64-128-256-512": [64, 128, 256, 512]})
-# The long-run recipe (training/README.md): random 40-pixel crops, erasing, a weight average.
+# The long-run recipe (docs/experiments.md, "The next default model"): random 40-pixel crops, erasing, a weight average.
 CROP_RECIPE = {"augmentation": {"translate": 4 / 48, "zoom": 0.2, "erasing": 0.5}, "ema_momentum": 0.999}
 DESIGNS: dict[str, dict] = {
     "compact_cnn 32-64-128": {"architecture": "compact_cnn", "hyperparameters": {}},
