@@ -17,11 +17,11 @@ from ferlib.errors import FerError
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(EMOTIONS)
 
-# Class sets people start from: FER-2013's seven, the seed project's six (disgust dropped: 1.5% of the faces) and
-# the school workshop's question.
+# Class sets people start from: FER-2013's seven, six without disgust (1.5% of the faces, the class most often
+# left out) and happy vs sad.
 CLASS_PRESETS: dict[str, tuple[str, ...]] = {
     "All seven": EMOTIONS,
-    "Seed project (six)": ("angry", "fear", "happy", "sad", "surprise", "neutral"),
+    "Six (no disgust)": ("angry", "fear", "happy", "sad", "surprise", "neutral"),
     "Happy vs sad": ("happy", "sad"),
 }
 

@@ -71,7 +71,8 @@ with try_column:
 if upload is not None or sample:
     asked = two_class if question == HAPPY_OR_SAD else model
     if question == HAPPY_OR_SAD and two_class is None:
-        how = "`python -m ferlib train --classes happy,sad …`, then `python -m ferlib ship` into `models/`"
+        how = "`python -m ferlib train --classes happy,sad …`, then `python -m ferlib ship --run-dir RUN --data DATA "
+        how += "--output models/happy_or_sad.keras`"
         show_error(f"There is no happy-or-sad model yet: train one with {how}.")
     elif not asked.exists():
         show_error("There is no model to run yet; see 'Active model' above.")

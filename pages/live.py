@@ -29,7 +29,9 @@ require_app("pages/live.py")
 DETECTOR_LABELS = {"haar": "OpenCV Haar cascade (fast)", "mtcnn": "MTCNN (more accurate, slower)"}
 STALLED_SECONDS = 2.0  # no frame for this long while playing: the camera or the connection stalled
 MY_FACES = "my-faces"  # your own labelled faces, a dataset in the first data folder
-MY_FACES_HELP = "Each face saved becomes a training (or, one in five, a validation) face of this emotion."
+MY_FACES_HELP = (
+    "Each face saved becomes a training face of this emotion, or (one in five) a test face kept out of training."
+)
 VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm", "m4v", "y4m", "mpg", "mpeg"]
 
 

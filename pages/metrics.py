@@ -27,7 +27,7 @@ require_app("pages/metrics.py")
 
 PREDICTED, TRUE = "predicted class", "true class"
 HELP = {
-    "model": "Shipped models (their cards' validation metrics) and finished runs (their metrics.json).",
+    "model": "Shipped models and finished runs, with the validation metrics recorded when they were saved.",
     "top2": "Share of faces whose true class is among the two most probable: FER-2013's labels are often ambiguous.",
     "json": "Everything on this page for the model (with the latest dataset evaluation, when there is one).",
     "dataset": "The model predicts every face of the split once (then cached); the gallery shows its surest errors.",
@@ -87,7 +87,13 @@ def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
     options = dict(format_func=common.dataset_label, placeholder=placeholder, help=HELP["dataset"])
     options["index"] = 0 if len(sources) == 1 else None  # a single dataset is chosen for you
     dataset = columns[0].selectbox("Dataset", sources, key="metrics_dataset", **options)
-    split = columns[1].selectbox("Split", SPLITS, SPLITS.index("validation"), key="metrics_split")
+    splits, unreadable = list(SPLITS), "This dataset cannot be read."
+    if dataset is not None:  # only the splits that have faces (FER-2013's zip has no test split)
+        if (counts := attempt(unreadable, lambda: common.load_dataset(str(dataset)).counts())) is None:
+            return None
+        splits = [split for split in SPLITS if sum(counts[split].values())] or splits
+    default = splits.index("validation") if "validation" in splits else 0
+    split = columns[1].selectbox("Split", splits, default, key="metrics_split")
     options = dict(format_func=TTA_DESCRIPTIONS.get, key="metrics_eval_tta", help=HELP["tta"])
     tta = columns[2].selectbox("Test-time augmentation", TTA_MODES, **options)
     if dataset is None:

@@ -3,6 +3,7 @@ as a snapshot, and manage past runs. ferlib trains detached; the page only reads
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, progress, runs
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
+from ferlib.nets.modelio import shapes_layers
 from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, PRECISIONS, fast_bfloat16
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
 from ferlib.tuning import search_space
@@ -27,17 +29,19 @@ require_app("pages/training.py")
 DEFAULTS = TrainConfig()
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "selu")
 STOP_HELP = "Stop after the current batch; a checkpoint is saved first, so the run can be resumed later."
-RESUME_HELP = "Continue from the last saved epoch (last.keras) in a new training process."
+RESUME_HELP = "Continue from the last saved epoch in a new training process."
 IS_RUN = lambda path: (path / folder.CONFIG_FILE).exists()  # noqa: E731
 RUN = jobs.JobKind("training", "run", "runs", IS_RUN, runs.resume_run, STOP_HELP, RESUME_HELP)
 HELP = {name: spec.help for name, spec in search_space.SPECS.items()} | {  # by TrainConfig field or setting
     "name": "A name for the run, shown wherever runs are listed (optional; you can add tags and a note later).",
     "architecture": "compact_cnn: three conv blocks, fast. vgg_fer: four VGG-style blocks and a dense head, stronger.",
-    "data": "FER-2013 as Kaggle's zip or folder, or fer2013.csv, from {}. Validation is its PublicTest split.",
+    "data": "FER-2013 as Kaggle's zip or folder, or fer2013.csv, from {}. Validation is FER-2013's PublicTest "
+    "split where the files name it, else a seeded 10% of the training faces.",
     "train_fraction": "Train on a stratified share of the training split: smaller runs for quick experiments.",
     "seed": "Seeds the weights, shuffling, augmentation and training fraction, so a run can be repeated.",
     "initial_model": "A saved model of the same architecture and sizes whose weights start this run (a warm restart).",
-    "epochs": "Passes over the training images. VGG-style models on FER-2013 usually peak after 30–60.",
+    "epochs": "Passes over the training images. VGG-style models on FER-2013 still improve after 60–90 epochs "
+    "when the learning rate decays over the whole run.",
     "batch_size": "Images per step. Larger batches are faster per image on CPU but may need a larger learning rate.",
     "schedule": "cosine: decay to 1% by the last epoch; plateau: halve when validation stalls 3 epochs; constant.",
     "warmup_epochs": "Epochs over which the learning rate ramps up linearly before the schedule starts.",
@@ -152,23 +156,34 @@ def train_config(architecture: str, entered: dict[str, Any], settings: dict[str,
     return TrainConfig(architecture=architecture, hyperparameters=hyperparameters, **settings)
 
 
-def architecture_controls(architecture: str) -> dict[str, Any]:
-    """A widget per setting of the architecture, chosen by its default's type; the values as entered."""
+def architecture_controls(architecture: str, start: catalog.CatalogEntry | None = None) -> dict[str, Any]:
+    """A widget per setting of the architecture, chosen by its default's type; the values as entered.
+
+    With a starting model, its card's settings are the values, and the ones that shape its layers are fixed: its
+    weights fit no other sizes. Its widgets have their own keys, so choosing it resets them.
+    """
     entered: dict[str, Any] = {}
+    defaults, stored = ARCHITECTURE_DEFAULTS[architecture], (start.hyperparameters if start else None) or {}
+    values = {name: stored.get(name, default) for name, default in defaults.items()}  # a card lists changes only
+    fixed = {name for name in defaults if start and shapes_layers(name)}
+    suffix = f"_from_{hashlib.sha1(str(start.model_path).encode()).hexdigest()[:8]}" if start else ""
     with st.expander(f"Architecture settings ({architecture})"):
+        if fixed:
+            st.caption(f"Sizes from {start.label}, whose weights start the run; dropout rates can change.")
         columns = st.columns(2)
-        for index, (name, default) in enumerate(ARCHITECTURE_DEFAULTS[architecture].items()):
-            column, label = columns[index % 2], name.replace("_", " ").capitalize()
-            options = dict(key=f"training_hp_{architecture}_{name}", help=f"{HELP.get(name, '')} Default: {default}.")
-            if isinstance(default, (tuple, list)):
-                entered[name] = column.text_input(label, ", ".join(map(str, default)), **options)
+        for index, (name, value) in enumerate(values.items()):
+            column, label, default = columns[index % 2], name.replace("_", " ").capitalize(), defaults[name]
+            help_text = f"{HELP.get(name, '')} Default: {default}."
+            options = dict(key=f"training_hp_{architecture}_{name}{suffix}", help=help_text, disabled=name in fixed)
+            if isinstance(default, (tuple, list)):  # the kind of widget follows the architecture's default
+                entered[name] = column.text_input(label, ", ".join(map(str, value)), **options)
             elif isinstance(default, str):
-                entered[name] = column.selectbox(label, list(dict.fromkeys([default, *ACTIVATIONS])), **options)
+                entered[name] = column.selectbox(label, list(dict.fromkeys([value, *ACTIVATIONS])), **options)
             elif isinstance(default, int):
                 low = 0 if name in ("dense_units", "input_crop") else 1  # 0 switches these off
-                entered[name] = column.number_input(label, low, 4096, default, **options)
+                entered[name] = column.number_input(label, low, 4096, int(value), **options)
             else:
-                entered[name] = column.slider(label, 0.0, 0.9, float(default), 0.05, **options)
+                entered[name] = column.slider(label, 0.0, 0.9, float(value), 0.05, **options)
     return entered
 
 
@@ -194,13 +209,20 @@ def data_controls(sources: list[Path]) -> dict[str, Any]:
     return {**settings, "classes": classes.to_config()} if classes else {}
 
 
-def settings_controls(runs_dir: Path, architecture: str) -> dict[str, Any]:
-    """The run's starting model, optimisation and augmentation settings, as TrainConfig fields."""
-    start_column, precision_column = st.columns(2)
-    models = [entry for entry in catalog.available_models(runs_dir) if entry.architecture == architecture]
-    starts = {"": "Random initialisation", **{str(entry.model_path): common.entry_label(entry) for entry in models}}
+def start_control(runs_dir: Path, architecture: str) -> catalog.CatalogEntry | None:
+    """The model whose weights start the run, if any. Outside the form, so that choosing one fills the architecture
+    settings with its own."""
+    models = {str(entry.model_path): entry for entry in catalog.available_models(runs_dir)}
+    models = {path: entry for path, entry in models.items() if entry.architecture == architecture}
+    starts = {"": "Random initialisation", **{path: common.entry_label(entry) for path, entry in models.items()}}
     options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
-    settings = {"initial_model": start_column.selectbox("Start from", list(starts), **options)}
+    return models.get(st.selectbox("Start from", list(starts), **options))
+
+
+def settings_controls(start: catalog.CatalogEntry | None) -> dict[str, Any]:
+    """The run's starting model, precision, optimisation and augmentation settings, as TrainConfig fields."""
+    precision_column, _ = st.columns(2)
+    settings = {"initial_model": str(start.model_path) if start else ""}
     settings["precision"] = precision_column.selectbox(
         "Precision", PRECISIONS, format_func=PRECISION_LABELS.get, key="training_precision", help=HELP["precision"]
     )
@@ -228,12 +250,12 @@ def new_run_section(runs_dir: Path, blocked: str | None, sources: list[Path]) ->
     names = architecture_names()
     options = dict(key="training_architecture", help=HELP["architecture"])
     architecture = st.selectbox("Architecture", names, names.index(DEFAULTS.architecture), **options)
-    data = data_controls(sources)
+    data, start = data_controls(sources), start_control(runs_dir, architecture)
     with st.form("training_new_run", border=True):
         name_column, tags_column = st.columns(2)
         name = name_column.text_input("Name", max_chars=folder.MAX_NAME, key="training_name", help=HELP["name"])
         tags = tags_column.text_input("Tags", key="training_tags", help="Comma-separated, such as: baseline, flip")
-        settings, entered = settings_controls(runs_dir, architecture), architecture_controls(architecture)
+        settings, entered = settings_controls(start), architecture_controls(architecture, start)
         options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(blocked) or not data.get("data"))
         submitted = st.form_submit_button("Start training", help="It trains in its own process, tab or not.", **options)
     failure, chosen = "These settings cannot be used.", settings | data

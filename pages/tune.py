@@ -40,7 +40,7 @@ NOTES = {
 def search_details(search_dir: Path, status: dict[str, Any]) -> None:
     """Status, scores, trials, charts, actions and log of one search, redrawn every few seconds while it runs."""
     state, locked = str(status.get("state")), access.locked()
-    config = attempt("This search's config.json cannot be read.", lambda: searches.load_search_config(search_dir))
+    config = attempt("This search's settings cannot be read.", lambda: searches.load_search_config(search_dir))
     if config is None:
         return
     trials, best = searches.read_trials(search_dir), searches.read_best(search_dir) or {}

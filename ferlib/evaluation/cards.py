@@ -86,7 +86,7 @@ def training_lines(card: dict[str, Any]) -> list[str]:
         f"{config.get('warmup_epochs', 0)} warm-up epoch(s), weight decay {config.get('weight_decay', '?')}, "
         f"label smoothing {config.get('label_smoothing', '?')}, batch {config.get('batch_size', '?')}; "
         f"augmentation: {', '.join(transforms) or 'none'}.",
-        f"- Hyperparameters: `{config.get('hyperparameters', {})}`.",
+        f"- Architecture settings: {describe_hyperparameters(config.get('hyperparameters'))}.",
         f"- {card.get('epochs_completed', '?')} epochs in all, {_duration(card.get('train_wall_seconds'))} of "
         "wall time.",
     ]
@@ -198,6 +198,20 @@ def limitations(class_names: list[str]) -> list[str]:
     general = [text.replace("{count}", count) for text in LIMITATIONS]
     specific = [text for name, text in CLASS_LIMITATIONS.items() if name in class_names]
     return general[:3] + specific + general[3:]
+
+
+def describe_hyperparameters(hyperparameters: Any) -> str:
+    """An architecture's settings in words: {"filters": [40, 80], "dense_units": 256} -> "filters 40-80, dense units
+    256"; the settings a card leaves out are the architecture's defaults."""
+    if not isinstance(hyperparameters, dict) or not hyperparameters:
+        return "the architecture's defaults"
+
+    def value(setting: Any) -> str:
+        if isinstance(setting, list | tuple):
+            return "-".join(map(str, setting))
+        return f"{setting:g}" if isinstance(setting, float) else str(setting)
+
+    return ", ".join(f"{name.replace('_', ' ')} {value(setting)}" for name, setting in hyperparameters.items())
 
 
 def render_model_card(card: dict[str, Any], name: str = "model") -> str:

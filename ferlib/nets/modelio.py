@@ -101,6 +101,12 @@ def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> tupl
     return class_set_of(metadata, path).names
 
 
+def shapes_layers(setting: str) -> bool:
+    """Whether an architecture setting shapes the layers, so a warm-start model must share it (dropout rates do not
+    change any weight and may differ)."""
+    return "dropout" not in setting
+
+
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
     """Refuse, before a run starts, a warm-start model whose layers the configured architecture cannot take.
 
@@ -121,7 +127,7 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
         return {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in merged.items()
-            if "dropout" not in key
+            if shapes_layers(key)
         }
 
     expected = (architecture, shaping(architecture, hyperparameters))

@@ -73,7 +73,7 @@ def test_a_preset_ticks_its_classes_shows_their_faces_and_starts_a_run_of_those_
     (config,) = started
     assert config.class_set.names == ("happy", "sad") and config.classes == ["happy", "sad"]
 
-    button(app, "Seed project (six)").click().run()
+    button(app, "Six (no disgust)").click().run()
     assert "disgust" not in texts(app.caption) and "neutral 40: 240 training faces" in texts(app.caption)
     for name in ("angry", "fear", "happy", "sad", "surprise"):
         app.checkbox(key=f"training_classes_{name}").uncheck()

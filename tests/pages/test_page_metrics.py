@@ -250,6 +250,8 @@ def test_the_mistakes_gallery_shows_the_surest_mistakes_and_their_heatmaps(envir
     app = open_metrics_page()  # the only dataset is chosen for you
     assert not app.exception, app.exception
     assert app.selectbox(key="metrics_dataset").value == environment["data"] / "fer_small.zip"
+    split = app.selectbox(key="metrics_split")  # the zip has train and PublicTest faces, no test split
+    assert (split.options, split.value) == (["train", "validation"], "validation")
     assert re.search(r"On 56 validation faces of fer_small\.zip: accuracy", texts(app.caption))
     captions = image_captions(app)
     gallery = [caption for caption in captions if CAPTION.fullmatch(caption)]

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, read_json
 from ferlib.errors import FerError
+from ferlib.evaluation import catalog
 from ferlib.jobs import folder, runs
 from ferlib.training.config import TrainConfig
 
@@ -251,17 +252,15 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     best = str(runs_dir / finished_run.name / runs.BEST_MODEL)
     assert start_from.options[0] == "Random initialisation"
     assert any(finished_run.name in option for option in start_from.options)
-    start_from.set_value(best)
-    app.text_input(key="training_hp_compact_cnn_filters").set_value("4, 16, 32")  # not the run's 8, 16, 32
-    app.number_input(key="training_hp_compact_cnn_dense_units").set_value(16)
-    start_button(app).click().run()
-    assert not app.exception
-    assert "The run could not be started" in texts(app.error)
-    assert "Expected initial_model to be a compact_cnn" in texts(app.error)
-    assert [run.run_id for run in runs.list_runs(runs_dir)] == [finished_run.name]
+    start_from.set_value(best).run()
 
-    # The run's own sizes.
-    app.text_input(key="training_hp_compact_cnn_filters").set_value("8, 16, 32")
+    # The run's own sizes, fixed: its weights fit no others. Dropout stays free.
+    (filters,) = [widget for widget in app.text_input if widget.label == "Filters"]
+    (units,) = [widget for widget in app.number_input if widget.label == "Dense units"]
+    assert (filters.value, filters.disabled) == ("8, 16, 32", True)
+    assert (units.value, units.disabled) == (16, True)
+    assert not next(slider for slider in app.slider if slider.label == "Dense dropout").disabled
+    assert "Sizes from" in texts(app.caption)
     app.toggle(key="training_keep_epoch_checkpoints").set_value(True)
     precision = app.selectbox(key="training_precision")
     assert precision.value == "float32" and precision.options[1].startswith("mixed bfloat16 (")
@@ -273,6 +272,22 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     assert config.initial_model == best and list(config.hyperparameters["filters"]) == [8, 16, 32]
     assert config.keep_epoch_checkpoints and not runs.load_config(finished_run).keep_epoch_checkpoints
     assert config.precision == "mixed_bfloat16" and runs.load_config(finished_run).precision == "float32"
+
+    # Back to a random start: the architecture's own defaults, free to change.
+    app.selectbox(key="training_initial_model_compact_cnn").set_value("").run()
+    filters = app.text_input(key="training_hp_compact_cnn_filters")
+    assert (filters.value, filters.disabled) == ("32, 64, 128", False)
+
+
+def test_the_shipped_default_offers_itself_as_a_start_with_its_sizes(runs_dir, training_data):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    shipped = catalog.shipped_models()[0]
+    assert shipped.is_default and shipped.architecture == "vgg_fer"
+    app = open_training_page()
+    app.selectbox(key="training_initial_model_vgg_fer").set_value(str(shipped.model_path)).run()
+    (filters,) = [widget for widget in app.text_input if widget.label == "Filters"]
+    assert filters.value == ", ".join(map(str, shipped.hyperparameters["filters"])) and filters.disabled
+    assert not app.exception and not app.error
 
 
 # --- resuming -----------------------------------------------------------------------------------------------
