@@ -169,7 +169,7 @@ def architecture_controls(architecture: str, start: catalog.CatalogEntry | None 
     suffix = f"_from_{hashlib.sha1(str(start.model_path).encode()).hexdigest()[:8]}" if start else ""
     with st.expander(f"Architecture settings ({architecture})"):
         if fixed:
-            st.caption(f"Sizes from {start.label}, whose weights start the run; dropout rates can change.")
+            st.caption("The sizes are the starting model's: its weights fit no others. Dropout rates can change.")
         columns = st.columns(2)
         for index, (name, value) in enumerate(values.items()):
             column, label, default = columns[index % 2], name.replace("_", " ").capitalize(), defaults[name]

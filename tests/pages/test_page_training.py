@@ -260,7 +260,7 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     assert (filters.value, filters.disabled) == ("8, 16, 32", True)
     assert (units.value, units.disabled) == (16, True)
     assert not next(slider for slider in app.slider if slider.label == "Dense dropout").disabled
-    assert "Sizes from" in texts(app.caption)
+    assert "The sizes are the starting model's" in texts(app.caption)
     app.toggle(key="training_keep_epoch_checkpoints").set_value(True)
     precision = app.selectbox(key="training_precision")
     assert precision.value == "float32" and precision.options[1].startswith("mixed bfloat16 (")
