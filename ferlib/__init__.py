@@ -15,4 +15,4 @@ import sys
 if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"  # as pyproject.toml

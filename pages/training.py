@@ -15,7 +15,7 @@ from ferlib.data.sources import data_directories, dataset_sources
 from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, progress, runs
-from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
+from ferlib.nets.architectures import ACTIVATIONS, ARCHITECTURE_DEFAULTS, OPTIONAL_LAYERS, architecture_names
 from ferlib.nets.modelio import shapes_layers
 from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, PRECISIONS, fast_bfloat16
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
@@ -27,7 +27,6 @@ from pages.components.common import attempt, dataset_label, flash, percent, requ
 require_app("pages/training.py")
 
 DEFAULTS = TrainConfig()
-ACTIVATIONS = ("relu", "elu", "gelu", "swish", "selu")
 STOP_HELP = "Stop after the current batch; a checkpoint is saved first, so the run can be resumed later."
 RESUME_HELP = "Continue from the last saved epoch in a new training process."
 IS_RUN = lambda path: (path / folder.CONFIG_FILE).exists()  # noqa: E731
@@ -180,7 +179,7 @@ def architecture_controls(architecture: str, start: catalog.CatalogEntry | None 
             elif isinstance(default, str):
                 entered[name] = column.selectbox(label, list(dict.fromkeys([value, *ACTIVATIONS])), **options)
             elif isinstance(default, int):
-                low = 0 if name in ("dense_units", "input_crop") else 1  # 0 switches these off
+                low = 0 if name in OPTIONAL_LAYERS else 1  # 0 leaves the layer out
                 entered[name] = column.number_input(label, low, 4096, int(value), **options)
             else:
                 entered[name] = column.slider(label, 0.0, 0.9, float(value), 0.05, **options)

@@ -120,8 +120,13 @@ def _check_output_paths(arguments: argparse.Namespace) -> None:
     for option, value in (("--json", arguments.json), ("--csv", arguments.csv), ("--video-out", arguments.video_out)):
         if value and Path(value).is_dir():
             raise FerError(f"Expected a file path for {option}; received {value!r}, which is a folder")
-    if arguments.video_out and not Path(arguments.video_out).suffix:
-        raise FerError(f"Expected --video-out with a video suffix such as .mp4; received {arguments.video_out!r}")
+    if arguments.video_out:
+        from ferlib.live.video import VIDEO_OUTPUT_EXTENSIONS
+
+        if Path(arguments.video_out).suffix.lower() not in VIDEO_OUTPUT_EXTENSIONS:
+            raise FerError(
+                f"Expected --video-out ending in {', '.join(VIDEO_OUTPUT_EXTENSIONS)}; received {arguments.video_out!r}"
+            )
     folder = arguments.annotated_dir
     if folder and Path(folder).exists() and not Path(folder).is_dir():
         raise FerError(f"Expected a folder for --annotated-dir; received {folder!r}, which is a file")

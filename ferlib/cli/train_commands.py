@@ -100,7 +100,7 @@ def _train(arguments: argparse.Namespace) -> int:
     cluster = _cluster(arguments)
     if cluster and not cluster.is_chief:  # a worker: the chief owns the run folder and its checks
         if not arguments.run_dir:
-            raise FerError("Expected --run-dir RUN (the chief's run folder, on shared storage) for a worker")
+            raise FerError("Expected --run-dir RUN (the chief's run folder) for a worker; received none")
         if _overrides(arguments):
             raise FerError(
                 "Expected --epochs and --precision on the chief only; received them for a worker, which "
@@ -136,7 +136,7 @@ def _cluster(arguments: argparse.Namespace):
     if (arguments.cluster is None) != (arguments.worker_index is None):
         raise FerError("Expected --cluster and --worker-index together; received one of them")
     if arguments.cluster and arguments.workers != 1:
-        raise FerError("Expected --workers (this machine's processes) or --cluster (machines), not both")
+        raise FerError("Expected --workers (this machine's processes) or --cluster (machines); received both")
     if arguments.workers != 1:
         return distributed.local_cluster(arguments.workers)  # the count is checked before a run is made
     return distributed.parse_cluster(arguments.cluster, arguments.worker_index) if arguments.cluster else None

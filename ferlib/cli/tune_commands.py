@@ -45,7 +45,7 @@ def _tune(arguments: argparse.Namespace) -> int:
         raise FerError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
     resume = bool(arguments.resume)
     if arguments.resume:
-        search_dir = searches.claim_for_resume(arguments.resume, arguments.runs_dir)
+        search_dir = searches.claim_for_resume(arguments.resume, arguments.runs_dir, arguments.data)
     elif arguments.search_dir:
         search_dir, resume = _handed_over_search(Path(arguments.search_dir))
     else:
@@ -124,7 +124,7 @@ def _new_search(arguments: argparse.Namespace) -> Path:
     if arguments.space:
         try:
             space = json.loads(Path(arguments.space).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
             raise FerError(
                 f"Expected a readable JSON search space file; received {arguments.space!r} ({error})"
             ) from None

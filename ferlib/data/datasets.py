@@ -17,7 +17,7 @@ import io
 import os
 import sys
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -172,8 +172,14 @@ def _load_uncached(source: Path, progress: ProgressCallback | None) -> Dataset:
     if source.is_file() and source.suffix.lower() == ".csv":
         with open(source, encoding="utf-8-sig", errors="replace", newline="") as stream:
             return _load_csv(stream, str(source), progress)
+    if source.is_file() and source.suffix.lower() == ".zip" and not zipfile.is_zipfile(source):
+        raise FerError(f"Expected a readable .zip archive; received {str(source)!r}, which is truncated or damaged")
     if source.is_file() and zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
+        try:
+            archive = zipfile.ZipFile(source)
+        except zipfile.BadZipFile as error:  # its end record reads, its directory does not
+            raise FerError(f"Expected a readable .zip archive; received {str(source)!r} ({error})") from None
+        with archive:
             infos = [info for info in archive.infolist() if not info.is_dir()]
             declared = sum(info.file_size for info in infos)
             if declared > MAX_ARCHIVE_UNCOMPRESSED_BYTES:
@@ -282,7 +288,14 @@ def _load_files(
 
 
 def _load_csv(stream: Iterable[str], source: str, progress: ProgressCallback | None) -> Dataset:
-    reader = csv.reader(stream)
+    try:
+        return _read_csv(csv.reader(stream), source, progress)
+    except csv.Error as error:  # a field beyond csv's size limit, or a quote left open
+        expected = "Expected a CSV with one face per line, as fer2013.csv"
+        raise FerError(f"{expected}; received {source!r} ({error})") from None
+
+
+def _read_csv(reader: Iterator[list[str]], source: str, progress: ProgressCallback | None) -> Dataset:
     header = [column.strip().lower() for column in next(reader, [])]
     missing = [column for column in ("emotion", "pixels") if column not in header]
     if missing:

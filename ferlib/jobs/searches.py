@@ -253,15 +253,23 @@ def start_search(
     return search_dir
 
 
-def claim_for_resume(search_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Check a search can resume (stopped or interrupted, no active job) and mark it 'created' under the lock."""
+def claim_for_resume(
+    search_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None, data: str | os.PathLike | None = None
+) -> Path:
+    """Check a search can resume (stopped or interrupted, no active job) and mark it 'created' under the lock.
+
+    `data` is where the dataset is now, when it moved (another machine); by default, where the search recorded it.
+    """
     path = Path(search_dir).expanduser().resolve()
     config = load_search_config(path)
     refusal = resume_refusal(path)  # its finished trials would be ranked against trials trained differently
     if refusal:
         raise FerError(refusal)
     runs_root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
-    _existing_dataset(config)
+    if data:
+        existing_dataset(str(data))
+    else:
+        _existing_dataset(config)
     with launch_lock(runs_root):
         state = read_status(path).get("state")
         if state not in RESUMABLE_STATES:

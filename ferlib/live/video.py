@@ -25,6 +25,8 @@ from ferlib.live.analyzer import LiveAnalyzer, LiveSettings, annotate_live
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".y4m", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv", ".3gp", ".ts"}
 )
+# The containers an annotated clip can be written to (H.264 or MPEG-4 Part 2; VP9 or VP8 for .webm).
+VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
 # How video files are analysed. The default, FAST: the detector on a 320-pixel copy every 5th frame (and on the next
 # frame whenever a face is lost), faces followed by template matching in between; a face counts once detected 3 times.
 # EVERY_FRAME (`--every-frame`): the detector on every frame at 640 pixels, for exhaustive analysis.

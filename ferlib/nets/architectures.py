@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 ArchitectureBuilder = Callable[..., "keras.Model"]
 _REGISTRY: dict[str, ArchitectureBuilder] = {}
 ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {}
+ACTIVATIONS = ("relu", "elu", "gelu", "swish", "selu")  # the activations a network may use between its layers
+OPTIONAL_LAYERS = ("dense_units", "input_crop")  # settings whose 0 leaves their layer out
 
 
 def register(name: str, **defaults: Any) -> Callable[[ArchitectureBuilder], ArchitectureBuilder]:
@@ -41,14 +43,37 @@ def architecture_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, num_classes: int = NUM_CLASSES, **hyperparameters: Any) -> keras.Model:
-    """Build the named architecture with `num_classes` outputs; unknown names and hyperparameters raise FerError."""
+def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
+    """Refuse an unknown architecture, unknown settings, or a value of the wrong kind, before any model is built:
+    channel lists of positive whole numbers, whole numbers (0 only where it leaves a layer out), an activation
+    among ACTIVATIONS, rates in [0, 1)."""
     if name not in _REGISTRY:
         raise FerError(f"Expected an architecture among {', '.join(architecture_names())}; received {name!r}")
     defaults = ARCHITECTURE_DEFAULTS[name]
     unknown = sorted(set(hyperparameters) - set(defaults))
     if unknown:
         raise FerError(f"Expected hyperparameters of {name!r} among {', '.join(sorted(defaults))}; received {unknown}")
+    for setting, value in hyperparameters.items():
+        default, whole = defaults[setting], lambda number: isinstance(number, int) and not isinstance(number, bool)
+        if isinstance(default, (tuple, list)):
+            valid = isinstance(value, (tuple, list)) and bool(value) and all(whole(n) and n >= 1 for n in value)
+            expected = "a list of positive whole numbers such as [32, 64, 128]"
+        elif isinstance(default, str):
+            valid, expected = value in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"
+        elif isinstance(default, int):
+            low = 0 if setting in OPTIONAL_LAYERS else 1
+            valid, expected = whole(value) and value >= low, f"a whole number >= {low}"
+        else:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            valid, expected = number and 0 <= value < 1, "a rate in [0, 1)"
+        if not valid:
+            raise FerError(f"Expected {setting} of {name!r} to be {expected}; received {value!r}")
+
+
+def build_model(name: str, num_classes: int = NUM_CLASSES, **hyperparameters: Any) -> keras.Model:
+    """Build the named architecture with `num_classes` outputs; unknown names and wrong settings raise FerError."""
+    check_hyperparameters(name, hyperparameters)
+    defaults = ARCHITECTURE_DEFAULTS[name]
     if not isinstance(num_classes, int) or num_classes < 2:
         raise FerError(f"Expected at least 2 classes; received {num_classes!r}")
     return _REGISTRY[name](num_classes=num_classes, **{**defaults, **hyperparameters})

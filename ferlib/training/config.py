@@ -10,7 +10,7 @@ from typing import Any
 from ferlib.classes import ClassSet
 from ferlib.data.augment import AugmentationConfig
 from ferlib.errors import FerError
-from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, architecture_names
+from ferlib.nets.architectures import architecture_names, check_hyperparameters
 from ferlib.nets.precision import MIXED_BFLOAT16, PRECISIONS
 
 # Raised whenever the same config starts training differently. Searches record it and refuse to resume across a
@@ -78,11 +78,7 @@ class TrainConfig:
             raise FerError(
                 f"Expected architecture among {', '.join(architecture_names())}; received {self.architecture!r}"
             )
-        allowed = ARCHITECTURE_DEFAULTS[self.architecture]
-        unknown = sorted(set(self.hyperparameters) - set(allowed))
-        if unknown:
-            names = ", ".join(sorted(allowed))
-            raise FerError(f"Expected hyperparameters of {self.architecture!r} among {names}; received {unknown}")
+        check_hyperparameters(self.architecture, self.hyperparameters)
         _check(self.optimizer in OPTIMIZERS, "optimizer among " + ", ".join(OPTIMIZERS), self.optimizer)
         _check(self.schedule in SCHEDULES, "schedule among " + ", ".join(SCHEDULES), self.schedule)
         _check(self.precision in PRECISIONS, "precision among " + ", ".join(PRECISIONS), self.precision)
@@ -125,7 +121,7 @@ class TrainConfig:
             value = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise FerError(f"Expected a JSON config file; received {str(path)!r}, which does not exist") from None
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise FerError(
                 f"Expected a JSON config file; received {str(path)!r}, which is not valid JSON ({error})"
             ) from None

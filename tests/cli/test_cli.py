@@ -273,3 +273,32 @@ def test_an_atomic_write_that_cannot_start_names_the_file_meant(tmp_path, monkey
     with pytest.raises(PermissionError) as raised:
         atomic_write_json(tmp_path / "x.json", {})
     assert raised.value.filename == str(tmp_path / "x.json") and raised.value.errno == 13
+
+
+def test_damaged_inputs_are_one_error_line(tmp_path):
+    """A truncated dataset zip, a binary config or search space, an oversized CSV field, an unwritable video type."""
+    truncated = tmp_path / "fer2013.zip"
+    truncated.write_bytes(b"PK\x03\x04" + bytes(200))  # a download cut off before the zip's directory
+    binary = tmp_path / "model.keras"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    oversized = tmp_path / "faces.csv"
+    oversized.write_text("emotion,pixels\n0," + "1 " * 70_000 + "\n")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    results = {
+        "truncated zip": run_cli("info", "--data", truncated),
+        "binary config": run_cli("train", "--data", tmp_path, "--config", binary),
+        "binary space": run_cli("tune", "--data", tmp_path, "--space", binary),
+        "oversized csv": run_cli("info", "--data", oversized),
+        "video type": run_cli("predict", clip, "--video-out", tmp_path / "faces.csv"),
+    }
+    for name, result in results.items():
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
+    last = {name: result.stderr.strip().splitlines()[-1] for name, result in results.items()}
+    assert last["truncated zip"] == (
+        f"error: Expected a readable .zip archive; received {str(truncated)!r}, which is truncated or damaged"
+    )
+    assert last["binary config"].startswith(f"error: Expected a JSON config file; received {str(binary)!r}")
+    assert last["binary space"].startswith("error: Expected a readable JSON search space file")
+    assert last["oversized csv"].startswith("error: Expected a CSV with one face per line")
+    assert last["video type"].startswith("error: Expected --video-out ending in .mp4, .m4v, .mov, .mkv, .avi, .webm")

@@ -157,6 +157,22 @@ def test_unknown_layout_names_the_expected_layouts(tmp_path):
         load_dataset(tmp_path / "missing.zip")
 
 
+def test_a_truncated_or_damaged_zip_is_named_as_such(kaggle_dir, tmp_path):
+    good = zip_tree(kaggle_dir, tmp_path / "good.zip")
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(data[: len(data) // 2])  # a download cut off: no end record
+    damaged = tmp_path / "damaged.zip"
+    directory = data.rindex(b"PK\x01\x02")  # the end record still reads, the central directory does not
+    damaged.write_bytes(data[:directory] + b"XX" + data[directory + 2 :])
+    assert zipfile.is_zipfile(damaged) and not zipfile.is_zipfile(truncated)
+    expected = r"Expected a readable \.zip archive; received "
+    with pytest.raises(ValueError, match=expected + r".*truncated\.zip', which is truncated or damaged"):
+        load_dataset(truncated, use_cache=False)
+    with pytest.raises(ValueError, match=expected + r".*damaged\.zip' \(Bad magic number"):
+        load_dataset(damaged, use_cache=False)
+
+
 def test_second_load_comes_from_the_cache_and_a_change_invalidates_it(kaggle_dir, tmp_path):
     first = load_dataset(kaggle_dir, cache_dir=tmp_path)
     second = load_dataset(kaggle_dir, cache_dir=tmp_path)

@@ -189,6 +189,22 @@ def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether
     assert not folder.stop_requested(new)
 
 
+def test_a_search_whose_dataset_moved_resumes_with_the_new_path(tmp_path, training_data):
+    """On another machine the recorded dataset path is gone; `tune --resume DIR --data NEW` names where it is now."""
+    import shutil
+
+    moved = tmp_path / "moved" / "fer_small.zip"
+    moved.parent.mkdir()
+    shutil.copy(training_data, moved)
+    search_dir = searches.create_search(tiny_search(moved), tmp_path / "searches")
+    folder.write_status(search_dir, "stopped")
+    moved.rename(tmp_path / "fer_small.zip")
+    with pytest.raises(ValueError, match=r"Expected an existing dataset; received .*moved"):
+        searches.claim_for_resume(search_dir, tmp_path / "runs")
+    assert searches.claim_for_resume(search_dir, tmp_path / "runs", tmp_path / "fer_small.zip") == search_dir
+    assert folder.read_status(search_dir)["state"] == "created"
+
+
 def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, training_data, launches):
     """Its finished trials trained differently (one shared augmentation seed), so new trials would not compare."""
     from ferlib.training.config import RECIPE_REVISION
