@@ -12,6 +12,7 @@ run listings) must not load TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
 
 from ferlib.classes import NUM_CLASSES
@@ -43,6 +44,10 @@ def architecture_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _whole(number: Any) -> bool:
+    return isinstance(number, Integral) and not isinstance(number, bool)
+
+
 def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
     """Refuse an unknown architecture, unknown settings, or a value of the wrong kind, before any model is built:
     channel lists of positive whole numbers, whole numbers (0 only where it leaves a layer out), an activation
@@ -54,17 +59,17 @@ def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
     if unknown:
         raise FerError(f"Expected hyperparameters of {name!r} among {', '.join(sorted(defaults))}; received {unknown}")
     for setting, value in hyperparameters.items():
-        default, whole = defaults[setting], lambda number: isinstance(number, int) and not isinstance(number, bool)
+        default = defaults[setting]
         if isinstance(default, (tuple, list)):
-            valid = isinstance(value, (tuple, list)) and bool(value) and all(whole(n) and n >= 1 for n in value)
+            valid = isinstance(value, (tuple, list)) and bool(value) and all(_whole(n) and n >= 1 for n in value)
             expected = "a list of positive whole numbers such as [32, 64, 128]"
         elif isinstance(default, str):
             valid, expected = value in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"
         elif isinstance(default, int):
             low = 0 if setting in OPTIONAL_LAYERS else 1
-            valid, expected = whole(value) and value >= low, f"a whole number >= {low}"
+            valid, expected = _whole(value) and value >= low, f"a whole number >= {low}"
         else:
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            number = isinstance(value, Real) and not isinstance(value, bool)
             valid, expected = number and 0 <= value < 1, "a rate in [0, 1)"
         if not valid:
             raise FerError(f"Expected {setting} of {name!r} to be {expected}; received {value!r}")
