@@ -145,8 +145,7 @@ def counts_tab(dataset: Dataset, path: str) -> None:
 
 
 def split_choice(dataset: Dataset, column, key: str) -> str:
-    counts = dataset.counts()
-    return column.selectbox("Split", ["all", *(s for s in SPLITS if sum(counts[s].values()))], key=key, help=SPLIT_HELP)
+    return column.selectbox("Split", ["all", *dataset.splits_with_faces()], key=key, help=SPLIT_HELP)
 
 
 def samples_tab(dataset: Dataset, path: str) -> None:

@@ -88,10 +88,10 @@ def mistakes_section(report: reports.ModelReport) -> dict[str, Any] | None:
     options["index"] = 0 if len(sources) == 1 else None  # a single dataset is chosen for you
     dataset = columns[0].selectbox("Dataset", sources, key="metrics_dataset", **options)
     splits, unreadable = list(SPLITS), "This dataset cannot be read."
-    if dataset is not None:  # only the splits that have faces (FER-2013's zip has no test split)
-        if (counts := attempt(unreadable, lambda: common.load_dataset(str(dataset)).counts())) is None:
+    if dataset is not None:  # only the splits that have faces
+        if (present := attempt(unreadable, lambda: common.load_dataset(str(dataset)).splits_with_faces())) is None:
             return None
-        splits = [split for split in SPLITS if sum(counts[split].values())] or splits
+        splits = present or splits
     default = splits.index("validation") if "validation" in splits else 0
     split = columns[1].selectbox("Split", splits, default, key="metrics_split")
     options = dict(format_func=TTA_DESCRIPTIONS.get, key="metrics_eval_tta", help=HELP["tta"])

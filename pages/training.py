@@ -3,7 +3,6 @@ as a snapshot, and manage past runs. ferlib trains detached; the page only reads
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,13 @@ from ferlib.data.sources import data_directories, dataset_sources
 from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, progress, runs
-from ferlib.nets.architectures import ACTIVATIONS, ARCHITECTURE_DEFAULTS, OPTIONAL_LAYERS, architecture_names
-from ferlib.nets.modelio import shapes_layers
+from ferlib.nets.architectures import (
+    ACTIVATIONS,
+    ARCHITECTURE_DEFAULTS,
+    OPTIONAL_LAYERS,
+    architecture_names,
+    shapes_layers,
+)
 from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, PRECISIONS, fast_bfloat16
 from ferlib.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, describe_config
 from ferlib.tuning import search_space
@@ -165,7 +169,7 @@ def architecture_controls(architecture: str, start: catalog.CatalogEntry | None 
     defaults, stored = ARCHITECTURE_DEFAULTS[architecture], (start.hyperparameters if start else None) or {}
     values = {name: stored.get(name, default) for name, default in defaults.items()}  # a card lists changes only
     fixed = {name for name in defaults if start and shapes_layers(name)}
-    suffix = f"_from_{hashlib.sha1(str(start.model_path).encode()).hexdigest()[:8]}" if start else ""
+    suffix = f"_from_{start.key}" if start else ""  # the catalog's key: stable across reruns
     with st.expander(f"Architecture settings ({architecture})"):
         if fixed:
             st.caption("The sizes are the starting model's: its weights fit no others. Dropout rates can change.")
@@ -211,8 +215,8 @@ def data_controls(sources: list[Path]) -> dict[str, Any]:
 def start_control(runs_dir: Path, architecture: str) -> catalog.CatalogEntry | None:
     """The model whose weights start the run, if any. Outside the form, so that choosing one fills the architecture
     settings with its own."""
-    models = {str(entry.model_path): entry for entry in catalog.available_models(runs_dir)}
-    models = {path: entry for path, entry in models.items() if entry.architecture == architecture}
+    entries = catalog.available_models(runs_dir)
+    models = {str(entry.model_path): entry for entry in entries if entry.architecture == architecture}
     starts = {"": "Random initialisation", **{path: common.entry_label(entry) for path, entry in models.items()}}
     options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
     return models.get(st.selectbox("Start from", list(starts), **options))

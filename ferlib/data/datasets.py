@@ -108,6 +108,10 @@ class Dataset:
             table[split] = {name: int(per_class[i]) for i, name in enumerate(EMOTIONS)}
         return table
 
+    def splits_with_faces(self) -> list[str]:
+        """The splits that hold at least one face, in canonical order (FER-2013's zip has no test split)."""
+        return [SPLITS[index] for index in sorted(set(np.unique(self.splits).tolist()))]
+
 
 def load_dataset(
     path: str | os.PathLike,

@@ -231,10 +231,11 @@ def active_searches(searches_dir: str | os.PathLike | None = None) -> list[Searc
 # --- launching ----------------------------------------------------------------------------------------------
 
 
-def _existing_dataset(config: SearchConfig) -> None:
-    if not config.base.data:
+def _existing_dataset(config: SearchConfig, data: str | os.PathLike | None = None) -> None:
+    """The search's dataset, or `data` where it is now (it moved), refused when unnamed or missing."""
+    if not data and not config.base.data:
         raise FerError("Expected the search's baseline config to name its dataset ('data'); received none")
-    existing_dataset(config.base.data)
+    existing_dataset(str(data or config.base.data))
 
 
 def start_search(
@@ -266,10 +267,7 @@ def claim_for_resume(
     if refusal:
         raise FerError(refusal)
     runs_root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
-    if data:
-        existing_dataset(str(data))
-    else:
-        _existing_dataset(config)
+    _existing_dataset(config, data)
     with launch_lock(runs_root):
         state = read_status(path).get("state")
         if state not in RESUMABLE_STATES:

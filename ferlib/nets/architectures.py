@@ -44,6 +44,12 @@ def architecture_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def shapes_layers(setting: str) -> bool:
+    """Whether an architecture setting shapes the layers, so a warm-start model must share it (dropout rates do not
+    change any weight and may differ)."""
+    return "dropout" not in setting
+
+
 def _whole(number: Any) -> bool:
     return isinstance(number, Integral) and not isinstance(number, bool)
 

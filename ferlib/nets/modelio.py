@@ -11,7 +11,7 @@ from ferlib.atomic import atomic_save, atomic_write_json
 from ferlib.classes import EMOTIONS, ClassSet
 from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
-from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS
+from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, shapes_layers
 from ferlib.nets.precision import FLOAT32, with_precision
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
@@ -99,12 +99,6 @@ def class_set_of(metadata: dict[str, Any], path: str | os.PathLike) -> ClassSet:
 def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> tuple[str, ...]:
     """The model's class names, in output order; a card whose classes do not hold together is refused."""
     return class_set_of(metadata, path).names
-
-
-def shapes_layers(setting: str) -> bool:
-    """Whether an architecture setting shapes the layers, so a warm-start model must share it (dropout rates do not
-    change any weight and may differ)."""
-    return "dropout" not in setting
 
 
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:

@@ -44,6 +44,10 @@ def test_private_test_prefix_goes_to_test_split(tmp_path):
     assert counts["train"]["sad"] == 1
 
 
+def test_the_splits_with_faces_are_named_in_order(kaggle_dir):
+    assert load_dataset(kaggle_dir).splits_with_faces() == ["train", "validation"]  # Kaggle's layout: no test split
+
+
 def test_unprefixed_kaggle_layout_carves_a_stratified_seeded_validation(tmp_path):
     write_kaggle_tree(tmp_path, {"train": 20, "test": 3}, prefixes=False)
     first, second = load_dataset(tmp_path, use_cache=False), load_dataset(tmp_path, use_cache=False)
