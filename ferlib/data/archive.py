@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,18 @@ DEFAULT_MAX_ZIP_BYTES = 300 * MEGABYTE
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 2048 * MEGABYTE
 DEFAULT_MAX_ENTRIES = 250_000
 DEFAULT_UPLOAD_QUOTA_BYTES = 1024 * MEGABYTE  # about a dozen FER-2013 zips
+# What reading one file of a folder or zip raises when the file, not the program, is at fault: missing, unreadable,
+# too large (FerError), damaged (a bad CRC, a broken deflate stream, cut short), encrypted or compressed in a way
+# Python's zipfile cannot read. Anything else is a bug and shows as one.
+UNREADABLE_FILE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -22,10 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+import cv2
 import numpy as np
 
 from ferlib.classes import EMOTIONS
 from ferlib.data import cache
+from ferlib.data.archive import UNREADABLE_FILE_ERRORS
 from ferlib.data.layouts import EXPECTED_LAYOUTS, classify_entry, has_images, is_hidden, split_from_name
 from ferlib.data.preprocess import IMAGE_SIZE, decode_image, preprocess_face
 from ferlib.errors import FerError
@@ -261,9 +263,9 @@ def _load_files(
     def decode(entry: tuple[str, int, str | None]) -> np.ndarray | str:
         try:
             return preprocess_face(decode_image(read(entry[0])))
-        except (ValueError, OSError, zipfile.BadZipFile) as error:
+        except (ValueError, OSError) as error:
             return str(error)
-        except Exception as error:
+        except (*UNREADABLE_FILE_ERRORS, cv2.error) as error:  # one bad file is listed; a bug is raised
             return f"{type(error).__name__}: {error}"
 
     images: list[np.ndarray] = []

@@ -23,7 +23,7 @@ import numpy as np
 from ferlib.atomic import atomic_write_bytes
 from ferlib.classes import EMOTIONS, normalize_class_name
 from ferlib.classes import class_name as canonical_class
-from ferlib.data.archive import check_dataset_zip, open_source, unsafe_entry_reason
+from ferlib.data.archive import UNREADABLE_FILE_ERRORS, check_dataset_zip, open_source, unsafe_entry_reason
 from ferlib.data.datasets import MAX_IMAGE_FILE_BYTES, ProgressCallback
 from ferlib.data.layouts import is_hidden
 from ferlib.data.preprocess import IMAGE_SIZE, decode_photo, preprocess_face, to_grayscale
@@ -114,7 +114,7 @@ def collect_faces(
                     raise _Skip(f"the same face as {seen_faces[digest]}")
                 seen_faces[digest] = name
                 faces.setdefault(emotion, []).append((digest, face))
-            except Exception as error:  # one bad file never stops the others: it is listed with its reason
+            except (_Skip, *UNREADABLE_FILE_ERRORS, cv2.error) as error:  # one bad file is listed; a bug is raised
                 skipped.append((name, _reason(error)))
             if progress is not None:
                 progress(done, len(photos))

@@ -1,4 +1,4 @@
-"""Bad input costs little and says why: huge members and photos, broken links, malformed CSV rows."""
+"""Bad input costs little and says why: huge, damaged or encrypted files, broken links, malformed CSV rows."""
 
 import os
 import zipfile
@@ -44,6 +44,51 @@ def test_dangling_and_looping_links_are_listed_files_not_a_failed_folder(tmp_pat
         "train/happy/Training_900.jpg",
         "train/sad/Training_901.jpg",
     ]
+
+
+def _patch_central_entry(archive, name: str, offset: int, value: int) -> None:
+    """Set one byte of a member's central-directory entry (its flags at 8, its compression method at 10)."""
+    data = bytearray(archive.read_bytes())
+    position = data.find(b"PK\x01\x02")
+    while position >= 0:
+        name_length = int.from_bytes(data[position + 28 : position + 30], "little")
+        if data[position + 46 : position + 46 + name_length] == name.encode():
+            data[position + offset] = value
+            archive.write_bytes(bytes(data))
+            return
+        position = data.find(b"PK\x01\x02", position + 4)
+    raise AssertionError(f"no member {name}")
+
+
+def test_damaged_encrypted_and_unreadable_members_are_listed_and_a_bug_is_raised(tmp_path, monkeypatch):
+    archive = zip_tree(write_kaggle_tree(tmp_path / "tree", {"train": 2, "test": 1}), tmp_path / "faces.zip")
+    face = cv2.imencode(".png", synthetic_face(3, np.random.default_rng(1)))[1].tobytes()
+    with zipfile.ZipFile(archive, "a") as handle:
+        for number in (997, 998):
+            handle.writestr(f"train/happy/Training_{number}.png", face)
+        handle.writestr("train/happy/Training_999.png", face, compress_type=zipfile.ZIP_DEFLATED)
+    _patch_central_entry(archive, "train/happy/Training_997.png", 8, 0x01)  # marked encrypted
+    _patch_central_entry(archive, "train/happy/Training_998.png", 10, 99)  # a compression method zipfile lacks
+    with zipfile.ZipFile(archive) as handle:
+        start = handle.getinfo("train/happy/Training_999.png").header_offset + 30 + len("train/happy/Training_999.png")
+    data = bytearray(archive.read_bytes())
+    data[start : start + 8] = bytes(byte ^ 0xFF for byte in data[start : start + 8])  # a broken deflate stream
+    archive.write_bytes(bytes(data))
+
+    dataset = load_dataset(archive)
+    assert len(dataset.labels) == 21
+    reasons = {bad.path.rsplit("_", 1)[1]: bad.reason for bad in dataset.report.bad_files}
+    assert reasons["997.png"].startswith("RuntimeError: File 'train/happy/Training_997.png' is encrypted")
+    assert reasons["998.png"] == "NotImplementedError: That compression method is not supported"
+    assert reasons["999.png"].startswith(("error: Error -3 while decompressing", "BadZipFile: Bad CRC-32"))
+
+    def bug(image):
+        raise TypeError("a bug in preprocessing")
+
+    monkeypatch.setattr(ferlib.data.datasets, "preprocess_face", bug)
+    fresh = write_kaggle_tree(tmp_path / "fresh", {"train": 1, "test": 1}, seed=5)
+    with pytest.raises(TypeError, match="a bug in preprocessing"):
+        load_dataset(fresh)
 
 
 def test_malformed_csv_rows_are_listed_rows_and_a_missing_column_is_named(tmp_path):

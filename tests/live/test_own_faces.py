@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import zip_tree
 
+import ferlib.live.own_faces
 from ferlib.cli import main
 from ferlib.data.datasets import load_dataset
 from ferlib.errors import FerError
@@ -126,6 +127,19 @@ def test_unreadable_faceless_and_duplicate_files_are_skipped_and_listed(tmp_path
         "sad/wall.png": "no face found by the haar detector",
     }
     assert report.total() == 7 and report.counts["test"] == {"happy": 1, "sad": 1}
+
+
+def test_a_bug_while_reading_a_photo_is_raised_not_listed_as_a_skipped_file(
+    tmp_path, astronaut_bgr, training_data, monkeypatch
+):
+    source = photo_tree(tmp_path / "photos", astronaut_bgr, training_data, sad=1)
+
+    def bug(image, detector):
+        raise TypeError("a bug in face finding")
+
+    monkeypatch.setattr(ferlib.live.own_faces, "face_from_photo", bug)
+    with pytest.raises(TypeError, match="a bug in face finding"):
+        collect_faces(source, tmp_path / "faces")
 
 
 def test_an_output_folder_that_holds_files_is_refused_and_an_empty_one_filled(tmp_path, astronaut_bgr, training_data):
