@@ -10,6 +10,8 @@ from ferlib.errors import FerError
 from ferlib.jobs import folder, processes
 from ferlib.nets.precision import PRECISIONS, precision_for_this_cpu
 
+DEFAULT_TEACHER_WEIGHT = 0.5  # with --teacher: half of each face's target is its label, half the teachers' view
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a model in a new run folder (or resume one)")
@@ -28,6 +30,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--initial-model",
         help="start from this .keras model's weights (same architecture and sizes), fresh schedule",
+    )
+    train.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="also learn from this .keras model's probabilities (knowledge distillation; repeatable; a new run)",
+    )
+    train.add_argument(
+        "--teacher-weight",
+        type=float,
+        help=f"the share of each face's target the teachers' probabilities make (default {DEFAULT_TEACHER_WEIGHT})",
     )
     train.add_argument("--runs-dir", help="where run folders go (default: runs/ or $FERLIB_RUNS_DIR)")
     train.add_argument("--run-dir", help="train in this existing run folder (as the dashboard does)")
@@ -160,10 +174,10 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
     from ferlib.training.snapshot import read_snapshot, restore_snapshot
 
     _check_options_of_existing_run(arguments)
-    if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model:
+    if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model or arguments.teacher:
         raise FerError(
             "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs, --precision); received it with "
-            "--resume, --run-dir, --config or --initial-model"
+            "--resume, --run-dir, --config, --initial-model or --teacher"
         )
     snapshot = read_snapshot(arguments.resume_from)
     note = _keep_precision_fast_here(arguments, snapshot.config.precision)
@@ -188,10 +202,10 @@ def _existing_run(arguments: argparse.Namespace) -> Path:
     from ferlib.jobs import runs
 
     _check_options_of_existing_run(arguments)
-    if arguments.initial_model:
+    if arguments.initial_model or arguments.teacher or arguments.teacher_weight is not None:
         raise FerError(
-            "Expected --initial-model only for a new run; received it with --run-dir/--resume, "
-            "whose run keeps the starting weights it was created with"
+            "Expected --initial-model and --teacher only for a new run; received them with --run-dir/--resume, "
+            "whose run keeps the starting weights and teachers it was created with"
         )
     if not arguments.run_dir:
         raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
@@ -253,6 +267,11 @@ def _new_run(arguments: argparse.Namespace) -> Path:
         changes["initial_model"] = arguments.initial_model
     if arguments.classes:
         changes["classes"] = arguments.classes
+    if arguments.teacher:
+        changes["teachers"] = arguments.teacher
+        changes["teacher_weight"] = config.teacher_weight or DEFAULT_TEACHER_WEIGHT
+    if arguments.teacher_weight is not None:
+        changes["teacher_weight"] = arguments.teacher_weight
     config = config.updated(**changes)
     if not config.data:
         raise FerError("Expected --data PATH (or 'data' in the config); received none")

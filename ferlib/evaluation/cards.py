@@ -7,6 +7,7 @@ Model Reporting", 2019). Every figure comes from the sidecar, so the two never d
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from ferlib.classes import EMOTIONS
@@ -90,6 +91,14 @@ def training_lines(card: dict[str, Any]) -> list[str]:
         f"- {card.get('epochs_completed', '?')} epochs in all, {_duration(card.get('train_wall_seconds'))} of "
         "wall time.",
     ]
+    teachers = config.get("teachers") or []
+    if teachers and config.get("teacher_weight"):
+        weight = float(config["teacher_weight"])
+        names = ", ".join(f"`{PurePath(str(path)).name}`" for path in teachers)
+        lines.append(
+            f"- Learned from {names} as well as from the labels (knowledge distillation): each face's target was "
+            f"{1 - weight:.0%} its label and {weight:.0%} the averaged probabilities of those models."
+        )
     if card.get("lineage_complete") is False:
         lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
     lines += [f"- {label}: {note}" for label, note in labelled_notes(card)]

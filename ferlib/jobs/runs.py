@@ -42,7 +42,7 @@ from ferlib.jobs.folder import (
     write_status,
 )
 from ferlib.jsonutil import as_int, as_number
-from ferlib.nets.modelio import check_initial_model, sidecar_path
+from ferlib.nets.modelio import check_initial_model, check_teacher, sidecar_path
 from ferlib.training.config import TrainConfig
 
 HISTORY_FILE = "history.csv"
@@ -259,7 +259,8 @@ def start_run(
 
 
 def create_checked_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Check a new run's dataset and starting model, then create its folder; refused while another job is active.
+    """Check a new run's dataset, starting model and teachers, then create its folder; refused while another job is
+    active.
 
     Nothing is written when a check fails. The new folder reads as 'created' by this process, so it blocks
     other launches until this process (or the training process it hands over to) trains or ends.
@@ -269,6 +270,8 @@ def create_checked_run(config: TrainConfig, runs_dir: str | os.PathLike | None =
     if config.initial_model:
         initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
         config = config.updated(initial_model=str(initial))
+    if config.teachers:
+        config = config.updated(teachers=[str(check_teacher(path, config.class_set)) for path in config.teachers])
     with launch_lock(root):
         ensure_no_active_job(root)
         return create_run(config, root)

@@ -101,6 +101,15 @@ def check_class_names(metadata: dict[str, Any], path: str | os.PathLike) -> tupl
     return class_set_of(metadata, path).names
 
 
+def check_teacher(path: str | os.PathLike, classes: ClassSet) -> Path:
+    """Refuse, before a run starts, a teacher that is not a .keras model knowing every class the run learns."""
+    target = Path(path).expanduser()
+    if target.suffix != ".keras" or not target.is_file():
+        raise FerError(f"Expected each teacher to be an existing .keras file; received {str(path)!r}")
+    class_set_of(read_metadata(target), target).columns_for(classes)
+    return target.resolve()
+
+
 def check_initial_model(path: str | os.PathLike, architecture: str, hyperparameters: dict[str, Any]) -> Path:
     """Refuse, before a run starts, a warm-start model whose layers the configured architecture cannot take.
 

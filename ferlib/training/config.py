@@ -61,6 +61,10 @@ class TrainConfig:
     # float32, or mixed_bfloat16: layers compute in bfloat16 with float32 weights (ferlib.nets.precision), about 1.4x
     # faster on CPUs with AVX-512 BF16 or AMX. Saved best models are float32 either way.
     precision: str = "float32"
+    # Learn from these .keras models as well as from the labels (knowledge distillation, ferlib.training.distillation):
+    # each face's target is its one-hot label with `teacher_weight` of it replaced by the teachers' probabilities.
+    teachers: list[str] = field(default_factory=list)
+    teacher_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.augmentation, dict):
@@ -92,6 +96,17 @@ class TrainConfig:
         _check(0 < self.train_fraction <= 1, "train_fraction in (0, 1]", self.train_fraction)
         _check(self.warmup_epochs >= 0, "warmup_epochs >= 0", self.warmup_epochs)
         _check(self.early_stopping_patience >= 0, "early_stopping_patience >= 0", self.early_stopping_patience)
+        _check(
+            isinstance(self.teachers, list) and all(isinstance(path, str) and path for path in self.teachers),
+            "teachers to be a list of .keras paths",
+            self.teachers,
+        )
+        _check(0 <= self.teacher_weight <= 1, "teacher_weight in [0, 1]", self.teacher_weight)
+        if bool(self.teachers) != (self.teacher_weight > 0):
+            raise FerError(
+                "Expected teachers and a teacher_weight above 0 together; received "
+                f"{len(self.teachers)} teacher(s) with teacher_weight {self.teacher_weight!r}"
+            )
         augmentation = self.augmentation
         _check(0 <= augmentation.translate < 0.5, "augmentation.translate in [0, 0.5)", augmentation.translate)
         _check(
@@ -178,6 +193,8 @@ def describe_config(config: TrainConfig) -> str:
         parts.append(f"decay {config.weight_decay:g}")
     if config.train_fraction < 1:
         parts.append(f"{config.train_fraction:.0%} of train")
+    if config.teachers:
+        parts.append(f"{len(config.teachers)} teacher(s) at {config.teacher_weight:g}")
     if config.precision == MIXED_BFLOAT16:
         parts.append("mixed bfloat16")
     augmentation = config.augmentation

@@ -30,6 +30,7 @@ from ferlib.atomic import atomic_save, atomic_write_bytes
 from ferlib.errors import FerError
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
+from ferlib.training import distillation
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import compile_with_optimizer
 
@@ -49,6 +50,7 @@ RUN_FILES = (
     runs.INITIAL_MODEL_CARD,
     "last.json",
     "best.json",
+    distillation.TARGETS_FILE,
 )
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 HALF_PRECISION_MIN_SIZE = 4096  # float arrays with at least this many values travel as float16

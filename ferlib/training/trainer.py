@@ -30,6 +30,7 @@ from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sideca
 from ferlib.nets.precision import FLOAT32, precision_for_this_cpu, precision_of, with_precision
 from ferlib.training import distributed
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
+from ferlib.training.distillation import mixed_targets, targets_for_run
 from ferlib.training.distributed import Cluster
 
 
@@ -143,16 +144,23 @@ def session_seed(config: TrainConfig, initial_epoch: int = 0, stopped_at_step: i
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
 
 
-def make_training_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int | None = None):
-    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, one-hot labels).
+def make_training_pipeline(
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    seed: int | None = None,
+    teacher_targets: np.ndarray | None = None,
+):
+    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, targets): one-hot labels, mixed with
+    `teacher_targets` by the config's teacher_weight when given (ferlib.training.distillation).
 
     `seed` (default: the config's) fixes the shuffle order and the augmentation draws.
     """
     import tensorflow as tf
 
     seed = config.seed if seed is None else seed
-    one_hot = np.eye(len(config.class_set.names), dtype=np.float32)[labels]
-    pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], one_hot))
+    targets = mixed_targets(labels, len(config.class_set.names), teacher_targets, config.teacher_weight)
+    pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], targets))
     pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
     pipeline = pipeline.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if config.augmentation.is_active():
@@ -349,7 +357,8 @@ def _fit(
     if chief and config.initial_model and not resuming:
         record_initial_lineage(run_dir, config.initial_model)
 
-    pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed)
+    teacher_targets = targets_for_run(run_dir, config, train_images, train_labels, save=chief)
+    pipeline = make_training_pipeline(train_images, train_labels, config, seed=seed, teacher_targets=teacher_targets)
     validation = validation_arrays(validation_images, validation_labels, len(classes))
     if strategy:
         distributed.prepare_model_for_fit(model, strategy, *validation)

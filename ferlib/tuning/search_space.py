@@ -201,6 +201,8 @@ class SearchConfig:
             self.max_minutes,
         )
         _check(isinstance(self.workers, int) and 1 <= self.workers <= 64, "workers 1-64", self.workers)
+        # Trials learn from the labels alone; teachers belong to the full run a search's best trial leads to.
+        _check(not self.base.teachers, "a search base without teachers (a training run's setting)", self.base.teachers)
         self.space = validate_space(self.space)
         self.base = self.base.updated(epochs=self.epochs, train_fraction=float(self.subset))
 

@@ -89,6 +89,8 @@ def test_invalid_spaces_and_budgets_are_refused_in_ferlib_wording(training_data)
         tiny_search(training_data, strategy="evolution")
     with pytest.raises(ValueError, match=r"Expected subset in \(0, 1\]"):
         tiny_search(training_data, subset=0)
+    with pytest.raises(ValueError, match=r"^Expected a search base without teachers \(a training run's setting\)"):
+        search_space.SearchConfig(base=TrainConfig(teachers=["models/fer_vgg.keras"], teacher_weight=0.5))
     config = tiny_search(training_data, epochs=2, subset=0.5)
     assert (config.base.epochs, config.base.train_fraction) == (2, 0.5)  # the baseline trains on the budget
     reloaded = search_space.SearchConfig.from_dict(json.loads(json.dumps(config.to_dict())))

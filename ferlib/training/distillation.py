@@ -1,0 +1,89 @@
+"""Learning from other models (knowledge distillation): soft targets from teachers, mixed into the labels.
+
+FER-2013's labels are noisy (people agree with them about 65% of the time), and a model's probabilities say more than
+a label does: that a face is half fear, half surprise. A run with `teachers` trains each face towards
+`(1 - teacher_weight) * its one-hot label + teacher_weight * the teachers' averaged probabilities` (each teacher sees
+the face and its mirror image). The targets are computed once, when the run starts, and kept in the run folder
+(`teacher_targets.npz`, carried by snapshots), so a resumed or moved run needs neither the teachers nor their time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ferlib.atomic import atomic_write_bytes
+from ferlib.classes import ClassSet
+from ferlib.errors import FerError
+from ferlib.evaluation.metrics import average_views, predict_views
+from ferlib.nets.modelio import class_set_of, load_model
+
+TARGETS_FILE = "teacher_targets.npz"
+
+
+def faces_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """A name for a set of training faces and their labels, in order: targets belong to exactly these."""
+    digest = hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def teacher_probabilities(model, card: dict, images: np.ndarray, classes: ClassSet, name: str = "") -> np.ndarray:
+    """One teacher's (N, classes) probabilities of `images` over `classes`, averaged with the mirror view.
+
+    A merged class takes the sum of its emotions' probabilities; a subset of the teacher's classes is renormalised.
+    """
+    probabilities = average_views(predict_views(model, images, tta="flip"), "flip")
+    columns = class_set_of(card, name).columns_for(classes)  # FerError when the teacher lacks one of the classes
+    grouped = np.stack([probabilities[:, picked].sum(axis=1) for picked in columns], axis=1)
+    return grouped / np.maximum(grouped.sum(axis=1, keepdims=True), 1e-12)
+
+
+def compute_targets(teachers: Sequence[str], images: np.ndarray, classes: ClassSet) -> np.ndarray:
+    """The teachers' averaged probabilities of every training face: (N, classes) float32."""
+    total = np.zeros((len(images), len(classes.names)), dtype=np.float64)
+    for path in teachers:
+        model, card = load_model(path)
+        total += teacher_probabilities(model, card, images, classes, path)
+    return (total / len(teachers)).astype(np.float32)
+
+
+def targets_for_run(
+    run_dir: str | Path, config, images: np.ndarray, labels: np.ndarray, *, save: bool = True
+) -> np.ndarray | None:
+    """The run's teacher targets for its training faces (None without teachers): read from the run folder, or
+    computed and saved there when the run starts. Targets computed on other faces are refused."""
+    if not config.teachers:
+        return None
+    path = Path(run_dir) / TARGETS_FILE
+    digest = faces_digest(images, labels)
+    if path.exists():
+        with np.load(path) as stored:
+            targets, stored_digest = stored["targets"].astype(np.float32), str(stored["faces_digest"])
+        if stored_digest != digest or targets.shape != (len(labels), len(config.class_set.names)):
+            raise FerError(
+                f"Expected the training faces this run's teacher targets were computed on ({path.name}); received "
+                f"{len(labels):,} other faces: resume it with the dataset it started with (--data PATH)"
+            )
+        return targets
+    print(f"learning from {len(config.teachers)} teacher(s): their targets for {len(labels):,} faces", file=sys.stderr)
+    targets = compute_targets(config.teachers, images, config.class_set).astype(np.float16).astype(np.float32)
+    if save:  # in half precision (probabilities to 1 part in 2,048), the same targets whether computed or read
+        buffer = io.BytesIO()
+        teachers = np.array(config.teachers)
+        np.savez(buffer, targets=targets.astype(np.float16), faces_digest=np.array(digest), teachers=teachers)
+        atomic_write_bytes(path, buffer.getvalue())
+    return targets
+
+
+def mixed_targets(labels: np.ndarray, num_classes: int, targets: np.ndarray | None, weight: float) -> np.ndarray:
+    """Each face's training target: its one-hot label, with `weight` of it replaced by the teachers' targets."""
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    if targets is None or weight == 0:
+        return one_hot
+    return ((1.0 - weight) * one_hot + weight * targets).astype(np.float32)
