@@ -279,6 +279,24 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     assert (filters.value, filters.disabled) == ("32, 64, 128", False)
 
 
+def test_a_run_can_learn_from_chosen_models_as_well_as_the_labels(runs_dir, training_data, finished_run, monkeypatch):
+    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
+    shutil.copytree(finished_run, runs_dir / finished_run.name)
+    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
+    app = open_training_page()
+    app.selectbox(key="training_architecture").set_value("compact_cnn").run()
+    teachers = app.multiselect(key="training_teachers")
+    shipped, best = str(catalog.shipped_models()[0].model_path), str(runs_dir / finished_run.name / runs.BEST_MODEL)
+    assert teachers.value == [] and any(finished_run.name in option for option in teachers.options)
+    teachers.set_value([shipped, best])
+    app.slider(key="training_teacher_weight").set_value(0.3)
+    start_button(app).click().run()
+    assert not app.exception and not app.error
+    (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
+    config = runs.load_config(started.path)
+    assert config.teachers == [shipped, best] and config.teacher_weight == 0.3
+
+
 def test_the_shipped_default_offers_itself_as_a_start_with_its_sizes(runs_dir, training_data):
     shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
     shipped = catalog.shipped_models()[0]
