@@ -115,10 +115,15 @@ def _train(arguments: argparse.Namespace) -> int:
     if cluster and not cluster.is_chief:  # a worker: the chief owns the run folder and its checks
         if not arguments.run_dir:
             raise FerError("Expected --run-dir RUN (the chief's run folder) for a worker; received none")
-        if _overrides(arguments):
+        if (
+            _overrides(arguments)
+            or arguments.initial_model
+            or arguments.teacher
+            or arguments.teacher_weight is not None
+        ):
             raise FerError(
-                "Expected --epochs and --precision on the chief only; received them for a worker, which "
-                "trains the run's config as the chief wrote it"
+                "Expected --epochs, --precision, --initial-model and --teacher on the chief only; received them for a "
+                "worker, which trains the run's config as the chief wrote it"
             )
         run_worker(arguments.run_dir, cluster, arguments.data, resume=arguments.resume)
         print(f"worker={cluster.index} run={arguments.run_dir}", flush=True)
@@ -174,10 +179,11 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
     from ferlib.training.snapshot import read_snapshot, restore_snapshot
 
     _check_options_of_existing_run(arguments)
-    if arguments.resume or arguments.run_dir or arguments.config or arguments.initial_model or arguments.teacher:
+    new_run_only = arguments.initial_model or arguments.teacher or arguments.teacher_weight is not None
+    if arguments.resume or arguments.run_dir or arguments.config or new_run_only:
         raise FerError(
             "Expected --resume-from SNAPSHOT alone (with --runs-dir, --data, --epochs, --precision); received it with "
-            "--resume, --run-dir, --config, --initial-model or --teacher"
+            "--resume, --run-dir, --config, --initial-model, --teacher or --teacher-weight"
         )
     snapshot = read_snapshot(arguments.resume_from)
     note = _keep_precision_fast_here(arguments, snapshot.config.precision)

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import lzma
 import os
 import re
 import stat
@@ -42,6 +43,7 @@ UNREADABLE_FILE_ERRORS: tuple[type[Exception], ...] = (
     NotImplementedError,
     zipfile.BadZipFile,
     zlib.error,
+    lzma.LZMAError,
 )
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")

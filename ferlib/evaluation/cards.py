@@ -13,7 +13,9 @@ from typing import Any
 from ferlib.classes import EMOTIONS
 from ferlib.evaluation.lineage import noted_stages
 from ferlib.evaluation.metrics import SUMMARY_FIGURES, TTA_DESCRIPTIONS, metric_key
+from ferlib.jobs.runs import AVERAGE_MODEL, BEST_MODEL, LAST_MODEL
 
+RUN_CHECKPOINT_NAMES = (BEST_MODEL, LAST_MODEL, AVERAGE_MODEL)
 LIMITATIONS = (
     "FER-2013 faces were found by web image search with emotion keywords, and its labels are noisy: human accuracy "
     "on it is about 65 ± 5% (Goodfellow et al., 2013). Some images are duplicated across splits or nearly blank "
@@ -94,10 +96,11 @@ def training_lines(card: dict[str, Any]) -> list[str]:
     teachers = config.get("teachers") or []
     if teachers and config.get("teacher_weight"):
         weight = float(config["teacher_weight"])
-        names = ", ".join(f"`{PurePath(str(path)).name}`" for path in teachers)
+        names = ", ".join(f"`{_model_name(path)}`" for path in teachers)
+        smoothing = f", then label smoothing {config['label_smoothing']:g}" if config.get("label_smoothing") else ""
         lines.append(
             f"- Learned from {names} as well as from the labels (knowledge distillation): each face's target was "
-            f"{1 - weight:.0%} its label and {weight:.0%} the averaged probabilities of those models."
+            f"{1 - weight:.0%} its label and {weight:.0%} the averaged probabilities of those models{smoothing}."
         )
     if card.get("lineage_complete") is False:
         lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
@@ -274,3 +277,9 @@ def render_model_card(card: dict[str, Any], name: str = "model") -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _model_name(path: str) -> str:
+    """A model file's name, with its run folder's for a run's checkpoint (every run has a best.keras)."""
+    model = PurePath(str(path))
+    return f"{model.parent.name}/{model.name}" if model.name in RUN_CHECKPOINT_NAMES else model.name

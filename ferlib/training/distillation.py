@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
+import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from ferlib.evaluation.metrics import average_views, predict_views
 from ferlib.nets.modelio import class_set_of, load_model
 
 TARGETS_FILE = "teacher_targets.npz"
+WORKER_WAIT_SECONDS = 3600  # a worker waits this long for the chief to score every face with every teacher
 
 
 def faces_digest(images: np.ndarray, labels: np.ndarray) -> str:
@@ -57,20 +60,24 @@ def targets_for_run(
     run_dir: str | Path, config, images: np.ndarray, labels: np.ndarray, *, save: bool = True
 ) -> np.ndarray | None:
     """The run's teacher targets for its training faces (None without teachers): read from the run folder, or
-    computed and saved there when the run starts. Targets computed on other faces are refused."""
+    computed and saved there when the run starts. Targets computed on other faces or teachers are refused.
+
+    Without `save` (a distributed run's worker) they are only read: the worker waits for the chief to write them.
+    """
     if not config.teachers:
         return None
     path = Path(run_dir) / TARGETS_FILE
     digest = faces_digest(images, labels)
+    if not save:
+        deadline = time.monotonic() + WORKER_WAIT_SECONDS
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(2)
     if path.exists():
-        with np.load(path) as stored:
-            targets, stored_digest = stored["targets"].astype(np.float32), str(stored["faces_digest"])
-        if stored_digest != digest or targets.shape != (len(labels), len(config.class_set.names)):
-            raise FerError(
-                f"Expected the training faces this run's teacher targets were computed on ({path.name}); received "
-                f"{len(labels):,} other faces: resume it with the dataset it started with (--data PATH)"
-            )
-        return targets
+        return _read_targets(path, config, digest, len(labels))
+    if not save:
+        raise FerError(
+            f"Expected the chief to write {path.name} within {WORKER_WAIT_SECONDS // 60} minutes; received none"
+        )
     print(f"learning from {len(config.teachers)} teacher(s): their targets for {len(labels):,} faces", file=sys.stderr)
     targets = compute_targets(config.teachers, images, config.class_set).astype(np.float16).astype(np.float32)
     if save:  # in half precision (probabilities to 1 part in 2,048), the same targets whether computed or read
@@ -78,6 +85,29 @@ def targets_for_run(
         teachers = np.array(config.teachers)
         np.savez(buffer, targets=targets.astype(np.float16), faces_digest=np.array(digest), teachers=teachers)
         atomic_write_bytes(path, buffer.getvalue())
+    return targets
+
+
+def _read_targets(path: Path, config, digest: str, count: int) -> np.ndarray:
+    again = f"resume it with the dataset and teachers it started with, or delete {path.name} to score the faces again"
+    try:
+        with np.load(path) as stored:
+            targets = stored["targets"].astype(np.float32)
+            stored_digest, teachers = str(stored["faces_digest"]), [str(name) for name in stored["teachers"]]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise FerError(
+            f"Expected readable teacher targets; received {str(path)!r}, which is damaged ({error})"
+        ) from None
+    if teachers != list(config.teachers):
+        raise FerError(
+            f"Expected the teachers {path.name} was computed from ({', '.join(teachers)}); received "
+            f"{', '.join(config.teachers)}: {again}"
+        )
+    if stored_digest != digest or targets.shape != (count, len(config.class_set.names)):
+        raise FerError(
+            f"Expected the {len(targets):,} training faces {path.name} was computed on; received {count:,} faces "
+            f"that differ from them: {again}"
+        )
     return targets
 
 

@@ -151,21 +151,27 @@ def make_training_pipeline(
     seed: int | None = None,
     teacher_targets: np.ndarray | None = None,
 ):
-    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, targets): one-hot labels, mixed with
-    `teacher_targets` by the config's teacher_weight when given (ferlib.training.distillation).
+    """A shuffled, batched, augmented tf.data pipeline of (float32 0-255 faces, targets[, weights]): one-hot labels,
+    mixed with `teacher_targets` by the config's teacher_weight when given (ferlib.training.distillation), and with
+    `class_weighting` each face's weight by its label's class (not by the mixed target's largest class).
 
     `seed` (default: the config's) fixes the shuffle order and the augmentation draws.
     """
     import tensorflow as tf
 
     seed = config.seed if seed is None else seed
-    targets = mixed_targets(labels, len(config.class_set.names), teacher_targets, config.teacher_weight)
-    pipeline = tf.data.Dataset.from_tensor_slices((images[..., None], targets))
+    num_classes = len(config.class_set.names)
+    columns = [images[..., None], mixed_targets(labels, num_classes, teacher_targets, config.teacher_weight)]
+    if config.class_weighting:
+        weights = class_weights(labels, num_classes)
+        columns.append(np.array([weights[int(label)] for label in labels], dtype=np.float32))
+    pipeline = tf.data.Dataset.from_tensor_slices(tuple(columns))
     pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
-    pipeline = pipeline.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    pipeline = pipeline.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=tf.data.AUTOTUNE)
     if config.augmentation.is_active():
         augmenter = build_augmenter(config.augmentation, seed=seed)
-        pipeline = pipeline.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        augment = lambda x, *rest: (augmenter(x, training=True), *rest)  # noqa: E731
+        pipeline = pipeline.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
 
@@ -370,7 +376,6 @@ def _fit(
         # Before everything that reads the epoch's logs: it adds val_ema_accuracy to them.
         EmaValidation(validation_images, validation_labels, stop),
     ]
-    weights = class_weights(train_labels, len(classes)) if config.class_weighting else None
     fit = functools.partial(
         model.fit,
         pipeline,
@@ -379,7 +384,6 @@ def _fit(
         validation_data=validation,
         validation_batch_size=256,
         shuffle=False,  # the tf.data pipeline shuffles
-        class_weight=weights,
     )
     if not chief:
         fit(callbacks=[*leading, *patience.values()], verbose=0)

@@ -18,7 +18,6 @@ from ferlib.training.callbacks import learning_rate_callbacks, patience_callback
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import (
     class_subset,
-    class_weights,
     compile_model,
     make_training_pipeline,
     select_training_data,
@@ -79,7 +78,6 @@ def fit_config(
         validation_batch_size=256,
         callbacks=[*learning_rate_callbacks(config), *patience_callbacks(config).values(), *callbacks],
         verbose=verbose,
-        class_weight=class_weights(data.train_labels, len(config.class_set.names)) if config.class_weighting else None,
     )
 
 

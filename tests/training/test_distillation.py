@@ -51,6 +51,18 @@ def test_a_teacher_of_seven_emotions_speaks_for_merged_classes_and_subsets():
         teacher_probabilities(teacher, {"class_names": ["happy", "neutral"]}, faces, subset)
 
 
+def test_class_weights_follow_each_faces_label_even_where_the_teachers_outweigh_it():
+    from ferlib.training.trainer import make_training_pipeline
+
+    labels = np.array([0, 0, 0, 1])
+    teachers = np.tile(np.eye(7, dtype=np.float32)[3], (4, 1))  # the teachers say happy for every face
+    config = TrainConfig(teachers=["a.keras"], teacher_weight=0.9, class_weighting=True, batch_size=4, seed=1)
+    pipeline = make_training_pipeline(np.zeros((4, 48, 48), np.uint8), labels, config, teacher_targets=teachers)
+    ((_, targets, weights),) = list(pipeline.as_numpy_iterator())
+    assert (targets.argmax(axis=1) == 3).all()
+    np.testing.assert_allclose(sorted(weights), [4 / 21, 4 / 21, 4 / 21, 4 / 7])  # by the labels: 3 angry, 1 disgust
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -65,18 +77,27 @@ def test_teacher_settings_are_checked_together(changes, message):
         TrainConfig(**changes)
 
 
-def test_targets_are_kept_in_the_run_folder_and_refused_for_other_faces(tmp_path, tiny_model_path):
-    config = TrainConfig(teachers=[str(tiny_model_path)], teacher_weight=0.5)
+def test_targets_are_kept_in_the_run_folder_and_refused_for_other_faces_or_teachers(tmp_path, tiny_model_path):
+    teacher = copy_model(tiny_model_path, tmp_path / "teacher.keras")
+    config = TrainConfig(teachers=[str(teacher)], teacher_weight=0.5)
     generator = np.random.default_rng(0)
     faces, labels = generator.integers(0, 256, (10, 48, 48), dtype=np.uint8), generator.integers(0, 7, 10)
     targets = targets_for_run(tmp_path, config, faces, labels)
     assert targets.shape == (10, 7) and targets.dtype == np.float32
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=2e-3)
     assert (tmp_path / TARGETS_FILE).exists()
-    missing = TrainConfig(teachers=[str(tmp_path / "gone.keras")], teacher_weight=0.5)  # read back: no teacher needed
-    np.testing.assert_array_equal(targets_for_run(tmp_path, missing, faces, labels), targets)
-    with pytest.raises(FerError, match=r"^Expected the training faces this run's teacher targets were computed on"):
+    teacher.unlink()  # read back: the teacher is no longer needed
+    np.testing.assert_array_equal(targets_for_run(tmp_path, config, faces, labels), targets)
+    np.testing.assert_array_equal(targets_for_run(tmp_path, config, faces, labels, save=False), targets)  # a worker
+    again = f"or delete {TARGETS_FILE} to score the faces again"
+    with pytest.raises(FerError, match=rf"^Expected the 10 training faces {TARGETS_FILE} was computed on; .*{again}$"):
         targets_for_run(tmp_path, config, faces[::-1].copy(), labels)
+    other = config.updated(teachers=[str(tmp_path / "other.keras")])
+    with pytest.raises(FerError, match=rf"^Expected the teachers {TARGETS_FILE} was computed from \(.*teacher.keras\)"):
+        targets_for_run(tmp_path, other, faces, labels)
+    (tmp_path / TARGETS_FILE).write_bytes(b"PK damaged")
+    with pytest.raises(FerError, match=r"^Expected readable teacher targets; received .*, which is damaged"):
+        targets_for_run(tmp_path, config, faces, labels)
     assert targets_for_run(tmp_path, TrainConfig(), faces, labels) is None
 
 
@@ -102,7 +123,8 @@ def test_the_command_line_trains_a_run_with_a_teacher_and_its_card_says_so(tmp_p
     card = read_metadata(run_dir / runs.BEST_MODEL)
     assert (
         "- Learned from `teacher.keras` as well as from the labels (knowledge distillation): each face's target "
-        "was 60% its label and 40% the averaged probabilities of those models." in render_model_card(card, "best.keras")
+        "was 60% its label and 40% the averaged probabilities of those models, then label smoothing 0.1."
+        in render_model_card(card, "best.keras")
     )
 
 
