@@ -103,7 +103,7 @@ def new_run_section(runs_dir: Path, blocked: str | None, sources: list[Path]) ->
         name = name_column.text_input("Name", max_chars=folder.MAX_NAME, key="training_name", help=HELP["name"])
         tags = tags_column.text_input("Tags", key="training_tags", help="Comma-separated, such as: baseline, flip")
         settings, entered = settings_controls(start), architecture_controls(architecture, start)
-        settings |= teacher_controls(runs_dir)
+        settings |= teacher_controls(runs_dir, data.get("classes"))
         options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(blocked) or not data.get("data"))
         submitted = st.form_submit_button("Start training", help="It trains in its own process, tab or not.", **options)
     failure, chosen = "These settings cannot be used.", settings | data

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from ferlib.classes import ClassSet
 from ferlib.data.augment import AugmentationConfig
 from ferlib.data.sources import data_directories
 from ferlib.errors import FerError
@@ -98,15 +99,27 @@ def start_control(runs_dir: Path, architecture: str) -> catalog.CatalogEntry | N
     return models.get(st.selectbox("Start from", list(starts), **options))
 
 
-def teacher_controls(runs_dir: Path) -> dict[str, Any]:
-    """The models the run learns from besides the labels, and their share of each face's target."""
-    models = {str(entry.model_path): common.entry_label(entry) for entry in catalog.available_models(runs_dir)}
+def teacher_controls(runs_dir: Path, classes: Any = None) -> dict[str, Any]:
+    """The models the run learns from besides the labels (those that know every class it learns), and their share of
+    each face's target."""
+    target = ClassSet.parse(classes)
+    entries = [entry for entry in catalog.available_models(runs_dir) if _knows(entry, target)]
+    models = {str(entry.model_path): common.entry_label(entry) for entry in entries}
     teacher_column, weight_column = st.columns(2)
     options = dict(format_func=models.get, key="training_teachers", help=HELP["teachers"])
     chosen = teacher_column.multiselect("Learn from", list(models), placeholder="The labels only", **options)
     options = dict(key="training_teacher_weight", help=HELP["teacher_weight"], disabled=not models)
     weight = weight_column.slider("Teachers' share", 0.05, 1.0, 0.5, 0.05, **options)
     return {"teachers": chosen, "teacher_weight": float(weight) if chosen else 0.0}
+
+
+def _knows(entry: catalog.CatalogEntry, classes: ClassSet) -> bool:
+    """Whether a model's outputs cover every class of `classes` (a teacher must speak for each)."""
+    try:
+        ClassSet.parse(list(entry.classes)).columns_for(classes)
+    except FerError:
+        return False
+    return True
 
 
 def settings_controls(start: catalog.CatalogEntry | None) -> dict[str, Any]:

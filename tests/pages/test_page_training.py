@@ -288,6 +288,8 @@ def test_a_run_can_learn_from_chosen_models_as_well_as_the_labels(runs_dir, trai
     teachers = app.multiselect(key="training_teachers")
     shipped, best = str(catalog.shipped_models()[0].model_path), str(runs_dir / finished_run.name / runs.BEST_MODEL)
     assert teachers.value == [] and any(finished_run.name in option for option in teachers.options)
+    offered = " ".join(teachers.options)  # a teacher speaks for every class the run learns: seven here
+    assert "fer_vgg (default)" in offered and "happy_or_sad" not in offered and "fer_vgg_six" not in offered
     teachers.set_value([shipped, best])
     app.slider(key="training_teacher_weight").set_value(0.3)
     start_button(app).click().run()
