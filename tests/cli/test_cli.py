@@ -112,7 +112,8 @@ def test_an_initial_model_of_another_architecture_is_refused_before_training(tra
     assert not (tmp_path / "runs").exists()
     result = run_cli("train", "--run-dir", tmp_path, "--resume", "--initial-model", tiny_model_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: Expected --initial-model only for a new run")
+    expected = "error: Expected --initial-model and --teacher only for a new run"
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
 
 
 def test_train_checks_its_dataset_before_creating_a_run_folder(tmp_path):

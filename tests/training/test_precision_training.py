@@ -139,4 +139,4 @@ def test_the_cli_refuses_an_unknown_precision(tmp_path, training_data, capsys):
 def test_a_cluster_worker_refuses_settings_only_the_chief_may_change(tmp_path, capsys):
     worker = ["train", "--cluster", "a:1,b:2", "--worker-index", "1", "--run-dir", str(tmp_path)]
     assert main([*worker, "--precision", "mixed_bfloat16"]) == 2
-    assert "Expected --epochs and --precision on the chief only" in capsys.readouterr().err
+    assert "Expected --epochs, --precision, --initial-model and --teacher on the chief only" in capsys.readouterr().err
