@@ -242,12 +242,18 @@ def test_invalid_settings_are_explained(runs_dir, training_data):
     assert runs.list_runs(runs_dir) == []
 
 
-def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data, finished_run, monkeypatch):
+def compact_form_beside_a_finished_run(runs_dir, training_data, finished_run, monkeypatch) -> AppTest:
+    """The page with a dataset and a finished run to choose from, compact_cnn chosen; starts spawn nothing."""
     shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
     shutil.copytree(finished_run, runs_dir / finished_run.name)
     monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
     app = open_training_page()
     app.selectbox(key="training_architecture").set_value("compact_cnn").run()
+    return app
+
+
+def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data, finished_run, monkeypatch):
+    app = compact_form_beside_a_finished_run(runs_dir, training_data, finished_run, monkeypatch)
     start_from = app.selectbox(key="training_initial_model_compact_cnn")
     best = str(runs_dir / finished_run.name / runs.BEST_MODEL)
     assert start_from.options[0] == "Random initialisation"
@@ -280,11 +286,7 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
 
 
 def test_a_run_can_learn_from_chosen_models_as_well_as_the_labels(runs_dir, training_data, finished_run, monkeypatch):
-    shutil.copy(training_data, Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip")
-    shutil.copytree(finished_run, runs_dir / finished_run.name)
-    monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
-    app = open_training_page()
-    app.selectbox(key="training_architecture").set_value("compact_cnn").run()
+    app = compact_form_beside_a_finished_run(runs_dir, training_data, finished_run, monkeypatch)
     teachers = app.multiselect(key="training_teachers")
     shipped, best = str(catalog.shipped_models()[0].model_path), str(runs_dir / finished_run.name / runs.BEST_MODEL)
     assert teachers.value == [] and any(finished_run.name in option for option in teachers.options)
