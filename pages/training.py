@@ -11,6 +11,7 @@ import streamlit as st
 
 from ferlib.data.sources import dataset_sources
 from ferlib.errors import FerError
+from ferlib.evaluation import catalog
 from ferlib.jobs import folder, progress, runs
 from ferlib.nets.architectures import architecture_names
 from ferlib.training.config import describe_config
@@ -97,13 +98,14 @@ def new_run_section(runs_dir: Path, blocked: str | None, sources: list[Path]) ->
     names = architecture_names()
     options = dict(key="training_architecture", help=HELP["architecture"])
     architecture = st.selectbox("Architecture", names, names.index(DEFAULTS.architecture), **options)
-    data, start = data_controls(sources), start_control(runs_dir, architecture)
+    models = catalog.available_models(runs_dir)  # read once: the start and the teachers are chosen among them
+    data, start = data_controls(sources), start_control(models, architecture)
     with st.form("training_new_run", border=True):
         name_column, tags_column = st.columns(2)
         name = name_column.text_input("Name", max_chars=folder.MAX_NAME, key="training_name", help=HELP["name"])
         tags = tags_column.text_input("Tags", key="training_tags", help="Comma-separated, such as: baseline, flip")
         settings, entered = settings_controls(start), architecture_controls(architecture, start)
-        settings |= teacher_controls(runs_dir, data.get("classes"))
+        settings |= teacher_controls(models, data.get("classes"))
         options = dict(type="primary", icon=":material/rocket_launch:", disabled=bool(blocked) or not data.get("data"))
         submitted = st.form_submit_button("Start training", help="It trains in its own process, tab or not.", **options)
     failure, chosen = "These settings cannot be used.", settings | data

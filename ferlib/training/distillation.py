@@ -22,7 +22,7 @@ import numpy as np
 from ferlib.atomic import atomic_write_bytes
 from ferlib.classes import ClassSet
 from ferlib.errors import FerError
-from ferlib.evaluation.metrics import average_views, predict_views
+from ferlib.evaluation.metrics import predict_probabilities, project_probabilities
 from ferlib.nets.modelio import class_set_of, load_model
 
 TARGETS_FILE = "teacher_targets.npz"
@@ -41,10 +41,8 @@ def teacher_probabilities(model, card: dict, images: np.ndarray, classes: ClassS
 
     A merged class takes the sum of its emotions' probabilities; a subset of the teacher's classes is renormalised.
     """
-    probabilities = average_views(predict_views(model, images, tta="flip"), "flip")
     columns = class_set_of(card, name).columns_for(classes)  # FerError when the teacher lacks one of the classes
-    grouped = np.stack([probabilities[:, picked].sum(axis=1) for picked in columns], axis=1)
-    return grouped / np.maximum(grouped.sum(axis=1, keepdims=True), 1e-12)
+    return project_probabilities(predict_probabilities(model, images, tta="flip"), columns)
 
 
 def compute_targets(teachers: Sequence[str], images: np.ndarray, classes: ClassSet) -> np.ndarray:
@@ -79,13 +77,12 @@ def targets_for_run(
             f"Expected the chief to write {path.name} within {WORKER_WAIT_SECONDS // 60} minutes; received none"
         )
     print(f"learning from {len(config.teachers)} teacher(s): their targets for {len(labels):,} faces", file=sys.stderr)
-    targets = compute_targets(config.teachers, images, config.class_set).astype(np.float16).astype(np.float32)
-    if save:  # in half precision (probabilities to 1 part in 2,048), the same targets whether computed or read
-        buffer = io.BytesIO()
-        teachers = np.array(config.teachers)
-        np.savez(buffer, targets=targets.astype(np.float16), faces_digest=np.array(digest), teachers=teachers)
-        atomic_write_bytes(path, buffer.getvalue())
-    return targets
+    # Kept in half precision (probabilities to 1 part in 2,048): the same targets whether computed or read back.
+    half = compute_targets(config.teachers, images, config.class_set).astype(np.float16)
+    buffer = io.BytesIO()
+    np.savez(buffer, targets=half, faces_digest=np.array(digest), teachers=np.array(config.teachers))
+    atomic_write_bytes(path, buffer.getvalue())
+    return half.astype(np.float32)
 
 
 def _read_targets(path: Path, config, digest: str, count: int) -> np.ndarray:

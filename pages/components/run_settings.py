@@ -89,22 +89,20 @@ def data_controls(sources: list[Path]) -> dict[str, Any]:
     return {**settings, "classes": classes.to_config()} if classes else {}
 
 
-def start_control(runs_dir: Path, architecture: str) -> catalog.CatalogEntry | None:
-    """The model whose weights start the run, if any. Outside the form, so that choosing one fills the architecture
-    settings with its own."""
-    entries = catalog.available_models(runs_dir)
+def start_control(entries: list[catalog.CatalogEntry], architecture: str) -> catalog.CatalogEntry | None:
+    """The model whose weights start the run, if any, among the catalog's `entries`. Outside the form, so that
+    choosing one fills the architecture settings with its own."""
     models = {str(entry.model_path): entry for entry in entries if entry.architecture == architecture}
     starts = {"": "Random initialisation", **{path: common.entry_label(entry) for path, entry in models.items()}}
     options = dict(format_func=starts.get, key=f"training_initial_model_{architecture}", help=HELP["initial_model"])
     return models.get(st.selectbox("Start from", list(starts), **options))
 
 
-def teacher_controls(runs_dir: Path, classes: Any = None) -> dict[str, Any]:
-    """The models the run learns from besides the labels (those that know every class it learns), and their share of
-    each face's target."""
+def teacher_controls(entries: list[catalog.CatalogEntry], classes: Any = None) -> dict[str, Any]:
+    """The models the run learns from besides the labels (those of the catalog's `entries` that know every class it
+    learns), and their share of each face's target."""
     target = ClassSet.parse(classes)
-    entries = [entry for entry in catalog.available_models(runs_dir) if _knows(entry, target)]
-    models = {str(entry.model_path): common.entry_label(entry) for entry in entries}
+    models = {str(entry.model_path): common.entry_label(entry) for entry in entries if _knows(entry, target)}
     teacher_column, weight_column = st.columns(2)
     options = dict(format_func=models.get, key="training_teachers", help=HELP["teachers"])
     chosen = teacher_column.multiselect("Learn from", list(models), placeholder="The labels only", **options)
