@@ -14,6 +14,7 @@ from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, progress, runs
 from ferlib.nets.architectures import architecture_names
+from ferlib.training import run_launch
 from ferlib.training.config import describe_config
 from pages.components import access, charts, common, jobs
 from pages.components.common import attempt, flash, percent, require_app
@@ -83,7 +84,7 @@ def run_details(run_dir: Path, status: dict[str, Any]) -> None:
 
 def config_description(run_dir: Path) -> str:
     try:
-        return describe_config(runs.load_config(run_dir))
+        return describe_config(run_launch.load_config(run_dir))
     except FerError:
         return "its settings could not be read"
 
@@ -111,7 +112,7 @@ def new_run_section(runs_dir: Path, blocked: str | None, sources: list[Path]) ->
     failure, chosen = "These settings cannot be used.", settings | data
     if not submitted or (config := attempt(failure, lambda: train_config(architecture, entered, chosen))) is None:
         return
-    if run_dir := attempt("The run could not be started.", lambda: runs.start_run(config, runs_dir), OSError):
+    if run_dir := attempt("The run could not be started.", lambda: run_launch.start_run(config, runs_dir), OSError):
         labelled = lambda: folder.write_label(run_dir, name=name, tags=tags.split(","))  # noqa: E731
         attempt("The run started, but its name and tags could not be saved.", labelled)
         jobs.started("training", run_dir, f"Started {run_dir.name}: it trains in its own process, tab or no tab.")

@@ -10,10 +10,11 @@ from typing import Any
 import streamlit as st
 
 from ferlib.data.sources import dataset_sources
-from ferlib.jobs import folder, runs, searches
+from ferlib.jobs import folder, searches
 from ferlib.nets.architectures import architecture_names
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import search_space
+from ferlib.tuning import search_launch, search_space
 from pages.components import access, charts, common, jobs
 from pages.components.common import attempt, human, percent, require_app
 
@@ -21,7 +22,9 @@ require_app("pages/tune.py")
 
 STOP_HELP = "Stop after the current batch. Finished trials are kept; the one cut short runs again on resume."
 RESUME_HELP = "Continue in a new process: keras-tuner reloads the finished trials."
-SEARCH = jobs.JobKind("tune", "search", "searches", searches.is_search, searches.resume_search, STOP_HELP, RESUME_HELP)
+SEARCH = jobs.JobKind(
+    "tune", "search", "searches", searches.is_search, search_launch.resume_search, STOP_HELP, RESUME_HELP
+)
 STRATEGY_HELP = "random: values drawn independently. grid: every combination in order. bayesian: a Gaussian process "
 STRATEGY_HELP += "proposes promising values. hyperband: many short trials, only the best continued to the epoch budget."
 BUDGET = [  # SearchConfig field, label, minimum, maximum, default, step, help
@@ -40,7 +43,7 @@ NOTES = {
 def search_details(search_dir: Path, status: dict[str, Any]) -> None:
     """Status, scores, trials, charts, actions and log of one search, redrawn every few seconds while it runs."""
     state, locked = str(status.get("state")), access.locked()
-    config = attempt("This search's settings cannot be read.", lambda: searches.load_search_config(search_dir))
+    config = attempt("This search's settings cannot be read.", lambda: search_launch.load_search_config(search_dir))
     if config is None:
         return
     trials, best = searches.read_trials(search_dir), searches.read_best(search_dir) or {}
@@ -82,7 +85,7 @@ def search_details(search_dir: Path, status: dict[str, Any]) -> None:
         values_column.plotly_chart(figure, key=f"tune-values-{search_dir.name}", width="stretch")
     else:
         st.caption("The best-so-far curve and each hyperparameter's scores appear after the first completed trial.")
-    jobs.stop_resume_buttons(SEARCH, search_dir, state, locked or searches.resume_refusal(search_dir))
+    jobs.stop_resume_buttons(SEARCH, search_dir, state, locked or search_launch.resume_refusal(search_dir))
     st.markdown("**Train the best configuration**")
     if best and state not in folder.ACTIVE_STATES:
         values = ", ".join(f"{human(name)} {value}" for name, value in best.get("hyperparameters", {}).items())
@@ -93,8 +96,10 @@ def search_details(search_dir: Path, status: dict[str, Any]) -> None:
         epochs = epochs_column.number_input("Epochs for the full run", 1, 500, TrainConfig().epochs, **options)
         options = dict(icon=":material/rocket_launch:", type="primary", disabled=bool(locked), help=locked)
         if button_column.button("Train with the best hyperparameters", key=f"tune-best-{search_dir.name}", **options):
-            config = searches.full_training_config(search_dir, int(epochs))
-            if run_dir := attempt("The training run could not be started.", lambda: runs.start_run(config), OSError):
+            config = search_launch.full_training_config(search_dir, int(epochs))
+            if run_dir := attempt(
+                "The training run could not be started.", lambda: run_launch.start_run(config), OSError
+            ):
                 jobs.started("training", run_dir, f"Started training run {run_dir.name}: watch it on Training.", "tune")
     else:
         st.caption("Once the search has ended, its best configuration can be trained in full here.")
@@ -153,7 +158,7 @@ def new_search_section(blocked: str | None) -> None:
 
     if not submitted or (config := attempt("These settings cannot be used.", configured)) is None:
         return
-    if search_dir := attempt("The search could not be started.", lambda: searches.start_search(config), OSError):
+    if search_dir := attempt("The search could not be started.", lambda: search_launch.start_search(config), OSError):
         jobs.started("tune", search_dir, f"Started {search_dir.name}: it runs in its own process, tab or no tab.")
 
 

@@ -95,8 +95,9 @@ def studio_folders(tmp_path, monkeypatch):
 
 def train_tiny(tmp_path_factory, training_data, **changes) -> Path:
     """A compact model trained for one epoch on the generated data, saved with its sidecar (its run's best.keras)."""
-    from ferlib.jobs.runs import BEST_MODEL, create_run
+    from ferlib.jobs.runs import BEST_MODEL
     from ferlib.training.config import TrainConfig
+    from ferlib.training.run_launch import create_run
     from ferlib.training.trainer import run_training
 
     config = TrainConfig(

@@ -206,6 +206,7 @@ def _restored_run(arguments: argparse.Namespace) -> Path:
 def _existing_run(arguments: argparse.Namespace) -> Path:
     """The run folder of `--run-dir` (a dashboard's new run, or one to `--resume`), checked to be trainable."""
     from ferlib.jobs import runs
+    from ferlib.training import run_launch
 
     _check_options_of_existing_run(arguments)
     if arguments.initial_model or arguments.teacher or arguments.teacher_weight is not None:
@@ -216,7 +217,7 @@ def _existing_run(arguments: argparse.Namespace) -> Path:
     if not arguments.run_dir:
         raise FerError("Expected --run-dir RUN_FOLDER with --resume; received none")
     run_dir = Path(arguments.run_dir)
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     note = _keep_precision_fast_here(arguments, config.precision) if arguments.resume else ""
     config.updated(**_overrides(arguments))  # a wrong setting is refused before any change
     runs.ensure_run_may_train(run_dir, resume=arguments.resume)
@@ -253,16 +254,16 @@ def _overrides(arguments: argparse.Namespace) -> dict:
 
 def _write_overrides(run_dir: Path, arguments: argparse.Namespace) -> None:
     from ferlib.atomic import atomic_write_json
-    from ferlib.jobs import runs
+    from ferlib.training import run_launch
 
     if _overrides(arguments):
-        updated = runs.load_config(run_dir).updated(**_overrides(arguments))
+        updated = run_launch.load_config(run_dir).updated(**_overrides(arguments))
         atomic_write_json(run_dir / folder.CONFIG_FILE, updated.to_dict())
 
 
 def _new_run(arguments: argparse.Namespace) -> Path:
     """A new run folder from the config file and the command line's settings, labelled if asked."""
-    from ferlib.jobs import runs
+    from ferlib.training import run_launch
     from ferlib.training.config import TrainConfig
 
     config = TrainConfig.from_file(arguments.config) if arguments.config else TrainConfig()
@@ -281,7 +282,7 @@ def _new_run(arguments: argparse.Namespace) -> Path:
     config = config.updated(**changes)
     if not config.data:
         raise FerError("Expected --data PATH (or 'data' in the config); received none")
-    run_dir = runs.create_checked_run(config, arguments.runs_dir)
+    run_dir = run_launch.create_checked_run(config, arguments.runs_dir)
     if arguments.name or arguments.tag or arguments.note:
         folder.write_label(run_dir, name=arguments.name, tags=arguments.tag, note=arguments.note)
     return run_dir

@@ -37,7 +37,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _tune(arguments: argparse.Namespace) -> int:
     processes.lower_priority()
-    from ferlib.jobs import searches
+    from ferlib.tuning import search_launch
 
     if arguments.join:
         return _join_search(arguments)
@@ -45,7 +45,7 @@ def _tune(arguments: argparse.Namespace) -> int:
         raise FerError("Expected either --resume SEARCH_DIR or --search-dir SEARCH_DIR; received both")
     resume = bool(arguments.resume)
     if arguments.resume:
-        search_dir = searches.claim_for_resume(arguments.resume, arguments.runs_dir, arguments.data)
+        search_dir = search_launch.claim_for_resume(arguments.resume, arguments.runs_dir, arguments.data)
     elif arguments.search_dir:
         search_dir, resume = _handed_over_search(Path(arguments.search_dir))
     else:
@@ -94,9 +94,9 @@ def _join_search(arguments: argparse.Namespace) -> int:
 
 def _handed_over_search(search_dir: Path) -> tuple[Path, bool]:
     """A search folder a launcher created or claimed for this process ('created'); whether it is a resume."""
-    from ferlib.jobs import searches
+    from ferlib.tuning import search_launch
 
-    searches.load_search_config(search_dir)
+    search_launch.load_search_config(search_dir)
     status = folder.read_status(search_dir)
     if status.get("state") != "created":
         raise FerError(
@@ -111,8 +111,8 @@ def _new_search(arguments: argparse.Namespace) -> Path:
     """Create a search folder from the command line's settings, refused while a run or a search is active."""
     import json
 
-    from ferlib.jobs import searches
     from ferlib.training.config import TrainConfig
+    from ferlib.tuning import search_launch
     from ferlib.tuning.search_space import default_space
 
     if not arguments.data:
@@ -142,6 +142,6 @@ def _new_search(arguments: argparse.Namespace) -> Path:
     runs_root = Path(arguments.runs_dir) if arguments.runs_dir else folder.default_runs_dir()
     with folder.launch_lock(runs_root.expanduser().resolve()):
         folder.ensure_no_active_job(runs_root, searches_dir=searches_root)
-        search_dir = searches.create_search(config, searches_root)
+        search_dir = search_launch.create_search(config, searches_root)
         folder.write_status(search_dir, "created", pid=os.getpid())
     return search_dir

@@ -29,21 +29,18 @@ from ferlib.jobs.folder import (
     RESUMABLE_STATES,
     JobLabel,
     clear_stop_request,
-    create_job,
     default_runs_dir,
     ensure_handed_over,
     ensure_no_active_job,
     existing_dataset,
     launch,
     launch_lock,
-    new_job_id,
     read_label,
     read_status,
     write_status,
 )
 from ferlib.jsonutil import as_int, as_number
-from ferlib.nets.modelio import check_initial_model, check_teacher, sidecar_path
-from ferlib.training.config import TrainConfig
+from ferlib.nets.modelio import sidecar_path
 
 HISTORY_FILE = "history.csv"
 STATE_FILE = "state.json"
@@ -56,19 +53,6 @@ TENSORBOARD_DIR = "tensorboard"
 EPOCHS_DIR = "epochs"
 EPOCH_SUFFIX = ".weights.h5"
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.weights\.h5$")
-
-
-def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None, run_id: str | None = None) -> Path:
-    """Make a new run folder holding the config and a 'created' status."""
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    return create_job(root, run_id or new_job_id(config.architecture), config.to_dict())
-
-
-def load_config(run_dir: str | os.PathLike) -> TrainConfig:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise FerError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
-    return TrainConfig.from_file(path)
 
 
 def read_config_value(run_dir: str | os.PathLike, key: str) -> Any:
@@ -238,43 +222,12 @@ def run_duration(run: RunSummary, now: float | None = None) -> float | None:
     return run.duration_seconds
 
 
-# --- starting, resuming, deleting -----------------------------------------------------------------------------
+# --- resuming, deleting (ferlib.training.run_launch creates and starts runs) ------------------------------------
 
 
 def train_arguments(run_dir: Path, data: str, *, resume: bool) -> list[str]:
     """The `python -m ferlib` arguments that train (or resume) the run in `run_dir`."""
     return ["train", "--data", str(data), "--run-dir", str(run_dir), *(["--resume"] if resume else [])]
-
-
-def start_run(
-    config: TrainConfig,
-    runs_dir: str | os.PathLike | None = None,
-    *,
-    extra_env: dict[str, str] | None = None,
-) -> Path:
-    """Create a run folder for `config` and train it in a detached process; refused while another job is active."""
-    run_dir = create_checked_run(config, runs_dir)
-    launch(run_dir, train_arguments(run_dir, config.data, resume=False), resume=False, extra_env=extra_env)
-    return run_dir
-
-
-def create_checked_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Check a new run's dataset, starting model and teachers, then create its folder; refused while another job is
-    active.
-
-    Nothing is written when a check fails. The new folder reads as 'created' by this process, so it blocks
-    other launches until this process (or the training process it hands over to) trains or ends.
-    """
-    root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
-    existing_dataset(config.data)
-    if config.initial_model:
-        initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
-        config = config.updated(initial_model=str(initial))
-    if config.teachers:
-        config = config.updated(teachers=[str(check_teacher(path, config.class_set)) for path in config.teachers])
-    with launch_lock(root):
-        ensure_no_active_job(root)
-        return create_run(config, root)
 
 
 def ensure_run_may_train(run_dir: str | os.PathLike, *, resume: bool) -> None:
@@ -324,7 +277,7 @@ def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None =
     second click cannot launch it twice.
     """
     path = Path(run_dir).expanduser().resolve()
-    data = existing_dataset(load_config(path).data)
+    data = existing_dataset(str(read_config_value(path, "data") or ""))
     with launch_lock(path.parent):
         state = read_status(path).get("state")
         if not may_resume(path, state):

@@ -24,6 +24,7 @@ from ferlib.evaluation.metrics import evaluate_modes, summary_metrics
 from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import model_metadata, save_model
 from ferlib.nets.precision import FLOAT32, with_precision
+from ferlib.training import run_launch
 from ferlib.training.trainer import class_subset, make_training_pipeline, select_training_data
 
 
@@ -111,7 +112,7 @@ def average_run(
 
     say = progress or (lambda message: None)
     run_dir = Path(run_dir)
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     if folder.is_active(run_dir):
         raise FerError(f"Expected a run that is not training; received {run_dir.name}, which is training: stop it")
     completed = int(runs.saved_state(run_dir).get("epochs_completed") or 0)

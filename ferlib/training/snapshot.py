@@ -30,7 +30,7 @@ from ferlib.atomic import atomic_save, atomic_write_bytes
 from ferlib.errors import FerError
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
-from ferlib.training import distillation
+from ferlib.training import distillation, run_launch
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import compile_with_optimizer
 
@@ -77,7 +77,7 @@ class SnapshotSummary:
 def write_snapshot(run_dir: str | os.PathLike, output: str | os.PathLike) -> SnapshotSummary:
     """Write the run's snapshot to `output` (atomically); the run may be training meanwhile."""
     run_dir = Path(run_dir)
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     if not (run_dir / runs.LAST_MODEL).exists():
         raise FerError(
             f"Expected a run that has saved a checkpoint (last.keras) to snapshot; received {run_dir.name}, which "

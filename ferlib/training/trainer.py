@@ -28,7 +28,7 @@ from ferlib.jsonutil import as_int
 from ferlib.nets.architectures import build_model
 from ferlib.nets.modelio import class_set_of, model_metadata, save_model, sidecar_path
 from ferlib.nets.precision import FLOAT32, precision_for_this_cpu, precision_of, with_precision
-from ferlib.training import distributed
+from ferlib.training import distributed, run_launch
 from ferlib.training.config import RECIPE_REVISION, TrainConfig
 from ferlib.training.distillation import mixed_targets, targets_for_run
 from ferlib.training.distributed import Cluster
@@ -202,7 +202,7 @@ def run_training(
     With a `cluster` (ferlib.training.distributed) this process is its chief: the workers train with it.
     """
     run_dir = Path(run_dir)
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     if folder.read_status(run_dir).get("state") == "running":
         raise FerError(f"Expected a run that is not running; received {run_dir.name}, whose process is still training")
     stop = folder.install_stop_signal(run_dir)
@@ -235,7 +235,7 @@ def run_worker(run_dir: str | Path, cluster: Cluster, data: str | Path | None = 
     writing nothing to the run folder, until the workers agree to stop or the run ends."""
     run_dir = Path(run_dir)
     stop = folder.install_stop_signal(run_dir)  # its votes join the chief's when the workers agree on a stop
-    _fit(run_dir, runs.load_config(run_dir), data, resume, None, stop, 0, cluster)
+    _fit(run_dir, run_launch.load_config(run_dir), data, resume, None, stop, 0, cluster)
 
 
 def describe_failure(error: BaseException) -> str:

@@ -11,7 +11,6 @@ import numpy as np
 
 from ferlib.data.datasets import Dataset
 from ferlib.errors import FerError
-from ferlib.jobs.searches import SearchConfig
 from ferlib.nets.architectures import build_model
 from ferlib.nets.precision import with_precision
 from ferlib.training.callbacks import learning_rate_callbacks, patience_callbacks
@@ -24,7 +23,7 @@ from ferlib.training.trainer import (
     steps_per_epoch,
     validation_arrays,
 )
-from ferlib.tuning.search_space import trial_config
+from ferlib.tuning.search_space import SearchConfig, trial_config
 from ferlib.tuning.session import SearchSession
 
 

@@ -13,8 +13,9 @@ import keras_tuner
 from ferlib.atomic import append_json_line
 from ferlib.jobs import folder
 from ferlib.jobs.folder import StopSignal
-from ferlib.jobs.searches import TRIALS_FILE, SearchConfig
+from ferlib.jobs.searches import TRIALS_FILE
 from ferlib.jsonutil import finite
+from ferlib.tuning.search_space import SearchConfig
 
 OBJECTIVE = "val_accuracy"
 BATCH_RECORD_SECONDS = 2.0

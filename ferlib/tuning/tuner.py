@@ -34,15 +34,14 @@ from ferlib.jobs.searches import (
     BEST_FILE,
     TRIALS_FILE,
     TUNER_DIR,
-    SearchConfig,
-    load_search_config,
     read_trials,
 )
 from ferlib.training.trainer import steps_per_epoch
 from ferlib.tuning import distributed
 from ferlib.tuning.hypermodel import FerHyperModel, TuningData, build_compiled_model, fit_config
 from ferlib.tuning.project import back_up_project, repair_project
-from ferlib.tuning.search_space import trial_config
+from ferlib.tuning.search_launch import load_search_config
+from ferlib.tuning.search_space import SearchConfig, trial_config
 from ferlib.tuning.session import OBJECTIVE, SearchSession, SearchStopped, TimeLimitReached
 
 

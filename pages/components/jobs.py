@@ -17,7 +17,7 @@ import streamlit as st
 from ferlib.errors import FerError
 from ferlib.jobs import folder, progress, runs, searches
 from ferlib.nets.precision import precision_for_this_cpu
-from ferlib.training import snapshot
+from ferlib.training import run_launch, snapshot
 from pages.components.common import attempt, dataset_label, flash, format_duration, internal_errors, show_error
 
 REFRESH_SECONDS, ACTIVE = 2.0, folder.ACTIVE_STATES
@@ -180,7 +180,7 @@ def precision_switch_note(run_dir: Path, state: str) -> None:
     if not runs.may_resume(run_dir, state):  # a training run's monitor redraws every few seconds: nothing to read
         return
     try:
-        precision = runs.load_config(run_dir).precision
+        precision = run_launch.load_config(run_dir).precision
     except FerError:  # an unreadable config: the run's header already says so
         return
     if precision_for_this_cpu(precision) != precision:

@@ -10,8 +10,8 @@ from chromium import browser_available, chromium_page, page_exceptions, streamli
 
 from ferlib.atomic import append_json_line, atomic_write_json
 from ferlib.jobs import folder, searches
-from ferlib.jobs.runs import load_config
-from ferlib.tuning import search_space
+from ferlib.training.run_launch import load_config
+from ferlib.tuning import search_launch, search_space
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not browser_available(), reason="Chromium or Playwright missing")]
 COMMIT_HASH = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
@@ -28,7 +28,7 @@ def studio(tmp_path, tiny_model_path, training_data) -> dict[str, str]:
     shutil.copy(training_data, data_dir / "fer_small.zip")
     space = {"learning_rate": [0.001, 0.01], "optimizer": ["sgd", "adam"]}
     config = search_space.SearchConfig(max_trials=2, epochs=1, subset=0.5, space=space, base=load_config(run_dir))
-    search_dir = searches.create_search(config, searches_dir, search_id="20260101-000000-random-aaaa")
+    search_dir = search_launch.create_search(config, searches_dir, search_id="20260101-000000-random-aaaa")
     for trial, values, score in [("0", {"learning_rate": 0.01, "optimizer": "sgd"}, 0.31), ("1", {}, None)]:
         append_json_line(
             search_dir / searches.TRIALS_FILE, {"event": "trial_start", "trial": trial, "hyperparameters": values}

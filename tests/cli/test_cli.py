@@ -126,12 +126,13 @@ def test_train_checks_its_dataset_before_creating_a_run_folder(tmp_path):
 def test_train_is_refused_while_another_run_is_active(training_data, tmp_path):
     from ferlib.atomic import atomic_write_json
     from ferlib.jobs import runs
+    from ferlib.training import run_launch
     from ferlib.training.config import TrainConfig
 
     runs_dir = tmp_path / "runs"
     config = TrainConfig(architecture="compact_cnn", data=str(training_data))
-    active = runs.create_run(config, runs_dir, run_id="a-active")  # 'created' by this live test process
-    stopped = runs.create_run(config, runs_dir, run_id="b-stopped")
+    active = run_launch.create_run(config, runs_dir, run_id="a-active")  # 'created' by this live test process
+    stopped = run_launch.create_run(config, runs_dir, run_id="b-stopped")
     folder.write_status(stopped, "stopped")
 
     result = run_cli("train", "--data", training_data, "--runs-dir", runs_dir, "--epochs", 1)

@@ -3,6 +3,7 @@
 from ferlib.atomic import atomic_write_json
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, runs
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 
 
@@ -24,7 +25,9 @@ def test_shipped_models_come_first_with_the_default_at_the_top(tmp_path, monkeyp
 def test_runs_are_offered_by_their_best_checkpoint_when_they_have_one(tmp_path, monkeypatch):
     monkeypatch.setenv("FERLIB_MODEL", str(tmp_path / "none.keras"))
     config = TrainConfig(architecture="compact_cnn", hyperparameters={"filters": (8, 16, 32)})
-    finished, stopped, empty = (runs.create_run(config, tmp_path / "runs", run_id=name) for name in ("c", "b", "a"))
+    finished, stopped, empty = (
+        run_launch.create_run(config, tmp_path / "runs", run_id=name) for name in ("c", "b", "a")
+    )
     for run_dir, state in ((finished, "finished"), (stopped, "stopped"), (empty, "finished")):
         folder.write_status(run_dir, state)
     for run_dir in (finished, stopped):

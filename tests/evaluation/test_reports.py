@@ -14,6 +14,7 @@ from ferlib.evaluation import reports
 from ferlib.evaluation.metrics import classification_metrics, evaluate_model
 from ferlib.jobs import folder, progress, runs
 from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 
 
@@ -79,15 +80,17 @@ def test_without_progress_the_curves_come_from_history_csv(run_dir, tmp_path):
 
 def test_an_unfinished_run_has_no_report_yet(tmp_path, training_data):
     config = TrainConfig(architecture="compact_cnn", epochs=1, data=str(training_data))
-    created = runs.create_run(config, tmp_path)
+    created = run_launch.create_run(config, tmp_path)
     with pytest.raises(ValueError, match="Expected a finished run folder"):
         reports.run_report(created)
 
 
 def test_finished_runs_lists_only_runs_with_metrics(run_dir, tmp_path, training_data):
     shutil.copytree(run_dir, tmp_path / run_dir.name)
-    runs.create_run(TrainConfig(architecture="compact_cnn", data=str(training_data)), tmp_path, run_id="zz-created")
-    stopped = runs.create_run(TrainConfig(architecture="compact_cnn", data=str(training_data)), tmp_path)
+    run_launch.create_run(
+        TrainConfig(architecture="compact_cnn", data=str(training_data)), tmp_path, run_id="zz-created"
+    )
+    stopped = run_launch.create_run(TrainConfig(architecture="compact_cnn", data=str(training_data)), tmp_path)
     folder.write_status(stopped, "stopped")
     assert [run.run_id for run in reports.finished_runs(tmp_path)] == [run_dir.name]
     assert reports.finished_runs(tmp_path / "missing") == []

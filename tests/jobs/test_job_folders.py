@@ -14,6 +14,7 @@ import pytest
 from ferlib.atomic import atomic_write_json, read_json
 from ferlib.data.augment import AugmentationConfig
 from ferlib.jobs import folder, progress, runs
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig, describe_config
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -55,12 +56,12 @@ def launches(monkeypatch):
 
 def test_active_runs_are_the_created_and_running_ones_with_a_live_process(tmp_path, training_data):
     assert runs.active_runs(tmp_path / "missing") == []
-    runs.create_run(tiny_config(training_data), tmp_path, run_id="a-created")
-    running = runs.create_run(tiny_config(training_data), tmp_path, run_id="b-running")
+    run_launch.create_run(tiny_config(training_data), tmp_path, run_id="a-created")
+    running = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="b-running")
     folder.write_status(running, "running")  # this test process is its 'training process'
-    dead = runs.create_run(tiny_config(training_data), tmp_path, run_id="c-dead")
+    dead = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="c-dead")
     folder.write_status(dead, "running", pid=dead_pid())
-    finished = runs.create_run(tiny_config(training_data), tmp_path, run_id="d-finished")
+    finished = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="d-finished")
     folder.write_status(finished, "finished")
     assert [run.run_id for run in runs.active_runs(tmp_path)] == ["b-running", "a-created"]
     assert folder.read_status(dead)["state"] == "interrupted"
@@ -68,7 +69,7 @@ def test_active_runs_are_the_created_and_running_ones_with_a_live_process(tmp_pa
 
 def test_ensure_no_active_run_names_the_active_run(tmp_path, training_data):
     folder.ensure_no_active_job(tmp_path)  # nothing there: no error
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path, run_id="busy")
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="busy")
     folder.write_status(run_dir, "running")
     with pytest.raises(ValueError, match=r"Expected no active run.*busy \(running\)"):
         folder.ensure_no_active_job(tmp_path)
@@ -80,9 +81,9 @@ def test_ensure_no_active_run_names_the_active_run(tmp_path, training_data):
 
 
 def test_start_run_creates_the_folder_and_launches_its_process(tmp_path, training_data, launches):
-    run_dir = runs.start_run(tiny_config(training_data, epochs=2), tmp_path)
+    run_dir = run_launch.start_run(tiny_config(training_data, epochs=2), tmp_path)
     assert run_dir.parent == tmp_path.resolve()
-    assert runs.load_config(run_dir).epochs == 2
+    assert run_launch.load_config(run_dir).epochs == 2
     assert launches == [{"run_dir": run_dir, "data": str(training_data), "resume": False}]
     status = read_json(run_dir / folder.STATUS_FILE)
     assert status["state"] == "created" and status["pid"] == os.getpid() and status["launched"] > 0
@@ -90,21 +91,21 @@ def test_start_run_creates_the_folder_and_launches_its_process(tmp_path, trainin
 
 
 def test_a_second_start_is_refused_while_a_run_is_active(tmp_path, training_data, launches):
-    first = runs.start_run(tiny_config(training_data), tmp_path)
+    first = run_launch.start_run(tiny_config(training_data), tmp_path)
     with pytest.raises(ValueError, match=f"Expected no active run.*{first.name}"):
-        runs.start_run(tiny_config(training_data), tmp_path)
+        run_launch.start_run(tiny_config(training_data), tmp_path)
     assert [path.name for path in tmp_path.iterdir() if path.is_dir()] == [first.name]
     assert len(launches) == 1
     folder.write_status(first, "finished")
-    second = runs.start_run(tiny_config(training_data), tmp_path)
+    second = run_launch.start_run(tiny_config(training_data), tmp_path)
     assert second != first and len(launches) == 2
 
 
 def test_start_run_refuses_a_missing_dataset_without_creating_a_folder(tmp_path, launches):
     with pytest.raises(ValueError, match="Expected an existing dataset"):
-        runs.start_run(tiny_config(tmp_path / "nowhere.zip"), tmp_path / "runs")
+        run_launch.start_run(tiny_config(tmp_path / "nowhere.zip"), tmp_path / "runs")
     with pytest.raises(ValueError, match="name its dataset"):
-        runs.start_run(TrainConfig(architecture="compact_cnn"), tmp_path / "runs")
+        run_launch.start_run(TrainConfig(architecture="compact_cnn"), tmp_path / "runs")
     assert not (tmp_path / "runs").exists() or runs.list_runs(tmp_path / "runs") == []
     assert launches == []
 
@@ -115,7 +116,7 @@ def test_a_process_that_cannot_start_marks_the_run_failed(tmp_path, training_dat
 
     monkeypatch.setattr(folder, "spawn", failing_launch)
     with pytest.raises(ValueError, match="no such interpreter"):
-        runs.start_run(tiny_config(training_data), tmp_path)
+        run_launch.start_run(tiny_config(training_data), tmp_path)
     (run,) = runs.list_runs(tmp_path)
     assert run.state == "failed"
     assert runs.active_runs(tmp_path) == []
@@ -126,7 +127,7 @@ def test_a_launched_process_that_dies_before_training_stops_blocking_after_the_g
 ):
     gone = dead_pid()
     monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=gone))
-    run_dir = runs.start_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.start_run(tiny_config(training_data), tmp_path)
     assert read_json(run_dir / folder.STATUS_FILE)["pid"] == gone  # the training process, not this one
     assert folder.is_active(run_dir)  # still within the minute a new process gets to start
     set_status(run_dir, updated=time.time() - 120)
@@ -135,20 +136,20 @@ def test_a_launched_process_that_dies_before_training_stops_blocking_after_the_g
 
 
 def test_simultaneous_starts_launch_only_one_run(tmp_path, training_data, launches, monkeypatch):
-    original_create = runs.create_run
+    original_create = run_launch.create_run
 
     def slow_create(*arguments, **keywords):
         time.sleep(0.3)  # widen the gap between checking for active runs and creating the folder
         return original_create(*arguments, **keywords)
 
-    monkeypatch.setattr(runs, "create_run", slow_create)
+    monkeypatch.setattr(run_launch, "create_run", slow_create)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def start() -> None:
         barrier.wait()
         try:
-            runs.start_run(tiny_config(training_data), tmp_path)
+            run_launch.start_run(tiny_config(training_data), tmp_path)
             outcomes.append("started")
         except ValueError:
             outcomes.append("refused")
@@ -163,7 +164,7 @@ def test_simultaneous_starts_launch_only_one_run(tmp_path, training_data, launch
 
 
 def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, training_data, launches):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     folder.write_status(run_dir, "stopped")
     assert runs.resume_run(run_dir) == run_dir.resolve()
     assert launches == [{"run_dir": run_dir.resolve(), "data": str(training_data), "resume": True}]
@@ -175,9 +176,9 @@ def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, train
 
 
 def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, training_data, launches):
-    interrupted = runs.create_run(tiny_config(training_data), tmp_path, run_id="interrupted")
+    interrupted = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="interrupted")
     folder.write_status(interrupted, "running", pid=dead_pid())
-    finished = runs.create_run(tiny_config(training_data), tmp_path, run_id="finished")
+    finished = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="finished")
     folder.write_status(finished, "finished")
     with pytest.raises(ValueError, match="which is finished"):
         runs.resume_run(finished)
@@ -186,9 +187,9 @@ def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, 
 
 
 def test_resume_run_is_refused_while_another_run_is_active(tmp_path, training_data, launches):
-    stopped = runs.create_run(tiny_config(training_data), tmp_path, run_id="stopped")
+    stopped = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="stopped")
     folder.write_status(stopped, "stopped")
-    busy = runs.create_run(tiny_config(training_data), tmp_path, run_id="busy")
+    busy = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="busy")
     folder.write_status(busy, "running")
     with pytest.raises(ValueError, match="Expected no active run"):
         runs.resume_run(stopped)
@@ -197,7 +198,7 @@ def test_resume_run_is_refused_while_another_run_is_active(tmp_path, training_da
 
 
 def test_resume_run_accepts_a_failed_run_only_with_a_checkpoint(tmp_path, training_data, launches):
-    failed = runs.create_run(tiny_config(training_data), tmp_path)
+    failed = run_launch.create_run(tiny_config(training_data), tmp_path)
     folder.write_status(failed, "failed", error="OSError: [Errno 28] No space left on device")
     with pytest.raises(ValueError, match="which is failed"):
         runs.resume_run(failed)
@@ -209,7 +210,7 @@ def test_resume_run_accepts_a_failed_run_only_with_a_checkpoint(tmp_path, traini
 
 
 def test_ensure_run_may_train_claims_a_resumed_run_and_refuses_a_fresh_start_of_a_trained_one(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     runs.ensure_run_may_train(run_dir, resume=False)  # a new run handed over by its launcher
     atomic_write_json(run_dir / runs.STATE_FILE, {"epochs_completed": 25, "best_val_accuracy": 0.6, "best_epoch": 20})
     folder.write_status(run_dir, "running", pid=dead_pid())  # killed at epoch 25
@@ -227,7 +228,7 @@ def test_ensure_run_may_train_claims_a_resumed_run_and_refuses_a_fresh_start_of_
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
 def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     folder.write_status(run_dir, "running")  # this test process, with its boot and start time
     status = read_json(run_dir / folder.STATUS_FILE)
     assert status["pid"] == os.getpid() and isinstance(status["pid_start_ticks"], int)
@@ -248,7 +249,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path, training_data):
 
 
 def test_a_created_run_is_taken_over_only_by_the_process_its_launcher_started(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         set_status(run_dir, pid=other.pid)  # a dashboard launch, still importing TensorFlow
@@ -261,7 +262,7 @@ def test_a_created_run_is_taken_over_only_by_the_process_its_launcher_started(tm
 
 def test_saved_state_trusts_the_checkpoints_written_before_state_json(tmp_path, training_data):
     """Killed between saving the epoch's checkpoints and state.json: the sidecars have the newer counts."""
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     atomic_write_json(run_dir / runs.STATE_FILE, {"epochs_completed": 3, "best_val_accuracy": 0.5, "best_epoch": 2})
     atomic_write_json(run_dir / "last.json", {"epochs_completed": 4})
     atomic_write_json(run_dir / "best.json", {"metrics": {"val_accuracy": 0.6, "epoch": 4}})
@@ -276,7 +277,7 @@ def test_saved_state_trusts_the_checkpoints_written_before_state_json(tmp_path, 
 
 
 def test_delete_run_removes_a_finished_run(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     (run_dir / folder.LOG_FILE).write_text("trained\n")
     folder.write_status(run_dir, "finished")
     runs.delete_run(run_dir)
@@ -284,7 +285,7 @@ def test_delete_run_removes_a_finished_run(tmp_path, training_data):
 
 
 def test_delete_run_refuses_an_active_run_and_other_folders(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     folder.write_status(run_dir, "running")
     with pytest.raises(ValueError, match="stop it first"):
         runs.delete_run(run_dir)
@@ -367,7 +368,7 @@ def test_current_epoch_batches_are_those_after_the_latest_epoch():
 
 
 def test_run_duration_depends_on_the_state(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     assert runs.run_duration(runs.summarize_run(run_dir)) is None  # never started
     set_status(run_dir, state="running", pid=os.getpid(), started=1000.0)
     assert runs.run_duration(runs.summarize_run(run_dir), now=1060.0) == pytest.approx(60.0)
@@ -409,7 +410,7 @@ def test_describe_config():
 def test_a_job_can_be_named_tagged_and_noted_and_lists_show_it(tmp_path, training_data, capsys):
     from ferlib.cli import main
 
-    run_dir = runs.create_run(tiny_config(training_data), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     assert runs.summarize_run(run_dir).title == run_dir.name  # no name yet: the id
     label = folder.write_label(
         run_dir, name="  crops   baseline ", tags=["crops", " ", "long", "crops"], note=" first "

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
-from ferlib.jobs import runs
+from ferlib.training import run_launch
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +58,10 @@ def button(app: AppTest, label: str):
 
 def test_a_preset_ticks_its_classes_shows_their_faces_and_starts_a_run_of_those_classes(studio, monkeypatch):
     started = []
-    create = runs.create_run  # started as created, without a training process
-    monkeypatch.setattr(runs, "start_run", lambda config, runs_dir: started.append(config) or create(config, runs_dir))
+    create = run_launch.create_run  # started as created, without a training process
+    monkeypatch.setattr(
+        run_launch, "start_run", lambda config, runs_dir: started.append(config) or create(config, runs_dir)
+    )
     app = open_page("pages/training.py")
     assert not app.exception, app.exception
     button(app, "Happy vs sad").click().run()

@@ -17,6 +17,7 @@ from ferlib.data.datasets import load_dataset
 from ferlib.evaluation import reports
 from ferlib.evaluation.lineage import LINEAGE_KEYS
 from ferlib.jobs import folder, progress, runs
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -49,7 +50,7 @@ def second_run(tmp_path_factory, training_data) -> Path:
     config = TrainConfig(
         architecture="compact_cnn", hyperparameters=TINY, batch_size=32, data=str(training_data), epochs=2, seed=7
     )
-    run_dir = runs.create_run(
+    run_dir = run_launch.create_run(
         config, tmp_path_factory.mktemp("second_runs"), run_id="20260102-000000-compact_cnn-seed7"
     )
     # Module scope runs before the per-test cache folder is set: decode without writing a cache.

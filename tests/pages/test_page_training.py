@@ -17,6 +17,7 @@ from ferlib.atomic import append_json_line, read_json
 from ferlib.errors import FerError
 from ferlib.evaluation import catalog
 from ferlib.jobs import folder, runs
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -45,7 +46,7 @@ def finished_run(tmp_path_factory, training_data) -> Path:
     from ferlib.data.datasets import load_dataset
     from ferlib.training.trainer import run_training
 
-    run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path_factory.mktemp("finished_runs"))
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=1), tmp_path_factory.mktemp("finished_runs"))
     # Module scope runs before the per-test cache folder is set: decode without writing a cache.
     run_training(run_dir, dataset=load_dataset(training_data, use_cache=False), verbose=0)
     (run_dir / folder.LOG_FILE).write_text("loading data\nEpoch 1/1 - loss: 1.9\nstatus=finished\n")
@@ -83,7 +84,7 @@ def texts(elements) -> str:
 
 def fake_active_run(runs_dir: Path, data: Path) -> Path:
     """A run whose 'training process' is this test process (alive), halfway through its second epoch."""
-    run_dir = runs.create_run(tiny_config(data, epochs=5), runs_dir, run_id="20260101-000000-compact_cnn-aaaa")
+    run_dir = run_launch.create_run(tiny_config(data, epochs=5), runs_dir, run_id="20260101-000000-compact_cnn-aaaa")
     folder.write_status(run_dir, "running")
     now = time.time()
     progress = run_dir / folder.PROGRESS_FILE
@@ -225,7 +226,7 @@ def test_a_start_that_ferlib_refuses_shows_an_error_not_a_traceback(runs_dir, tr
     def refuse(*arguments, **keywords):
         raise FerError("Expected no active run, since one run trains at a time; received another (running)")
 
-    monkeypatch.setattr(runs, "start_run", refuse)  # another session started a run after this page was drawn
+    monkeypatch.setattr(run_launch, "start_run", refuse)  # another session started a run after this page was drawn
     start_button(app).click().run()
     assert not app.exception
     assert "The run could not be started" in texts(app.error)
@@ -274,10 +275,10 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
-    config = runs.load_config(started.path)
+    config = run_launch.load_config(started.path)
     assert config.initial_model == best and list(config.hyperparameters["filters"]) == [8, 16, 32]
-    assert config.keep_epoch_checkpoints and not runs.load_config(finished_run).keep_epoch_checkpoints
-    assert config.precision == "mixed_bfloat16" and runs.load_config(finished_run).precision == "float32"
+    assert config.keep_epoch_checkpoints and not run_launch.load_config(finished_run).keep_epoch_checkpoints
+    assert config.precision == "mixed_bfloat16" and run_launch.load_config(finished_run).precision == "float32"
 
     # Back to a random start: the architecture's own defaults, free to change.
     app.selectbox(key="training_initial_model_compact_cnn").set_value("").run()
@@ -297,7 +298,7 @@ def test_a_run_can_learn_from_chosen_models_as_well_as_the_labels(runs_dir, trai
     start_button(app).click().run()
     assert not app.exception and not app.error
     (started,) = [run for run in runs.list_runs(runs_dir) if run.run_id != finished_run.name]
-    config = runs.load_config(started.path)
+    config = run_launch.load_config(started.path)
     assert config.teachers == [shipped, best] and config.teacher_weight == 0.3
 
 
@@ -316,7 +317,7 @@ def test_the_shipped_default_offers_itself_as_a_start_with_its_sizes(runs_dir, t
 
 
 def test_a_stopped_run_can_be_resumed(runs_dir, training_data, monkeypatch):
-    run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=3), runs_dir)
     folder.write_status(run_dir, "stopped", epochs_completed=1)
     launched = []
 
@@ -343,7 +344,7 @@ def test_the_page_says_a_mixed_run_resumes_in_float32_on_a_cpu_without_bfloat16(
     from ferlib.nets import precision
 
     config = tiny_config(training_data, epochs=3).updated(precision="mixed_bfloat16")
-    run_dir = runs.create_run(config, runs_dir)
+    run_dir = run_launch.create_run(config, runs_dir)
     folder.write_status(run_dir, "stopped", epochs_completed=1)
     launched = []
 
@@ -363,7 +364,7 @@ def test_the_page_says_a_mixed_run_resumes_in_float32_on_a_cpu_without_bfloat16(
 
 
 def test_a_failed_run_offers_resume_only_when_it_saved_a_checkpoint(runs_dir, training_data, monkeypatch):
-    run_dir = runs.create_run(tiny_config(training_data, epochs=3), runs_dir)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=3), runs_dir)
     folder.write_status(run_dir, "failed", error="OSError: [Errno 28] No space left on device")
     monkeypatch.setattr(folder, "spawn", lambda *arguments, **keywords: SimpleNamespace(pid=os.getpid()))
     app = open_training_page()
@@ -426,7 +427,7 @@ def test_a_snapshot_is_restored_and_resumed_in_its_own_process(runs_dir, trainin
     restored = runs_dir / finished_run.name
     assert launched == [(finished_run.name, True)]
     assert folder.read_status(restored)["state"] == "created"  # handed to the new training process
-    assert runs.load_config(restored).data == str(training_data)
+    assert run_launch.load_config(restored).data == str(training_data)
     assert app.selectbox(key="training_watched_run").value == finished_run.name
     assert "Stop" in [button.label for button in app.button]
 
@@ -440,7 +441,7 @@ def test_a_snapshot_from_another_machine_continues_on_a_dataset_chosen_here(
 
     elsewhere = Path(shutil.copytree(finished_run, tmp_path / "elsewhere" / finished_run.name))
     atomic_write_json(
-        elsewhere / folder.CONFIG_FILE, runs.load_config(elsewhere).updated(data="/nowhere/fer.zip").to_dict()
+        elsewhere / folder.CONFIG_FILE, run_launch.load_config(elsewhere).updated(data="/nowhere/fer.zip").to_dict()
     )
     snapshot.write_snapshot(elsewhere, tmp_path / "run.snapshot.zip")
     here = Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip"
@@ -458,7 +459,7 @@ def test_a_snapshot_from_another_machine_continues_on_a_dataset_chosen_here(
     button_labelled(app, "Resume from the snapshot").click().run()
     assert not app.exception and not app.error
     restored = runs_dir / finished_run.name
-    assert runs.load_config(restored).data == str(here.resolve())
+    assert run_launch.load_config(restored).data == str(here.resolve())
     assert folder.read_status(restored)["state"] == "created"
 
 
@@ -514,7 +515,7 @@ def test_submitting_the_form_trains_a_tiny_run_in_its_own_process(runs_dir, trai
     assert not app.exception, app.exception
 
     (run,) = runs.list_runs(runs_dir)
-    config = runs.load_config(run.path)
+    config = run_launch.load_config(run.path)
     assert (config.architecture, config.epochs, config.batch_size) == ("compact_cnn", 1, 32)
     assert config.hyperparameters["filters"] == [8, 16, 32] and config.hyperparameters["dense_units"] == 16
     assert config.data == str((Path(os.environ["FERLIB_DATA_DIR"]) / "fer_small.zip").resolve())

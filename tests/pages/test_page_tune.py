@@ -11,9 +11,10 @@ from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, atomic_write_json
-from ferlib.jobs import folder, runs, searches
+from ferlib.jobs import folder, searches
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import search_space
+from ferlib.tuning import search_launch, search_space
 from ferlib.tuning.search_space import default_space, trial_config
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -46,7 +47,7 @@ def written_search(searches_dir: Path, data: Path, state: str = "finished") -> P
     """A search folder as `ferlib tune` leaves it: config, status, trials, baseline and best (no training)."""
     base = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(data))
     config = search_space.SearchConfig(strategy="random", max_trials=4, epochs=1, subset=0.5, space=SPACE, base=base)
-    search_dir = searches.create_search(config, searches_dir, search_id="20260101-000000-random-aaaa")
+    search_dir = search_launch.create_search(config, searches_dir, search_id="20260101-000000-random-aaaa")
     write_trials(search_dir)
     atomic_write_json(search_dir / searches.BASELINE_FILE, {"score": 0.3, "config": config.base.to_dict()})
     best_values = TRIALS[1][1]
@@ -123,7 +124,7 @@ def test_one_click_trains_the_best_configuration(folders, training_data, launche
     assert not app.exception
     (run_dir,) = [path for path in folders.runs.iterdir() if path.is_dir()]
     assert launches == [run_dir]
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     assert (config.epochs, config.train_fraction, config.optimizer, config.learning_rate) == (12, 1.0, "adam", 0.001)
     assert tuple(config.hyperparameters["filters"]) == TINY["filters"]
 
@@ -164,7 +165,7 @@ def test_the_form_starts_a_search_in_its_own_process(folders, training_data, lau
     assert not app.exception
     (search_dir,) = list(folders.searches.iterdir())
     assert launches == [search_dir]
-    config = searches.load_search_config(search_dir)
+    config = search_launch.load_search_config(search_dir)
     assert (config.strategy, config.max_trials, config.space["optimizer"]) == ("grid", 3, ["adam"])
     assert config.base.data.endswith("fer_small.zip")
 

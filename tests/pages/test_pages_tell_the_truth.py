@@ -18,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, atomic_write_json
 from ferlib.jobs import folder, runs, searches
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import search_space
+from ferlib.tuning import search_launch, search_space
 from pages.components import charts
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -68,7 +69,7 @@ def epoch(number: int, accuracy: float = 0.3, partial: bool = False) -> dict:
 def a_run(runs_dir: Path, data: Path, *records: dict, state: str = "running", **status) -> Path:
     """A run folder whose 'training process' is this test process (alive), with these progress records."""
     config = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(data), epochs=5)
-    run_dir = runs.create_run(config, runs_dir, run_id=RUN_ID)
+    run_dir = run_launch.create_run(config, runs_dir, run_id=RUN_ID)
     folder.write_status(run_dir, state, **status)
     for record in records:
         append_json_line(run_dir / folder.PROGRESS_FILE, record)
@@ -293,7 +294,7 @@ def a_search(env, data, state: str = "finished", workers: int = 1, **status) -> 
     base = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(data))
     space = {"learning_rate": [0.001, 0.01], "optimizer": ["sgd", "adam"]}
     config = search_space.SearchConfig(max_trials=4, epochs=1, subset=0.5, space=space, base=base, workers=workers)
-    search_dir = searches.create_search(config, env.searches, search_id="20260101-000000-random-aaaa")
+    search_dir = search_launch.create_search(config, env.searches, search_id="20260101-000000-random-aaaa")
     trials = search_dir / searches.TRIALS_FILE
     for trial, values, score in [("0", {"learning_rate": 0.01, "optimizer": "sgd"}, 0.1132), ("1", {}, None)]:
         append_json_line(trials, {"event": "trial_start", "trial": trial, "hyperparameters": values, "worker": "w-1"})
@@ -336,7 +337,7 @@ def test_a_search_can_be_started_with_local_workers(env, training_data, monkeypa
     next(button for button in app.button if button.label == "Start search").click().run()
     assert not app.exception and not app.error
     (search_dir,) = list(env.searches.iterdir())
-    assert searches.load_search_config(search_dir).workers == 2
+    assert search_launch.load_search_config(search_dir).workers == 2
 
 
 # --- Live ---------------------------------------------------------------------------------------------------------

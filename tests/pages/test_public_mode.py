@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import atomic_write_json
 from ferlib.jobs import folder, runs, searches
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import search_space
+from ferlib.tuning import search_launch, search_space
 from pages.components.access import LOCKED
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -31,12 +32,12 @@ def deployment(tmp_path, monkeypatch, training_data) -> SimpleNamespace:
         monkeypatch.setenv(f"FERLIB_{name}_DIR", str(path))
     shutil.copy(training_data, paths.data / "fer_small.zip")
     config = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(training_data), epochs=3)
-    paths.run = runs.create_run(config, paths.runs, run_id="20260101-000000-compact_cnn-aaaa")
+    paths.run = run_launch.create_run(config, paths.runs, run_id="20260101-000000-compact_cnn-aaaa")
     folder.write_status(paths.run, "stopped", epochs_completed=1)
     (paths.run / runs.LAST_MODEL).write_bytes(b"a checkpoint")
     space = {"learning_rate": [0.001, 0.01]}
     search = search_space.SearchConfig(max_trials=2, epochs=1, subset=0.5, space=space, base=config)
-    paths.search = searches.create_search(search, paths.searches, search_id="20260101-000000-random-aaaa")
+    paths.search = search_launch.create_search(search, paths.searches, search_id="20260101-000000-random-aaaa")
     best = {"trial": "0", "score": 0.4, "hyperparameters": {"learning_rate": 0.01}, "config": config.to_dict()}
     atomic_write_json(paths.search / searches.BEST_FILE, best)
     folder.write_status(paths.search, "running")

@@ -9,7 +9,7 @@ import pytest
 from conftest import stop_after_first_epoch
 
 from ferlib.jobs import folder
-from ferlib.jobs.runs import AVERAGE_MODEL, create_run, epoch_checkpoints
+from ferlib.jobs.runs import AVERAGE_MODEL, epoch_checkpoints
 from ferlib.nets.modelio import read_metadata
 from ferlib.training.averaging import (
     average_run,
@@ -18,6 +18,7 @@ from ferlib.training.averaging import (
     recalibrate_batch_norm,
 )
 from ferlib.training.config import TrainConfig
+from ferlib.training.run_launch import create_run
 from ferlib.training.trainer import run_training
 
 

@@ -11,6 +11,7 @@ from ferlib.live.detection import WholeImageDetector
 from ferlib.live.pipeline import EmotionPipeline
 from ferlib.nets.classifier import make_classifier
 from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training import run_launch
 
 
 def test_a_happy_or_sad_model_trains_scores_and_names_only_its_classes(tmp_path, training_data, capsys):
@@ -19,7 +20,7 @@ def test_a_happy_or_sad_model_trains_scores_and_names_only_its_classes(tmp_path,
     arguments = ["train", "--data", str(training_data), "--config", str(config), "--epochs", "1"]
     assert main([*arguments, "--classes", "sad, happy", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     (run,) = runs.list_runs(tmp_path / "runs")
-    assert runs.load_config(run.path).classes == ["happy", "sad"]
+    assert run_launch.load_config(run.path).classes == ["happy", "sad"]
     best = run.path / runs.BEST_MODEL
     card = read_metadata(best)
     assert card["class_names"] == ["happy", "sad"] and card["classes"] == ["happy", "sad"]

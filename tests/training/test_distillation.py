@@ -13,6 +13,7 @@ from ferlib.errors import FerError
 from ferlib.evaluation.cards import render_model_card
 from ferlib.jobs import runs
 from ferlib.nets.modelio import read_metadata
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 from ferlib.training.distillation import TARGETS_FILE, mixed_targets, targets_for_run, teacher_probabilities
 from ferlib.training.snapshot import read_snapshot, restore_snapshot, write_snapshot
@@ -117,7 +118,7 @@ def test_the_command_line_trains_a_run_with_a_teacher_and_its_card_says_so(tmp_p
     arguments += ["--runs-dir", str(tmp_path / "runs"), "--teacher", str(teacher), "--teacher-weight", "0.4"]
     assert main(arguments) == 0
     (run_dir,) = [path for path in (tmp_path / "runs").iterdir() if path.is_dir()]
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     assert config.teachers == [str(teacher.resolve())] and config.teacher_weight == 0.4
     assert (run_dir / TARGETS_FILE).exists()
     card = read_metadata(run_dir / runs.BEST_MODEL)
@@ -135,7 +136,7 @@ def test_a_stopped_run_moves_with_its_targets_and_finishes_without_its_teacher(
     config = TrainConfig(
         **TINY, batch_size=32, epochs=2, data=str(training_data), teachers=[str(teacher)], teacher_weight=0.5
     )
-    run_dir = runs.create_checked_run(config, tmp_path / "laptop")
+    run_dir = run_launch.create_checked_run(config, tmp_path / "laptop")
     with stop_after_first_epoch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
     targets = np.load(run_dir / TARGETS_FILE)["targets"]

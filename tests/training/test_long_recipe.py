@@ -11,6 +11,7 @@ from ferlib.atomic import read_json
 from ferlib.data.augment import AugmentationConfig
 from ferlib.jobs import folder, runs
 from ferlib.nets.architectures import build_model
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 from ferlib.training.schedule import WarmupSchedule
 from ferlib.training.trainer import run_training
@@ -51,7 +52,7 @@ def test_a_stopped_run_resumes_at_the_same_step_and_rate_with_its_average(tmp_pa
         ema_momentum=0.9,
         data=str(training_data),
     )
-    run_dir = runs.create_run(config, tmp_path)
+    run_dir = run_launch.create_run(config, tmp_path)
     with stop_after_first_epoch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
     stopped = keras.saving.load_model(run_dir / "last.keras")

@@ -11,6 +11,7 @@ from ferlib.atomic import read_json
 from ferlib.jobs import runs
 from ferlib.jobs.folder import StopSignal
 from ferlib.nets.modelio import sidecar_path
+from ferlib.training import run_launch
 from ferlib.training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import run_training
@@ -83,7 +84,7 @@ def test_a_stopped_plateau_run_saves_its_counters_and_resumes_them(tmp_path, tra
         early_stopping_patience=5,
         data=str(training_data),
     )
-    run_dir = runs.create_run(config, tmp_path)
+    run_dir = run_launch.create_run(config, tmp_path)
     with stop_after_first_epoch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
     sidecar = read_json(sidecar_path(Path(run_dir) / runs.LAST_MODEL))

@@ -12,6 +12,7 @@ from ferlib.errors import FerError
 from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import load_model
 from ferlib.nets.precision import FLOAT32, MIXED_BFLOAT16, precision_of
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig, describe_config
 from ferlib.training.snapshot import restore_snapshot, write_snapshot
 from ferlib.training.trainer import in_precision, run_training
@@ -41,7 +42,7 @@ def test_the_precision_is_a_checked_setting():
 def test_a_float32_run_resumes_in_mixed_bfloat16_at_the_same_step_and_saves_float32_models(
     tmp_path, training_data, capsys
 ):
-    run_dir = runs.create_run(recipe(training_data, epochs=1), tmp_path)
+    run_dir = run_launch.create_run(recipe(training_data, epochs=1), tmp_path)
     assert run_training(run_dir, verbose=0)["state"] == "finished"
     before = keras.saving.load_model(run_dir / "last.keras")
     steps = int(before.optimizer.iterations)
@@ -63,7 +64,7 @@ def test_a_float32_run_resumes_in_mixed_bfloat16_at_the_same_step_and_saves_floa
         == 0
     )
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("status=finished")
-    assert runs.load_config(run_dir).precision == MIXED_BFLOAT16
+    assert run_launch.load_config(run_dir).precision == MIXED_BFLOAT16
     last = keras.saving.load_model(run_dir / "last.keras")
     assert precision_of(last) == MIXED_BFLOAT16  # the resume checkpoint trains on in the run's precision
     assert int(last.optimizer.iterations) == 2 * steps  # one more epoch from the same step
@@ -79,17 +80,17 @@ def test_a_float32_run_resumes_in_mixed_bfloat16_at_the_same_step_and_saves_floa
     # Its snapshot restores a float32 checkpoint elsewhere, which continues in the run's precision, same step.
     write_snapshot(run_dir, tmp_path / "run.snapshot.zip")
     moved = restore_snapshot(tmp_path / "run.snapshot.zip", tmp_path / "elsewhere")
-    restored = in_precision(keras.saving.load_model(moved / "last.keras"), runs.load_config(moved))
+    restored = in_precision(keras.saving.load_model(moved / "last.keras"), run_launch.load_config(moved))
     assert precision_of(restored) == MIXED_BFLOAT16
     assert int(restored.optimizer.iterations) == int(last.optimizer.iterations)
 
 
 def test_a_mixed_run_keeps_its_optimizer_state_when_it_returns_to_float32(tmp_path, training_data):
-    run_dir = runs.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
+    run_dir = run_launch.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
     assert run_training(run_dir, verbose=0)["state"] == "finished"
     mixed = keras.saving.load_model(run_dir / "last.keras")
     assert precision_of(mixed) == MIXED_BFLOAT16
-    back = in_precision(mixed, runs.load_config(run_dir).updated(precision=FLOAT32))
+    back = in_precision(mixed, run_launch.load_config(run_dir).updated(precision=FLOAT32))
     assert precision_of(back) == FLOAT32 and back.optimizer is not mixed.optimizer
     assert int(back.optimizer.iterations) == int(mixed.optimizer.iterations)
     for old, new in zip(mixed.optimizer.variables, back.optimizer.variables, strict=True):
@@ -102,7 +103,7 @@ def test_a_mixed_run_resumed_on_a_cpu_without_bfloat16_continues_in_float32_unle
 ):
     from ferlib.nets import precision
 
-    run_dir = runs.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
+    run_dir = run_launch.create_run(recipe(training_data, epochs=1, precision=MIXED_BFLOAT16), tmp_path)
     assert run_training(run_dir, verbose=0)["state"] == "finished"
     write_snapshot(run_dir, snapshot := tmp_path / "run.snapshot.zip")
     monkeypatch.setattr(precision, "fast_bfloat16", lambda: native)
@@ -112,7 +113,7 @@ def test_a_mixed_run_resumed_on_a_cpu_without_bfloat16_continues_in_float32_unle
     note = "it continues in float32, which its config now says"
 
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--epochs", "2", "--quiet", *keep]) == 0
-    assert runs.load_config(run_dir).precision == expected
+    assert run_launch.load_config(run_dir).precision == expected
     assert precision_of(keras.saving.load_model(run_dir / "last.keras")) == expected
     assert (note in capsys.readouterr().err) is switched
 
@@ -120,7 +121,7 @@ def test_a_mixed_run_resumed_on_a_cpu_without_bfloat16_continues_in_float32_unle
     assert main(["train", "--resume-from", str(snapshot), "--runs-dir", str(moved), "--epochs", "2", *keep]) == 0
     assert (note in capsys.readouterr().err) is switched
     (restored,) = [path for path in moved.iterdir() if path.is_dir()]
-    assert runs.load_config(restored).precision == expected
+    assert run_launch.load_config(restored).precision == expected
     assert precision_of(keras.saving.load_model(restored / "last.keras")) == expected
 
 

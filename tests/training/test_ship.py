@@ -144,8 +144,8 @@ def test_lineage_summary_adds_the_initial_models_stage(tmp_path):
 def test_a_crop_model_trained_in_mixed_bfloat16_ships_in_float32_with_ten_crop_figures(tmp_path, training_data, capsys):
     """The long run's recipe: a 40-pixel-crop network, trained (partly) in mixed bfloat16, shipped from the CLI."""
     from ferlib.cli import main
-    from ferlib.jobs import runs
     from ferlib.nets.precision import FLOAT32, precision_of
+    from ferlib.training import run_launch
     from ferlib.training.config import TrainConfig
     from ferlib.training.trainer import run_training
 
@@ -158,7 +158,7 @@ def test_a_crop_model_trained_in_mixed_bfloat16_ships_in_float32_with_ten_crop_f
         precision="mixed_bfloat16",
         data=str(training_data),
     )
-    run_dir = runs.create_run(config, tmp_path / "runs")
+    run_dir = run_launch.create_run(config, tmp_path / "runs")
     assert run_training(run_dir, verbose=0)["state"] == "finished"
     target = tmp_path / "models" / "crops.keras"
     assert main(["ship", "--run-dir", str(run_dir), "--data", str(training_data), "--output", str(target)]) == 0

@@ -14,6 +14,7 @@ from conftest import REPO_ROOT, stop_after_first_epoch
 from ferlib.atomic import read_json
 from ferlib.data.augment import AugmentationConfig
 from ferlib.jobs import folder, runs
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 from ferlib.training.snapshot import read_snapshot, restore_snapshot, write_snapshot
 from ferlib.training.trainer import run_training
@@ -33,7 +34,7 @@ def long_recipe(data) -> TrainConfig:
 
 
 def test_a_stopped_run_moves_through_a_snapshot_and_finishes_with_one_history(tmp_path, training_data):
-    run_dir = runs.create_run(long_recipe(training_data), tmp_path / "laptop")
+    run_dir = run_launch.create_run(long_recipe(training_data), tmp_path / "laptop")
     with stop_after_first_epoch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
     stopped = keras.saving.load_model(run_dir / "last.keras")
@@ -66,7 +67,7 @@ def test_a_stopped_run_moves_through_a_snapshot_and_finishes_with_one_history(tm
 def test_large_arrays_travel_in_half_precision_and_small_ones_exactly(tmp_path, training_data):
     config = long_recipe(training_data)
     config = config.updated(epochs=1, hyperparameters={**config.hyperparameters, "filters": (4, 8, 8, 32)})
-    run_dir = runs.create_run(config, tmp_path)
+    run_dir = run_launch.create_run(config, tmp_path)
     run_training(run_dir, verbose=0)
     snapshot = read_snapshot(write_snapshot(run_dir, tmp_path / "s.zip").path)
     stored = {entry["key"]: (entry["path"], entry["stored"]) for entry in snapshot.manifest["arrays"]}
@@ -80,7 +81,7 @@ def test_large_arrays_travel_in_half_precision_and_small_ones_exactly(tmp_path, 
 
 
 def test_a_truncated_or_foreign_file_is_refused_with_one_line_and_creates_nothing(tmp_path, training_data):
-    run_dir = runs.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "runs")
+    run_dir = run_launch.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "runs")
     run_training(run_dir, verbose=0)
     good = write_snapshot(run_dir, tmp_path / "good.zip").path
     truncated = tmp_path / "truncated.zip"
@@ -128,7 +129,7 @@ def rewritten(source, target, change):
 def test_a_snapshot_cannot_write_outside_its_run_folder(tmp_path, training_data):
     import hashlib
 
-    run_dir = runs.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "runs")
+    run_dir = run_launch.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "runs")
     run_training(run_dir, verbose=0)
     good = write_snapshot(run_dir, tmp_path / "good.zip").path
     payload = b"not yours"
@@ -147,9 +148,9 @@ def test_a_snapshot_cannot_write_outside_its_run_folder(tmp_path, training_data)
 
 
 def test_a_runs_label_travels_in_its_snapshot(tmp_path, training_data):
-    run_dir = runs.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "here")
+    run_dir = run_launch.create_run(long_recipe(training_data).updated(epochs=1), tmp_path / "here")
     run_training(run_dir, verbose=0)
     folder.write_label(run_dir, name="crops", tags=["long"], note="the next default")
     moved = restore_snapshot(write_snapshot(run_dir, tmp_path / "s.zip").path, tmp_path / "there", data=str(tmp_path))
     assert folder.read_label(moved) == folder.JobLabel("crops", ("long",), "the next default")
-    assert runs.load_config(moved).data == str(tmp_path.resolve())  # the dataset where it lies on this machine
+    assert run_launch.load_config(moved).data == str(tmp_path.resolve())  # the dataset where it lies on this machine

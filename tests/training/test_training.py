@@ -16,6 +16,7 @@ from ferlib.atomic import read_json
 from ferlib.evaluation.lineage import model_lineage
 from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import run_training, session_seed
 
@@ -27,7 +28,7 @@ def tiny_config(data, **changes) -> TrainConfig:
 
 
 def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=1), tmp_path)
     status = run_training(run_dir, verbose=0)
     assert status["state"] == "finished"
     for name in (
@@ -63,7 +64,7 @@ def test_one_epoch_run_writes_a_self_describing_folder(tmp_path, training_data):
 
 
 def test_stop_request_then_resume_continues_the_history(tmp_path, training_data):
-    run_dir = runs.create_run(tiny_config(training_data, epochs=3), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=3), tmp_path)
     folder.request_stop(run_dir)  # Stop pressed while the process started up: it stops before training
     status = run_training(run_dir, verbose=0)
     assert status["state"] == "stopped" and status["reason"] == "stopped before training started"
@@ -88,7 +89,7 @@ def test_stop_request_then_resume_continues_the_history(tmp_path, training_data)
 def test_a_run_stopped_inside_an_epoch_restarts_it_on_a_new_seed(tmp_path, training_data):
     """The stopped epoch's updates are kept and the epoch restarts: on its session's seed it would retrain the
     batches it just trained on, identically augmented (a new seed draws new batches: the test below)."""
-    run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=2), tmp_path)
     with stop_after_first_batch(run_dir):
         assert run_training(run_dir, verbose=0)["state"] == "stopped"
     assert read_json(run_dir / "state.json")["epochs_completed"] == 0
@@ -97,7 +98,7 @@ def test_a_run_stopped_inside_an_epoch_restarts_it_on_a_new_seed(tmp_path, train
 
     assert run_training(run_dir, resume=True, verbose=0)["state"] == "finished"
     seeds = [r["seed"] for r in folder.read_progress(run_dir) if r["event"] == "start"]
-    config = runs.load_config(run_dir)
+    config = run_launch.load_config(run_dir)
     assert seeds == [config.seed, session_seed(config, 0, stopped_at)] and seeds[1] != seeds[0]
     assert [int(row["epoch"]) for row in runs.read_history(run_dir)] == [0, 1]
     assert "stopped_at_step" not in read_metadata(run_dir / "last.keras")  # a whole epoch ended the run
@@ -135,7 +136,7 @@ def test_a_resumed_session_draws_new_batches_reproducibly(training_data):
 
 def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_data):
     config = tiny_config(training_data, epochs=40)
-    run_dir = runs.create_run(config, tmp_path)
+    run_dir = run_launch.create_run(config, tmp_path)
     environment = dict(os.environ)
     process = subprocess.Popen(
         [sys.executable, "-m", "ferlib", "train", "--run-dir", str(run_dir), "--quiet"],
@@ -170,7 +171,7 @@ def test_sigkilled_run_leaves_a_readable_folder_and_resumes(tmp_path, training_d
 
 
 def test_a_failing_run_records_the_error(tmp_path):
-    run_dir = runs.create_run(tiny_config(tmp_path / "nowhere.zip", epochs=1), tmp_path / "runs")
+    run_dir = run_launch.create_run(tiny_config(tmp_path / "nowhere.zip", epochs=1), tmp_path / "runs")
     with pytest.raises(ValueError):
         run_training(run_dir, verbose=0)
     status = folder.read_status(run_dir)
@@ -189,7 +190,7 @@ def test_config_validation_messages():
 
 
 def test_listing_runs(tmp_path, training_data):
-    first = runs.create_run(tiny_config(training_data), tmp_path)
+    first = run_launch.create_run(tiny_config(training_data), tmp_path)
     summaries = runs.list_runs(tmp_path)
     assert [summary.path for summary in summaries] == [first]
     assert summaries[0].state == "created"
@@ -199,7 +200,7 @@ def test_listing_runs(tmp_path, training_data):
 def test_a_warm_start_model_of_other_layer_sizes_is_refused_before_the_run_starts(tmp_path, training_data):
     from ferlib.nets.modelio import check_initial_model
 
-    first = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
+    first = run_launch.create_run(tiny_config(training_data, epochs=1), tmp_path)
     run_training(first, verbose=0)
     assert check_initial_model(first / "best.keras", "compact_cnn", TINY) == (first / "best.keras").resolve()
     with pytest.raises(ValueError, match=r"^Expected initial_model to be a compact_cnn with .*; received best.keras"):
@@ -213,7 +214,7 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     from ferlib.nets.architectures import build_model
     from ferlib.training.trainer import load_initial_weights
 
-    first = runs.create_run(tiny_config(training_data, epochs=1), tmp_path)
+    first = run_launch.create_run(tiny_config(training_data, epochs=1), tmp_path)
     run_training(first, verbose=0)
     source = keras.saving.load_model(first / "best.keras", compile=False)
 
@@ -226,7 +227,7 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
     second_config = tiny_config(
         training_data, epochs=1, initial_model=str(first / "best.keras"), schedule="constant", learning_rate=1e-9
     )
-    second = runs.create_run(second_config, tmp_path)
+    second = run_launch.create_run(second_config, tmp_path)
     assert run_training(second, verbose=0)["state"] == "finished"
     continued = keras.saving.load_model(second / "last.keras", compile=False)
     source_kernels = [layer.kernel.numpy() for layer in source.layers if hasattr(layer, "kernel")]
@@ -258,7 +259,7 @@ def test_initial_model_warm_starts_a_new_run(tmp_path, training_data):
 def test_a_run_says_what_it_is_doing_and_a_stopped_epoch_has_no_eta(tmp_path, training_data, monkeypatch):
     from ferlib.training import callbacks, trainer
 
-    run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=2), tmp_path)
     phases = []
     original_begin, original_evaluate = callbacks.ProgressWriter.on_train_begin, trainer.evaluate_modes
 
@@ -288,7 +289,7 @@ def test_a_folder_that_turns_read_only_mid_run_names_the_file_and_the_reason(
 
     import keras
 
-    run_dir = runs.create_run(tiny_config(training_data, epochs=2), tmp_path)
+    run_dir = run_launch.create_run(tiny_config(training_data, epochs=2), tmp_path)
 
     def refuse_save(self, filepath, *arguments, **keywords):
         raise PermissionError(13, "Permission denied", str(filepath))

@@ -86,12 +86,12 @@ def test_joining_takes_a_host_and_port_and_a_running_search(tmp_path, training_d
         with pytest.raises(ValueError, match=r"^Expected a chief's address as HOST:PORT"):
             network.parse_address(address)
     assert network.parse_address("10.0.0.5:8470") == ("10.0.0.5", 8470)
-    from ferlib.jobs import searches
     from ferlib.training.config import TrainConfig
+    from ferlib.tuning import search_launch
     from ferlib.tuning.search_space import SearchConfig
 
     config = SearchConfig(strategy="random", base=TrainConfig(architecture="compact_cnn", data=str(training_data)))
-    search_dir = searches.create_search(config, tmp_path)
+    search_dir = search_launch.create_search(config, tmp_path)
     folder.write_status(search_dir, "stopped")
     assert main(["tune", "--search-dir", str(search_dir), "--join", "localhost:8470"]) == 2
     assert "Expected a running search to join; received" in capsys.readouterr().err

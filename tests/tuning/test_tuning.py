@@ -15,9 +15,10 @@ import pytest
 
 from ferlib.atomic import read_json, read_json_lines
 from ferlib.cli import main
-from ferlib.jobs import folder, runs, searches
+from ferlib.jobs import folder, searches
+from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
-from ferlib.tuning import search_space, session, tuner
+from ferlib.tuning import search_launch, search_space, session, tuner
 from ferlib.tuning.search_space import default_space, scaled_augmentation, trial_config, validate_space
 
 TINY = {"filters": (8, 16, 32), "dense_units": 16}
@@ -109,7 +110,7 @@ def test_each_strategy_runs_two_trials_and_the_baseline(tmp_path, training_data,
     clears = []
     original_clear = keras.backend.clear_session
     monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: (clears.append(1), original_clear(*a, **k)))
-    search_dir = searches.create_search(tiny_search(training_data, strategy), tmp_path)
+    search_dir = search_launch.create_search(tiny_search(training_data, strategy), tmp_path)
     status = run_search(search_dir, dataset=dataset)
 
     assert status["state"] == "finished", status
@@ -128,7 +129,7 @@ def test_each_strategy_runs_two_trials_and_the_baseline(tmp_path, training_data,
     assert best["score"] == max(row.score for row in trials)
     best_row = next(row for row in trials if row.trial == best["trial"])
     assert best["hyperparameters"] == best_row.hyperparameters
-    full = searches.full_training_config(search_dir, epochs=7)
+    full = search_launch.full_training_config(search_dir, epochs=7)
     expected = trial_config(tiny_search(training_data).base, best_row.hyperparameters).updated(epochs=7)
     assert as_json(full.to_dict()) == as_json(expected.to_dict())
 
@@ -146,7 +147,7 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
     tmp_path, training_data, dataset, monkeypatch
 ):
 
-    search_dir = searches.create_search(tiny_search(training_data, "bayesian"), tmp_path)
+    search_dir = search_launch.create_search(tiny_search(training_data, "bayesian"), tmp_path)
     original_end = session.SearchSession.trial_ended
 
     def stop_after_the_first_trial(self, trial, status=None):
@@ -166,7 +167,7 @@ def test_a_stopped_search_resumes_without_retraining_the_baseline_and_survives_t
     (project / "trial_7").mkdir()
     (project / "trial_7" / "trial.json").write_text('{"trial_id": "7", "hyperpa')
 
-    searches.claim_for_resume(search_dir, tmp_path / "runs")
+    search_launch.claim_for_resume(search_dir, tmp_path / "runs")
     status = tuner.run_search(search_dir, dataset=dataset, resume=True)
     assert status["state"] == "finished" and status["trials"] == 2, status
     assert read_json(search_dir / "baseline.json") == baseline_before
@@ -180,13 +181,13 @@ def test_a_launched_search_process_takes_over_with_search_dir_and_learns_whether
     the 'created' folder (a second claim would refuse it) and resume only a claimed one."""
     from ferlib.cli.tune_commands import _handed_over_search
 
-    new = searches.create_search(tiny_search(training_data), tmp_path / "searches")
+    new = search_launch.create_search(tiny_search(training_data), tmp_path / "searches")
     assert _handed_over_search(new) == (new, False)
     folder.write_status(new, "stopped")
     with pytest.raises(ValueError, match="which is stopped: continue a stopped search with --resume"):
         _handed_over_search(new)
     folder.request_stop(new)  # left over from the earlier session
-    searches.claim_for_resume(new, tmp_path / "runs")
+    search_launch.claim_for_resume(new, tmp_path / "runs")
     assert _handed_over_search(new) == (new, True)
     assert not folder.stop_requested(new)
 
@@ -198,12 +199,12 @@ def test_a_search_whose_dataset_moved_resumes_with_the_new_path(tmp_path, traini
     moved = tmp_path / "moved" / "fer_small.zip"
     moved.parent.mkdir()
     shutil.copy(training_data, moved)
-    search_dir = searches.create_search(tiny_search(moved), tmp_path / "searches")
+    search_dir = search_launch.create_search(tiny_search(moved), tmp_path / "searches")
     folder.write_status(search_dir, "stopped")
     moved.rename(tmp_path / "fer_small.zip")
     with pytest.raises(ValueError, match=r"Expected an existing dataset; received .*moved"):
-        searches.claim_for_resume(search_dir, tmp_path / "runs")
-    assert searches.claim_for_resume(search_dir, tmp_path / "runs", tmp_path / "fer_small.zip") == search_dir
+        search_launch.claim_for_resume(search_dir, tmp_path / "runs")
+    assert search_launch.claim_for_resume(search_dir, tmp_path / "runs", tmp_path / "fer_small.zip") == search_dir
     assert folder.read_status(search_dir)["state"] == "created"
 
 
@@ -211,18 +212,18 @@ def test_a_search_from_an_older_training_recipe_is_not_resumed(tmp_path, trainin
     """Its finished trials trained differently (one shared augmentation seed), so new trials would not compare."""
     from ferlib.training.config import RECIPE_REVISION
 
-    search_dir = searches.create_search(tiny_search(training_data), tmp_path / "searches")
+    search_dir = search_launch.create_search(tiny_search(training_data), tmp_path / "searches")
     assert searches.recipe_revision(search_dir) == RECIPE_REVISION
     folder.write_status(search_dir, "stopped")
     (search_dir / searches.RECIPE_FILE).unlink()  # as a folder made before recipe.json existed
-    assert searches.resume_refusal(search_dir).endswith(
+    assert search_launch.resume_refusal(search_dir).endswith(
         "unrecorded (it predates recipe.json). Start a new search with the same settings instead."
     )
     with pytest.raises(ValueError, match=f"recipe revision {RECIPE_REVISION}.*unrecorded"):
-        searches.resume_search(search_dir, tmp_path / "runs")
+        search_launch.resume_search(search_dir, tmp_path / "runs")
     (search_dir / searches.RECIPE_FILE).write_text('{"revision": 1}')
     with pytest.raises(ValueError, match=r"trained with revision 1\. Start a new search"):
-        searches.resume_search(search_dir, tmp_path / "runs")
+        search_launch.resume_search(search_dir, tmp_path / "runs")
     assert launches == [] and folder.read_status(search_dir)["state"] == "stopped"
 
 
@@ -265,7 +266,7 @@ def test_a_sigkilled_search_resumes_in_a_process_launched_like_the_dashboards(tm
     assert [row.status for row in searches.read_trials(search_dir)][-1] == "interrupted"
 
     # Resume as the dashboard does: claim the folder, launch `tune --search-dir` detached, watch status.json.
-    searches.resume_search(search_dir, tmp_path / "runs")
+    search_launch.resume_search(search_dir, tmp_path / "runs")
     deadline = time.time() + 300
     while time.time() < deadline and folder.is_active(search_dir):
         time.sleep(0.5)
@@ -310,28 +311,28 @@ def launches(monkeypatch):
 def test_one_job_at_a_time_across_runs_and_searches(tmp_path, training_data, launches, monkeypatch):
     runs_dir, searches_dir = tmp_path / "runs", tmp_path / "searches"
     monkeypatch.setenv("FERLIB_SEARCHES_DIR", str(searches_dir))
-    search_dir = searches.start_search(tiny_search(training_data), searches_dir, runs_dir)
+    search_dir = search_launch.start_search(tiny_search(training_data), searches_dir, runs_dir)
     assert launches == [("search", search_dir.resolve(), False)]
     assert folder.read_status(search_dir)["state"] == "created"
     assert [search.search_id for search in searches.active_searches(searches_dir)] == [search_dir.name]
 
     run_config = TrainConfig(architecture="compact_cnn", hyperparameters=TINY, data=str(training_data))
     with pytest.raises(ValueError, match="Expected no active hyperparameter search.*" + search_dir.name):
-        runs.start_run(run_config, runs_dir)
+        run_launch.start_run(run_config, runs_dir)
     with pytest.raises(ValueError, match="Expected no active hyperparameter search"):
-        searches.start_search(tiny_search(training_data), searches_dir, runs_dir)
+        search_launch.start_search(tiny_search(training_data), searches_dir, runs_dir)
 
     folder.write_status(search_dir, "stopped")
-    run_dir = runs.start_run(run_config, runs_dir)
+    run_dir = run_launch.start_run(run_config, runs_dir)
     with pytest.raises(
         ValueError, match="Expected no active run, since one run trains at a time; received " + run_dir.name
     ):
-        searches.start_search(tiny_search(training_data), searches_dir, runs_dir)
+        search_launch.start_search(tiny_search(training_data), searches_dir, runs_dir)
     with pytest.raises(ValueError, match="Expected no active run"):
-        searches.resume_search(search_dir, runs_dir)
+        search_launch.resume_search(search_dir, runs_dir)
 
     folder.write_status(run_dir, "finished")
-    searches.resume_search(search_dir, runs_dir)
+    search_launch.resume_search(search_dir, runs_dir)
     assert launches[-1] == ("search", search_dir.resolve(), True)
     with pytest.raises(ValueError, match="Expected a stopped or interrupted search to resume"):
-        searches.resume_search(search_dir, runs_dir)
+        search_launch.resume_search(search_dir, runs_dir)
