@@ -10,12 +10,13 @@ from typing import Any
 import streamlit as st
 
 from ferlib.data.sources import dataset_sources
+from ferlib.evaluation import catalog
 from ferlib.jobs import folder, searches
 from ferlib.nets.architectures import architecture_names
 from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
 from ferlib.tuning import search_launch, search_space
-from pages.components import access, charts, common, jobs
+from pages.components import access, charts, common, jobs, run_settings
 from pages.components.common import attempt, human, percent, require_app
 
 require_app("pages/tune.py")
@@ -86,23 +87,32 @@ def search_details(search_dir: Path, status: dict[str, Any]) -> None:
     else:
         st.caption("The best-so-far curve and each hyperparameter's scores appear after the first completed trial.")
     jobs.stop_resume_buttons(SEARCH, search_dir, state, locked or search_launch.resume_refusal(search_dir))
+    train_best_section(search_dir, best, state, locked)
+
+
+def train_best_section(search_dir: Path, best: dict[str, Any], state: str, locked: str | None) -> None:
+    """Train the best trial's configuration on all the training data, optionally learning from other models."""
     st.markdown("**Train the best configuration**")
-    if best and state not in folder.ACTIVE_STATES:
-        values = ", ".join(f"{human(name)} {value}" for name, value in best.get("hyperparameters", {}).items())
-        st.caption(f"Trial {best.get('trial')} ({percent(best.get('score'))}): {values}")
-        epochs_column, button_column = st.columns([1, 2], vertical_alignment="bottom")
-        help_text = "The full run trains on all the training images (not the search's fraction) for this many epochs."
-        options = dict(key=f"tune-full-epochs-{search_dir.name}", help=help_text)
-        epochs = epochs_column.number_input("Epochs for the full run", 1, 500, TrainConfig().epochs, **options)
-        options = dict(icon=":material/rocket_launch:", type="primary", disabled=bool(locked), help=locked)
-        if button_column.button("Train with the best hyperparameters", key=f"tune-best-{search_dir.name}", **options):
-            config = search_launch.full_training_config(search_dir, int(epochs))
-            if run_dir := attempt(
-                "The training run could not be started.", lambda: run_launch.start_run(config), OSError
-            ):
-                jobs.started("training", run_dir, f"Started training run {run_dir.name}: watch it on Training.", "tune")
-    else:
+    if not best or state in folder.ACTIVE_STATES:
         st.caption("Once the search has ended, its best configuration can be trained in full here.")
+        return
+    values = ", ".join(f"{human(name)} {value}" for name, value in best.get("hyperparameters", {}).items())
+    st.caption(f"Trial {best.get('trial')} ({percent(best.get('score'))}): {values}")
+    classes = (best.get("config") or {}).get("classes")
+    key = f"tune-full-{search_dir.name}"
+    teachers = run_settings.teacher_controls(catalog.available_models(), classes, key=key)
+    epochs_column, button_column = st.columns([1, 2], vertical_alignment="bottom")
+    help_text = "The full run trains on all the training images (not the search's fraction) for this many epochs."
+    options = dict(key=f"tune-full-epochs-{search_dir.name}", help=help_text)
+    epochs = epochs_column.number_input("Epochs for the full run", 1, 500, TrainConfig().epochs, **options)
+    options = dict(icon=":material/rocket_launch:", type="primary", disabled=bool(locked), help=locked)
+    if not button_column.button("Train with the best hyperparameters", key=f"tune-best-{search_dir.name}", **options):
+        return
+    full = lambda: search_launch.full_training_config(search_dir, int(epochs)).updated(**teachers)  # noqa: E731
+    if (config := attempt("The best configuration cannot be trained.", full)) is None:
+        return
+    if run_dir := attempt("The training run could not be started.", lambda: run_launch.start_run(config), OSError):
+        jobs.started("training", run_dir, f"Started training run {run_dir.name}: watch it on Training.", "tune")
 
 
 def trials_table(trials: list[searches.TrialRow], names: list[str]) -> None:

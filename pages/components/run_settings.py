@@ -98,15 +98,15 @@ def start_control(entries: list[catalog.CatalogEntry], architecture: str) -> cat
     return models.get(st.selectbox("Start from", list(starts), **options))
 
 
-def teacher_controls(entries: list[catalog.CatalogEntry], classes: Any = None) -> dict[str, Any]:
+def teacher_controls(entries: list[catalog.CatalogEntry], classes: Any = None, key: str = "training") -> dict[str, Any]:
     """The models the run learns from besides the labels (those of the catalog's `entries` that know every class it
-    learns), and their share of each face's target."""
+    learns), and their share of each face's target; `key` names the widgets."""
     target = ClassSet.parse(classes)
     models = {str(entry.model_path): common.entry_label(entry) for entry in entries if _knows(entry, target)}
     teacher_column, weight_column = st.columns(2)
-    options = dict(format_func=models.get, key="training_teachers", help=HELP["teachers"])
+    options = dict(format_func=models.get, key=f"{key}_teachers", help=HELP["teachers"])
     chosen = teacher_column.multiselect("Learn from", list(models), placeholder="The labels only", **options)
-    options = dict(key="training_teacher_weight", help=HELP["teacher_weight"], disabled=not models)
+    options = dict(key=f"{key}_teacher_weight", help=HELP["teacher_weight"], disabled=not models)
     weight = weight_column.slider("Teachers' share", 0.05, 1.0, 0.5, 0.05, **options)
     return {"teachers": chosen, "teacher_weight": float(weight) if chosen else 0.0}
 

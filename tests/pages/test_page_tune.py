@@ -11,6 +11,7 @@ from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, atomic_write_json
+from ferlib.evaluation import catalog
 from ferlib.jobs import folder, searches
 from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
@@ -127,6 +128,23 @@ def test_one_click_trains_the_best_configuration(folders, training_data, launche
     config = run_launch.load_config(run_dir)
     assert (config.epochs, config.train_fraction, config.optimizer, config.learning_rate) == (12, 1.0, "adam", 0.001)
     assert tuple(config.hyperparameters["filters"]) == TINY["filters"]
+
+
+def test_the_best_configuration_can_learn_from_chosen_models(folders, training_data, launches):
+    written_search(folders.searches, training_data)
+    app = open_tune_page()
+    teachers = app.multiselect(key="tune-full-20260101-000000-random-aaaa_teachers")
+    offered = " ".join(teachers.options)  # the search learns all seven classes: only seven-class models teach
+    assert teachers.value == [] and "fer_vgg (default)" in offered and "happy_or_sad" not in offered
+    default = str(catalog.shipped_models()[0].model_path)
+    teachers.set_value([default])
+    app.slider(key="tune-full-20260101-000000-random-aaaa_teacher_weight").set_value(0.4)
+    button_labelled(app, "Train with the best hyperparameters").click()
+    app.run()
+    assert not app.exception and not app.error
+    (run_dir,) = [path for path in folders.runs.iterdir() if path.is_dir()]
+    config = run_launch.load_config(run_dir)
+    assert (config.teachers, config.teacher_weight, config.optimizer) == ([default], 0.4, "adam")
 
 
 def test_an_active_search_can_be_stopped_and_blocks_new_jobs(folders, training_data):
