@@ -7,15 +7,12 @@ Model Reporting", 2019). Every figure comes from the sidecar, so the two never d
 
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import Any
 
 from ferlib.classes import EMOTIONS
-from ferlib.evaluation.lineage import noted_stages
+from ferlib.evaluation.lineage import model_file_name, noted_stages
 from ferlib.evaluation.metrics import SUMMARY_FIGURES, TTA_DESCRIPTIONS, metric_key
-from ferlib.jobs.runs import AVERAGE_MODEL, BEST_MODEL, LAST_MODEL
 
-RUN_CHECKPOINT_NAMES = (BEST_MODEL, LAST_MODEL, AVERAGE_MODEL)
 LIMITATIONS = (
     "FER-2013 faces were found by web image search with emotion keywords, and its labels are noisy: human accuracy "
     "on it is about 65 ± 5% (Goodfellow et al., 2013). Some images are duplicated across splits or nearly blank "
@@ -93,19 +90,20 @@ def training_lines(card: dict[str, Any]) -> list[str]:
         f"- {card.get('epochs_completed', '?')} epochs in all, {_duration(card.get('train_wall_seconds'))} of "
         "wall time.",
     ]
+    stages = [stage for stage in card.get("stages") or [] if isinstance(stage, dict)]
     teachers = config.get("teachers") or []
     if teachers and config.get("teacher_weight"):
         weight = float(config["teacher_weight"])
-        names = ", ".join(f"`{_model_name(path)}`" for path in teachers)
+        names = ", ".join(f"`{model_file_name(path)}`" for path in teachers)
         smoothing = f", then label smoothing {config['label_smoothing']:g}" if config.get("label_smoothing") else ""
+        learned = "The last stage learned" if len(stages) > 1 else "Learned"
         lines.append(
-            f"- Learned from {names} as well as from the labels (knowledge distillation): each face's target was "
+            f"- {learned} from {names} as well as from the labels (knowledge distillation): each face's target was "
             f"{1 - weight:.0%} its label and {weight:.0%} the averaged probabilities of those models{smoothing}."
         )
     if card.get("lineage_complete") is False:
         lines.append("- The starting weights' own training is unknown; the totals count only the known stages.")
     lines += [f"- {label}: {note}" for label, note in labelled_notes(card)]
-    stages = [stage for stage in card.get("stages") or [] if isinstance(stage, dict)]
     if len(stages) > 1:
         lines += [
             "",
@@ -113,19 +111,20 @@ def training_lines(card: dict[str, Any]) -> list[str]:
             "fresh schedule:",
             "",
         ]
-        lines += _table(
-            ["stage", "run", "epochs", "wall time", "best validation accuracy"],
+        distilled = any(stage.get("teachers") for stage in stages)
+        rows = [
             [
-                [
-                    str(index),
-                    f"`{stage['source_run']}`" if stage.get("source_run") else "unknown",
-                    "unknown" if stage.get("epochs") is None else str(stage["epochs"]),
-                    _duration(stage.get("train_wall_seconds")),
-                    _number(stage.get("validation_accuracy")),
-                ]
-                for index, stage in enumerate(stages, start=1)
-            ],
-        )
+                str(index),
+                f"`{stage['source_run']}`" if stage.get("source_run") else "unknown",
+                "unknown" if stage.get("epochs") is None else str(stage["epochs"]),
+                _duration(stage.get("train_wall_seconds")),
+                _number(stage.get("validation_accuracy")),
+                *([_teachers(stage)] if distilled else []),
+            ]
+            for index, stage in enumerate(stages, start=1)
+        ]
+        header = ["stage", "run", "epochs", "wall time", "best validation accuracy"]
+        lines += _table(header + (["learned from"] if distilled else []), rows)
     return lines
 
 
@@ -279,7 +278,10 @@ def render_model_card(card: dict[str, Any], name: str = "model") -> str:
     return "\n".join(lines)
 
 
-def _model_name(path: str) -> str:
-    """A model file's name, with its run folder's for a run's checkpoint (every run has a best.keras)."""
-    model = PurePath(str(path))
-    return f"{model.parent.name}/{model.name}" if model.name in RUN_CHECKPOINT_NAMES else model.name
+def _teachers(stage: dict[str, Any]) -> str:
+    """The models a stage learned from, with their share of each face's target ('labels only' when none)."""
+    teachers = [str(name) for name in stage.get("teachers") or []]
+    if not teachers:
+        return "labels only"
+    share = stage.get("teacher_weight")
+    return ", ".join(f"`{name}`" for name in teachers) + (f" ({float(share):.0%})" if share else "")

@@ -9,19 +9,25 @@ replaced (for example by shipping over it).
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ferlib.atomic import atomic_write_json, read_json
 from ferlib.jobs import runs
 from ferlib.jobs.folder import CONFIG_FILE, PROGRESS_FILE, read_progress
 from ferlib.jobs.progress import epoch_records
-from ferlib.jobs.runs import BEST_MODEL, LAST_MODEL
+from ferlib.jobs.runs import AVERAGE_MODEL, BEST_MODEL, LAST_MODEL
 from ferlib.nets.modelio import sidecar_path
 from ferlib.nets.precision import FLOAT32
 
 # The sidecar keys that say how a model's weights came to be (see checkpoint_lineage).
 LINEAGE_KEYS = ("epochs_completed", "train_wall_seconds", "history", "stages", "lineage_complete")
+
+
+def model_file_name(path: str | os.PathLike) -> str:
+    """A model file's name, with its run folder's for a run's checkpoint (every run has a best.keras)."""
+    model = PurePath(str(path))
+    return f"{model.parent.name}/{model.name}" if model.name in (BEST_MODEL, LAST_MODEL, AVERAGE_MODEL) else model.name
 
 
 def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -181,6 +187,9 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "epochs": current["epochs_completed"],
         "train_wall_seconds": current["train_wall_seconds"],
     }
+    if config.get("teachers") and config.get("teacher_weight"):  # knowledge distillation: what this stage learned from
+        current_stage["teachers"] = [model_file_name(path) for path in config["teachers"]]
+        current_stage["teacher_weight"] = float(config["teacher_weight"])
     notes = [
         recipe_note(current.pop("recipe_revisions"), run_dir.name),
         precision_note(current.pop("precisions"), run_dir.name),

@@ -240,6 +240,32 @@ def test_lineage_is_recorded_at_start_and_chains_through_run_folders(tmp_path):
     assert summary["lineage_complete"] is True and summary["train_images"] == 100
 
 
+def test_each_stage_keeps_the_models_it_learned_from(tmp_path):
+    from ferlib.evaluation.cards import render_model_card
+    from ferlib.evaluation.lineage import lineage_summary, record_initial_lineage
+
+    # Stage 1 learns from a shipped model and a run's checkpoint; stage 2 warm-restarts from it on labels only.
+    write_epochs(tmp_path / "student", 3)
+    teachers = [str(tmp_path / "models" / "fer_vgg.keras"), str(tmp_path / "runs" / "run-t" / "best.keras")]
+    distilled = {"teachers": teachers, "teacher_weight": 0.5}
+    (tmp_path / "student" / "config.json").write_text(json.dumps(distilled))
+    write_epochs(tmp_path / "finetune", 2)
+    record_initial_lineage(tmp_path / "finetune", tmp_path / "student" / "best.keras")
+
+    summary = lineage_summary(tmp_path / "finetune", {"initial_model": str(tmp_path / "student" / "best.keras")})
+    first, second = summary["stages"]
+    assert (first["teachers"], first["teacher_weight"]) == (["fer_vgg.keras", "run-t/best.keras"], 0.5)
+    assert "teachers" not in second
+    text = render_model_card(summary, "m.keras")
+    assert "| stage | run | epochs | wall time | best validation accuracy | learned from |" in text
+    assert "| 1 | `student` | 3 | 30 s | – | `fer_vgg.keras`, `run-t/best.keras` (50%) |" in text
+    assert "| 2 | `finetune` | 2 | 20 s | – | labels only |" in text
+    assert "Learned from" not in text  # the last stage's own recipe learned from the labels only
+    # A distilled last stage says so in its recipe, as the last stage's.
+    text = render_model_card({**summary, "config": distilled}, "m.keras")
+    assert "- The last stage learned from `fer_vgg.keras`, `run-t/best.keras` as well as from the labels" in text
+
+
 def test_a_starting_model_of_unknown_training_is_flagged(tmp_path):
     from ferlib.evaluation.cards import render_model_card
     from ferlib.evaluation.lineage import lineage_summary
