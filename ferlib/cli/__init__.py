@@ -1,4 +1,5 @@
-"""Command line: `python -m ferlib info|faces|train|label|evaluate|predict|explain|snapshot|ship|average|tune ...`.
+"""Command line: `python -m ferlib info|faces|train|label|evaluate|predict|explain|snapshot|ship|average|ensemble|tune
+…`.
 
 User mistakes (FerError) print one `error: Expected …` line and exit with status 2; anything else is reported as an
 internal error (its traceback with --debug). Each command imports what it needs inside its handler, so `--help` and a

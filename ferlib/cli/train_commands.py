@@ -1,4 +1,4 @@
-"""`train`, `label`, `snapshot`, `ship` and `average`: a run from its start to the shipped model."""
+"""`train`, `label`, `snapshot`, `ship`, `average` and `ensemble`: a run from its start to the shipped model."""
 
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="the run's model to ship: best.keras (default), or average.keras written by `average`",
     )
     ship.set_defaults(handler=_ship)
+
+    ensemble = commands.add_parser(
+        "ensemble", help="combine models over the same classes into one model that averages them, shipped with a card"
+    )
+    ensemble.add_argument("models", nargs="+", metavar="MODEL", help="two or more .keras models over the same classes")
+    ensemble.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
+    ensemble.add_argument("--output", required=True, help="target .keras path, e.g. models/fer_vgg_ensemble.keras")
+    ensemble.add_argument(
+        "--weights", type=_weights, help="one weight per model, e.g. 0.6,0.4 (scaled to sum to 1; default: equal)"
+    )
+    ensemble.add_argument("--note", action="append", default=[], help="a sentence for the card (repeatable)")
+    ensemble.set_defaults(handler=_ensemble)
 
     average = commands.add_parser(
         "average", help="average a run's epoch checkpoints (SWA) into average.keras, with batch norm recomputed"
@@ -321,6 +333,35 @@ def _ship(arguments: argparse.Namespace) -> int:
     print(
         f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "
         f"tflite_agreement={card['tflite_top1_agreement']:.4f}"
+    )
+    print(
+        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
+        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
+        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} "
+        f"accuracy_tta_{ten}={metrics[metric_key('accuracy', ten)]:.4f} n={metrics['n']}"
+    )
+    return 0
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4; received {text!r}") from None
+
+
+def _ensemble(arguments: argparse.Namespace) -> int:
+    from ferlib.evaluation.metrics import metric_key, ten_view_mode
+    from ferlib.training.combine import ship_ensemble
+
+    target = Path(arguments.output)
+    card = ship_ensemble(arguments.models, arguments.data, target, arguments.weights, arguments.note)
+    metrics, ten = card["metrics"], ten_view_mode(card["config"])
+    weights = " ".join(f"{member['model']}={member['weight']:.3f}" for member in card["members"])
+    print(f"shipped {target} ({card['file_size_mb']} MB): {weights}")
+    print(
+        f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "
+        f"int8_accuracy={card['int8_validation_accuracy']:.4f}"
     )
     print(
         f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "

@@ -33,6 +33,7 @@ from ferlib.data.preprocess import (
 )
 from ferlib.errors import FerError
 from ferlib.live.overlay import draw_face
+from ferlib.nets.ensemble import ensemble_members
 
 
 def spatial_layer_types() -> tuple[type, ...]:
@@ -89,6 +90,10 @@ class GradCam:
         self.model = model
         outputs = int(model.output_shape[-1])
         self.class_names = class_names or (EMOTIONS if outputs == len(EMOTIONS) else tuple(map(str, range(outputs))))
+        # An ensemble's map is its members' maps, each counting by the member's weight.
+        self.members = [(GradCam(member, self.class_names), weight) for member, weight in ensemble_members(model)]
+        if self.members:
+            return
         self.layer = find_target_layer(model)
         self.output_layer = model.layers[-1]
         self.uses_logits = _ends_in_softmax_dense(self.output_layer)
@@ -97,6 +102,8 @@ class GradCam:
 
     @property
     def layer_name(self) -> str:
+        if self.members:
+            return ", ".join(f"{member.model.name}/{member.layer_name}" for member, _ in self.members)
         return self.layer.name
 
     def _scores_and_probabilities(self, head: Any) -> tuple[Any, Any]:
@@ -117,6 +124,8 @@ class GradCam:
         batch = to_model_batch(faces)
         if batch.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
             raise FerError(f"Expected {IMAGE_SIZE}x{IMAGE_SIZE} faces from preprocess_face; received {batch.shape}")
+        if self.members:
+            return self._explain_ensemble(faces, batch, class_indices)
         count = len(batch)
         inputs = tf.constant(np.concatenate([batch, batch[:, :, ::-1, :]]))  # each face, then its mirror image
         with tf.GradientTape() as tape:
@@ -135,6 +144,16 @@ class GradCam:
             class_indices=chosen,
             flat=flat,
         )
+
+    def _explain_ensemble(
+        self, faces: np.ndarray, batch: np.ndarray, class_indices: np.ndarray | list[int] | int | None
+    ) -> Explanation:
+        """The members' maps for the ensemble's class (each scaled to 1, then weighted), and its probabilities."""
+        probabilities = np.asarray(self.model(batch, training=False), dtype=np.float32)
+        chosen = self._class_indices(class_indices, probabilities, len(batch))
+        evidence = sum(weight * member.explain(faces, chosen).heatmaps for member, weight in self.members)
+        heatmaps, flat = normalise_evidence(np.asarray(evidence, dtype=np.float32))
+        return Explanation(heatmaps=heatmaps, probabilities=probabilities, class_indices=chosen, flat=flat)
 
     def heatmap(self, face: np.ndarray, class_index: int | None = None) -> np.ndarray:
         """One face's (48, 48) heatmap in 0-1 for `class_index` (default: the predicted class)."""

@@ -35,7 +35,12 @@ TTA_CHUNK_FACES = 4096
 
 
 def ten_view_mode(config: dict[str, Any]) -> str:
-    """The ten-view TTA mode that suits a model of this config: ten crops for a model that looks at a crop."""
+    """The ten-view TTA mode that suits a model of this config: ten crops for a model that looks at a crop (for an
+    ensemble, when every member does)."""
+    members = config.get("members") if isinstance(config, dict) else None
+    if isinstance(members, list) and members:
+        modes = {ten_view_mode(member) if isinstance(member, dict) else "shifts" for member in members}
+        return "crops" if modes == {"crops"} else "shifts"
     hyperparameters = config.get("hyperparameters") if isinstance(config, dict) else None
     cropping = isinstance(hyperparameters, dict) and bool(hyperparameters.get("input_crop"))
     return "crops" if cropping else "shifts"

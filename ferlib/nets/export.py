@@ -75,7 +75,9 @@ def count_flops(model: Any) -> int:
 
     total = 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, keras.Model):  # a nested network, such as an ensemble's member
+            total += count_flops(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
             _, height, width, channels_out = layer.output.shape
             kernel_height, kernel_width = layer.kernel_size
             channels_in = layer.input.shape[-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +62,8 @@ def ship_model(
     """
     import keras  # heavy: imported when a model is shipped, not when this module is
 
-    run_dir, target = Path(run_dir), Path(target)
-    if target.suffix != ".keras":  # checked first: the evaluations and exports below take minutes
-        raise FerError(f"Expected an output path ending in .keras; received {str(target)!r}")
-    notes = [notes] if isinstance(notes, str) else list(notes)
-    if not all(isinstance(note, str) and note.strip() and "\n" not in note for note in notes):
-        raise FerError(f"Expected each note to be one line of text; received {notes!r}")
-    notes = [note.strip() for note in notes]
+    run_dir, target = Path(run_dir), checked_target(target)  # checked first: evaluations and exports take minutes
+    notes = checked_notes(notes)
     if checkpoint not in CHECKPOINTS:
         raise FerError(f"Expected a checkpoint among {', '.join(CHECKPOINTS)}; received {checkpoint!r}")
     best = run_dir / checkpoint
@@ -93,16 +88,69 @@ def ship_model(
     evaluations = evaluate_modes(model, images, labels, ten_view_mode(config), classes)  # one pass scores all
     plain, tta = evaluations["none"], evaluations["flip"]
     metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
+    write = lambda staged: _write_shipped_files(model, dataset, metrics, config, run_dir, staged, plain, tta, notes)  # noqa: E731
+    return staged_shipping(target, write)
+
+
+def checked_target(target: str | os.PathLike) -> Path:
+    """The .keras path a model ships to; anything else is refused before minutes of evaluation."""
+    path = Path(target)
+    if path.suffix != ".keras":
+        raise FerError(f"Expected an output path ending in .keras; received {str(target)!r}")
+    return path
+
+
+def checked_notes(notes: Sequence[str] | str) -> list[str]:
+    """The card's extra sentences, each one line of text."""
+    notes = [notes] if isinstance(notes, str) else list(notes)
+    if not all(isinstance(note, str) and note.strip() and "\n" not in note for note in notes):
+        raise FerError(f"Expected each note to be one line of text; received {notes!r}")
+    return [note.strip() for note in notes]
+
+
+def staged_shipping(target: Path, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run `write` on a staging path beside `target`, then move the model's five files into place; its card.
+
+    Nothing moves unless all of it succeeded: a failed int8 conversion or a full disk must not leave a new .tflite
+    beside the old card.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Everything is written to a staging folder beside the target and moved into place only once all of it
-    # succeeded: a failed int8 conversion or a full disk must not leave a new .tflite beside the old card.
     staging = Path(tempfile.mkdtemp(prefix=".ship-", dir=target.parent))
     try:
-        card = _write_shipped_files(model, dataset, metrics, config, run_dir, staging / target.name, plain, tta, notes)
+        card = write(staging / target.name)
         for suffix in (".int8.tflite", ".tflite", ".md", ".json", ".keras"):  # .keras last: readers key on it
             os.replace(staging / f"{target.stem}{suffix}", target.with_name(f"{target.stem}{suffix}"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def exports(
+    model: Any, target: Path, images: np.ndarray, labels: np.ndarray, calibration: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, Any]:
+    """Float and int8 TFLite exports beside `target`, and the card's fields that measure them on the validation
+    faces (top-1 agreement with the Keras model, the int8 model's accuracy)."""
+    tflite_path = export_tflite(model, target.with_suffix(".tflite"))
+    calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]
+    int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
+    int8_metrics = evaluate_model(TFLiteClassifier(int8_path, class_names=classes), images, labels, class_names=classes)
+    return {
+        "tflite_file": tflite_path.name,
+        "tflite_top1_agreement": tflite_agreement(model, tflite_path, images, classes),
+        "int8_tflite_file": int8_path.name,
+        "int8_tflite_top1_agreement": tflite_agreement(model, int8_path, images, classes),
+        "int8_validation_accuracy": int8_metrics["accuracy"],
+    }
+
+
+def save_shipped(model: Any, target: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Save the .keras model with its card (file sizes included) and the Markdown card; the card."""
+    save_model(model, target, card)
+    card["file_size_mb"] = round(target.stat().st_size / 2**20, 2)
+    card["tflite_size_mb"] = round(target.with_suffix(".tflite").stat().st_size / 2**20, 2)
+    card["int8_tflite_size_mb"] = round(target.with_suffix(".int8.tflite").stat().st_size / 2**20, 2)
+    save_model(model, target, card)
+    atomic_write_text(target.with_suffix(".md"), render_model_card(card, target.name))
     return card
 
 
@@ -121,12 +169,8 @@ def _write_shipped_files(
 
     run_config = TrainConfig.from_dict(config)
     images, labels = class_subset(dataset, "validation", run_config)
-    tflite_path = export_tflite(model, target.with_suffix(".tflite"))
     calibration, _ = class_subset(dataset, "train", run_config)
-    calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_FACES]]
-    int8_path = export_tflite_int8(model, target.with_suffix(".int8.tflite"), calibration)
-    classes = run_config.class_set.names
-    int8_metrics = evaluate_model(TFLiteClassifier(int8_path, class_names=classes), images, labels, class_names=classes)
+    exported = exports(model, target, images, labels, calibration, run_config.class_set.names)
     lineage = lineage_summary(run_dir, config)
     lineage["stages"][-1]["notes"] = [*lineage["stages"][-1].get("notes", []), *notes]
     card = model_metadata(
@@ -140,21 +184,10 @@ def _write_shipped_files(
         per_class_tta={name: values for name, values in tta["per_class"].items()},
         confusion_matrix=plain["confusion_matrix"],
         confusion_matrix_tta=tta["confusion_matrix"],
-        tflite_file=tflite_path.name,
-        tflite_top1_agreement=tflite_agreement(model, tflite_path, images, classes),
-        int8_tflite_file=int8_path.name,
-        int8_tflite_top1_agreement=tflite_agreement(model, int8_path, images, classes),
-        int8_validation_accuracy=int8_metrics["accuracy"],
+        **exported,
         source_run=run_dir.name,
         notes=[note for stage in lineage["stages"] for note in stage.get("notes") or []],  # every stage's, in order
         **lineage,
     )
     card["stages"][-1]["validation_accuracy"] = plain["accuracy"]
-    save_model(model, target, card)
-    card["file_size_mb"] = round(target.stat().st_size / 2**20, 2)
-    card["tflite_size_mb"] = round(tflite_path.stat().st_size / 2**20, 2)
-    card["int8_tflite_size_mb"] = round(int8_path.stat().st_size / 2**20, 2)
-    save_model(model, target, card)
-    markdown = render_model_card(card, target.name)
-    atomic_write_text(target.with_suffix(".md"), markdown)
-    return card
+    return save_shipped(model, target, card)

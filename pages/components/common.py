@@ -138,8 +138,13 @@ FACTS |= {"accuracy_with_10_view_tta": "Accuracy reading ten views of each face"
 def model_facts(details: dict) -> None:
     """What a model is, how it was trained and measured, as a short list (from a report's details and card)."""
     facts = [(label, readable(details[key], key)) for key, label in FACTS.items() if details.get(key) is not None]
-    with contextlib.suppress(FerError, KeyError, TypeError, ValueError):  # no config, or one this version cannot read
-        facts.append(("Settings", describe_config(TrainConfig.from_dict(details["config"]))))
+    members = (details.get("config") or {}).get("members")
+    if isinstance(members, list):  # an ensemble: what it averages, not a training config
+        named = [member for member in members if isinstance(member, dict)]
+        facts.append(("Members", " · ".join(f"{item.get('model')} ({item.get('weight', 0):.0%})" for item in named)))
+    else:
+        with contextlib.suppress(FerError, KeyError, TypeError, ValueError):  # no config, or one not readable here
+            facts.append(("Settings", describe_config(TrainConfig.from_dict(details["config"]))))
     st.markdown("\n".join(f"- **{label}**: {value}" for label, value in facts) or "No details were recorded.")
 
 

@@ -314,3 +314,18 @@ def test_an_unreadable_upload_is_an_explained_error(environment, first_run):
     app.run()
     assert not app.exception
     assert "could not be read as an image" in texts(app.error)
+
+
+def test_a_shipped_ensemble_shows_its_figures_and_members(environment, first_run, training_data, tmp_path):
+    from ferlib.training.combine import ship_ensemble
+
+    other = tmp_path / "other.keras"
+    shutil.copy(first_run / runs.BEST_MODEL, other)
+    shutil.copy(first_run / "best.json", other.with_suffix(".json"))
+    ship_ensemble([first_run / runs.BEST_MODEL, other], training_data, environment["model"])
+    app = open_metrics_page()
+    assert not app.exception and not app.error
+    assert "An ensemble has no training curves of its own: each member's card holds its own." in texts(app.caption)
+    facts = texts(app.markdown)
+    assert "- **Network**: ensemble" in facts
+    assert f"- **Members**: {first_run.name}/best.keras (50%) · other.keras (50%)" in facts

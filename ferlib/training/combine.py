@@ -1,0 +1,111 @@
+"""Combining models into one ensemble model, shipped like a run's: .keras, float and int8 TFLite, card, Markdown card.
+
+The members are saved models over the same classes (shipped ones or runs' checkpoints); the ensemble averages their
+probabilities with the given weights (ferlib.nets.ensemble). It is measured as `ship` measures a run's model, on the
+validation split with every TTA mode, and its card lists each member with its weight and its own accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ferlib.classes import ClassSet
+from ferlib.data.datasets import load_dataset
+from ferlib.data.preprocess import IMAGE_SIZE
+from ferlib.errors import FerError
+from ferlib.evaluation.lineage import model_file_name
+from ferlib.evaluation.metrics import evaluate_modes, summary_metrics, ten_view_mode
+from ferlib.nets.ensemble import ENSEMBLE_ARCHITECTURE, build_ensemble, ensemble_weights
+from ferlib.nets.export import count_flops
+from ferlib.nets.modelio import class_set_of, load_model, model_metadata
+from ferlib.training.ship import (
+    checked_notes,
+    checked_target,
+    describe_validation_split,
+    exports,
+    save_shipped,
+    staged_shipping,
+)
+
+
+def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str, Any]:
+    """What the ensemble's card keeps of one member: its file, weight, network and own validation figures."""
+    config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    return {
+        "model": model_file_name(path),
+        "weight": weight,
+        "architecture": config.get("architecture", card.get("architecture")),
+        "hyperparameters": config.get("hyperparameters") or {},
+        "parameters": card.get("parameters"),
+        "validation_accuracy": metrics.get("validation_accuracy"),
+        "validation_accuracy_tta": metrics.get("validation_accuracy_tta"),
+        "source_run": card.get("source_run"),
+    }
+
+
+def ensemble_config(classes: ClassSet, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ensemble's config on its card: its classes and members (ten crops suit it when every member crops)."""
+    return {"architecture": ENSEMBLE_ARCHITECTURE, "classes": classes.to_config(), "members": members}
+
+
+def ship_ensemble(
+    model_paths: Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    target: str | os.PathLike,
+    weights: Sequence[float] | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Combine `model_paths` (weighted by `weights`, equal by default) into one model at `target` (.keras), with its
+    TFLite exports and card, measured on `data`'s validation split."""
+    target, notes = checked_target(target), checked_notes(notes)
+    paths = [Path(path).expanduser() for path in model_paths]
+    scaled = ensemble_weights(weights, len(paths))
+    if len({path.resolve() for path in paths}) != len(paths):
+        raise FerError(f"Expected different models to combine; received {[str(path) for path in model_paths]}")
+    loaded = [load_model(path) for path in paths]
+    class_sets = [class_set_of(card, path) for path, (_, card) in zip(paths, loaded, strict=True)]
+    if any(classes != class_sets[0] for classes in class_sets):
+        pairs = zip(paths, class_sets, strict=True)
+        described = "; ".join(f"{path.name} over {classes.describe()}" for path, classes in pairs)
+        raise FerError(f"Expected models over the same classes, in the same order; received {described}")
+    classes = class_sets[0]
+    model = build_ensemble([network for network, _ in loaded], scaled)
+    members = [
+        member_summary(path, card, weight) for path, (_, card), weight in zip(paths, loaded, scaled, strict=True)
+    ]
+    config = ensemble_config(classes, members)
+    dataset = load_dataset(data)
+    images, labels = dataset.subset("validation")
+    keep, labels = classes.apply(labels)
+    images = images[keep]
+    if len(labels) == 0:
+        raise FerError(f"Expected a validation split in {str(data)!r}; received none")
+    evaluations = evaluate_modes(model, images, labels, ten_view_mode(config), classes.names)
+    plain, tta = evaluations["none"], evaluations["flip"]
+    metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
+    train_images, train_labels = dataset.subset("train")
+    calibration = train_images[classes.apply(train_labels)[0]]
+
+    def write(staged: Path) -> dict[str, Any]:
+        card = model_metadata(
+            config,
+            metrics,
+            architecture=ENSEMBLE_ARCHITECTURE,
+            parameters=int(model.count_params()),
+            flops_per_face=count_flops(model),
+            input_shape=[IMAGE_SIZE, IMAGE_SIZE, 1],
+            per_class=dict(plain["per_class"]),
+            per_class_tta=dict(tta["per_class"]),
+            confusion_matrix=plain["confusion_matrix"],
+            confusion_matrix_tta=tta["confusion_matrix"],
+            **exports(model, staged, images, labels, calibration, classes.names),
+            members=members,
+            notes=notes,
+        )
+        return save_shipped(model, staged, card)
+
+    return staged_shipping(target, write)

@@ -1,0 +1,78 @@
+"""ferlib.training.combine and `python -m ferlib ensemble`: models combined into one shipped model with its card."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ferlib.errors import FerError
+from ferlib.nets.classifier import TFLiteClassifier
+from ferlib.nets.ensemble import ensemble_members
+from ferlib.nets.modelio import load_model, read_metadata
+from ferlib.training.combine import ship_ensemble
+
+
+def copied_model(source, target):
+    """A second model file with its card (same weights: the combining, not the accuracy, is under test)."""
+    shutil.copy(source, target)
+    shutil.copy(source.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_model_path, training_data):
+    other = copied_model(tiny_model_path, tmp_path / "other.keras")
+    target = tmp_path / "shipped" / "pair.keras"
+    card = ship_ensemble([tiny_model_path, other], training_data, target, weights=[3, 1], notes=["A pair."])
+    names = ("pair.keras", "pair.json", "pair.md", "pair.tflite", "pair.int8.tflite")
+    assert sorted(path.name for path in target.parent.iterdir()) == sorted(names)  # no staging folder left
+    assert [member["weight"] for member in card["members"]] == [0.75, 0.25]
+    assert [member["model"] for member in card["members"]] == [
+        f"{tiny_model_path.parent.name}/best.keras",
+        "other.keras",
+    ]
+    assert card["config"]["architecture"] == card["architecture"] == "ensemble"
+    assert card["metrics"]["n"] == 56 and "validation_accuracy_tta_shifts" in card["metrics"]
+    assert card == read_metadata(target)
+    model, _ = load_model(target)  # every consumer's loader takes it
+    assert [weight for _, weight in ensemble_members(model)] == [0.75, 0.25]
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    same = TFLiteClassifier(target.with_suffix(".tflite"))(faces).argmax(1) == model.predict(
+        faces[..., None].astype(np.float32), verbose=0
+    ).argmax(1)
+    assert same.all()
+    markdown = target.with_suffix(".md").read_text()
+    assert "An ensemble of 2 networks, combined by `python -m ferlib ensemble`" in markdown
+    assert "| `other.keras` | 25% | compact_cnn |" in markdown and "- Note: A pair." in markdown
+
+
+def test_models_over_other_classes_or_the_same_file_twice_are_refused(
+    tmp_path, tiny_model_path, tiny_happy_sad_path, training_data
+):
+    target = tmp_path / "pair.keras"
+    with pytest.raises(
+        FerError, match=r"^Expected models over the same classes, in the same order; received best\.keras over angry"
+    ):
+        ship_ensemble([tiny_model_path, tiny_happy_sad_path], training_data, target)
+    with pytest.raises(FerError, match=r"^Expected different models to combine"):
+        ship_ensemble([tiny_model_path, tiny_model_path], training_data, target)
+    with pytest.raises(FerError, match=r"^Expected an output path ending in \.keras"):
+        ship_ensemble([tiny_model_path, tiny_happy_sad_path], training_data, tmp_path / "pair.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_refuses_a_single_model_and_unreadable_weights(tmp_path, tiny_model_path, training_data):
+    def ensemble(*arguments):
+        command = [sys.executable, "-m", "ferlib", "ensemble", *map(str, arguments)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    alone = ensemble(tiny_model_path, "--data", training_data, "--output", tmp_path / "one.keras")
+    assert alone.returncode == 2 and alone.stderr.strip().splitlines()[-1] == (
+        "error: Expected two or more models to combine; received 1"
+    )
+    words = ensemble(
+        tiny_model_path, tiny_model_path, "--data", training_data, "--output", tmp_path / "x.keras", "--weights", "a,b"
+    )
+    assert words.returncode == 2 and "Expected weights such as 0.6,0.4; received 'a,b'" in words.stderr
+    assert list(tmp_path.iterdir()) == []
