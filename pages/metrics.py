@@ -57,7 +57,7 @@ def overview_section(report: reports.ModelReport) -> Any:
     st.markdown("**Training curves**")
     if report.history:
         charts.training_curves(report.history, "metrics", best_epoch=report.details.get("best_epoch"))
-    elif (report.details.get("config") or {}).get("members"):
+    elif isinstance(report.details.get("config"), dict) and report.details["config"].get("members"):
         st.caption("An ensemble has no training curves of its own: each member's card holds its own.")
     else:
         st.caption("No training curves were recorded for this model.")

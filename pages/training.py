@@ -34,7 +34,7 @@ require_app("pages/training.py")
 STOP_HELP = "Stop after the current batch; a checkpoint is saved first, so the run can be resumed later."
 RESUME_HELP = "Continue from the last saved epoch in a new training process."
 IS_RUN = lambda path: (path / folder.CONFIG_FILE).exists()  # noqa: E731
-RUN = jobs.JobKind("training", "run", "runs", IS_RUN, runs.resume_run, STOP_HELP, RESUME_HELP)
+RUN = jobs.JobKind("training", "run", "runs", IS_RUN, run_launch.resume_run, STOP_HELP, RESUME_HELP)
 
 
 def run_details(run_dir: Path, status: dict[str, Any]) -> None:

@@ -187,7 +187,8 @@ def lineage_summary(run_dir: str | os.PathLike, config: dict[str, Any]) -> dict[
         "epochs": current["epochs_completed"],
         "train_wall_seconds": current["train_wall_seconds"],
     }
-    if config.get("teachers") and config.get("teacher_weight"):  # knowledge distillation: what this stage learned from
+    current_stage["teachers"] = []  # what this stage learned from besides the labels (knowledge distillation)
+    if config.get("teachers") and config.get("teacher_weight"):
         current_stage["teachers"] = [model_file_name(path) for path in config["teachers"]]
         current_stage["teacher_weight"] = float(config["teacher_weight"])
     notes = [

@@ -152,7 +152,7 @@ def run_report(run_dir: str | os.PathLike) -> ModelReport:
 
 
 def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = None) -> ModelReport:
-    """The report of a shipped model from its card (the sidecar JSON written by ferlib.training.ship.ship_model).
+    """The report of a shipped model from its card (the sidecar JSON written by `ship_model` or `ship_ensemble`).
 
     `card` defaults to the model's sidecar; a plain checkpoint's sidecar gives the summary metrics only.
     """

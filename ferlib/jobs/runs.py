@@ -32,8 +32,6 @@ from ferlib.jobs.folder import (
     default_runs_dir,
     ensure_handed_over,
     ensure_no_active_job,
-    existing_dataset,
-    launch,
     launch_lock,
     read_label,
     read_status,
@@ -222,7 +220,7 @@ def run_duration(run: RunSummary, now: float | None = None) -> float | None:
     return run.duration_seconds
 
 
-# --- resuming, deleting (ferlib.training.run_launch creates and starts runs) ------------------------------------
+# --- claiming, deleting (ferlib.training.run_launch creates, starts and resumes runs) --------------------------
 
 
 def train_arguments(run_dir: Path, data: str, *, resume: bool) -> list[str]:
@@ -268,28 +266,6 @@ def may_resume(run_dir: str | os.PathLike, state: str | None) -> bool:
     """Whether a run in `state` can continue: stopped or interrupted, or failed after saving a checkpoint (say the
     disk filled up at epoch 40; once there is room again, it goes on from last.keras)."""
     return state in RESUMABLE_STATES or (state == "failed" and (Path(run_dir) / LAST_MODEL).exists())
-
-
-def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:
-    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process.
-
-    Refused while any job is active; the run reads as 'created' until the new process starts training, so a
-    second click cannot launch it twice.
-    """
-    path = Path(run_dir).expanduser().resolve()
-    data = existing_dataset(str(read_config_value(path, "data") or ""))
-    with launch_lock(path.parent):
-        state = read_status(path).get("state")
-        if not may_resume(path, state):
-            raise FerError(
-                f"Expected a stopped or interrupted run, or a failed one with a checkpoint, to resume; "
-                f"received {path.name}, which is {state}"
-            )
-        ensure_no_active_job(path.parent)
-        clear_stop_request(path)
-        write_status(path, "created", resumed=True)
-        launch(path, train_arguments(path, data, resume=True), resume=True, extra_env=extra_env)
-    return path
 
 
 def delete_run(run_dir: str | os.PathLike) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
+from ferlib.nets.precision import FLOAT32, with_precision
 
 MEMBER_PREFIX = "member_"
 WEIGHT_PREFIX = "weight_"
@@ -56,6 +57,7 @@ def build_ensemble(models: Sequence[Any], weights: Sequence[float] | None = None
     face = keras.Input(expected_input, name="face")
     parts = []
     for index, (model, weight) in enumerate(zip(models, scaled, strict=True), start=1):
+        model = with_precision(model, FLOAT32)  # a member reads as its ensemble's precision: float32 throughout
         member = keras.Model(model.inputs[0], model.outputs[0], name=f"{MEMBER_PREFIX}{index}")
         parts.append(keras.layers.Rescaling(weight, name=f"{WEIGHT_PREFIX}{index}")(member(face)))
     return keras.Model(face, keras.layers.Add(name=OUTPUT_NAME)(parts), name=ENSEMBLE_ARCHITECTURE)

@@ -12,6 +12,7 @@ from ferlib.classes import EMOTIONS, ClassSet
 from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
 from ferlib.nets.architectures import ARCHITECTURE_DEFAULTS, shapes_layers
+from ferlib.nets.ensemble import ENSEMBLE_ARCHITECTURE
 from ferlib.nets.precision import FLOAT32, with_precision
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
@@ -124,6 +125,11 @@ def check_initial_model(path: str | os.PathLike, architecture: str, hyperparamet
     stored = read_metadata(target).get("config")
     if not isinstance(stored, dict) or not stored.get("architecture"):
         return target
+    if stored["architecture"] == ENSEMBLE_ARCHITECTURE:
+        raise FerError(
+            f"Expected initial_model to be one {architecture} network; received {target.name}, an ensemble of several "
+            "(start from one of its members instead)"
+        )
 
     def shaping(name: str, values: dict[str, Any]) -> dict[str, Any]:
         merged = {**ARCHITECTURE_DEFAULTS.get(name, {}), **values}

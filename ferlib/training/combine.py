@@ -35,16 +35,20 @@ def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str,
     """What the ensemble's card keeps of one member: its file, weight, network and own validation figures."""
     config = card.get("config") if isinstance(card.get("config"), dict) else {}
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
-    return {
+    summary = {
         "model": model_file_name(path),
         "weight": weight,
         "architecture": config.get("architecture", card.get("architecture")),
         "hyperparameters": config.get("hyperparameters") or {},
         "parameters": card.get("parameters"),
-        "validation_accuracy": metrics.get("validation_accuracy"),
+        # A shipped card says validation_accuracy; a run's checkpoint, val_accuracy.
+        "validation_accuracy": metrics.get("validation_accuracy", metrics.get("val_accuracy")),
         "validation_accuracy_tta": metrics.get("validation_accuracy_tta"),
         "source_run": card.get("source_run"),
     }
+    if isinstance(config.get("members"), list):  # an ensemble as a member: its own members choose its TTA views
+        summary["members"] = config["members"]
+    return summary
 
 
 def ensemble_config(classes: ClassSet, members: list[dict[str, Any]]) -> dict[str, Any]:
@@ -64,8 +68,11 @@ def ship_ensemble(
     target, notes = checked_target(target), checked_notes(notes)
     paths = [Path(path).expanduser() for path in model_paths]
     scaled = ensemble_weights(weights, len(paths))
-    if len({path.resolve() for path in paths}) != len(paths):
+    resolved = [path.resolve() for path in paths]
+    if len(set(resolved)) != len(paths):
         raise FerError(f"Expected different models to combine; received {[str(path) for path in model_paths]}")
+    if target.expanduser().resolve() in resolved:  # shipping over a member would replace its files and its card
+        raise FerError(f"Expected an output path other than the models combined; received {str(target)!r}")
     loaded = [load_model(path) for path in paths]
     class_sets = [class_set_of(card, path) for path, (_, card) in zip(paths, loaded, strict=True)]
     if any(classes != class_sets[0] for classes in class_sets):

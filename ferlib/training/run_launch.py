@@ -1,6 +1,6 @@
-"""Creating and starting training runs: a TrainConfig becomes a checked run folder and a detached process.
+"""Creating, starting and resuming training runs: a TrainConfig becomes a checked run folder and a detached process.
 
-The run folder's files and its reading, resuming and deleting live in ferlib.jobs.runs, below training; this
+The run folder's files and their reading and deleting live in ferlib.jobs.runs, below training; this
 module adds what needs the config's meaning (its dataset, starting model and teachers). Plain Python: no Keras.
 """
 
@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 
 from ferlib.errors import FerError
+from ferlib.jobs import runs
 from ferlib.jobs.folder import (
     CONFIG_FILE,
+    clear_stop_request,
     create_job,
     default_runs_dir,
     ensure_no_active_job,
@@ -19,8 +21,9 @@ from ferlib.jobs.folder import (
     launch,
     launch_lock,
     new_job_id,
+    read_status,
+    write_status,
 )
-from ferlib.jobs.runs import train_arguments
 from ferlib.nets.modelio import check_initial_model, check_teacher
 from ferlib.training.config import TrainConfig
 
@@ -66,5 +69,27 @@ def start_run(
 ) -> Path:
     """Create a run folder for `config` and train it in a detached process; refused while another job is active."""
     run_dir = create_checked_run(config, runs_dir)
-    launch(run_dir, train_arguments(run_dir, config.data, resume=False), resume=False, extra_env=extra_env)
+    launch(run_dir, runs.train_arguments(run_dir, config.data, resume=False), resume=False, extra_env=extra_env)
     return run_dir
+
+
+def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None = None) -> Path:
+    """Continue a stopped, interrupted or failed run from its last checkpoint in a new detached process.
+
+    Refused while any job is active; the run reads as 'created' until the new process starts training, so a
+    second click cannot launch it twice.
+    """
+    path = Path(run_dir).expanduser().resolve()
+    data = existing_dataset(load_config(path).data)  # an unreadable config is refused before anything changes
+    with launch_lock(path.parent):
+        state = read_status(path).get("state")
+        if not runs.may_resume(path, state):
+            raise FerError(
+                f"Expected a stopped or interrupted run, or a failed one with a checkpoint, to resume; "
+                f"received {path.name}, which is {state}"
+            )
+        ensure_no_active_job(path.parent)
+        clear_stop_request(path)
+        write_status(path, "created", resumed=True)
+        launch(path, runs.train_arguments(path, data, resume=True), resume=True, extra_env=extra_env)
+    return path

@@ -138,10 +138,10 @@ FACTS |= {"accuracy_with_10_view_tta": "Accuracy reading ten views of each face"
 def model_facts(details: dict) -> None:
     """What a model is, how it was trained and measured, as a short list (from a report's details and card)."""
     facts = [(label, readable(details[key], key)) for key, label in FACTS.items() if details.get(key) is not None]
-    members = (details.get("config") or {}).get("members")
-    if isinstance(members, list):  # an ensemble: what it averages, not a training config
+    config = details.get("config") if isinstance(details.get("config"), dict) else {}
+    if isinstance(members := config.get("members"), list):  # an ensemble: what it averages, not a training config
         named = [member for member in members if isinstance(member, dict)]
-        facts.append(("Members", " · ".join(f"{item.get('model')} ({item.get('weight', 0):.0%})" for item in named)))
+        facts.append(("Members", " · ".join(f"{item.get('model')} ({percent(item.get('weight'))})" for item in named)))
     else:
         with contextlib.suppress(FerError, KeyError, TypeError, ValueError):  # no config, or one not readable here
             facts.append(("Settings", describe_config(TrainConfig.from_dict(details["config"]))))

@@ -229,5 +229,5 @@ def restore_from_snapshot(runs_dir: Path, blocked: str | None, sources: list[Pat
         if not (run_dir := attempt("This snapshot cannot be resumed here.", restored, OSError)):
             return
     failure = f"The snapshot was restored as the stopped run {run_dir.name}, but it could not be resumed."
-    if attempt(failure, lambda: runs.resume_run(run_dir), OSError):
+    if attempt(failure, lambda: run_launch.resume_run(run_dir), OSError):
         started("training", run_dir, f"Restored {run_dir.name} from the snapshot: it continues training.")

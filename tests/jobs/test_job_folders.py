@@ -1,4 +1,5 @@
-"""ferlib.jobs.runs' dashboard support: one active run at a time, launching, resuming, deleting, reading progress."""
+"""Run folders for the dashboard (ferlib.jobs.runs, ferlib.training.run_launch): one active run at a time, launching,
+resuming, deleting, reading progress."""
 
 import json
 import os
@@ -166,13 +167,25 @@ def test_simultaneous_starts_launch_only_one_run(tmp_path, training_data, launch
 def test_resume_run_relaunches_a_stopped_run_and_marks_it_active(tmp_path, training_data, launches):
     run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
     folder.write_status(run_dir, "stopped")
-    assert runs.resume_run(run_dir) == run_dir.resolve()
+    assert run_launch.resume_run(run_dir) == run_dir.resolve()
     assert launches == [{"run_dir": run_dir.resolve(), "data": str(training_data), "resume": True}]
     status = folder.read_status(run_dir)
     assert status["state"] == "created" and status["resumed"] is True
     with pytest.raises(ValueError, match="which is created"):
-        runs.resume_run(run_dir)  # a second click while it starts
+        run_launch.resume_run(run_dir)  # a second click while it starts
     assert len(launches) == 1
+
+
+def test_resume_run_refuses_a_config_this_version_cannot_read_before_anything_changes(
+    tmp_path, training_data, launches
+):
+    run_dir = run_launch.create_run(tiny_config(training_data), tmp_path)
+    folder.write_status(run_dir, "stopped")
+    config = json.loads((run_dir / folder.CONFIG_FILE).read_text())
+    (run_dir / folder.CONFIG_FILE).write_text(json.dumps({**config, "epochs": "many"}))
+    with pytest.raises(ValueError, match=r"^Expected"):
+        run_launch.resume_run(run_dir)
+    assert folder.read_status(run_dir)["state"] == "stopped" and launches == []
 
 
 def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, training_data, launches):
@@ -181,8 +194,8 @@ def test_resume_run_accepts_an_interrupted_run_but_not_a_finished_one(tmp_path, 
     finished = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="finished")
     folder.write_status(finished, "finished")
     with pytest.raises(ValueError, match="which is finished"):
-        runs.resume_run(finished)
-    runs.resume_run(interrupted)
+        run_launch.resume_run(finished)
+    run_launch.resume_run(interrupted)
     assert [call["run_dir"].name for call in launches] == ["interrupted"]
 
 
@@ -192,7 +205,7 @@ def test_resume_run_is_refused_while_another_run_is_active(tmp_path, training_da
     busy = run_launch.create_run(tiny_config(training_data), tmp_path, run_id="busy")
     folder.write_status(busy, "running")
     with pytest.raises(ValueError, match="Expected no active run"):
-        runs.resume_run(stopped)
+        run_launch.resume_run(stopped)
     assert folder.read_status(stopped)["state"] == "stopped"
     assert launches == []
 
@@ -201,10 +214,10 @@ def test_resume_run_accepts_a_failed_run_only_with_a_checkpoint(tmp_path, traini
     failed = run_launch.create_run(tiny_config(training_data), tmp_path)
     folder.write_status(failed, "failed", error="OSError: [Errno 28] No space left on device")
     with pytest.raises(ValueError, match="which is failed"):
-        runs.resume_run(failed)
+        run_launch.resume_run(failed)
     (failed / runs.LAST_MODEL).write_bytes(b"a checkpoint")
     folder.request_stop(failed)  # left over from an earlier session
-    runs.resume_run(failed)
+    run_launch.resume_run(failed)
     assert folder.read_status(failed)["state"] == "created" and not folder.stop_requested(failed)
     assert [call["resume"] for call in launches] == [True]
 

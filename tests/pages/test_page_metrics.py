@@ -328,4 +328,4 @@ def test_a_shipped_ensemble_shows_its_figures_and_members(environment, first_run
     assert "An ensemble has no training curves of its own: each member's card holds its own." in texts(app.caption)
     facts = texts(app.markdown)
     assert "- **Network**: ensemble" in facts
-    assert f"- **Members**: {first_run.name}/best.keras (50%) · other.keras (50%)" in facts
+    assert f"- **Members**: {first_run.name}/best.keras (50.0%) · other.keras (50.0%)" in facts

@@ -11,7 +11,6 @@ from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from ferlib.atomic import append_json_line, atomic_write_json
-from ferlib.evaluation import catalog
 from ferlib.jobs import folder, searches
 from ferlib.training import run_launch
 from ferlib.training.config import TrainConfig
@@ -130,13 +129,22 @@ def test_one_click_trains_the_best_configuration(folders, training_data, launche
     assert tuple(config.hyperparameters["filters"]) == TINY["filters"]
 
 
-def test_the_best_configuration_can_learn_from_chosen_models(folders, training_data, launches):
+def test_the_best_configuration_can_learn_from_chosen_models(
+    folders, training_data, launches, tiny_model_path, tiny_happy_sad_path, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    for source, name in ((tiny_model_path, "fer_vgg"), (tiny_happy_sad_path, "happy_or_sad")):
+        shutil.copy(source, models / f"{name}.keras")
+        shutil.copy(source.with_suffix(".json"), models / f"{name}.json")
+    monkeypatch.setenv("FERLIB_MODELS_DIR", str(models))
+    monkeypatch.delenv("FERLIB_MODEL", raising=False)
     written_search(folders.searches, training_data)
     app = open_tune_page()
     teachers = app.multiselect(key="tune-full-20260101-000000-random-aaaa_teachers")
     offered = " ".join(teachers.options)  # the search learns all seven classes: only seven-class models teach
-    assert teachers.value == [] and "fer_vgg (default)" in offered and "happy_or_sad" not in offered
-    default = str(catalog.shipped_models()[0].model_path)
+    assert teachers.value == [] and len(teachers.options) == 1 and "happy_or_sad" not in offered
+    default = str(models / "fer_vgg.keras")
     teachers.set_value([default])
     app.slider(key="tune-full-20260101-000000-random-aaaa_teacher_weight").set_value(0.4)
     button_labelled(app, "Train with the best hyperparameters").click()

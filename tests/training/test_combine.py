@@ -7,11 +7,13 @@ import sys
 import numpy as np
 import pytest
 
+from ferlib.classes import ClassSet
 from ferlib.errors import FerError
+from ferlib.evaluation.metrics import ten_view_mode
 from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.ensemble import ensemble_members
-from ferlib.nets.modelio import load_model, read_metadata
-from ferlib.training.combine import ship_ensemble
+from ferlib.nets.modelio import check_initial_model, load_model, read_metadata
+from ferlib.training.combine import ensemble_config, member_summary, ship_ensemble
 
 
 def copied_model(source, target):
@@ -42,6 +44,8 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
         faces[..., None].astype(np.float32), verbose=0
     ).argmax(1)
     assert same.all()
+    with pytest.raises(FerError, match=r"^Expected initial_model to be one compact_cnn network; received pair\.keras"):
+        check_initial_model(target, "compact_cnn", {})  # an ensemble starts no run: one of its members may
     markdown = target.with_suffix(".md").read_text()
     assert "An ensemble of 2 networks, combined by `python -m ferlib ensemble`" in markdown
     assert "| `other.keras` | 25% | compact_cnn |" in markdown and "- Note: A pair." in markdown
@@ -60,6 +64,28 @@ def test_models_over_other_classes_or_the_same_file_twice_are_refused(
     with pytest.raises(FerError, match=r"^Expected an output path ending in \.keras"):
         ship_ensemble([tiny_model_path, tiny_happy_sad_path], training_data, tmp_path / "pair.h5")
     assert list(tmp_path.iterdir()) == []
+    member = copied_model(tiny_model_path, tmp_path / "member.keras")
+    before = member.read_bytes()
+    with pytest.raises(FerError, match=r"^Expected an output path other than the models combined"):
+        ship_ensemble([tiny_model_path, member], training_data, member)
+    assert member.read_bytes() == before and sorted(path.name for path in tmp_path.iterdir()) == [
+        "member.json",
+        "member.keras",
+    ]
+
+
+def test_ensembles_of_crop_networks_read_ten_crops_even_nested_and_a_checkpoint_keeps_its_score(tmp_path):
+    crop = {
+        "config": {"architecture": "vgg_fer", "hyperparameters": {"input_crop": 40}},
+        "metrics": {"val_accuracy": 0.6},
+    }
+    full = {"config": {"architecture": "vgg_fer", "hyperparameters": {}}, "metrics": {"validation_accuracy": 0.5}}
+    pair = ensemble_config(ClassSet.all(), [member_summary(tmp_path / "a.keras", crop, 0.5)] * 2)
+    nested = member_summary(tmp_path / "pair.keras", {"config": pair}, 0.5)
+    crops = ensemble_config(ClassSet.all(), [nested, member_summary(tmp_path / "b.keras", crop, 0.5)])
+    mixed = ensemble_config(ClassSet.all(), [nested, member_summary(tmp_path / "c.keras", full, 0.5)])
+    assert (ten_view_mode(pair), ten_view_mode(crops), ten_view_mode(mixed)) == ("crops", "crops", "shifts")
+    assert member_summary(tmp_path / "a.keras", crop, 0.5)["validation_accuracy"] == 0.6
 
 
 def test_the_command_refuses_a_single_model_and_unreadable_weights(tmp_path, tiny_model_path, training_data):

@@ -255,11 +255,16 @@ def test_each_stage_keeps_the_models_it_learned_from(tmp_path):
     summary = lineage_summary(tmp_path / "finetune", {"initial_model": str(tmp_path / "student" / "best.keras")})
     first, second = summary["stages"]
     assert (first["teachers"], first["teacher_weight"]) == (["fer_vgg.keras", "run-t/best.keras"], 0.5)
-    assert "teachers" not in second
+    assert second["teachers"] == [] and "teacher_weight" not in second
     text = render_model_card(summary, "m.keras")
     assert "| stage | run | epochs | wall time | best validation accuracy | learned from |" in text
     assert "| 1 | `student` | 3 | 30 s | – | `fer_vgg.keras`, `run-t/best.keras` (50%) |" in text
     assert "| 2 | `finetune` | 2 | 20 s | – | labels only |" in text
+    unrecorded = {key: value for key, value in second.items() if key != "teachers"}
+    older = {**summary, "stages": [first, unrecorded]}
+    assert "| 2 | `finetune` | 2 | 20 s | – | unknown |" in render_model_card(
+        older, "m.keras"
+    )  # recorded before teachers
     assert "Learned from" not in text  # the last stage's own recipe learned from the labels only
     # A distilled last stage says so in its recipe, as the last stage's.
     text = render_model_card({**summary, "config": distilled}, "m.keras")
