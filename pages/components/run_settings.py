@@ -43,8 +43,8 @@ HELP = {name: spec.help for name, spec in search_space.SPECS.items()} | {  # by 
     "weight_decay": "Shrinks the weights a little every step (sgd, adamw; adamw uses 0.004 when 0). 0: off.",
     "keep_epoch_checkpoints": "Saves each epoch's weights, so `python -m ferlib average` can average them (SWA).",
     "precision": "mixed bfloat16 computes in bfloat16 with float32 weights: about 1.4x faster on CPUs with AVX-512 "
-    "BF16 or AMX, many times slower elsewhere (about 11x on an AVX2 CPU). The saved best model computes in float32 "
-    "either way.",
+    "BF16 and 1.8x with AMX, many times slower elsewhere (about 11x on an AVX2 CPU). The saved best model computes in "
+    "float32 either way.",
     "filters": "Channels of each convolution block, comma-separated: one block per number, each halving the image.",
     "dense_units": "Width of the dense layer before the classifier (0: straight from the features to the output).",
     "dense_dropout": "Fraction of the dense layer's activations dropped while training.",
