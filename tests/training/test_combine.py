@@ -12,7 +12,7 @@ from ferlib.errors import FerError
 from ferlib.evaluation.metrics import ten_view_mode
 from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.ensemble import ensemble_members
-from ferlib.nets.modelio import check_initial_model, load_model, read_metadata
+from ferlib.nets.modelio import check_initial_model, check_teacher, load_model, read_metadata
 from ferlib.training.combine import ensemble_config, member_summary, ship_ensemble
 
 
@@ -46,6 +46,7 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
     assert same.all()
     with pytest.raises(FerError, match=r"^Expected initial_model to be one compact_cnn network; received pair\.keras"):
         check_initial_model(target, "compact_cnn", {})  # an ensemble starts no run: one of its members may
+    assert check_teacher(target, ClassSet.all()) == target.resolve()  # but it may teach one
     markdown = target.with_suffix(".md").read_text()
     assert "An ensemble of 2 networks, combined by `python -m ferlib ensemble`" in markdown
     assert "| `other.keras` | 25% | compact_cnn |" in markdown and "- Note: A pair." in markdown
