@@ -7,14 +7,31 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ferlib.errors import FerError
+
+
+def weight_list(text: str) -> list[float]:
+    """`--weights 0.6,0.4` as numbers (their sign and count are checked with the models)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4; received {text!r}") from None
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split")
     evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--model", help="a .keras file (default: the shipped model)")
+    evaluate.add_argument(
+        "--model",
+        action="append",
+        help="a .keras file (default: the shipped model); repeat it to score the models' average, as `ensemble` "
+        "would combine them, without writing anything",
+    )
+    evaluate.add_argument(
+        "--weights", type=weight_list, help="with several --model: one weight each, e.g. 0.6,0.4 (default: equal)"
+    )
     evaluate.add_argument("--split", default="validation", choices=["train", "validation", "test", "all"])
     evaluate.add_argument(
         "--tta",
@@ -66,11 +83,9 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     from ferlib.atomic import atomic_write_json
     from ferlib.data.datasets import ProgressPrinter, load_dataset
     from ferlib.evaluation.metrics import evaluate_model, tta_mode
-    from ferlib.nets.modelio import class_set_of, load_model
 
     tta = tta_mode(arguments.tta)  # a wrong mode or model is named before the data is loaded
-    model, card = load_model(arguments.model)
-    classes = class_set_of(card, arguments.model or "the shipped model")
+    model, classes, name = _scored_model(arguments)
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
     keep, labels = classes.apply(labels)  # a model of fewer classes is scored on the faces of its classes
@@ -83,7 +98,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             f"(it has: {present}); choose one with --split, or --split all"
         )
     metrics = evaluate_model(model, images, labels, tta=tta, class_names=classes.names)
-    metrics.update({"split": arguments.split, "data": str(arguments.data), "model": str(arguments.model or "default")})
+    metrics.update({"split": arguments.split, "data": str(arguments.data), "model": name})
     metrics["left_out"] = left_out
     if left_out:
         print(f"{left_out} faces of other classes than the model's ({classes.describe()}) were left out")
@@ -97,6 +112,22 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     print(f"top2_accuracy={metrics['top2_accuracy']:.4f}")
     print(f"accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} n={metrics['n']}")
     return 0
+
+
+def _scored_model(arguments: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The model `evaluate` scores (the average of several --model, weighted by --weights), its classes and name."""
+    from ferlib.nets.modelio import class_set_of, load_model
+
+    paths = arguments.model or []
+    if len(paths) > 1:
+        from ferlib.training.combine import combined_model
+
+        model, classes, members = combined_model(paths, arguments.weights)
+        return model, classes, " + ".join(f"{member['model']} ({member['weight']:.3f})" for member in members)
+    if arguments.weights:
+        raise FerError(f"Expected --weights only with several --model; received it with {len(paths)} model(s)")
+    model, card = load_model(paths[0] if paths else None)
+    return model, class_set_of(card, paths[0] if paths else "the shipped model"), str(paths[0] if paths else "default")
 
 
 def _predict(arguments: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ferlib.cli.model_commands import weight_list
 from ferlib.errors import FerError
 from ferlib.jobs import folder, processes
 from ferlib.nets.precision import PRECISIONS, precision_for_this_cpu
@@ -102,7 +103,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ensemble.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
     ensemble.add_argument("--output", required=True, help="target .keras path, e.g. models/fer_vgg_ensemble.keras")
     ensemble.add_argument(
-        "--weights", type=_weights, help="one weight per model, e.g. 0.6,0.4 (scaled to sum to 1; default: equal)"
+        "--weights", type=weight_list, help="one weight per model, e.g. 0.6,0.4 (scaled to sum to 1; default: equal)"
     )
     ensemble.add_argument("--note", action="append", default=[], help="a sentence for the card (repeatable)")
     ensemble.set_defaults(handler=_ensemble)
@@ -341,13 +342,6 @@ def _ship(arguments: argparse.Namespace) -> int:
         f"accuracy_tta_{ten}={metrics[metric_key('accuracy', ten)]:.4f} n={metrics['n']}"
     )
     return 0
-
-
-def _weights(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4; received {text!r}") from None
 
 
 def _ensemble(arguments: argparse.Namespace) -> int:

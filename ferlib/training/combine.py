@@ -56,6 +56,28 @@ def ensemble_config(classes: ClassSet, members: list[dict[str, Any]]) -> dict[st
     return {"architecture": ENSEMBLE_ARCHITECTURE, "classes": classes.to_config(), "members": members}
 
 
+def combined_model(
+    model_paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None
+) -> tuple[Any, ClassSet, list[dict[str, Any]]]:
+    """The ensemble of `model_paths` (weighted by `weights`, equal by default), its classes and its members' card
+    entries; refused unless they are two or more different models over the same classes."""
+    paths = [Path(path).expanduser() for path in model_paths]
+    scaled = ensemble_weights(weights, len(paths))
+    if len({path.resolve() for path in paths}) != len(paths):
+        raise FerError(f"Expected different models to combine; received {[str(path) for path in model_paths]}")
+    loaded = [load_model(path) for path in paths]
+    class_sets = [class_set_of(card, path) for path, (_, card) in zip(paths, loaded, strict=True)]
+    if any(classes != class_sets[0] for classes in class_sets):
+        pairs = zip(paths, class_sets, strict=True)
+        described = "; ".join(f"{path.name} over {classes.describe()}" for path, classes in pairs)
+        raise FerError(f"Expected models over the same classes, in the same order; received {described}")
+    model = build_ensemble([network for network, _ in loaded], scaled)
+    members = [
+        member_summary(path, card, weight) for path, (_, card), weight in zip(paths, loaded, scaled, strict=True)
+    ]
+    return model, class_sets[0], members
+
+
 def ship_ensemble(
     model_paths: Sequence[str | os.PathLike],
     data: str | os.PathLike,
@@ -66,24 +88,10 @@ def ship_ensemble(
     """Combine `model_paths` (weighted by `weights`, equal by default) into one model at `target` (.keras), with its
     TFLite exports and card, measured on `data`'s validation split."""
     target, notes = checked_target(target), checked_notes(notes)
-    paths = [Path(path).expanduser() for path in model_paths]
-    scaled = ensemble_weights(weights, len(paths))
-    resolved = [path.resolve() for path in paths]
-    if len(set(resolved)) != len(paths):
-        raise FerError(f"Expected different models to combine; received {[str(path) for path in model_paths]}")
-    if target.expanduser().resolve() in resolved:  # shipping over a member would replace its files and its card
+    if target.expanduser().resolve() in {Path(path).expanduser().resolve() for path in model_paths}:
+        # shipping over a member would replace its files and its card
         raise FerError(f"Expected an output path other than the models combined; received {str(target)!r}")
-    loaded = [load_model(path) for path in paths]
-    class_sets = [class_set_of(card, path) for path, (_, card) in zip(paths, loaded, strict=True)]
-    if any(classes != class_sets[0] for classes in class_sets):
-        pairs = zip(paths, class_sets, strict=True)
-        described = "; ".join(f"{path.name} over {classes.describe()}" for path, classes in pairs)
-        raise FerError(f"Expected models over the same classes, in the same order; received {described}")
-    classes = class_sets[0]
-    model = build_ensemble([network for network, _ in loaded], scaled)
-    members = [
-        member_summary(path, card, weight) for path, (_, card), weight in zip(paths, loaded, scaled, strict=True)
-    ]
+    model, classes, members = combined_model(model_paths, weights)
     config = ensemble_config(classes, members)
     dataset = load_dataset(data)
     images, labels = dataset.subset("validation")

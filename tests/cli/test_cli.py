@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,25 @@ def test_evaluate_last_line_and_json(training_data, tiny_model_path, tmp_path):
     assert re.fullmatch(r"accuracy=0\.\d{4} macro_f1=0\.\d{4} n=56", result.stdout.strip().splitlines()[-1])
     metrics = json.loads(output.read_text())
     assert metrics["tta"] == "flip" and metrics["n"] == 56 and len(metrics["confusion_matrix"]) == 7
+
+
+def test_evaluate_scores_the_average_of_several_models_without_writing_one(training_data, tiny_model_path, tmp_path):
+    other = tmp_path / "other.keras"
+    shutil.copy(tiny_model_path, other)
+    shutil.copy(tiny_model_path.with_suffix(".json"), other.with_suffix(".json"))
+    output = tmp_path / "metrics.json"
+    models = ["--model", tiny_model_path, "--model", other, "--weights", "3,1"]
+    result = run_cli("evaluate", "--data", training_data, *models, "--json", output)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"accuracy=0\.\d{4} macro_f1=0\.\d{4} n=56", result.stdout.strip().splitlines()[-1])
+    expected = f"{tiny_model_path.parent.name}/best.keras (0.750) + other.keras (0.250)"
+    assert json.loads(output.read_text())["model"] == expected
+    written = sorted(path.name for path in tmp_path.iterdir() if path.name != "cache")  # the dataset cache aside
+    assert written == ["metrics.json", "other.json", "other.keras"]
+    alone = run_cli("evaluate", "--data", training_data, "--model", other, "--weights", "1")
+    assert alone.returncode == 2 and alone.stderr.strip().splitlines()[-1] == (
+        "error: Expected --weights only with several --model; received it with 1 model(s)"
+    )
 
 
 def test_train_prints_the_run_folder(training_data, tmp_path):
