@@ -10,35 +10,22 @@ import os
 from pathlib import Path
 
 from ferlib.errors import FerError
-from ferlib.jobs import runs
-from ferlib.jobs.folder import (
-    CONFIG_FILE,
-    clear_stop_request,
-    create_job,
-    default_runs_dir,
-    ensure_no_active_job,
-    existing_dataset,
-    launch,
-    launch_lock,
-    new_job_id,
-    read_status,
-    write_status,
-)
+from ferlib.jobs import folder, runs
 from ferlib.nets.modelio import check_initial_model, check_teacher
 from ferlib.training.config import TrainConfig
 
 
 def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None, run_id: str | None = None) -> Path:
     """Make a new run folder holding the config and a 'created' status."""
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    return create_job(root, run_id or new_job_id(config.architecture), config.to_dict())
+    root = Path(runs_dir) if runs_dir is not None else folder.default_runs_dir()
+    return folder.create_job(root, run_id or folder.new_job_id(config.architecture), config.to_dict())
 
 
 def load_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The run's TrainConfig, validated; refused for a folder that is not a run."""
-    path = Path(run_dir) / CONFIG_FILE
+    path = Path(run_dir) / folder.CONFIG_FILE
     if not path.exists():
-        raise FerError(f"Expected a run folder containing {CONFIG_FILE}; received {str(run_dir)!r}")
+        raise FerError(f"Expected a run folder containing {folder.CONFIG_FILE}; received {str(run_dir)!r}")
     return TrainConfig.from_file(path)
 
 
@@ -49,15 +36,15 @@ def create_checked_run(config: TrainConfig, runs_dir: str | os.PathLike | None =
     Nothing is written when a check fails. The new folder reads as 'created' by this process, so it blocks
     other launches until this process (or the training process it hands over to) trains or ends.
     """
-    root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).expanduser().resolve()
-    existing_dataset(config.data)
+    root = (Path(runs_dir) if runs_dir is not None else folder.default_runs_dir()).expanduser().resolve()
+    folder.existing_dataset(config.data)
     if config.initial_model:
         initial = check_initial_model(config.initial_model, config.architecture, config.hyperparameters)
         config = config.updated(initial_model=str(initial))
     if config.teachers:
         config = config.updated(teachers=[str(check_teacher(path, config.class_set)) for path in config.teachers])
-    with launch_lock(root):
-        ensure_no_active_job(root)
+    with folder.launch_lock(root):
+        folder.ensure_no_active_job(root)
         return create_run(config, root)
 
 
@@ -69,7 +56,7 @@ def start_run(
 ) -> Path:
     """Create a run folder for `config` and train it in a detached process; refused while another job is active."""
     run_dir = create_checked_run(config, runs_dir)
-    launch(run_dir, runs.train_arguments(run_dir, config.data, resume=False), resume=False, extra_env=extra_env)
+    folder.launch(run_dir, runs.train_arguments(run_dir, config.data, resume=False), resume=False, extra_env=extra_env)
     return run_dir
 
 
@@ -80,16 +67,16 @@ def resume_run(run_dir: str | os.PathLike, *, extra_env: dict[str, str] | None =
     second click cannot launch it twice.
     """
     path = Path(run_dir).expanduser().resolve()
-    data = existing_dataset(load_config(path).data)  # an unreadable config is refused before anything changes
-    with launch_lock(path.parent):
-        state = read_status(path).get("state")
+    data = folder.existing_dataset(load_config(path).data)  # an unreadable config is refused before anything changes
+    with folder.launch_lock(path.parent):
+        state = folder.read_status(path).get("state")
         if not runs.may_resume(path, state):
             raise FerError(
                 f"Expected a stopped or interrupted run, or a failed one with a checkpoint, to resume; "
                 f"received {path.name}, which is {state}"
             )
-        ensure_no_active_job(path.parent)
-        clear_stop_request(path)
-        write_status(path, "created", resumed=True)
-        launch(path, runs.train_arguments(path, data, resume=True), resume=True, extra_env=extra_env)
+        folder.ensure_no_active_job(path.parent)
+        folder.clear_stop_request(path)
+        folder.write_status(path, "created", resumed=True)
+        folder.launch(path, runs.train_arguments(path, data, resume=True), resume=True, extra_env=extra_env)
     return path
