@@ -14,18 +14,17 @@ from typing import Any
 
 from ferlib.classes import ClassSet
 from ferlib.data.datasets import load_dataset
-from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
 from ferlib.evaluation.lineage import model_file_name
 from ferlib.evaluation.metrics import evaluate_modes, summary_metrics, ten_view_mode
 from ferlib.nets.ensemble import ENSEMBLE_ARCHITECTURE, build_ensemble, ensemble_weights
-from ferlib.nets.export import count_flops
 from ferlib.nets.modelio import class_set_of, load_model, model_metadata
 from ferlib.training.ship import (
     checked_notes,
     checked_target,
     describe_validation_split,
     exports,
+    measured_fields,
     save_shipped,
     staged_shipping,
 )
@@ -110,13 +109,7 @@ def ship_ensemble(
             config,
             metrics,
             architecture=ENSEMBLE_ARCHITECTURE,
-            parameters=int(model.count_params()),
-            flops_per_face=count_flops(model),
-            input_shape=[IMAGE_SIZE, IMAGE_SIZE, 1],
-            per_class=dict(plain["per_class"]),
-            per_class_tta=dict(tta["per_class"]),
-            confusion_matrix=plain["confusion_matrix"],
-            confusion_matrix_tta=tta["confusion_matrix"],
+            **measured_fields(model, plain, tta),
             **exports(model, staged, images, labels, calibration, classes.names),
             members=members,
             notes=notes,

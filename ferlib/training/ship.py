@@ -143,6 +143,19 @@ def exports(
     }
 
 
+def measured_fields(model: Any, plain: dict[str, Any], tta: dict[str, Any]) -> dict[str, Any]:
+    """The card's fields that describe the network and its validation scores, plain and with flip TTA."""
+    return {
+        "parameters": int(model.count_params()),
+        "flops_per_face": count_flops(model),
+        "input_shape": [IMAGE_SIZE, IMAGE_SIZE, 1],
+        "per_class": dict(plain["per_class"]),
+        "per_class_tta": dict(tta["per_class"]),
+        "confusion_matrix": plain["confusion_matrix"],
+        "confusion_matrix_tta": tta["confusion_matrix"],
+    }
+
+
 def save_shipped(model: Any, target: Path, card: dict[str, Any]) -> dict[str, Any]:
     """Save the .keras model with its card (file sizes included) and the Markdown card; the card."""
     save_model(model, target, card)
@@ -177,13 +190,7 @@ def _write_shipped_files(
         config,
         metrics,
         architecture=config.get("architecture", model.name),
-        parameters=int(model.count_params()),
-        flops_per_face=count_flops(model),
-        input_shape=[IMAGE_SIZE, IMAGE_SIZE, 1],
-        per_class={name: values for name, values in plain["per_class"].items()},
-        per_class_tta={name: values for name, values in tta["per_class"].items()},
-        confusion_matrix=plain["confusion_matrix"],
-        confusion_matrix_tta=tta["confusion_matrix"],
+        **measured_fields(model, plain, tta),
         **exported,
         source_run=run_dir.name,
         notes=[note for stage in lineage["stages"] for note in stage.get("notes") or []],  # every stage's, in order
