@@ -99,13 +99,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ensemble = commands.add_parser(
         "ensemble", help="combine models over the same classes into one model that averages them, shipped with a card"
     )
-    ensemble.add_argument("models", nargs="+", metavar="MODEL", help="two or more .keras models over the same classes")
-    ensemble.add_argument("--data", required=True, help="the dataset whose validation split the card reports")
-    ensemble.add_argument("--output", required=True, help="target .keras path, e.g. models/fer_vgg_ensemble.keras")
+    ensemble.add_argument("models", nargs="*", metavar="MODEL", help="two or more .keras models over the same classes")
+    ensemble.add_argument("--data", help="the dataset whose validation split the card reports")
+    ensemble.add_argument("--output", help="target .keras path, e.g. models/fer_vgg_ensemble.keras")
     ensemble.add_argument(
         "--weights", type=weight_list, help="one weight per model, e.g. 0.6,0.4 (scaled to sum to 1; default: equal)"
     )
     ensemble.add_argument("--note", action="append", default=[], help="a sentence for the card (repeatable)")
+    ensemble.add_argument(
+        "--job-dir",
+        help="instead of the above: run the ensemble job this folder describes (as the dashboard starts it)",
+    )
     ensemble.set_defaults(handler=_ensemble)
 
     average = commands.add_parser(
@@ -346,8 +350,19 @@ def _ship(arguments: argparse.Namespace) -> int:
 
 def _ensemble(arguments: argparse.Namespace) -> int:
     from ferlib.evaluation.metrics import metric_key, ten_view_mode
-    from ferlib.training.combine import ship_ensemble
+    from ferlib.training.combine import ship_ensemble, ship_ensemble_job
 
+    if arguments.job_dir:
+        if arguments.models or arguments.data or arguments.output or arguments.weights or arguments.note:
+            raise FerError("Expected --job-dir alone, since the job's folder names the models; received both")
+        status = ship_ensemble_job(arguments.job_dir)
+        print(f"ensemble job {Path(arguments.job_dir).name}: {status.get('state')}")
+        return 0
+    if not (arguments.data and arguments.output):
+        raise FerError(
+            "Expected --data and --output (or --job-dir); received "
+            + ("--data" if arguments.data else "--output" if arguments.output else "neither")
+        )
     target = Path(arguments.output)
     card = ship_ensemble(arguments.models, arguments.data, target, arguments.weights, arguments.note)
     metrics, ten = card["metrics"], ten_view_mode(card["config"])

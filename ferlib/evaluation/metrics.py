@@ -10,6 +10,7 @@ import numpy as np
 from ferlib.classes import EMOTIONS, NUM_CLASSES
 from ferlib.data.preprocess import to_model_batch
 from ferlib.errors import FerError
+from ferlib.nets.ensemble import ensemble_weights
 
 # Test-time augmentation modes: the views of each face whose probabilities are averaged.
 # "flip": the face and its mirror image (2 views). "shifts": those two, each also moved 2 pixels up, down, left
@@ -145,6 +146,17 @@ def project_probabilities(probabilities: np.ndarray, columns: list[list[int]]) -
     each row is renormalised, so a seven-class model answers a two-class question as if it had been asked it."""
     summed = np.stack([np.asarray(probabilities)[:, picked].sum(axis=1) for picked in columns], axis=1)
     return summed / np.maximum(summed.sum(axis=1, keepdims=True), 1e-12)
+
+
+def average_probabilities(probabilities: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """Several models' probabilities for the same faces averaged with `weights` (scaled to sum to 1, equal by
+    default): what an ensemble of the models (ferlib.nets.ensemble) answers, without building it."""
+    scaled = ensemble_weights(weights, len(probabilities))
+    arrays = [np.asarray(chosen, dtype=np.float64) for chosen in probabilities]
+    if len({array.shape for array in arrays}) != 1:
+        shapes = [array.shape for array in arrays]
+        raise FerError(f"Expected probabilities for the same faces and classes; received shapes {shapes}")
+    return sum(weight * array for weight, array in zip(scaled, arrays, strict=True)).astype(np.float32)
 
 
 def predict_probabilities(

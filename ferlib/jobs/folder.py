@@ -1,4 +1,4 @@
-"""The job-folder contract shared by training runs and hyperparameter searches.
+"""The job-folder contract shared by training runs, hyperparameter searches and ensemble jobs.
 
 A job folder holds config.json, status.json (the state, with the pid and identity of the process that wrote it),
 progress.jsonl, log.txt and, while someone asks the job to stop, stop.request. The job runs in its own detached
@@ -55,6 +55,11 @@ def default_runs_dir() -> Path:
 def default_searches_dir() -> Path:
     """$FERLIB_SEARCHES_DIR, else searches/ in the current directory."""
     return Path(os.environ.get("FERLIB_SEARCHES_DIR", "searches")).expanduser()
+
+
+def default_ensembles_dir() -> Path:
+    """$FERLIB_ENSEMBLES_DIR, else ensembles/ in the current directory: the jobs that combine models."""
+    return Path(os.environ.get("FERLIB_ENSEMBLES_DIR", "ensembles")).expanduser()
 
 
 def new_job_id(kind: str) -> str:

@@ -8,15 +8,20 @@ validation split with every TTA mode, and its card lists each member with its we
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ferlib.atomic import read_json_object
 from ferlib.classes import ClassSet
 from ferlib.data.datasets import load_dataset
 from ferlib.errors import FerError
 from ferlib.evaluation.lineage import model_file_name
-from ferlib.evaluation.metrics import evaluate_modes, summary_metrics, ten_view_mode
+from ferlib.evaluation.metrics import evaluate_modes, metric_key, summary_metrics, ten_view_mode
+from ferlib.jobs import folder
+from ferlib.jobs.ensembles import KIND
 from ferlib.nets.ensemble import ENSEMBLE_ARCHITECTURE, build_ensemble, ensemble_weights
 from ferlib.nets.modelio import class_set_of, load_model, model_metadata
 from ferlib.training.ship import (
@@ -28,6 +33,7 @@ from ferlib.training.ship import (
     save_shipped,
     staged_shipping,
 )
+from ferlib.training.trainer import describe_failure
 
 
 def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str, Any]:
@@ -117,3 +123,40 @@ def ship_ensemble(
         return save_shipped(model, staged, card)
 
     return staged_shipping(target, write)
+
+
+class _Stopped(BaseException):
+    """SIGTERM reached an ensemble job: unwinds it (staged files removed) without counting as a failure."""
+
+
+def ship_ensemble_job(job_dir: str | os.PathLike) -> dict[str, Any]:
+    """Be the process of the ensemble job in `job_dir` (ferlib.training.combine_launch): combine, measure and ship
+    as its config says, with its outcome in status.json; SIGTERM stops it with nothing written. Returns the status."""
+    job_dir = Path(job_dir)
+    config, status = read_json_object(job_dir / folder.CONFIG_FILE), folder.read_status(job_dir)
+    if config.get("kind") != KIND:
+        raise FerError(f"Expected an ensemble job folder; received {str(job_dir)!r}")
+    if status.get("state") != "created":
+        raise FerError(f"Expected an ensemble job that has not run; received {job_dir.name}, {status.get('state')}")
+    folder.ensure_handed_over(job_dir, status)
+
+    def stop(signum, frame):
+        raise _Stopped
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+    folder.write_status(job_dir, "running", phase="evaluating")
+    try:
+        request = [config.get(key) for key in ("models", "data", "output", "weights")]
+        card = ship_ensemble(*request, notes=config.get("notes") or ())
+    except _Stopped:
+        folder.write_status(job_dir, "stopped", reason="stopped before the ensemble was saved")
+        return folder.read_status(job_dir)
+    except Exception as error:
+        folder.write_status(job_dir, "failed", error=describe_failure(error))
+        raise
+    metrics, ten = card["metrics"], ten_view_mode(card["config"])
+    figures = {mode: metrics.get(metric_key("accuracy", mode)) for mode in dict.fromkeys(("none", "flip", ten))}
+    result = {"output": request[2], "accuracy": figures, "int8_accuracy": card.get("int8_validation_accuracy")}
+    folder.write_status(job_dir, "finished", result=result)
+    return folder.read_status(job_dir)

@@ -11,7 +11,9 @@ import streamlit as st
 from ferlib.classes import ClassSet
 from ferlib.data.sources import dataset_sources
 from ferlib.evaluation import catalog, reports
+from ferlib.evaluation.metrics import average_probabilities, score
 from pages.components import charts, common
+from pages.components.combine import save_section
 from pages.components.common import attempt
 from pages.components.evaluation import classes_of, evaluate, report_for
 
@@ -19,6 +21,9 @@ COMPARISON = {"top2_accuracy": "Top-2 accuracy", "accuracy_tta": "Accuracy (flip
 COMPARISON |= {"macro_f1_tta": "Macro-F1 (flip TTA)", "final_train_accuracy": "Last train accuracy", "n": "Faces"}
 DATASET_HELP = "Each model predicts the dataset's validation faces of the classes they all know; a model of more "
 DATASET_HELP += "classes answers with the likelier of those. Compare a model before and after a fine-tune this way."
+ENSEMBLE_HELP = "An ensemble averages its models' probabilities, each scaled by its weight: its row below is what "
+ENSEMBLE_HELP += "one model combining them would score on these faces. Models that err differently gain the most."
+WEIGHT_RANGE = dict(min_value=0.1, max_value=10.0, value=1.0, step=0.1, help="Relative: 2 counts twice as much as 1.")
 
 
 def compare_section(entries: list[catalog.CatalogEntry]) -> None:
@@ -84,7 +89,8 @@ def f1_bars(chosen: list[reports.ModelReport], classes: list[str], title: str) -
 
 
 def compare_on_dataset(chosen: list[reports.ModelReport]) -> None:
-    """Every chosen model scored on the same faces: the validation faces of the classes they all tell apart."""
+    """Every chosen model scored on the same faces: the validation faces of the classes they all tell apart; and,
+    for models over the same classes, their weighted average as one ensemble would score it."""
     sources = dataset_sources()
     shown = lambda path: "(their recorded scores above)" if path is None else common.dataset_label(path)  # noqa: E731
     options = dict(format_func=shown, key="metrics_compare_dataset", help=DATASET_HELP)
@@ -95,16 +101,46 @@ def compare_on_dataset(chosen: list[reports.ModelReport]) -> None:
     if not sets:
         return
     target = min(sets, key=lambda classes: len(classes.names))  # the fewest classes: every model can answer them
-    rows = []
+    evaluations = []
     for report in chosen:
-        scored = attempt(f"{report.name} cannot be scored on these faces.", partial(score_row, report, data, target))
-        if not scored:
+        failure = f"{report.name} cannot be scored on these faces."
+        if not (evaluation := attempt(failure, partial(evaluate, report, str(data), "validation", "none", target))):
             return
-        rows.append(scored)
-    st.dataframe(common.readable_table(rows, {"n": "Faces"}), hide_index=True, width="stretch")
+        evaluations.append(evaluation)
+    table = st.empty()  # filled once the ensemble's weights below are read, with its row
     st.caption(f"On the validation faces of {target.describe()} in {data.name}.")
+    rows = [score_row(report.name, evaluation.metrics) for report, evaluation in zip(chosen, evaluations, strict=True)]
+    if all(classes == target for classes in sets):
+        rows += ensemble_rows(chosen, evaluations, target, data)
+    else:
+        st.caption("Only models over the same classes combine into an ensemble.")
+    table.dataframe(common.readable_table(rows, {"n": "Faces"}), hide_index=True, width="stretch")
 
 
-def score_row(report: reports.ModelReport, data: Path, classes: ClassSet) -> dict:
-    metrics = evaluate(report, str(data), "validation", "none", classes).metrics
-    return {"model": report.name, "n": metrics["n"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+def score_row(name: str, metrics: dict) -> dict:
+    return {"model": name, "n": metrics["n"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
+def ensemble_rows(chosen: list[reports.ModelReport], evaluations: list, classes: ClassSet, data: Path) -> list[dict]:
+    """The weights of the models' average (one each), its score as a table row (none for bad weights), and saving
+    it as one model."""
+    st.markdown("**Combined into one ensemble model**")
+    st.caption(ENSEMBLE_HELP)
+    columns = st.columns(min(len(chosen), 4))
+    weights = [
+        columns[index % len(columns)].number_input(
+            f"Weight of {report.name}", **WEIGHT_RANGE, key=f"metrics_weight_{report.model_path}"
+        )
+        for index, report in enumerate(chosen)
+    ]
+    labels = evaluations[0].labels
+    averaged = attempt(
+        "These weights cannot combine the models.",
+        lambda: average_probabilities([evaluation.probabilities for evaluation in evaluations], weights),
+    )
+    if averaged is None:
+        return []
+    shares = ":".join(f"{weight:g}" for weight in weights)
+    row = score_row(f"ensemble ({shares})", score(labels, averaged, "none", classes.names))
+    save_section([report.model_path for report in chosen], [report.name for report in chosen], weights, data)
+    return [row]

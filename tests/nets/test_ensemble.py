@@ -38,6 +38,18 @@ def test_an_ensemble_averages_its_members_with_their_weights_and_survives_saving
     assert ensemble_members(first) == []  # a single network is no ensemble
 
 
+def test_averaging_predictions_answers_as_the_ensemble_model_does():
+    from ferlib.evaluation.metrics import average_probabilities
+
+    first, second, batch = small_network(3), small_network(4), faces(6)
+    predictions = [first.predict(batch, verbose=0), second.predict(batch, verbose=0)]
+    ensemble = build_ensemble([first, second], [1, 2]).predict(batch, verbose=0)
+    np.testing.assert_allclose(average_probabilities(predictions, [1, 2]), ensemble, atol=1e-6)
+    np.testing.assert_allclose(average_probabilities(predictions), (predictions[0] + predictions[1]) / 2, atol=1e-6)
+    with pytest.raises(FerError, match=r"^Expected probabilities for the same faces and classes; received shapes"):
+        average_probabilities([predictions[0], predictions[1][:3]])
+
+
 def test_weights_are_scaled_and_checked():
     assert ensemble_weights(None, 4) == [0.25] * 4
     assert ensemble_weights([2, 6], 2) == [0.25, 0.75]

@@ -2,8 +2,10 @@
 card, the mistakes gallery with Grad-CAM on a dataset, an uploaded photo, and unreadable metrics."""
 
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -190,6 +192,77 @@ def test_two_finished_runs_are_compared_side_by_side(environment, first_run, sec
 
     app.toggle(key="metrics_compare_train").set_value(True).run()
     assert not app.exception
+
+
+def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
+    environment, first_run, second_run, training_data, monkeypatch
+):
+    """The compare tab scores the models' weighted average on a dataset's faces, then saves it as a model: its job
+    (run in this process here; tests/training/test_combine_job.py runs the real one) ships it beside the shipped
+    models, and it joins the model menu."""
+    import numpy as np
+
+    from ferlib.evaluation.metrics import score
+    from ferlib.training import combine_launch
+    from ferlib.training.combine import ship_ensemble_job
+
+    def launch_here(job_dir, arguments, *, resume, extra_env=None):
+        folder.write_status(job_dir, "created", pid=os.getpid(), launched=time.time(), resumed=resume)
+        ship_ensemble_job(job_dir)
+
+    monkeypatch.setattr(combine_launch, "launch", launch_here)
+    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
+    shutil.copy(training_data, environment["data"] / "faces.zip")
+    install_run(first_run, environment)
+    install_run(second_run, environment)
+    app = open_metrics_page()
+    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
+    app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+    assert not app.exception and not app.error, texts(app.error)
+    table = app.dataframe[-1].value  # below the recorded scores: the scores on the chosen faces
+    assert list(table["Model"]) == [first_run.name, second_run.name, "ensemble (1:1)"]
+
+    weight = app.number_input(key=f"metrics_weight_{environment['runs'] / first_run.name / runs.BEST_MODEL}")
+    weight.set_value(3.0).run()
+    table = app.dataframe[-1].value  # below the recorded scores: the scores on the chosen faces
+    assert table["Model"].iloc[-1] == "ensemble (3:1)"
+    faces = load_dataset(training_data)
+    images, labels = faces.subset("validation")
+    members = [keras.saving.load_model(run / runs.BEST_MODEL) for run in (first_run, second_run)]
+    predictions = [member.predict(images[..., None].astype(np.float32), verbose=0) for member in members]
+    expected = score(labels, 0.75 * predictions[0] + 0.25 * predictions[1], "none")["accuracy"]
+    assert table["Accuracy"].iloc[-1] == f"{expected:.1%}"  # what the two models answer together
+
+    app.text_input(key="metrics_ensemble_name").set_value("our pair").run()
+    app.button(key="metrics_ensemble_save").click().run()
+    assert "Expected a model name of letters, digits" in texts(app.error)
+    app.text_input(key="metrics_ensemble_name").set_value("our_pair").run()
+    app.button(key="metrics_ensemble_save").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    assert "Saved **our_pair** (validation accuracy: plain " in texts(app.success)
+    saved = environment["model"].parent / "our_pair.keras"
+    assert saved.exists() and saved.with_suffix(".int8.tflite").exists()
+    assert any(option.startswith("our_pair · ") for option in app.selectbox(key="metrics_model").options)
+    app.text_input(key="metrics_ensemble_name").set_value("our_pair").run()
+    app.button(key="metrics_ensemble_save").click().run()
+    assert "Expected a new model name; received 'our_pair'" in texts(app.error)  # a saved model is never replaced
+
+
+def test_a_public_demo_scores_an_ensemble_but_does_not_save_one(
+    environment, first_run, second_run, training_data, monkeypatch
+):
+    from pages.components.access import LOCKED
+
+    monkeypatch.setenv("FERLIB_PUBLIC", "1")
+    shutil.copy(training_data, environment["data"] / "faces.zip")
+    install_run(first_run, environment)
+    install_run(second_run, environment)
+    app = open_metrics_page()
+    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
+    app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+    assert not app.exception and app.dataframe[-1].value["Model"].iloc[-1] == "ensemble (1:1)"
+    save = app.button(key="metrics_ensemble_save")
+    assert save.disabled and save.help == LOCKED
 
 
 def test_unreadable_metrics_are_an_explained_error(environment, first_run):
