@@ -21,8 +21,9 @@ COMPARISON = {"top2_accuracy": "Top-2 accuracy", "accuracy_tta": "Accuracy (flip
 COMPARISON |= {"macro_f1_tta": "Macro-F1 (flip TTA)", "final_train_accuracy": "Last train accuracy", "n": "Faces"}
 DATASET_HELP = "Each model predicts the dataset's validation faces of the classes they all know; a model of more "
 DATASET_HELP += "classes answers with the likelier of those. Compare a model before and after a fine-tune this way."
-ENSEMBLE_HELP = "An ensemble averages its models' probabilities, each scaled by its weight: its row below is what "
-ENSEMBLE_HELP += "one model combining them would score on these faces. Models that err differently gain the most."
+ENSEMBLE_HELP = "An ensemble averages its models' probabilities, each scaled by its weight: its row in the table "
+ENSEMBLE_HELP += "above is what one model combining them scores on these faces. Models that err differently gain most."
+SCORES = {"n": "Faces", "macro_f1": "Macro-F1"}
 WEIGHT_RANGE = dict(min_value=0.1, max_value=10.0, value=1.0, step=0.1, help="Relative: 2 counts twice as much as 1.")
 
 
@@ -114,7 +115,7 @@ def compare_on_dataset(chosen: list[reports.ModelReport]) -> None:
         rows += ensemble_rows(chosen, evaluations, target, data)
     else:
         st.caption("Only models over the same classes combine into an ensemble.")
-    table.dataframe(common.readable_table(rows, {"n": "Faces"}), hide_index=True, width="stretch")
+    table.dataframe(common.readable_table(rows, SCORES), hide_index=True, width="stretch")
 
 
 def score_row(name: str, metrics: dict) -> dict:

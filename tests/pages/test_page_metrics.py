@@ -248,6 +248,35 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     assert "Expected a new model name; received 'our_pair'" in texts(app.error)  # a saved model is never replaced
 
 
+def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
+    environment, first_run, second_run, training_data, monkeypatch
+):
+    from ferlib.training import combine_launch
+
+    launched = []
+    monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
+    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
+    shutil.copy(training_data, environment["data"] / "faces.zip")
+    install_run(first_run, environment)
+    install_run(second_run, environment)
+    app = open_metrics_page()
+    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
+    app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+    app.button(key="metrics_ensemble_save").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    (job_dir,) = launched  # 'created' by this process, as a launcher leaves it: active until its process ends
+    name = app.text_input(key="metrics_ensemble_name").value
+    assert f"Combining **{name}**: measuring it on every validation face" in texts(app.info)
+    save = app.button(key="metrics_ensemble_save")
+    assert save.disabled and save.help == f"{name} is being combined: wait for it."
+    stop = app.button(key=f"metrics-ensemble-stop-{job_dir.name}")
+    assert stop.label == "Stop" and not stop.disabled
+    folder.write_status(job_dir, "stopped", reason="stopped before the ensemble was saved")
+    app.run()
+    assert f"Combining {name} was stopped: nothing was saved." in texts(app.warning)
+    assert not app.button(key="metrics_ensemble_save").disabled
+
+
 def test_a_public_demo_scores_an_ensemble_but_does_not_save_one(
     environment, first_run, second_run, training_data, monkeypatch
 ):
