@@ -194,6 +194,16 @@ def test_two_finished_runs_are_compared_side_by_side(environment, first_run, sec
     assert not app.exception
 
 
+def compared_on_faces(environment, first_run, second_run, training_data) -> AppTest:
+    """The Metrics page comparing two runs' models on a dataset's validation faces."""
+    shutil.copy(training_data, environment["data"] / "faces.zip")
+    install_run(first_run, environment)
+    install_run(second_run, environment)
+    app = open_metrics_page()
+    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
+    return app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+
+
 def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     environment, first_run, second_run, training_data, monkeypatch
 ):
@@ -212,12 +222,7 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
 
     monkeypatch.setattr(combine_launch, "launch", launch_here)
     monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
-    shutil.copy(training_data, environment["data"] / "faces.zip")
-    install_run(first_run, environment)
-    install_run(second_run, environment)
-    app = open_metrics_page()
-    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
-    app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+    app = compared_on_faces(environment, first_run, second_run, training_data)
     assert not app.exception and not app.error, texts(app.error)
     table = app.dataframe[-1].value  # below the recorded scores: the scores on the chosen faces
     assert list(table["Model"]) == [first_run.name, second_run.name, "ensemble (1:1)"]
@@ -256,12 +261,7 @@ def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
     launched = []
     monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
     monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
-    shutil.copy(training_data, environment["data"] / "faces.zip")
-    install_run(first_run, environment)
-    install_run(second_run, environment)
-    app = open_metrics_page()
-    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
-    app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+    app = compared_on_faces(environment, first_run, second_run, training_data)
     app.button(key="metrics_ensemble_save").click().run()
     assert not app.exception and not app.error, texts(app.error)
     (job_dir,) = launched  # 'created' by this process, as a launcher leaves it: active until its process ends
@@ -283,12 +283,7 @@ def test_a_public_demo_scores_an_ensemble_but_does_not_save_one(
     from pages.components.access import LOCKED
 
     monkeypatch.setenv("FERLIB_PUBLIC", "1")
-    shutil.copy(training_data, environment["data"] / "faces.zip")
-    install_run(first_run, environment)
-    install_run(second_run, environment)
-    app = open_metrics_page()
-    app.multiselect(key="metrics_compare").set_value([f"run:{first_run.name}", f"run:{second_run.name}"]).run()
-    app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
+    app = compared_on_faces(environment, first_run, second_run, training_data)
     assert not app.exception and app.dataframe[-1].value["Model"].iloc[-1] == "ensemble (1:1)"
     save = app.button(key="metrics_ensemble_save")
     assert save.disabled and save.help == LOCKED
