@@ -359,10 +359,8 @@ def _ensemble(arguments: argparse.Namespace) -> int:
         print(f"ensemble job {Path(arguments.job_dir).name}: {status.get('state')}")
         return 0
     if not (arguments.data and arguments.output):
-        raise FerError(
-            "Expected --data and --output (or --job-dir); received "
-            + ("--data" if arguments.data else "--output" if arguments.output else "neither")
-        )
+        given = "only --data" if arguments.data else "only --output" if arguments.output else "neither"
+        raise FerError(f"Expected --data and --output (or --job-dir); received {given}")
     target = Path(arguments.output)
     card = ship_ensemble(arguments.models, arguments.data, target, arguments.weights, arguments.note)
     metrics, ten = card["metrics"], ten_view_mode(card["config"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ferlib.atomic import read_json_object
-from ferlib.jobs.folder import ACTIVE_STATES, CONFIG_FILE, default_ensembles_dir, read_status
+from ferlib.jobs.folder import ACTIVE_STATES, CONFIG_FILE, default_ensembles_dir, read_status, request_stop, terminate
 from ferlib.jsonutil import as_number
 
 KIND = "ensemble"
@@ -73,3 +73,9 @@ def list_ensemble_jobs(root: str | os.PathLike | None = None) -> list[EnsembleJo
         return []
     found = [child for child in folder.iterdir() if child.is_dir() and is_ensemble_job(child)]
     return [summarize_ensemble_job(child) for child in sorted(found, key=lambda child: child.name, reverse=True)]
+
+
+def stop_ensemble_job(job_dir: str | os.PathLike) -> None:
+    """Stop an ensemble job: a request its process reads when it begins, and SIGTERM once it runs."""
+    request_stop(job_dir)
+    terminate(job_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,10 @@ def ship_ensemble(
     target: str | os.PathLike,
     weights: Sequence[float] | None = None,
     notes: Sequence[str] = (),
+    before_moving: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Combine `model_paths` (weighted by `weights`, equal by default) into one model at `target` (.keras), with its
-    TFLite exports and card, measured on `data`'s validation split."""
+    TFLite exports and card, measured on `data`'s validation split (`before_moving`: see `staged_shipping`)."""
     target, notes = checked_target(target), checked_notes(notes)
     if target.expanduser().resolve() in {Path(path).expanduser().resolve() for path in model_paths}:
         # shipping over a member would replace its files and its card
@@ -122,16 +123,31 @@ def ship_ensemble(
         )
         return save_shipped(model, staged, card)
 
-    return staged_shipping(target, write)
+    return staged_shipping(target, write, before_moving)
 
 
 class _Stopped(BaseException):
-    """SIGTERM reached an ensemble job: unwinds it (staged files removed) without counting as a failure."""
+    """A stop reached an ensemble job before its files moved into place: unwinds it, staged files removed."""
+
+
+class _StopGuard:
+    """SIGTERM stops the job (raises _Stopped) until its files start moving into place; after that it finishes."""
+
+    def __init__(self) -> None:
+        self.interruptible = True
+
+    def __call__(self, signum, frame) -> None:
+        if self.interruptible:
+            raise _Stopped
+
+    def close(self) -> None:
+        self.interruptible = False
 
 
 def ship_ensemble_job(job_dir: str | os.PathLike) -> dict[str, Any]:
     """Be the process of the ensemble job in `job_dir` (ferlib.training.combine_launch): combine, measure and ship
-    as its config says, with its outcome in status.json; SIGTERM stops it with nothing written. Returns the status."""
+    as its config says, with its outcome in status.json. A stop (SIGTERM, or a stop request made before it began)
+    ends it with nothing written, unless its files were already moving into place. Returns the status."""
     job_dir = Path(job_dir)
     config, status = read_json_object(job_dir / folder.CONFIG_FILE), folder.read_status(job_dir)
     if config.get("kind") != KIND:
@@ -139,24 +155,26 @@ def ship_ensemble_job(job_dir: str | os.PathLike) -> dict[str, Any]:
     if status.get("state") != "created":
         raise FerError(f"Expected an ensemble job that has not run; received {job_dir.name}, {status.get('state')}")
     folder.ensure_handed_over(job_dir, status)
-
-    def stop(signum, frame):
-        raise _Stopped
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-    folder.write_status(job_dir, "running", phase="evaluating")
+    guard, main = _StopGuard(), threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, guard) if main else None
     try:
+        folder.write_status(job_dir, "running", phase="evaluating")
+        if folder.stop_requested(job_dir):  # asked while the process started (SIGTERM reaches running jobs only)
+            raise _Stopped
         request = [config.get(key) for key in ("models", "data", "output", "weights")]
-        card = ship_ensemble(*request, notes=config.get("notes") or ())
+        card = ship_ensemble(*request, notes=config.get("notes") or (), before_moving=guard.close)
+        guard.close()
+        metrics, ten = card["metrics"], ten_view_mode(card["config"])
+        figures = {mode: metrics.get(metric_key("accuracy", mode)) for mode in dict.fromkeys(("none", "flip", ten))}
+        result = {"output": request[2], "accuracy": figures, "int8_accuracy": card.get("int8_validation_accuracy")}
+        folder.write_status(job_dir, "finished", result=result)
     except _Stopped:
         folder.write_status(job_dir, "stopped", reason="stopped before the ensemble was saved")
-        return folder.read_status(job_dir)
     except Exception as error:
         folder.write_status(job_dir, "failed", error=describe_failure(error))
         raise
-    metrics, ten = card["metrics"], ten_view_mode(card["config"])
-    figures = {mode: metrics.get(metric_key("accuracy", mode)) for mode in dict.fromkeys(("none", "flip", ten))}
-    result = {"output": request[2], "accuracy": figures, "int8_accuracy": card.get("int8_validation_accuracy")}
-    folder.write_status(job_dir, "finished", result=result)
+    finally:
+        folder.clear_stop_request(job_dir)
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return folder.read_status(job_dir)

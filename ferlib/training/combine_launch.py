@@ -36,7 +36,9 @@ def ensemble_request(
     weights: Sequence[float] | None = None,
     notes: Sequence[str] = (),
 ) -> dict:
-    """The config of an ensemble job, refused (FerError) for anything its process would refuse minutes later."""
+    """The config of an ensemble job; refused (FerError) for what can be told without loading a model: fewer than
+    two models, missing or repeated files, wrong weights, a missing dataset, or an output that exists or is a member
+    (the job's process refuses models over different classes when it loads them)."""
     paths = [Path(model).expanduser().resolve() for model in models]
     ensemble_weights(weights, len(paths))  # two or more models, one positive weight each
     for path in paths:
@@ -47,6 +49,8 @@ def ensemble_request(
     target = checked_target(output).expanduser().resolve()
     if target in paths:
         raise FerError(f"Expected an output path other than the models combined; received {str(output)!r}")
+    if target.exists():  # a job saves a new model; `ferlib ensemble --output` may replace one on purpose
+        raise FerError(f"Expected a new output path; received {str(output)!r}, which exists")
     return {
         "kind": KIND,
         "models": [str(path) for path in paths],

@@ -108,16 +108,21 @@ def checked_notes(notes: Sequence[str] | str) -> list[str]:
     return [note.strip() for note in notes]
 
 
-def staged_shipping(target: Path, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+def staged_shipping(
+    target: Path, write: Callable[[Path], dict[str, Any]], before_moving: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """Run `write` on a staging path beside `target`, then move the model's five files into place; its card.
 
     Nothing moves unless all of it succeeded: a failed int8 conversion or a full disk must not leave a new .tflite
-    beside the old card.
+    beside the old card. `before_moving` is called once the files are written, before the first moves: a job that
+    can be stopped stops being stoppable there.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".ship-", dir=target.parent))
     try:
         card = write(staging / target.name)
+        if before_moving is not None:
+            before_moving()
         for suffix in (".int8.tflite", ".tflite", ".md", ".json", ".keras"):  # .keras last: readers key on it
             os.replace(staging / f"{target.stem}{suffix}", target.with_name(f"{target.stem}{suffix}"))
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from ferlib.jobs import folder
-from ferlib.jobs.ensembles import EnsembleJob, list_ensemble_jobs, summarize_ensemble_job
+from ferlib.jobs.ensembles import EnsembleJob, list_ensemble_jobs, stop_ensemble_job, summarize_ensemble_job
 from ferlib.training.combine_launch import new_model_path, start_ensemble
 from pages.components import access
 from pages.components.common import attempt, format_duration, internal_errors, percent
@@ -30,24 +30,25 @@ def suggested_name(names: Sequence[str]) -> str:
 
 
 def save_section(model_paths: Sequence[Path], names: Sequence[str], weights: Sequence[float], data: Path) -> None:
-    """Name the ensemble and start the job that saves it; then watch the job this session started (or one running)."""
+    """Name the ensemble and start the job that saves it; then watch the job running now (from any session), else
+    the one this session started for these models, weights and dataset."""
     root, locked = folder.default_ensembles_dir(), access.locked()
-    jobs = list_ensemble_jobs(root)
-    busy = next((job for job in jobs if job.active), None)
+    busy = next((job for job in list_ensemble_jobs(root) if job.active), None)
     name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
     name = name_column.text_input("Save it as a model named", suggested_name(names), 64, "metrics_ensemble_name")
     refusal = locked or (f"{busy.name} is being combined: wait for it." if busy else None)
     options = dict(icon=":material/merge:", disabled=bool(refusal), help=refusal or SAVE_HELP, width="stretch")
+    request = [str(path) for path in model_paths], list(weights), str(data)
     if button_column.button("Save the ensemble", key="metrics_ensemble_save", **options):
 
         def started() -> Path:
             return start_ensemble(list(model_paths), data, new_model_path(name.strip()), list(weights), root=root)
 
         if job_dir := attempt("The ensemble could not be started.", started):
-            st.session_state[JOB_KEY] = str(job_dir)
+            st.session_state[JOB_KEY] = (str(job_dir), request)
             st.rerun()  # the whole page again: its button greyed out while the job runs
-    watched = st.session_state.get(JOB_KEY)
-    job_dir = Path(watched) if watched and Path(watched).is_dir() else busy.path if busy else None
+    own, asked = st.session_state.get(JOB_KEY) or (None, None)
+    job_dir = busy.path if busy else Path(own) if own and asked == request and Path(own).is_dir() else None
     if job_dir is not None:
         state = summarize_ensemble_job(job_dir).state
         live = state in folder.ACTIVE_STATES
@@ -74,10 +75,10 @@ def describe(job: EnsembleJob, locked: bool) -> None:
             "Stop",
             key=f"metrics-ensemble-stop-{job.path.name}",
             icon=":material/stop:",
-            on_click=folder.terminate,
+            on_click=stop_ensemble_job,
             args=(job.path,),
             disabled=locked,
-            help="Stops it now; nothing is saved.",
+            help="Stops it now (or as soon as it has started); nothing is saved.",
         )
     elif job.state == "finished" and job.result:
         accuracy = job.result.get("accuracy") if isinstance(job.result.get("accuracy"), dict) else {}

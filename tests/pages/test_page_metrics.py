@@ -248,6 +248,8 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     saved = environment["model"].parent / "our_pair.keras"
     assert saved.exists() and saved.with_suffix(".int8.tflite").exists()
     assert any(option.startswith("our_pair · ") for option in app.selectbox(key="metrics_model").options)
+    weight.set_value(2.0).run()
+    assert "Saved **our_pair**" not in texts(app.success)  # about other weights than these
     app.text_input(key="metrics_ensemble_name").set_value("our_pair").run()
     app.button(key="metrics_ensemble_save").click().run()
     assert "Expected a new model name; received 'our_pair'" in texts(app.error)  # a saved model is never replaced
@@ -257,6 +259,7 @@ def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
     environment, first_run, second_run, training_data, monkeypatch
 ):
     from ferlib.training import combine_launch
+    from ferlib.training.combine import ship_ensemble_job
 
     launched = []
     monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
@@ -271,22 +274,31 @@ def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
     assert save.disabled and save.help == f"{name} is being combined: wait for it."
     stop = app.button(key=f"metrics-ensemble-stop-{job_dir.name}")
     assert stop.label == "Stop" and not stop.disabled
-    folder.write_status(job_dir, "stopped", reason="stopped before the ensemble was saved")
+    stop.click().run()
+    assert folder.stop_requested(job_dir)  # its process, still starting, reads it when it begins:
+    assert ship_ensemble_job(job_dir)["state"] == "stopped"
     app.run()
     assert f"Combining {name} was stopped: nothing was saved." in texts(app.warning)
     assert not app.button(key="metrics_ensemble_save").disabled
 
 
-def test_a_public_demo_scores_an_ensemble_but_does_not_save_one(
+def test_a_public_demo_scores_an_ensemble_but_does_not_save_or_stop_one(
     environment, first_run, second_run, training_data, monkeypatch
 ):
+    from ferlib.training import combine_launch
     from pages.components.access import LOCKED
 
+    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
     monkeypatch.setenv("FERLIB_PUBLIC", "1")
     app = compared_on_faces(environment, first_run, second_run, training_data)
     assert not app.exception and app.dataframe[-1].value["Model"].iloc[-1] == "ensemble (1:1)"
     save = app.button(key="metrics_ensemble_save")
     assert save.disabled and save.help == LOCKED
+    monkeypatch.setattr(combine_launch, "launch", lambda *args, **kwargs: None)  # an admin's job, still starting
+    members = [first_run / runs.BEST_MODEL, second_run / runs.BEST_MODEL]
+    job_dir = combine_launch.start_ensemble(members, training_data, environment["model"].parent / "x.keras")
+    app.run()
+    assert "Combining **x**" in texts(app.info) and app.button(key=f"metrics-ensemble-stop-{job_dir.name}").disabled
 
 
 def test_unreadable_metrics_are_an_explained_error(environment, first_run):

@@ -2,17 +2,20 @@
 outcome, one job at a time, a stop that saves nothing, and `python -m ferlib ensemble --job-dir`."""
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from ferlib.errors import FerError
 from ferlib.jobs import folder
-from ferlib.jobs.ensembles import list_ensemble_jobs, summarize_ensemble_job
+from ferlib.jobs.ensembles import list_ensemble_jobs, stop_ensemble_job, summarize_ensemble_job
 from ferlib.nets.modelio import read_metadata
-from ferlib.training import combine_launch
+from ferlib.training import combine, combine_launch
 from ferlib.training.combine import ship_ensemble_job
 from ferlib.training.combine_launch import ensemble_request, new_model_path, start_ensemble
 
@@ -110,6 +113,59 @@ def test_one_ensemble_job_at_a_time_and_not_another_kind_of_folder(tmp_path, pai
     run_like = folder.create_job(tmp_path / "runs", "20260101-000000-run", {"architecture": "compact_cnn"})
     with pytest.raises(FerError, match=r"^Expected an ensemble job folder"):
         ship_ensemble_job(run_like)
+
+
+def sigterm_to_self():
+    if threading.current_thread() is not threading.main_thread():
+        pytest.fail("the job's SIGTERM handler needs the main thread")  # else the signal would end the test process
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_stop_while_exporting_leaves_nothing_and_one_while_moving_lets_it_finish(
+    tmp_path, pair, training_data, monkeypatch
+):
+    monkeypatch.setattr(combine_launch, "launch", lambda *args, **kwargs: None)  # run by hand below
+    root, models, before = tmp_path / "ensembles", tmp_path / "models", signal.getsignal(signal.SIGTERM)
+    exporting = start_ensemble(pair, training_data, models / "stopped.keras", root=root)
+    real_exports = combine.exports
+
+    def stopped_while_exporting(*args, **kwargs):
+        sigterm_to_self()
+        return real_exports(*args, **kwargs)
+
+    monkeypatch.setattr(combine, "exports", stopped_while_exporting)
+    assert ship_ensemble_job(exporting)["state"] == "stopped"
+    assert list(models.iterdir()) == []  # the staging folder went too
+    assert signal.getsignal(signal.SIGTERM) == before  # the job's handler is gone with it
+
+    monkeypatch.setattr(combine, "exports", real_exports)
+    moving = start_ensemble(pair, training_data, models / "pair.keras", root=root)
+    real_replace, moved = os.replace, []
+
+    def stopped_while_moving(source, destination):
+        if Path(destination).parent == models:  # the model's files, not the job's status
+            if not moved:
+                sigterm_to_self()
+            moved.append(destination)
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", stopped_while_moving)
+    assert ship_ensemble_job(moving)["state"] == "finished"  # too late to stop: all five files are in place
+    names = ["pair.int8.tflite", "pair.json", "pair.keras", "pair.md", "pair.tflite"]
+    assert sorted(path.name for path in models.iterdir()) == names and len(moved) == 5
+
+
+def test_a_stop_asked_while_the_process_starts_is_kept(tmp_path, pair, training_data, monkeypatch):
+    monkeypatch.setattr(combine_launch, "launch", lambda *args, **kwargs: None)
+    job_dir = start_ensemble(pair, training_data, tmp_path / "pair.keras", root=tmp_path / "ensembles")
+    stop_ensemble_job(job_dir)  # 'created': no process to signal yet, so a request waits for it
+    assert folder.stop_requested(job_dir)
+    status = ship_ensemble_job(job_dir)
+    assert status["state"] == "stopped" and not folder.stop_requested(job_dir)
+    assert not (tmp_path / "pair.keras").exists()
+    (tmp_path / "taken.keras").write_bytes(b"a model")
+    with pytest.raises(FerError, match=r"^Expected a new output path; received .*taken\.keras', which exists"):
+        start_ensemble(pair, training_data, tmp_path / "taken.keras", root=tmp_path / "other")
 
 
 def test_the_command_runs_a_job_and_a_stop_saves_nothing(tmp_path, pair, training_data):
