@@ -11,7 +11,7 @@ import streamlit as st
 from ferlib.classes import ClassSet
 from ferlib.data.sources import dataset_sources
 from ferlib.evaluation import catalog, reports
-from ferlib.evaluation.metrics import average_probabilities, score
+from ferlib.evaluation.metrics import TTA_DESCRIPTIONS, TTA_MODES, average_probabilities, score
 from pages.components import charts, common
 from pages.components.combine import save_section
 from pages.components.common import attempt
@@ -23,6 +23,8 @@ DATASET_HELP = "Each model predicts the dataset's validation faces of the classe
 DATASET_HELP += "classes answers with the likelier of those. Compare a model before and after a fine-tune this way."
 ENSEMBLE_HELP = "An ensemble averages its models' probabilities, each scaled by its weight: its row in the table "
 ENSEMBLE_HELP += "above is what one model combining them scores on these faces. Models that err differently gain most."
+TTA_HELP = "Average each face's probabilities over views of it (the ensemble's too): its mirror image, shifted "
+TTA_HELP += "copies or ten crops."
 SCORES = {"n": "Faces", "macro_f1": "Macro-F1"}
 WEIGHT_RANGE = dict(min_value=0.1, max_value=10.0, value=1.0, step=0.1, help="Relative: 2 counts twice as much as 1.")
 
@@ -95,7 +97,10 @@ def compare_on_dataset(chosen: list[reports.ModelReport]) -> None:
     sources = dataset_sources()
     shown = lambda path: "(their recorded scores above)" if path is None else common.dataset_label(path)  # noqa: E731
     options = dict(format_func=shown, key="metrics_compare_dataset", help=DATASET_HELP)
-    data: Path | None = st.selectbox("Score them all on a dataset", [None, *sources], **options)
+    data_column, tta_column = st.columns([3, 1])
+    data: Path | None = data_column.selectbox("Score them all on a dataset", [None, *sources], **options)
+    options = dict(format_func=TTA_DESCRIPTIONS.get, key="metrics_compare_tta", help=TTA_HELP)
+    tta = tta_column.selectbox("Test-time augmentation", TTA_MODES, **options)
     if data is None:
         return
     sets = attempt("A model's classes could not be read.", lambda: [classes_of(report) for report in chosen])
@@ -105,14 +110,15 @@ def compare_on_dataset(chosen: list[reports.ModelReport]) -> None:
     evaluations = []
     for report in chosen:
         failure = f"{report.name} cannot be scored on these faces."
-        if not (evaluation := attempt(failure, partial(evaluate, report, str(data), "validation", "none", target))):
+        if not (evaluation := attempt(failure, partial(evaluate, report, str(data), "validation", tta, target))):
             return
         evaluations.append(evaluation)
     table = st.empty()  # filled once the ensemble's weights below are read, with its row
-    st.caption(f"On the validation faces of {target.describe()} in {data.name}.")
+    views = "" if tta == "none" else f", each averaged over {TTA_DESCRIPTIONS[tta]}"
+    st.caption(f"On the validation faces of {target.describe()} in {data.name}{views}.")
     rows = [score_row(report.name, evaluation.metrics) for report, evaluation in zip(chosen, evaluations, strict=True)]
     if all(classes == target for classes in sets):
-        rows += ensemble_rows(chosen, evaluations, target, data)
+        rows += ensemble_rows(chosen, evaluations, target, data, tta)
     else:
         st.caption("Only models over the same classes combine into an ensemble.")
     table.dataframe(common.readable_table(rows, SCORES), hide_index=True, width="stretch")
@@ -122,7 +128,9 @@ def score_row(name: str, metrics: dict) -> dict:
     return {"model": name, "n": metrics["n"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def ensemble_rows(chosen: list[reports.ModelReport], evaluations: list, classes: ClassSet, data: Path) -> list[dict]:
+def ensemble_rows(
+    chosen: list[reports.ModelReport], evaluations: list, classes: ClassSet, data: Path, tta: str
+) -> list[dict]:
     """The weights of the models' average (one each), its score as a table row (none for bad weights), and saving
     it as one model."""
     st.markdown("**Combined into one ensemble model**")
@@ -142,6 +150,6 @@ def ensemble_rows(chosen: list[reports.ModelReport], evaluations: list, classes:
     if averaged is None:
         return []
     shares = ":".join(f"{weight:g}" for weight in weights)
-    row = score_row(f"ensemble ({shares})", score(labels, averaged, "none", classes.names))
+    row = score_row(f"ensemble ({shares})", score(labels, averaged, tta, classes.names))
     save_section([report.model_path for report in chosen], [report.name for report in chosen], weights, data)
     return [row]

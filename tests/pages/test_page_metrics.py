@@ -212,7 +212,7 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     models, and it joins the model menu."""
     import numpy as np
 
-    from ferlib.evaluation.metrics import score
+    from ferlib.evaluation.metrics import predict_probabilities, score
     from ferlib.training import combine_launch
     from ferlib.training.combine import ship_ensemble_job
 
@@ -237,6 +237,11 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     predictions = [member.predict(images[..., None].astype(np.float32), verbose=0) for member in members]
     expected = score(labels, 0.75 * predictions[0] + 0.25 * predictions[1], "none")["accuracy"]
     assert table["Accuracy"].iloc[-1] == f"{expected:.1%}"  # what the two models answer together
+    app.selectbox(key="metrics_compare_tta").set_value("flip").run()
+    flipped = [predict_probabilities(member, images, tta="flip") for member in members]
+    expected = score(labels, 0.75 * flipped[0] + 0.25 * flipped[1], "flip")["accuracy"]
+    assert app.dataframe[-1].value["Accuracy"].iloc[-1] == f"{expected:.1%}"
+    assert "each averaged over flip (2 views)." in texts(app.caption)
 
     app.text_input(key="metrics_ensemble_name").set_value("our pair").run()
     app.button(key="metrics_ensemble_save").click().run()
