@@ -35,7 +35,9 @@ def save_section(model_paths: Sequence[Path], names: Sequence[str], weights: Seq
     root, locked = folder.default_ensembles_dir(), access.locked()
     busy = next((job for job in list_ensemble_jobs(root) if job.active), None)
     name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
-    name = name_column.text_input("Save it as a model named", suggested_name(names), 64, "metrics_ensemble_name")
+    name = name_column.text_input(
+        "Save it as a model named", suggested_name(names), 64, "metrics_ensemble_name", help=NAME_HELP
+    )
     refusal = locked or (f"{busy.name} is being combined: wait for it." if busy else None)
     options = dict(icon=":material/merge:", disabled=bool(refusal), help=refusal or SAVE_HELP, width="stretch")
     request = [str(path) for path in model_paths], list(weights), str(data)
