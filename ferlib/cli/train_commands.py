@@ -364,7 +364,7 @@ def _ensemble(arguments: argparse.Namespace) -> int:
     target = Path(arguments.output)
     card = ship_ensemble(arguments.models, arguments.data, target, arguments.weights, arguments.note)
     metrics, ten = card["metrics"], ten_view_mode(card["config"])
-    weights = " ".join(f"{member['model']}={member['weight']:.3f}" for member in card["members"])
+    weights = " ".join(f"{member['model']}={member['weight']:.3f}" for member in card["config"]["members"])
     print(f"shipped {target} ({card['file_size_mb']} MB): {weights}")
     print(
         f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "

@@ -68,8 +68,9 @@ def data_line(card: dict[str, Any]) -> str:
 
 
 def _members(card: dict[str, Any]) -> list[dict[str, Any]]:
-    """An ensemble's members as its card lists them; [] for a single network."""
-    members = card.get("members")
+    """An ensemble's members as its config lists them (older cards listed them beside it); [] for a single network."""
+    config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    members = config.get("members", card.get("members"))
     return [member for member in members if isinstance(member, dict)] if isinstance(members, list) else []
 
 
@@ -82,18 +83,27 @@ def ensemble_lines(card: dict[str, Any]) -> list[str]:
             f"{float(member.get('weight') or 0):.0%}",
             str(member.get("architecture") or "?"),
             f"{member['parameters']:,}" if isinstance(member.get("parameters"), int) else "–",
+            str(member["epochs_completed"]) if isinstance(member.get("epochs_completed"), int) else "–",
+            _duration(member.get("train_wall_seconds")),
             _number(member.get("validation_accuracy")),
             _number(member.get("validation_accuracy_tta")),
         ]
         for member in members
     ]
     notes = [note for note in card.get("notes") or [] if isinstance(note, str)]
+    effort = (
+        f"Its members trained {card['epochs_completed']} epochs in all, {_duration(card.get('train_wall_seconds'))} "
+        "of wall time."
+        if isinstance(card.get("epochs_completed"), int)
+        else "Not every member's card says how long it trained, so the ensemble's total is unknown."
+    )
+    header = ["member", "weight", "network", "parameters", "epochs", "wall time", "its accuracy", "its accuracy (flip)"]
     return [
         f"An ensemble of {len(members)} networks, combined by `python -m ferlib ensemble`: each face's probabilities "
         "are the weighted average of its members' (each member's own card tells how it was trained). Every face "
-        "passes through every member, so it costs their sum.",
+        f"passes through every member, so it costs their sum. {effort}",
         "",
-        *_table(["member", "weight", "network", "parameters", "its accuracy", "its accuracy (flip)"], rows),
+        *_table(header, rows),
         *([""] if notes else []),
         *(f"- Note: {note}" for note in notes),
     ]

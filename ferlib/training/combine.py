@@ -18,7 +18,7 @@ from ferlib.atomic import read_json_object
 from ferlib.classes import ClassSet
 from ferlib.data.datasets import load_dataset
 from ferlib.errors import FerError
-from ferlib.evaluation.lineage import model_file_name
+from ferlib.evaluation.lineage import model_file_name, model_lineage
 from ferlib.evaluation.metrics import evaluate_modes, metric_key, summary_metrics, ten_view_mode
 from ferlib.jobs import folder
 from ferlib.jobs.ensembles import KIND
@@ -37,15 +37,19 @@ from ferlib.training.trainer import describe_failure
 
 
 def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str, Any]:
-    """What the ensemble's card keeps of one member: its file, weight, network and own validation figures."""
+    """What the ensemble's card keeps of one member: its file, weight, network, training effort (None where its card
+    and run folder do not say) and own validation figures."""
     config = card.get("config") if isinstance(card.get("config"), dict) else {}
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    lineage = model_lineage(path) or {}
     summary = {
         "model": model_file_name(path),
         "weight": weight,
         "architecture": config.get("architecture", card.get("architecture")),
         "hyperparameters": config.get("hyperparameters") or {},
         "parameters": card.get("parameters"),
+        "epochs_completed": lineage.get("epochs_completed"),
+        "train_wall_seconds": lineage.get("train_wall_seconds"),
         # A shipped card says validation_accuracy; a run's checkpoint, val_accuracy.
         "validation_accuracy": metrics.get("validation_accuracy", metrics.get("val_accuracy")),
         "validation_accuracy_tta": metrics.get("validation_accuracy_tta"),
@@ -54,6 +58,19 @@ def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str,
     if isinstance(config.get("members"), list):  # an ensemble as a member: its own members choose its TTA views
         summary["members"] = config["members"]
     return summary
+
+
+def training_effort(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The training behind an ensemble: its members' epochs and wall time summed (None when a member's is unknown)."""
+    epochs = [member.get("epochs_completed") for member in members]
+    seconds = [member.get("train_wall_seconds") for member in members]
+    known = all(isinstance(value, int) for value in epochs)
+    known = known and all(isinstance(value, (int, float)) for value in seconds)
+    return {
+        "epochs_completed": sum(epochs) if known else None,
+        "train_wall_seconds": float(sum(seconds)) if known else None,
+        "lineage_complete": known,
+    }
 
 
 def ensemble_config(classes: ClassSet, members: list[dict[str, Any]]) -> dict[str, Any]:
@@ -118,7 +135,7 @@ def ship_ensemble(
             architecture=ENSEMBLE_ARCHITECTURE,
             **measured_fields(model, plain, tta),
             **exports(model, staged, images, labels, calibration, classes.names),
-            members=members,
+            **training_effort(members),
             notes=notes,
         )
         return save_shipped(model, staged, card)

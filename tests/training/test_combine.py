@@ -1,5 +1,6 @@
 """ferlib.training.combine and `python -m ferlib ensemble`: models combined into one shipped model with its card."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -29,11 +30,10 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
     card = ship_ensemble([tiny_model_path, other], training_data, target, weights=[3, 1], notes=["A pair."])
     names = ("pair.keras", "pair.json", "pair.md", "pair.tflite", "pair.int8.tflite")
     assert sorted(path.name for path in target.parent.iterdir()) == sorted(names)  # no staging folder left
-    assert [member["weight"] for member in card["members"]] == [0.75, 0.25]
-    assert [member["model"] for member in card["members"]] == [
-        f"{tiny_model_path.parent.name}/best.keras",
-        "other.keras",
-    ]
+    members = card["config"]["members"]  # listed once, in the config saved with the weights
+    assert "members" not in card and [member["weight"] for member in members] == [0.75, 0.25]
+    assert [member["model"] for member in members] == [f"{tiny_model_path.parent.name}/best.keras", "other.keras"]
+    assert [member["epochs_completed"] for member in members] == [1, 1] and card["epochs_completed"] == 2
     assert card["config"]["architecture"] == card["architecture"] == "ensemble"
     assert card["metrics"]["n"] == 56 and "validation_accuracy_tta_shifts" in card["metrics"]
     assert card == read_metadata(target)
@@ -50,6 +50,26 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
     markdown = target.with_suffix(".md").read_text()
     assert "An ensemble of 2 networks, combined by `python -m ferlib ensemble`" in markdown
     assert "| `other.keras` | 25% | compact_cnn |" in markdown and "- Note: A pair." in markdown
+
+
+def test_an_ensemble_card_sums_its_members_training(tmp_path, tiny_model_path, training_data):
+    card = read_metadata(tiny_model_path)
+    shipped = tmp_path / "shipped.keras"  # a shipped member: its card says how it was trained
+    shutil.copy(tiny_model_path, shipped)
+    (tmp_path / "shipped.json").write_text(json.dumps({**card, "epochs_completed": 90, "train_wall_seconds": 5400.0}))
+    card = ship_ensemble([tiny_model_path, shipped], training_data, tmp_path / "pair.keras")
+    run_member = card["config"]["members"][0]
+    assert card["epochs_completed"] == 91 and card["lineage_complete"] is True
+    assert card["train_wall_seconds"] == pytest.approx(5400.0 + run_member["train_wall_seconds"])
+    markdown = (tmp_path / "pair.md").read_text()
+    assert "Its members trained 91 epochs in all, 1 h 30 min of wall time." in markdown
+    assert "| `shipped.keras` | 50% | compact_cnn |" in markdown and "| 90 | 1 h 30 min |" in markdown
+    untold = {key: value for key, value in read_metadata(shipped).items() if key != "epochs_completed"}
+    (tmp_path / "shipped.json").write_text(json.dumps(untold))  # a member whose card does not say: no total made up
+    card = ship_ensemble([tiny_model_path, shipped], training_data, tmp_path / "other.keras")
+    assert card["config"]["members"][1]["epochs_completed"] is None
+    assert card["epochs_completed"] is None and card["lineage_complete"] is False
+    assert "Not every member's card says how long it trained" in (tmp_path / "other.md").read_text()
 
 
 def test_models_over_other_classes_or_the_same_file_twice_are_refused(

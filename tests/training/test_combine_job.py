@@ -75,7 +75,7 @@ def test_the_job_ships_the_ensemble_and_records_its_figures(tmp_path, pair, trai
     job = summarize_ensemble_job(job_dir)
     assert job.state == "finished" and job.name == "pair" and job.weights == (3.0, 1.0)
     card = read_metadata(target)
-    assert [member["weight"] for member in card["members"]] == [0.75, 0.25]
+    assert [member["weight"] for member in card["config"]["members"]] == [0.75, 0.25]
     assert job.result["output"] == str(target.resolve())
     assert job.result["accuracy"] == {
         mode: card["metrics"][key]
