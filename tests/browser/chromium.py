@@ -136,3 +136,22 @@ def page_exceptions(page) -> list[str]:
         if "Traceback" in text
     ]
     return texts
+
+
+def astronaut_clip(path: str | os.PathLike, seconds: int = 3, fps: int = 15) -> Path:
+    """A 640x480 .y4m clip of scikit-image's smiling astronaut, gently moving: the fake camera's video (Chromium
+    loops it)."""
+    import cv2
+    import numpy as np
+    from skimage import data as skimage_data
+
+    from ferlib.live.video import write_y4m
+
+    face = cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
+    frames = []
+    for index in range(seconds * fps):
+        frame = np.zeros((480, 640, 3), np.uint8)
+        shift = round(30 * np.sin(2 * np.pi * index / (seconds * fps)))
+        frame[:, 80 + shift : 560 + shift] = face
+        frames.append(frame)
+    return write_y4m(path, frames, fps=fps)

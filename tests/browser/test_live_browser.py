@@ -7,32 +7,19 @@ import time
 import cv2
 import numpy as np
 import pytest
-from chromium import browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
+from chromium import astronaut_clip, browser_available, chromium_page, page_exceptions, streamlit_server, wait_for_app
 
 from ferlib.classes import EMOTION_COLORS_BGR
-from ferlib.live.video import write_y4m
 from ferlib.nets.modelio import default_model_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not browser_available(), reason="Chromium or Playwright missing")]
-
-
-def astronaut_clip(path, seconds: int = 3, fps: int = 15):
-    """A 640x480 .y4m clip of scikit-image's smiling astronaut, gently moving (Chromium loops it)."""
-    skimage_data = pytest.importorskip("skimage.data")
-    face = cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
-    frames = []
-    for index in range(seconds * fps):
-        frame = np.zeros((480, 640, 3), np.uint8)
-        shift = round(30 * np.sin(2 * np.pi * index / (seconds * fps)))
-        frame[:, 80 + shift : 560 + shift] = face
-        frames.append(frame)
-    return write_y4m(path, frames, fps=fps)
 
 
 def test_live_camera_shows_happy_for_the_smiling_astronaut(tmp_path):
     model = default_model_path()
     if not model.exists():
         pytest.skip(f"the shipped model {model} is not installed")
+    pytest.importorskip("skimage.data")
     clip = astronaut_clip(tmp_path / "astronaut.y4m")
     flags = [
         "--use-fake-ui-for-media-stream",
