@@ -66,6 +66,8 @@ def search_details(search_dir: Path, status: dict[str, Any]) -> None:
             ("Trials done", f"{sum(row.status == 'completed' for row in trials)} / {config.max_trials}", None),
         ]
     )
+    if note := searches.untrained_baseline_note(searches.read_baseline(search_dir), config.epochs, config.subset):
+        st.info(note, icon=":material/info:")
     if state in folder.ACTIVE_STATES:
         records = searches.read_search_progress(search_dir)
         trial = records[-1].get("trial") if records else None

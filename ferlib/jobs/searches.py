@@ -129,6 +129,21 @@ def gain(best_score: float | None, baseline_score: float | None) -> tuple[float,
     return best_score - baseline_score, relative
 
 
+def untrained_baseline_note(baseline: dict[str, Any] | None, epochs: int, subset: float) -> str | None:
+    """A sentence for a baseline that scored no better than always answering the commonest class (it learned
+    nothing on the search's budget, so gains over it flatter the trials); None otherwise or when unrecorded."""
+    baseline = baseline or {}
+    score, share = baseline.get("score"), baseline.get("commonest_class_share")
+    if not isinstance(score, (int, float)) or not isinstance(share, (int, float)) or score > share + 0.005:
+        return None
+    return (
+        f"The baseline scored no better than always answering *{baseline.get('commonest_class', '?')}* "
+        f"({share:.1%} of the validation faces): {epochs} epoch(s) on {subset:.0%} of the training images were too "
+        "few for it to learn, so the gain over it flatters the trials. More epochs per trial or a larger training "
+        "fraction give a baseline worth beating."
+    )
+
+
 @dataclass
 class SearchSummary:
     """One line of the searches list."""

@@ -135,6 +135,7 @@ def train_baseline(search_dir: Path, session: SearchSession, data: TuningData, v
     callback = session.progress_callback(BASELINE_TRIAL, base.epochs, steps)
     history = fit_config(model, base, data, [callback], epochs=base.epochs, verbose=verbose)
     scores = [float(value) for value in history.history.get(OBJECTIVE, []) if math.isfinite(value)]
+    counts = data.validation[1].sum(axis=0)  # one-hot labels: faces per class
     result = {
         "score": max(scores) if scores else None,
         "best_epoch": int(np.argmax(scores)) + 1 if scores else None,
@@ -142,6 +143,9 @@ def train_baseline(search_dir: Path, session: SearchSession, data: TuningData, v
         "epochs": base.epochs,
         "train_images": len(data.train_labels),
         "validation_images": len(data.validation[1]),
+        # What always answering the commonest class scores: a baseline at this level learned nothing on its budget.
+        "commonest_class": base.class_set.names[int(np.argmax(counts))],
+        "commonest_class_share": float(counts.max() / max(counts.sum(), 1)),
         "parameters": int(model.count_params()),
         "config": base.to_dict(),
     }

@@ -113,6 +113,17 @@ def test_a_finished_search_shows_its_trials_plots_and_gain(folders, training_dat
     assert len(charts) == 2
     assert '"parcoords"' not in charts[1].proto.spec and "Width multiplier" in charts[1].proto.spec
     assert "Finished" in texts(app.success)
+    assert "baseline scored no better" not in texts(app.info)
+
+
+def test_a_baseline_that_learned_nothing_is_called_so(folders, training_data):
+    search_dir = written_search(folders.searches, training_data)
+    baseline = {"score": 0.2494, "commonest_class": "happy", "commonest_class_share": 0.2494}
+    atomic_write_json(search_dir / searches.BASELINE_FILE, baseline)
+    app = open_tune_page()
+    assert not app.exception
+    (note,) = [str(element.value) for element in app.info if "baseline scored no better" in str(element.value)]
+    assert "always answering *happy* (24.9% of the validation faces): 1 epoch(s) on 50% of the training" in note
 
 
 def test_one_click_trains_the_best_configuration(folders, training_data, launches):

@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ferlib.atomic import read_json, read_json_lines
+from ferlib.classes import EMOTIONS
 from ferlib.cli import main
 from ferlib.jobs import folder, searches
 from ferlib.training import run_launch
@@ -125,6 +127,9 @@ def test_each_strategy_runs_two_trials_and_the_baseline(tmp_path, training_data,
 
     baseline = searches.read_baseline(search_dir)
     assert 0 <= baseline["score"] <= 1 and baseline["config"]["optimizer"] == "sgd"
+    labels = dataset.subset("validation")[1]  # what always answering the commonest class would score
+    assert baseline["commonest_class_share"] == pytest.approx(np.bincount(labels).max() / len(labels))
+    assert baseline["commonest_class"] == EMOTIONS[np.bincount(labels).argmax()]
     best = searches.read_best(search_dir)
     assert best["score"] == max(row.score for row in trials)
     best_row = next(row for row in trials if row.trial == best["trial"])
