@@ -19,4 +19,5 @@ def test_unknown_pages_and_a_missing_dataset_are_refused_in_one_line(tmp_path):
     missing = tmp_path / "nowhere.zip"
     refused = run("--only", "home", "--data", str(missing), "--output", str(tmp_path / "shots"))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "Expected" in refused.stderr.splitlines()[-1] and not (tmp_path / "shots").exists()
+    assert "Expected FER-2013's zip at --data" in refused.stderr.splitlines()[-1]
+    assert not (tmp_path / "shots").exists()

@@ -3,16 +3,17 @@
     python tools/screenshots.py [--data ../shared/data/fer2013.zip] [--only home,live] [--runs-dir DIR]
                                 [--searches-dir DIR]
 
-Every page is shown as a user sees it, with the shipped models and real FER-2013 faces. Unless --runs-dir and
---searches-dir name existing folders, the Training and Tune pages first get a small real run (stopped after a few
-epochs and resumed, as people do) and a small random search, both on a quarter of the training faces, in a temporary
-folder: about ten minutes on two cores. Needs Debian's chromium and Playwright (requirements-dev.txt), and a colour
-emoji font for the icons (Debian's fonts-noto-color-emoji).
+Every page is shown as a user sees it, with the shipped models and real FER-2013 faces. The Training page shows the
+runs in --runs-dir, else a small real run made first (stopped after a few epochs and resumed, as people do); the Tune
+page the searches in --searches-dir, else a small random search made first; both on a quarter of the training faces,
+in a temporary folder: ten to twenty minutes on two cores. Needs Debian's chromium and Playwright
+(requirements-dev.txt), and a colour emoji font for the icons (Debian's fonts-noto-color-emoji).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -127,9 +128,11 @@ SHOTS: dict[str, tuple[str, Callable | None, int]] = {
 
 def settle(page) -> None:
     """Wait until the page has run; a page watching a job that is running never stops changing, so give it time."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
         wait_for_app(page, timeout_ms=60000)
-    except TimeoutError:
+    except (TimeoutError, PlaywrightTimeout):
         page.wait_for_timeout(3000)
 
 
@@ -171,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     names = arguments.only.split(",") if arguments.only else list(SHOTS)
     if unknown := [name for name in names if name not in SHOTS]:
         parser.error(f"Expected page names among {', '.join(SHOTS)}; received {', '.join(unknown)}")
-    if not browser_available():
-        parser.error("Expected Chromium and Playwright (apt install chromium; pip install -r requirements-dev.txt)")
     if not Path(arguments.data).is_file():
         parser.error(f"Expected FER-2013's zip at --data; received {arguments.data!r}, which does not exist")
+    if not browser_available():
+        parser.error("Expected Chromium and Playwright (apt install chromium; pip install -r requirements-dev.txt)")
+    if "live" in names and importlib.util.find_spec("skimage") is None:
+        parser.error("Expected scikit-image for the fake camera's astronaut (pip install -r requirements-dev.txt)")
     arguments.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fer-screenshots-") as temporary:
         work = Path(temporary)

@@ -93,7 +93,7 @@ def ensemble_lines(card: dict[str, Any]) -> list[str]:
     notes = [note for note in card.get("notes") or [] if isinstance(note, str)]
     effort = (
         f"Its members trained {card['epochs_completed']} epochs in all, {_duration(card.get('train_wall_seconds'))} "
-        "of wall time."
+        "of wall time (a run two members share counted once)."
         if isinstance(card.get("epochs_completed"), int)
         else "Not every member's card says how long it trained, so the ensemble's total is unknown."
     )

@@ -158,6 +158,7 @@ def model_lineage(model_path: str | os.PathLike) -> dict[str, Any] | None:
         "train_wall_seconds": float(card.get("train_wall_seconds") or 0.0),
         "history": list(card.get("history") or []),
         "stages": stages,
+        "lineage_complete": card.get("lineage_complete") is not False,
     }
 
 

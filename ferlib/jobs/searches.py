@@ -138,9 +138,9 @@ def untrained_baseline_note(baseline: dict[str, Any] | None, epochs: int, subset
         return None
     return (
         f"The baseline scored no better than always answering *{baseline.get('commonest_class', '?')}* "
-        f"({share:.1%} of the validation faces): {epochs} epoch(s) on {subset:.0%} of the training images were too "
-        "few for it to learn, so the gain over it flatters the trials. More epochs per trial or a larger training "
-        "fraction give a baseline worth beating."
+        f"({share:.1%} of the validation faces): {epochs} epoch(s) on {subset:.0%} of the training images were "
+        "probably too few for it to learn, so the gain over it flatters the trials. More epochs per trial or a larger "
+        "training fraction give a baseline worth beating."
     )
 
 

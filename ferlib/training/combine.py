@@ -37,11 +37,11 @@ from ferlib.training.trainer import describe_failure
 
 
 def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str, Any]:
-    """What the ensemble's card keeps of one member: its file, weight, network, training effort (None where its card
-    and run folder do not say) and own validation figures."""
+    """What the ensemble's card keeps of one member: its file, weight, network, training (None where its card and run
+    folder do not say) and own validation figures."""
     config = card.get("config") if isinstance(card.get("config"), dict) else {}
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
-    lineage = model_lineage(path) or {}
+    lineage = model_lineage(path) or {"lineage_complete": False}
     summary = {
         "model": model_file_name(path),
         "weight": weight,
@@ -50,6 +50,12 @@ def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str,
         "parameters": card.get("parameters"),
         "epochs_completed": lineage.get("epochs_completed"),
         "train_wall_seconds": lineage.get("train_wall_seconds"),
+        "lineage_complete": lineage.get("lineage_complete") is not False,
+        # Each training stage once, by its run: members may share one (a fine-tune and its start, nested ensembles).
+        "stages": [
+            {key: stage.get(key) for key in ("source_run", "epochs", "train_wall_seconds")}
+            for stage in lineage.get("stages") or []
+        ],
         # A shipped card says validation_accuracy; a run's checkpoint, val_accuracy.
         "validation_accuracy": metrics.get("validation_accuracy", metrics.get("val_accuracy")),
         "validation_accuracy_tta": metrics.get("validation_accuracy_tta"),
@@ -61,15 +67,21 @@ def member_summary(path: Path, card: dict[str, Any], weight: float) -> dict[str,
 
 
 def training_effort(members: list[dict[str, Any]]) -> dict[str, Any]:
-    """The training behind an ensemble: its members' epochs and wall time summed (None when a member's is unknown)."""
-    epochs = [member.get("epochs_completed") for member in members]
-    seconds = [member.get("train_wall_seconds") for member in members]
-    known = all(isinstance(value, int) for value in epochs)
-    known = known and all(isinstance(value, (int, float)) for value in seconds)
+    """The training behind an ensemble: its members' stages, each run counted once (members may share one), with their
+    epochs and wall time summed; None when any member's training is not fully known."""
+    stages: dict[Any, dict[str, Any]] = {}
+    known = all(member.get("lineage_complete") and member.get("stages") for member in members)
+    for index, member in enumerate(members):
+        for number, stage in enumerate(member.get("stages") or []):
+            known = known and stage.get("epochs") is not None and stage.get("train_wall_seconds") is not None
+            stages.setdefault(stage.get("source_run") or (index, number), stage)  # a stage of no named run: its own
+    if not known:
+        return {"epochs_completed": None, "train_wall_seconds": None, "lineage_complete": False}
     return {
-        "epochs_completed": sum(epochs) if known else None,
-        "train_wall_seconds": float(sum(seconds)) if known else None,
-        "lineage_complete": known,
+        "epochs_completed": int(sum(stage["epochs"] for stage in stages.values())),
+        "train_wall_seconds": float(sum(stage["train_wall_seconds"] for stage in stages.values())),
+        "stages": list(stages.values()),  # so an ensemble that contains this one counts each run once too
+        "lineage_complete": True,
     }
 
 

@@ -14,7 +14,7 @@ from ferlib.evaluation.metrics import ten_view_mode
 from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.ensemble import ensemble_members
 from ferlib.nets.modelio import check_initial_model, check_teacher, load_model, read_metadata
-from ferlib.training.combine import ensemble_config, member_summary, ship_ensemble
+from ferlib.training.combine import ensemble_config, member_summary, ship_ensemble, training_effort
 
 
 def copied_model(source, target):
@@ -33,7 +33,8 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
     members = card["config"]["members"]  # listed once, in the config saved with the weights
     assert "members" not in card and [member["weight"] for member in members] == [0.75, 0.25]
     assert [member["model"] for member in members] == [f"{tiny_model_path.parent.name}/best.keras", "other.keras"]
-    assert [member["epochs_completed"] for member in members] == [1, 1] and card["epochs_completed"] == 2
+    # The copy's card names the same run: one epoch of training behind both, counted once.
+    assert [member["epochs_completed"] for member in members] == [1, 1] and card["epochs_completed"] == 1
     assert card["config"]["architecture"] == card["architecture"] == "ensemble"
     assert card["metrics"]["n"] == 56 and "validation_accuracy_tta_shifts" in card["metrics"]
     assert card == read_metadata(target)
@@ -52,24 +53,43 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
     assert "| `other.keras` | 25% | compact_cnn |" in markdown and "- Note: A pair." in markdown
 
 
-def test_an_ensemble_card_sums_its_members_training(tmp_path, tiny_model_path, training_data):
-    card = read_metadata(tiny_model_path)
-    shipped = tmp_path / "shipped.keras"  # a shipped member: its card says how it was trained
+def test_an_ensemble_card_sums_its_members_training_each_run_once(tmp_path, tiny_model_path, training_data):
+    card = {key: value for key, value in read_metadata(tiny_model_path).items() if key != "stages"}
+    shipped = tmp_path / "shipped.keras"  # a shipped member of another run: its card says how it was trained
     shutil.copy(tiny_model_path, shipped)
-    (tmp_path / "shipped.json").write_text(json.dumps({**card, "epochs_completed": 90, "train_wall_seconds": 5400.0}))
+    shipped_card = {**card, "source_run": "20260101-000000-vgg_fer-aaaa", "epochs_completed": 90}
+    (tmp_path / "shipped.json").write_text(json.dumps({**shipped_card, "train_wall_seconds": 5400.0}))
     card = ship_ensemble([tiny_model_path, shipped], training_data, tmp_path / "pair.keras")
     run_member = card["config"]["members"][0]
     assert card["epochs_completed"] == 91 and card["lineage_complete"] is True
     assert card["train_wall_seconds"] == pytest.approx(5400.0 + run_member["train_wall_seconds"])
     markdown = (tmp_path / "pair.md").read_text()
-    assert "Its members trained 91 epochs in all, 1 h 30 min of wall time." in markdown
+    assert "Its members trained 91 epochs in all, 1 h 30 min of wall time" in markdown
     assert "| `shipped.keras` | 50% | compact_cnn |" in markdown and "| 90 | 1 h 30 min |" in markdown
+    nested = ship_ensemble([tmp_path / "pair.keras", shipped], training_data, tmp_path / "nested.keras")
+    assert nested["epochs_completed"] == 91  # the pair's members and the shipped model: each run once
+
     untold = {key: value for key, value in read_metadata(shipped).items() if key != "epochs_completed"}
     (tmp_path / "shipped.json").write_text(json.dumps(untold))  # a member whose card does not say: no total made up
     card = ship_ensemble([tiny_model_path, shipped], training_data, tmp_path / "other.keras")
     assert card["config"]["members"][1]["epochs_completed"] is None
     assert card["epochs_completed"] is None and card["lineage_complete"] is False
     assert "Not every member's card says how long it trained" in (tmp_path / "other.md").read_text()
+
+
+def test_a_member_whose_training_is_partly_unknown_leaves_the_total_unknown():
+    known = {"lineage_complete": True, "stages": [{"source_run": "a", "epochs": 5, "train_wall_seconds": 60.0}]}
+    partial = {"lineage_complete": False, "stages": [{"source_run": "b", "epochs": 3, "train_wall_seconds": 30.0}]}
+    shared = {
+        "lineage_complete": True,
+        "stages": [*known["stages"], {"source_run": None, "epochs": 2, "train_wall_seconds": 9.0}],
+    }
+    assert training_effort([known, shared])["epochs_completed"] == 7  # run a once, the unnamed stage on its own
+    assert training_effort([known, partial]) == {
+        "epochs_completed": None,
+        "train_wall_seconds": None,
+        "lineage_complete": False,
+    }
 
 
 def test_models_over_other_classes_or_the_same_file_twice_are_refused(
