@@ -48,7 +48,8 @@ def search_details(search_dir: Path, status: dict[str, Any]) -> None:
     if config is None:
         return
     trials, best = searches.read_trials(search_dir), searches.read_best(search_dir) or {}
-    baseline = (searches.read_baseline(search_dir) or {}).get("score")
+    baseline_record = searches.read_baseline(search_dir)
+    baseline = (baseline_record or {}).get("score")
     budget = f"{config.max_trials} trials of {config.epochs} epoch(s) on {config.subset:.0%} of the training images"
     limit = f", at most {config.max_minutes:g} min" if config.max_minutes else ""
     reason = f"The search failed: {status.get('error', 'no reason was recorded')}. The log below has the details."
@@ -66,7 +67,7 @@ def search_details(search_dir: Path, status: dict[str, Any]) -> None:
             ("Trials done", f"{sum(row.status == 'completed' for row in trials)} / {config.max_trials}", None),
         ]
     )
-    if note := searches.untrained_baseline_note(searches.read_baseline(search_dir), config.epochs, config.subset):
+    if note := searches.untrained_baseline_note(baseline_record, config.epochs, config.subset):
         st.info(note, icon=":material/info:")
     if state in folder.ACTIVE_STATES:
         records = searches.read_search_progress(search_dir)

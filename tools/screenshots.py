@@ -28,10 +28,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests" / "browser")]  # ferlib, and the browser tests' helpers
 
 from chromium import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     astronaut_clip,
     browser_available,
+    chromium_page,
     page_exceptions,
     streamlit_server,
     wait_for_app,
@@ -137,30 +136,23 @@ def settle(page) -> None:
 
 
 def take(url: str, names: list[str], output: Path, clip: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
     flags.append(f"--use-file-for-fake-video-capture={clip}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + flags)
-        try:
-            page = browser.new_context(viewport={"width": WIDTH, "height": 900}).new_page()
-            for name in names:
-                path, action, height = SHOTS[name]
-                page.set_viewport_size({"width": WIDTH, "height": height})  # the page scrolls inside, not the window
-                page.goto(f"{url}/{path}")
-                settle(page)
-                if action:
-                    action(page)
-                page.mouse.move(WIDTH // 2, 10)  # over nothing: no tooltip, no sidebar button
-                page.wait_for_timeout(500)
-                if errors := page_exceptions(page):
-                    raise SystemExit(f"the {name} page shows an error:\n{errors[0][:2000]}")
-                target = output / f"{name}.png"
-                page.screenshot(path=str(target))
-                print(target)
-        finally:
-            browser.close()
+    with chromium_page(extra_flags=flags) as page:
+        for name in names:
+            path, action, height = SHOTS[name]
+            page.set_viewport_size({"width": WIDTH, "height": height})  # the page scrolls inside, not the window
+            page.goto(f"{url}/{path}")
+            settle(page)
+            if action:
+                action(page)
+            page.mouse.move(WIDTH // 2, 10)  # over nothing: no tooltip, no sidebar button
+            page.wait_for_timeout(500)
+            if errors := page_exceptions(page):
+                raise SystemExit(f"the {name} page shows an error:\n{errors[0][:2000]}")
+            target = output / f"{name}.png"
+            page.screenshot(path=str(target))
+            print(target)
 
 
 def main(argv: list[str] | None = None) -> int:
