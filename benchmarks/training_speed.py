@@ -24,7 +24,7 @@ WIDTHS.update({"48-96-192-384": [48, 96, 192, 384], "64-128-256-512": [64, 128, 
 # The long-run recipe (docs/experiments.md, "The next default model"): random 40-pixel crops, erasing, a weight average.
 CROP_RECIPE = {"augmentation": {"translate": 4 / 48, "zoom": 0.2, "erasing": 0.5}, "ema_momentum": 0.999}
 DESIGNS: dict[str, dict] = {
-    "compact_cnn 32-64-128": {"architecture": "compact_cnn", "hyperparameters": {}},
+    "compact_cnn 32-64-128-256": {"architecture": "compact_cnn", "hyperparameters": {}},
     "vgg_fer 32-64-128-256 (compact)": {"architecture": "vgg_fer", "hyperparameters": {}},
     "vgg_fer 40-80-160-320 (shipped)": {
         "architecture": "vgg_fer",

@@ -83,16 +83,14 @@ def demo_run(runs_dir: Path, data: str, work: Path) -> None:
 
 
 def demo_search(searches_dir: Path, runs_dir: Path, data: str) -> None:
-    """A small real random search over the compact network's settings."""
+    """A small real random search over the compact network's settings, on the default budget per trial."""
     ferlib_command(
-        "tune", "--data", data, "--strategy", "random", "--max-trials", "5", "--epochs", "4", "--subset", "0.25",
-        "--architecture", "compact_cnn", "--dir", str(searches_dir), "--runs-dir", str(runs_dir),
+        "tune", "--data", data, "--strategy", "random", "--max-trials", "5", "--architecture", "compact_cnn",
+        "--dir", str(searches_dir), "--runs-dir", str(runs_dir),
     )  # fmt: skip
     for search_dir in searches_dir.glob("*"):
         if (search_dir / folder.CONFIG_FILE).exists():
-            folder.write_label(
-                search_dir, name="Random search: the compact CNN on a quarter of the faces", tags=["demo"]
-            )
+            folder.write_label(search_dir, name="Random search: five trials of the compact CNN", tags=["demo"])
 
 
 def sample_photo(page) -> None:

@@ -14,12 +14,29 @@ from ferlib.tuning import search_space
 def add_commands(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser("tune", help="search hyperparameters with keras-tuner (and train the untuned baseline)")
     tune.add_argument("--data", help="dataset path (required for a new search)")
-    tune.add_argument("--strategy", choices=["random", "grid", "bayesian", "hyperband"], default="bayesian")
-    tune.add_argument("--max-trials", type=int, default=10, help="at most this many trials (default 10)")
-    tune.add_argument("--epochs", type=int, default=3, help="epochs per trial, and Hyperband's maximum (default 3)")
-    tune.add_argument("--subset", type=float, default=0.2, help="fraction of the training split to use (default 0.2)")
+    defaults = search_space.SearchConfig()
+    tune.add_argument("--strategy", choices=search_space.STRATEGIES, default=defaults.strategy)
+    tune.add_argument(
+        "--max-trials",
+        type=int,
+        default=defaults.max_trials,
+        help=f"at most this many trials (default {defaults.max_trials})",
+    )
+    tune.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help=f"epochs per trial, and Hyperband's maximum (default {defaults.epochs})",
+    )
+    tune.add_argument(
+        "--subset",
+        type=float,
+        default=defaults.subset,
+        help=f"fraction of the training split to use (default {defaults.subset})",
+    )
     tune.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock limit; 0 for none (default)")
-    tune.add_argument("--architecture", default="compact_cnn", help="the architecture to tune (default compact_cnn)")
+    architecture = defaults.base.architecture
+    tune.add_argument("--architecture", default=architecture, help=f"the architecture to tune (default {architecture})")
     tune.add_argument("--space", help="JSON file mapping hyperparameter names to the values to try")
     tune.add_argument("--dir", help="where search folders go (default: searches/ or $FERLIB_SEARCHES_DIR)")
     tune.add_argument("--runs-dir", help="training runs that must not be active (default: runs/ or $FERLIB_RUNS_DIR)")

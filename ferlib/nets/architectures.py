@@ -158,7 +158,7 @@ def _conv_net(
 
 @register(
     "compact_cnn",
-    filters=(32, 64, 128),
+    filters=(32, 64, 128, 256),
     convs_per_block=1,
     kernel_size=3,
     activation="relu",

@@ -175,12 +175,14 @@ class SearchConfig:
     """Everything a search needs: strategy, search space, budget and the untuned baseline config.
 
     The budget (epochs per trial, fraction of the training data) is applied to `base`, so the baseline and
-    every trial train on exactly the same data for the same number of epochs.
+    every trial train on exactly the same data for the same number of epochs. The default budget (900 steps of 64
+    FER-2013 faces per trial) is about the least on which the networks learn: after 3 epochs on 20% of the faces,
+    none beat always answering "happy" (docs/experiments.md, "A budget for tuning").
     """
 
     strategy: str = "bayesian"
     max_trials: int = 10
-    epochs: int = 3
+    epochs: int = 10
     subset: float = 0.2
     max_minutes: float = 0.0  # 0: no wall-clock limit
     workers: int = 1  # local worker processes training trials at once (ferlib.tuning.distributed); 1: in-process

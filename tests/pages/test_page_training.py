@@ -283,7 +283,7 @@ def test_a_run_can_warm_start_from_a_finished_runs_model(runs_dir, training_data
     # Back to a random start: the architecture's own defaults, free to change.
     app.selectbox(key="training_initial_model_compact_cnn").set_value("").run()
     filters = app.text_input(key="training_hp_compact_cnn_filters")
-    assert (filters.value, filters.disabled) == ("32, 64, 128", False)
+    assert (filters.value, filters.disabled) == ("32, 64, 128, 256", False)
 
 
 def test_a_run_can_learn_from_chosen_models_as_well_as_the_labels(runs_dir, training_data, finished_run, monkeypatch):

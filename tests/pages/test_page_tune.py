@@ -205,6 +205,7 @@ def test_the_form_starts_a_search_in_its_own_process(folders, training_data, lau
     assert launches == [search_dir]
     config = search_launch.load_search_config(search_dir)
     assert (config.strategy, config.max_trials, config.space["optimizer"]) == ("grid", 3, ["adam"])
+    assert (config.epochs, config.subset) == (10, 0.2)  # 900 steps a trial: the least on which the nets learn
     assert config.base.data.endswith("fer_small.zip")
 
 
