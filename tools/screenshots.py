@@ -4,10 +4,11 @@
                                 [--searches-dir DIR]
 
 Every page is shown as a user sees it, with the shipped models and real FER-2013 faces. The Training page shows the
-runs in --runs-dir, else a small real run made first (stopped after a few epochs and resumed, as people do); the Tune
-page the searches in --searches-dir, else a small random search made first; both on a quarter of the training faces,
-in a temporary folder: ten to twenty minutes on two cores. Needs Debian's chromium and Playwright
-(requirements-dev.txt), and a colour emoji font for the icons (Debian's fonts-noto-color-emoji).
+runs in --runs-dir, else a small real run made first on a quarter of the training faces (stopped after a few epochs
+and resumed, as people do); the Tune page the searches in --searches-dir, else a five-trial random search made first on
+the default budget per trial. Both go in a temporary folder; the search takes the longest (1 h 47 min on two cores
+shared with a training run). Needs Debian's chromium and Playwright (requirements-dev.txt), and a colour emoji font
+for the icons (Debian's fonts-noto-color-emoji).
 """
 
 from __future__ import annotations
