@@ -11,13 +11,17 @@ from typing import Any
 
 from ferlib.errors import FerError
 
+SEARCH = "search"
 
-def weight_list(text: str) -> list[float]:
-    """`--weights 0.6,0.4` as numbers (their sign and count are checked with the models)."""
+
+def weight_list(text: str) -> list[float] | str:
+    """`--weights 0.6,0.4` as numbers (their sign and count are checked with the models), or `search`."""
+    if text.strip().lower() == SEARCH:
+        return SEARCH
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4; received {text!r}") from None
+        raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4, or search; received {text!r}") from None
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +34,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "would combine them, without writing anything",
     )
     evaluate.add_argument(
-        "--weights", type=weight_list, help="with several --model: one weight each, e.g. 0.6,0.4 (default: equal)"
+        "--weights",
+        type=weight_list,
+        help="with several --model: one weight each, e.g. 0.6,0.4 (default: equal); or search, which tries "
+        "whole-number weights 1-4 and scores the best on this split (chosen on it, so it flatters the average)",
     )
     evaluate.add_argument("--split", default="validation", choices=["train", "validation", "test", "all"])
     evaluate.add_argument(
@@ -86,6 +93,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
     tta = tta_mode(arguments.tta)  # a wrong mode or model is named before the data is loaded
     model, classes, name = _scored_model(arguments)
+    searching = arguments.weights == SEARCH
     dataset = load_dataset(arguments.data, progress=ProgressPrinter())
     images, labels = dataset.subset(arguments.split)
     keep, labels = classes.apply(labels)  # a model of fewer classes is scored on the faces of its classes
@@ -97,7 +105,11 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             f"Expected images in the {arguments.split!r} split of {str(arguments.data)!r}; received none "
             f"(it has: {present}); choose one with --split, or --split all"
         )
-    metrics = evaluate_model(model, images, labels, tta=tta, class_names=classes.names)
+    if searching:
+        metrics = _searched_average(model, images, labels, tta, classes.names)
+        name = f"{name} ({metrics['weight_search']['weights']})"
+    else:
+        metrics = evaluate_model(model, images, labels, tta=tta, class_names=classes.names)
     metrics.update({"split": arguments.split, "data": str(arguments.data), "model": name})
     metrics["left_out"] = left_out
     if left_out:
@@ -110,6 +122,12 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             f"f1={values['f1']:.4f} support={values['support']}"
         )
     print(f"top2_accuracy={metrics['top2_accuracy']:.4f}")
+    if searching:
+        found = metrics["weight_search"]
+        print(
+            f"weights {found['weights']} scored best of {found['tried']} tried on these faces (equal weights: "
+            f"{found['equal_accuracy']:.4f}); chosen on them, so the accuracy below flatters the average"
+        )
     print(f"accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} n={metrics['n']}")
     return 0
 
@@ -122,12 +140,32 @@ def _scored_model(arguments: argparse.Namespace) -> tuple[Any, Any, str]:
     if len(paths) > 1:
         from ferlib.training.combine import combined_model
 
-        model, classes, members = combined_model(paths, arguments.weights)
+        searching = arguments.weights == SEARCH
+        model, classes, members = combined_model(paths, None if searching else arguments.weights)
+        if searching:  # the weights are chosen once the faces are read
+            return model, classes, " + ".join(member["model"] for member in members)
         return model, classes, " + ".join(f"{member['model']} ({member['weight']:.3f})" for member in members)
     if arguments.weights:
         raise FerError(f"Expected --weights only with several --model; received it with {len(paths)} model(s)")
     model, card = load_model(paths[0] if paths else None)
     return model, class_set_of(card, paths[0] if paths else "the shipped model"), str(paths[0] if paths else "default")
+
+
+def _searched_average(
+    ensemble: Any, images: Any, labels: Any, tta: str, class_names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The metrics of the members' average under the weights that score best on these faces, and the search."""
+    from dataclasses import asdict
+
+    from ferlib.evaluation.metrics import average_probabilities, predict_probabilities, score
+    from ferlib.evaluation.weighting import search_weights
+    from ferlib.nets.ensemble import ensemble_members
+
+    members = [predict_probabilities(member, images, tta=tta) for member, _ in ensemble_members(ensemble)]
+    found = search_weights(members, labels)
+    metrics = score(labels, average_probabilities(members, found.weights), tta, class_names)
+    metrics["weight_search"] = asdict(found) | {"weights": ",".join(map(str, found.weights))}
+    return metrics
 
 
 def _predict(arguments: argparse.Namespace) -> int:

@@ -90,6 +90,31 @@ def test_evaluate_scores_the_average_of_several_models_without_writing_one(train
     )
 
 
+def test_evaluate_searches_the_weights_of_an_average_and_says_they_flatter_it(training_data, tiny_model_path, tmp_path):
+    other = tmp_path / "other.keras"
+    shutil.copy(tiny_model_path, other)
+    shutil.copy(tiny_model_path.with_suffix(".json"), other.with_suffix(".json"))
+    output = tmp_path / "metrics.json"
+    models = ["--model", tiny_model_path, "--model", other, "--weights", "search", "--tta", "flip"]
+    result = run_cli("evaluate", "--data", training_data, *models, "--json", output)
+    assert result.returncode == 0, result.stderr
+    *_, said, last = result.stdout.strip().splitlines()
+    assert re.fullmatch(
+        r"weights \d,\d scored best of \d+ tried on these faces \(equal weights: 0\.\d{4}\); chosen on them, so the "
+        r"accuracy below flatters the average",
+        said,
+    )
+    assert re.fullmatch(r"accuracy=0\.\d{4} macro_f1=0\.\d{4} n=56", last)
+    metrics = json.loads(output.read_text())
+    found = metrics["weight_search"]
+    assert metrics["accuracy"] == found["accuracy"] >= found["equal_accuracy"] and metrics["tta"] == "flip"
+    assert metrics["model"].endswith(f"other.keras ({found['weights']})")
+    wrong = run_cli(
+        "evaluate", "--data", training_data, "--model", other, "--model", tiny_model_path, "--weights", "best"
+    )
+    assert wrong.returncode == 2 and "Expected weights such as 0.6,0.4, or search; received 'best'" in wrong.stderr
+
+
 def test_train_prints_the_run_folder(training_data, tmp_path):
     config = tmp_path / "config.json"
     config.write_text(

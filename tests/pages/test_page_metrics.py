@@ -260,6 +260,31 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     assert "Expected a new model name; received 'our_pair'" in texts(app.error)  # a saved model is never replaced
 
 
+def test_the_best_weights_are_searched_on_the_faces_set_in_the_inputs_and_said_to_flatter(
+    environment, first_run, second_run, training_data
+):
+    import numpy as np
+
+    from ferlib.evaluation.weighting import search_weights
+
+    app = compared_on_faces(environment, first_run, second_run, training_data)
+    app.button(key="metrics_weight_search_button").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    images, labels = load_dataset(training_data).subset("validation")
+    members = [keras.saving.load_model(run / runs.BEST_MODEL) for run in (first_run, second_run)]
+    predictions = [member.predict(images[..., None].astype(np.float32), verbose=0) for member in members]
+    found = search_weights(predictions, labels)
+    keys = [f"metrics_weight_{environment['runs'] / run.name / runs.BEST_MODEL}" for run in (first_run, second_run)]
+    assert [app.number_input(key=key).value for key in keys] == [float(weight) for weight in found.weights]
+    shares = ":".join(map(str, found.weights))
+    assert app.dataframe[-1].value["Model"].iloc[-1] == f"ensemble ({shares})"
+    assert app.dataframe[-1].value["Accuracy"].iloc[-1] == f"{found.accuracy:.1%}"
+    said = f"Weights {shares} score best of the {found.tried} combinations tried on these faces"
+    assert said in texts(app.caption) and "this row flatters the ensemble a little" in texts(app.caption)
+    app.number_input(key=keys[0]).set_value(found.weights[0] + 1.5).run()
+    assert said not in texts(app.caption)  # the sentence is about the weights it set, not these
+
+
 def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
     environment, first_run, second_run, training_data, monkeypatch
 ):
