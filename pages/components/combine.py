@@ -29,9 +29,11 @@ def suggested_name(names: Sequence[str]) -> str:
     return f"ensemble_{joined}"[:64].rstrip("-_")
 
 
-def save_section(model_paths: Sequence[Path], names: Sequence[str], weights: Sequence[float], data: Path) -> None:
-    """Name the ensemble and start the job that saves it; then watch the job running now (from any session), else
-    the one this session started for these models, weights and dataset."""
+def save_section(
+    model_paths: Sequence[Path], names: Sequence[str], weights: Sequence[float], data: Path, notes: Sequence[str] = ()
+) -> None:
+    """Name the ensemble and start the job that saves it (`notes` go on its card); then watch the job running now
+    (from any session), else the one this session started for these models, weights and dataset."""
     root, locked = folder.default_ensembles_dir(), access.locked()
     busy = next((job for job in list_ensemble_jobs(root) if job.active), None)
     name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
@@ -44,7 +46,8 @@ def save_section(model_paths: Sequence[Path], names: Sequence[str], weights: Seq
     if button_column.button("Save the ensemble", key="metrics_ensemble_save", **options):
 
         def started() -> Path:
-            return start_ensemble(list(model_paths), data, new_model_path(name.strip()), list(weights), root=root)
+            target = new_model_path(name.strip())
+            return start_ensemble(list(model_paths), data, target, list(weights), notes=notes, root=root)
 
         if job_dir := attempt("The ensemble could not be started.", started):
             st.session_state[JOB_KEY] = (str(job_dir), request)

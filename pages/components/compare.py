@@ -31,6 +31,8 @@ WEIGHT_RANGE = dict(min_value=0.1, max_value=10.0, step=0.1, help="Relative: 2 c
 SEARCH_KEY = "metrics_weight_search"
 SEARCH_HELP = f"Tries every combination of the weights {', '.join(map(str, WEIGHT_LEVELS))} on these faces and sets "
 SEARCH_HELP += "the one whose average scores best (the lower log-loss among equals)."
+SEARCHED_NOTE = "Its weights ({shares}) were chosen as the ones scoring best on the validation faces it is measured "
+SEARCHED_NOTE += "on, so its validation figures flatter it a little."
 
 
 def compare_section(entries: list[catalog.CatalogEntry]) -> None:
@@ -158,8 +160,10 @@ def ensemble_rows(
         help=SEARCH_HELP,
     )
     found = st.session_state.get(SEARCH_KEY)
+    notes = []
     if found and found[0] == searched and found[1] == weights:
         st.caption(found[2])
+        notes.append(SEARCHED_NOTE.format(shares=":".join(f"{weight:g}" for weight in weights)))
     averaged = attempt(
         "These weights cannot combine the models.",
         lambda: average_probabilities([evaluation.probabilities for evaluation in evaluations], weights),
@@ -168,7 +172,7 @@ def ensemble_rows(
         return []
     shares = ":".join(f"{weight:g}" for weight in weights)
     row = score_row(f"ensemble ({shares})", score(labels, averaged, tta, classes.names))
-    save_section([report.model_path for report in chosen], [report.name for report in chosen], weights, data)
+    save_section([report.model_path for report in chosen], [report.name for report in chosen], weights, data, notes)
     return [row]
 
 

@@ -261,12 +261,16 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
 
 
 def test_the_best_weights_are_searched_on_the_faces_set_in_the_inputs_and_said_to_flatter(
-    environment, first_run, second_run, training_data
+    environment, first_run, second_run, training_data, monkeypatch
 ):
     import numpy as np
 
     from ferlib.evaluation.weighting import search_weights
+    from ferlib.training import combine_launch
 
+    launched = []
+    monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
+    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
     app = compared_on_faces(environment, first_run, second_run, training_data)
     app.button(key="metrics_weight_search_button").click().run()
     assert not app.exception and not app.error, texts(app.error)
@@ -283,6 +287,16 @@ def test_the_best_weights_are_searched_on_the_faces_set_in_the_inputs_and_said_t
     assert said in texts(app.caption) and "this row flatters the ensemble a little" in texts(app.caption)
     app.number_input(key=keys[0]).set_value(found.weights[0] + 1.5).run()
     assert said not in texts(app.caption)  # the sentence is about the weights it set, not these
+    app.button(key="metrics_weight_search_button").click().run()
+    app.button(key="metrics_ensemble_save").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    (job_dir,) = launched
+    request = json.loads((job_dir / folder.CONFIG_FILE).read_text())
+    assert request["weights"] == [float(weight) for weight in found.weights]
+    assert request["notes"] == [  # its card says how its weights were chosen
+        f"Its weights ({shares}) were chosen as the ones scoring best on the validation faces it is measured on, so "
+        "its validation figures flatter it a little."
+    ]
 
 
 def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
