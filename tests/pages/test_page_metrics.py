@@ -204,6 +204,17 @@ def compared_on_faces(environment, first_run, second_run, training_data) -> AppT
     return app.selectbox(key="metrics_compare_dataset").set_value(environment["data"] / "faces.zip").run()
 
 
+@pytest.fixture
+def launched(environment, monkeypatch) -> list:
+    """Ensemble jobs go in the test's folder and are created, not started: their folders are recorded here."""
+    from ferlib.training import combine_launch
+
+    launched = []
+    monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
+    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
+    return launched
+
+
 def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
     environment, first_run, second_run, training_data, monkeypatch
 ):
@@ -261,23 +272,22 @@ def test_two_models_average_into_an_ensemble_scored_then_saved_as_a_model(
 
 
 def test_the_best_weights_are_searched_on_the_faces_set_in_the_inputs_and_said_to_flatter(
-    environment, first_run, second_run, training_data, monkeypatch
+    environment, first_run, second_run, training_data, launched
 ):
-    import numpy as np
-
+    from ferlib.evaluation.metrics import predict_probabilities
     from ferlib.evaluation.weighting import search_weights
-    from ferlib.training import combine_launch
 
-    launched = []
-    monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
-    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
     app = compared_on_faces(environment, first_run, second_run, training_data)
     app.button(key="metrics_weight_search_button").click().run()
     assert not app.exception and not app.error, texts(app.error)
     images, labels = load_dataset(training_data).subset("validation")
-    members = [keras.saving.load_model(run / runs.BEST_MODEL) for run in (first_run, second_run)]
-    predictions = [member.predict(images[..., None].astype(np.float32), verbose=0) for member in members]
-    found = search_weights(predictions, labels)
+    found = search_weights(
+        [
+            predict_probabilities(keras.saving.load_model(run / runs.BEST_MODEL), images)
+            for run in (first_run, second_run)
+        ],
+        labels,
+    )
     keys = [f"metrics_weight_{environment['runs'] / run.name / runs.BEST_MODEL}" for run in (first_run, second_run)]
     assert [app.number_input(key=key).value for key in keys] == [float(weight) for weight in found.weights]
     shares = ":".join(map(str, found.weights))
@@ -300,14 +310,10 @@ def test_the_best_weights_are_searched_on_the_faces_set_in_the_inputs_and_said_t
 
 
 def test_while_an_ensemble_is_combined_it_is_watched_and_no_second_one_starts(
-    environment, first_run, second_run, training_data, monkeypatch
+    environment, first_run, second_run, training_data, launched
 ):
-    from ferlib.training import combine_launch
     from ferlib.training.combine import ship_ensemble_job
 
-    launched = []
-    monkeypatch.setattr(combine_launch, "launch", lambda job_dir, *args, **kwargs: launched.append(job_dir))
-    monkeypatch.setenv("FERLIB_ENSEMBLES_DIR", str(environment["runs"].parent / "ensembles"))
     app = compared_on_faces(environment, first_run, second_run, training_data)
     app.button(key="metrics_ensemble_save").click().run()
     assert not app.exception and not app.error, texts(app.error)
