@@ -14,13 +14,21 @@ from ferlib.errors import FerError
 SEARCH = "search"
 
 
-def weight_list(text: str) -> list[float] | str:
-    """`--weights 0.6,0.4` as numbers (their sign and count are checked with the models), or `search`."""
-    if text.strip().lower() == SEARCH:
-        return SEARCH
+def weight_list(text: str) -> list[float]:
+    """`--weights 0.6,0.4` as numbers (their sign and count are checked with the models)."""
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
+        raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4; received {text!r}") from None
+
+
+def weights_or_search(text: str) -> list[float] | str:
+    """`evaluate --weights`: numbers as `weight_list` reads them, or `search`."""
+    if text.strip().lower() == SEARCH:
+        return SEARCH
+    try:
+        return weight_list(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4, or search; received {text!r}") from None
 
 
@@ -35,7 +43,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--weights",
-        type=weight_list,
+        type=weights_or_search,
         help="with several --model: one weight each, e.g. 0.6,0.4 (default: equal); or search, which tries "
         "whole-number weights 1-4 and scores the best on this split (chosen on it, so it flatters the average)",
     )

@@ -142,4 +142,7 @@ def test_the_command_refuses_a_single_model_and_unreadable_weights(tmp_path, tin
         tiny_model_path, tiny_model_path, "--data", training_data, "--output", tmp_path / "x.keras", "--weights", "a,b"
     )
     assert words.returncode == 2 and "Expected weights such as 0.6,0.4; received 'a,b'" in words.stderr
+    two = [tiny_model_path, tiny_model_path, "--data", training_data, "--output", tmp_path / "x.keras"]
+    searched = ensemble(*two, "--weights", "search")  # only `evaluate` searches weights; an ensemble's are chosen
+    assert searched.returncode == 2 and "Expected weights such as 0.6,0.4; received 'search'" in searched.stderr
     assert list(tmp_path.iterdir()) == []
