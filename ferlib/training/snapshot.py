@@ -5,7 +5,8 @@ state and patience counters, history, progress log, the last checkpoint's weight
 weight average, the best checkpoint's weights), so `python -m ferlib train --resume-from FILE` continues the run at
 the same optimizer step, rate and history elsewhere. Large float arrays travel in half precision (a round trip
 changes a weight by at most 1 part in 2,048; small arrays such as batch-norm statistics, and integers, stay exact),
-which keeps a 2.6-million-parameter run under 20 MiB.
+stored as two byte planes (all high bytes, then all low bytes) so that compression finds the repetitive sign and
+exponent bits: a 2.6-million-parameter run takes under 20 MiB, a 3.5-million one about 23.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from ferlib.training.config import TrainConfig
 from ferlib.training.trainer import compile_with_optimizer
 
 FORMAT = "ferlib-training-snapshot"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 stored 16-bit arrays as they are, without byte planes
+BYTE_PLANES = "byte-planes"
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 # Run-folder files a snapshot carries as they are (config.json is required; the others when the run has them).
@@ -155,9 +158,9 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
             manifest = json.loads(handle.read(MANIFEST))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise FerError(f"Expected {expected}; received {path.name}, whose manifest is of another format")
-            if manifest.get("version") != VERSION:
+            if manifest.get("version") not in READABLE_VERSIONS:
                 raise FerError(
-                    f"Expected a snapshot of format version {VERSION}; received {path.name}, of version "
+                    f"Expected a snapshot of format version {VERSION} or earlier; received {path.name}, of version "
                     f"{manifest.get('version')!r}: use the ferlib version that wrote it"
                 )
             checksums = manifest.get("sha256")
@@ -260,8 +263,20 @@ def _pack(value: np.ndarray, optimizer_state: bool = False) -> tuple[np.ndarray,
     return value, str(value.dtype)
 
 
+def _byte_planes(value: np.ndarray) -> np.ndarray:
+    """A 16-bit array as a (2, size) uint8 array: its values' first bytes, then their second bytes."""
+    return np.ascontiguousarray(value.reshape(-1).view(np.uint8).reshape(-1, 2).T)
+
+
+def _from_byte_planes(planes: np.ndarray, entry: dict[str, Any]) -> np.ndarray:
+    kind = np.uint16 if entry.get("stored") == "bfloat16" else np.float16
+    return np.ascontiguousarray(planes.T).view(kind).reshape(entry["shape"])
+
+
 def _unpack(stored: np.ndarray, entry: dict[str, Any]) -> np.ndarray:
     """The array as it was, from its stored form."""
+    if entry.get("layout") == BYTE_PLANES:
+        stored = _from_byte_planes(stored, entry)
     if entry.get("stored") == "bfloat16":
         return (stored.astype(np.uint32) << 16).view(np.float32)
     return stored.astype(entry["dtype"])
@@ -282,16 +297,13 @@ def _checkpoint_arrays(run_dir: Path) -> tuple[dict[str, np.ndarray], list[dict[
             key = f"{group}/{index}"
             # The optimizer's own slots keep their range; its weight average is a copy of the weights.
             slot = group.endswith("/optimizer") and not variable.path.endswith("_average")
-            arrays[key], stored = _pack(value, optimizer_state=slot)
-            entries.append(
-                {
-                    "key": key,
-                    "path": variable.path,
-                    "shape": list(value.shape),
-                    "dtype": str(value.dtype),
-                    "stored": stored,
-                }
-            )
+            packed, stored = _pack(value, optimizer_state=slot)
+            entry = {"key": key, "path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
+            entry["stored"] = stored
+            if stored in HALF_PRECISION:
+                packed, entry["layout"] = _byte_planes(packed), BYTE_PLANES
+            arrays[key] = packed
+            entries.append(entry)
 
     last = keras.saving.load_model(run_dir / runs.LAST_MODEL, compile=True)
     add("last/model", last.weights)

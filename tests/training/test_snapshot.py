@@ -78,6 +78,43 @@ def test_large_arrays_travel_in_half_precision_and_small_ones_exactly(tmp_path, 
     assert any(path.endswith("/iteration") and kind == "int64" for path, kind in stored.values())
     slots = {path.rsplit("_", 1)[-1]: kind for path, kind in stored.values() if "block4_conv2_kernel" in path}
     assert slots == {"average": "float16", "momentum": "bfloat16"}  # momentum keeps float32's range
+    layouts = {
+        entry.get("layout") for entry in snapshot.manifest["arrays"] if entry["stored"] in ("float16", "bfloat16")
+    }
+    assert layouts == {"byte-planes"}  # high bytes apart from low bytes: they compress better
+
+    # A snapshot written before byte planes (format version 1) still restores, to the same weights.
+    old = rewritten(snapshot.path, tmp_path / "version1.zip", as_version_1(snapshot))
+    assert read_snapshot(old).manifest["version"] == 1
+    models = [
+        keras.saving.load_model(restore_snapshot(path, tmp_path / name) / "last.keras")
+        for path, name in ((snapshot.path, "now"), (old, "before"))
+    ]
+    for now, before in zip(
+        models[0].weights + models[0].optimizer.variables,
+        models[1].weights + models[1].optimizer.variables,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(now), np.asarray(before))
+
+
+def as_version_1(snapshot):
+    """A manifest change that rewrites the snapshot's arrays as format version 1 stored them: 16-bit arrays whole."""
+    import hashlib
+    import io
+
+    def change(manifest):
+        arrays = dict(snapshot.arrays)
+        for entry in manifest["arrays"]:
+            if entry.pop("layout", None) == "byte-planes":
+                kind = np.uint16 if entry["stored"] == "bfloat16" else np.float16
+                arrays[entry["key"]] = np.ascontiguousarray(arrays[entry["key"]].T).view(kind).reshape(entry["shape"])
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        manifest["version"], manifest["sha256"]["arrays.npz"] = 1, hashlib.sha256(buffer.getvalue()).hexdigest()
+        return {"arrays.npz": buffer.getvalue()}
+
+    return change
 
 
 def test_a_truncated_or_foreign_file_is_refused_with_one_line_and_creates_nothing(tmp_path, training_data):
@@ -111,7 +148,7 @@ def test_a_truncated_or_foreign_file_is_refused_with_one_line_and_creates_nothin
 
 
 def rewritten(source, target, change):
-    """A copy of a snapshot whose manifest is changed by `change` (its checksums stay true to its members)."""
+    """A copy of a snapshot whose manifest is changed by `change`, which may return members to add or replace."""
     import json
 
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
@@ -119,7 +156,7 @@ def rewritten(source, target, change):
         extra = change(manifest) or {}
         copy.writestr("manifest.json", json.dumps(manifest))
         for name in original.namelist():
-            if name != "manifest.json":
+            if name != "manifest.json" and name not in extra:
                 copy.writestr(name, original.read(name))
         for name, data in extra.items():
             copy.writestr(name, data)
