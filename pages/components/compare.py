@@ -29,8 +29,8 @@ TTA_HELP += "copies or ten crops."
 SCORES = {"n": "Faces", "macro_f1": "Macro-F1"}
 WEIGHT_RANGE = dict(min_value=0.1, max_value=10.0, step=0.1, help="Relative: 2 counts twice as much as 1.")
 SEARCH_KEY = "metrics_weight_search"
-SEARCH_HELP = f"Tries every combination of the weights {', '.join(map(str, WEIGHT_LEVELS))} on these faces and sets "
-SEARCH_HELP += "the one whose average scores best (the lower log-loss among equals)."
+SEARCH_HELP = f"Tries the weights {', '.join(map(str, WEIGHT_LEVELS))} for each model on these faces and sets the "
+SEARCH_HELP += "combination whose average scores best (the lower log-loss among equals)."
 SEARCHED_NOTE = "Its weights ({shares}) were chosen as the ones scoring best on the validation faces it is measured "
 SEARCHED_NOTE += "on, so its validation figures flatter it a little."
 
@@ -159,18 +159,17 @@ def ensemble_rows(
         args=(searched, [evaluation.probabilities for evaluation in evaluations], labels),
         help=SEARCH_HELP,
     )
+    shares, notes = ":".join(f"{weight:g}" for weight in weights), []
     found = st.session_state.get(SEARCH_KEY)
-    notes = []
     if found and found[0] == searched and found[1] == weights:
         st.caption(found[2])
-        notes.append(SEARCHED_NOTE.format(shares=":".join(f"{weight:g}" for weight in weights)))
+        notes.append(SEARCHED_NOTE.format(shares=shares))
     averaged = attempt(
         "These weights cannot combine the models.",
         lambda: average_probabilities([evaluation.probabilities for evaluation in evaluations], weights),
     )
     if averaged is None:
         return []
-    shares = ":".join(f"{weight:g}" for weight in weights)
     row = score_row(f"ensemble ({shares})", score(labels, averaged, tta, classes.names))
     save_section([report.model_path for report in chosen], [report.name for report in chosen], weights, data, notes)
     return [row]
