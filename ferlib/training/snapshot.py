@@ -298,8 +298,8 @@ def _checkpoint_arrays(run_dir: Path) -> tuple[dict[str, np.ndarray], list[dict[
             # The optimizer's own slots keep their range; its weight average is a copy of the weights.
             slot = group.endswith("/optimizer") and not variable.path.endswith("_average")
             packed, stored = _pack(value, optimizer_state=slot)
-            entry = {"key": key, "path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
-            entry["stored"] = stored
+            shape, dtype = list(value.shape), str(value.dtype)
+            entry = {"key": key, "path": variable.path, "shape": shape, "dtype": dtype, "stored": stored}
             if stored in HALF_PRECISION:
                 packed, entry["layout"] = _byte_planes(packed), BYTE_PLANES
             arrays[key] = packed
