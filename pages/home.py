@@ -16,7 +16,7 @@ from pages.components.photo import PHOTO_TYPES, photo_analysis
 
 require_app("pages/home.py")
 SAMPLE = Path(__file__).parent / "assets" / "sample-face.jpg"
-FIGURES = (("accuracy", "none"), ("macro_f1", "none"), ("accuracy", "flip"))
+FIGURES = (("accuracy", "none"), ("macro_f1", "none"), ("accuracy", "flip"), ("accuracy", "zooms"))
 SAMPLE_CREDIT = "Sample photo: astronaut Eileen Collins, NASA (public domain), via scikit-image."
 WHICH, HAPPY_OR_SAD = "Which emotion?", "Happy or sad?"
 QUESTION_HELP = "Which emotion: the active model's classes. Happy or sad: a model that tells only those two apart."
@@ -47,7 +47,7 @@ with model_column:
         common.show_no_model_hint()
     else:  # the two headline figures and what they were measured on
         recorded = (card := attempt(failure, lambda: load_model_card(model)) or {}).get("metrics", {})
-        accuracy, macro_f1, flip = (recorded.get(metric_key(name, tta)) for name, tta in FIGURES)
+        accuracy, macro_f1, flip, zooms = (recorded.get(metric_key(name, tta)) for name, tta in FIGURES)
         f1_text = f"{macro_f1:.3f}" if isinstance(macro_f1, float) else "–"
         on = f"{recorded['n']:,} validation faces of FER-2013" if isinstance(recorded.get("n"), int) else "FER-2013"
         classes = len(card.get("class_names") or []) or 7
@@ -55,6 +55,7 @@ with model_column:
         f1_help = f"F1 averaged over the {classes} classes, rare ones counting as much."
         metric_row([accurate, ("Macro-F1", f1_text, f1_help)])
         mirror = f"; {percent(flip)} reading each face together with its mirror image" if flip else ""
+        mirror += f", {percent(zooms)} reading 18 zoomed, tilted and mirrored views of it" if flip and zooms else ""
         st.caption(f"On {on} it never trained on{mirror}. People agree with FER-2013's labels about 65% of the time.")
 with try_column:
     st.subheader("Try it on a photo")

@@ -56,7 +56,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         metavar="MODE",
         help="test-time augmentation: flip (the default of a bare --tta) averages each face with its mirror image; "
         "shifts averages 10 views (flips, each moved 2 pixels up, down, left and right); crops averages ten "
-        "40-pixel crops (centre and corners, each mirrored), for models that look at a 40-pixel crop",
+        "40-pixel crops (centre and corners, each mirrored), for models that look at a 40-pixel crop; zooms "
+        "averages 18 views (flips, each scaled by 0.9, 1 and 1.1 and tilted by -5, 0 and 5 degrees)",
     )
     evaluate.add_argument("--json", help="write all metrics to this JSON file")
     evaluate.set_defaults(handler=_evaluate)

@@ -326,30 +326,35 @@ def _snapshot(arguments: argparse.Namespace) -> int:
 
 
 def _ship(arguments: argparse.Namespace) -> int:
-    from ferlib.evaluation.metrics import metric_key, ten_view_mode
     from ferlib.nets.modelio import default_model_path
     from ferlib.training.ship import ship_model
 
     target = Path(arguments.output) if arguments.output else default_model_path()
     card = ship_model(arguments.run_dir, arguments.data, target, notes=arguments.note, checkpoint=arguments.checkpoint)
-    metrics, ten = card["metrics"], ten_view_mode(card["config"])  # ten crops for a model of 40-pixel crops
     tflite = target.with_suffix(".tflite")
     print(f"shipped {target} ({card['file_size_mb']} MB) and {tflite} ({card['tflite_size_mb']} MB)")
     print(
         f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "
         f"tflite_agreement={card['tflite_top1_agreement']:.4f}"
     )
-    print(
-        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
-        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
-        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} "
-        f"accuracy_tta_{ten}={metrics[metric_key('accuracy', ten)]:.4f} n={metrics['n']}"
-    )
+    print(_shipped_figures(card))
     return 0
 
 
+def _shipped_figures(card: dict) -> str:
+    """One line of a shipped card's validation figures: plain accuracy and macro-F1, then accuracy with each TTA
+    mode it records (flip, its ten views, the zooms)."""
+    from ferlib.evaluation.metrics import card_modes, metric_key
+
+    metrics, modes = card["metrics"], card_modes(card["config"])
+    figures = [f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f}"]
+    figures.append(f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f}")
+    figures.append(f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f}")
+    figures += [f"accuracy_tta_{mode}={metrics[metric_key('accuracy', mode)]:.4f}" for mode in modes]
+    return " ".join([*figures, f"n={metrics['n']}"])
+
+
 def _ensemble(arguments: argparse.Namespace) -> int:
-    from ferlib.evaluation.metrics import metric_key, ten_view_mode
     from ferlib.training.combine import ship_ensemble, ship_ensemble_job
 
     if arguments.job_dir:
@@ -363,19 +368,13 @@ def _ensemble(arguments: argparse.Namespace) -> int:
         raise FerError(f"Expected --data and --output (or --job-dir); received {given}")
     target = Path(arguments.output)
     card = ship_ensemble(arguments.models, arguments.data, target, arguments.weights, arguments.note)
-    metrics, ten = card["metrics"], ten_view_mode(card["config"])
     weights = " ".join(f"{member['model']}={member['weight']:.3f}" for member in card["config"]["members"])
     print(f"shipped {target} ({card['file_size_mb']} MB): {weights}")
     print(
         f"parameters={card['parameters']} flops_per_face={card['flops_per_face']} "
         f"int8_accuracy={card['int8_validation_accuracy']:.4f}"
     )
-    print(
-        f"accuracy={metrics[metric_key('accuracy', 'none')]:.4f} "
-        f"macro_f1={metrics[metric_key('macro_f1', 'none')]:.4f} "
-        f"accuracy_tta={metrics[metric_key('accuracy', 'flip')]:.4f} "
-        f"accuracy_tta_{ten}={metrics[metric_key('accuracy', ten)]:.4f} n={metrics['n']}"
-    )
+    print(_shipped_figures(card))
     return 0
 
 

@@ -184,6 +184,7 @@ MODE_ROWS = {
     "flip": "with horizontal-flip TTA",
     "shifts": f"with TTA over {TTA_DESCRIPTIONS['shifts']}",
     "crops": f"with TTA over {TTA_DESCRIPTIONS['crops']}",
+    "zooms": f"with TTA over {TTA_DESCRIPTIONS['zooms']}",
 }
 
 
@@ -205,7 +206,7 @@ def evaluation_lines(card: dict[str, Any]) -> list[str]:
     rows = []
     for mode, label in MODE_ROWS.items():
         keys = dict(zip(SUMMARY_FIGURES, (metric_key(figure, mode) for figure in SUMMARY_FIGURES), strict=True))
-        if mode in ("shifts", "crops") and keys["accuracy"] not in metrics:  # a model has one ten-view mode
+        if mode not in ("none", "flip") and keys["accuracy"] not in metrics:  # a card records the modes it measured
             continue
         rows.append([label, *(_number(metrics.get(key)) for key in keys.values())])
         if mode == "flip":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ferlib.classes import EMOTIONS, NUM_CLASSES
@@ -17,22 +18,33 @@ from ferlib.nets.ensemble import ensemble_weights
 # and right with the border pixels repeated (10 views, the analogue of ten-crop averaging for a model that sees
 # the whole 48x48 face). "crops": ten-crop averaging for a model that looks at a central 40x40 crop
 # (`input_crop`): the face, and the face moved 4 pixels diagonally so that the model's crop is each corner crop,
-# each also mirrored (10 views).
-TTA_MODES = ("none", "flip", "shifts", "crops")
+# each also mirrored (10 views). "zooms": the face scaled by 0.9, 1 and 1.1 and tilted by -5, 0 and 5 degrees
+# about its centre, each also mirrored (18 views): sizes and tilts within the range training augments with, which
+# the networks answer about as accurately as the face itself, yet differently enough that their average gains.
+TTA_MODES = ("none", "flip", "shifts", "crops", "zooms")
 TTA_DESCRIPTIONS = {
     "none": "none",
     "flip": "flip (2 views)",
     "shifts": "flips and ±2-pixel shifts (10 views)",
     "crops": "ten crops: the centre and four corners, each mirrored (10 views)",
+    "zooms": "flips, ±10% zooms and ±5° tilts (18 views)",
 }
 TTA_SHIFT_PIXELS = 2
 TTA_CORNER_PIXELS = 4  # (48 - 40) / 2: moves a 40-pixel centre crop onto a corner
+TTA_ZOOMS = (1.0, 0.9, 1.1)  # the unchanged size first, so that the first view is the face itself
+TTA_TILT_DEGREES = (0.0, -5.0, 5.0)
 # A model card's summary figures: `validation_<figure><suffix of the TTA mode>`, e.g. validation_accuracy_tta.
-TTA_METRIC_SUFFIXES = {"none": "", "flip": "_tta", "shifts": "_tta_shifts", "crops": "_tta_crops"}
+TTA_METRIC_SUFFIXES = {
+    "none": "",
+    "flip": "_tta",
+    "shifts": "_tta_shifts",
+    "crops": "_tta_crops",
+    "zooms": "_tta_zooms",
+}
 SUMMARY_FIGURES = ("accuracy", "macro_f1", "top2_accuracy")
-# Faces whose views are built and predicted together: bounds memory (10 float32 views of 28,709 training faces
-# would take 2.6 GB at once) without making Keras's per-call overhead matter.
-TTA_CHUNK_FACES = 4096
+# Faces whose views are built and predicted together: bounds memory (18 float32 views of 28,709 training faces
+# would take 4.8 GB at once; of 2,048, 340 MB) without making Keras's per-call overhead matter.
+TTA_CHUNK_FACES = 2048
 
 
 def ten_view_mode(config: dict[str, Any]) -> str:
@@ -79,6 +91,16 @@ def shifted(batch: np.ndarray, rows: int, columns: int) -> np.ndarray:
     return np.ascontiguousarray(padded[:, top : top + height, left : left + width, :])
 
 
+def warped(batch: np.ndarray, zoom: float, degrees: float) -> np.ndarray:
+    """(N, H, W, 1) images scaled by `zoom` and turned `degrees` counter-clockwise about their centre, the uncovered
+    border repeating the edge pixels."""
+    height, width = batch.shape[1:3]
+    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), degrees, zoom)
+    flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
+    turned = [cv2.warpAffine(image[..., 0], matrix, (width, height), flags=flags, borderMode=border) for image in batch]
+    return np.stack(turned)[..., None] if turned else batch.copy()
+
+
 def tta_views(batch: np.ndarray, tta: bool | str) -> list[np.ndarray]:
     """The views of a model batch (N, 48, 48, 1) that `tta` averages over.
 
@@ -96,6 +118,9 @@ def tta_views(batch: np.ndarray, tta: bool | str) -> list[np.ndarray]:
             shifted(batch, rows, columns)
             for rows, columns in ((step, step), (step, -step), (-step, step), (-step, -step))
         ]
+    if mode == "zooms":
+        poses = [(zoom, degrees) for zoom in TTA_ZOOMS for degrees in TTA_TILT_DEGREES][1:]
+        views += [warped(batch, zoom, degrees) for zoom, degrees in poses]
     if mode != "none":
         views += [np.ascontiguousarray(view[:, :, ::-1, :]) for view in views]
     return views
@@ -242,14 +267,31 @@ def score_views(
 
 
 def evaluate_modes(
-    model: Any, images: np.ndarray, labels: np.ndarray, tta: bool | str, class_names: Sequence[str] | None = None
+    model: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    tta: bool | str | Sequence[str],
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The metrics of `tta` and the simpler modes its views include (none, and flip for a richer mode), keyed by
-    mode, from one prediction of `tta`'s views."""
-    views = predict_views(model, images, tta=tta)
-    names = class_names or class_names_of(model, views.shape[-1])
-    modes = dict.fromkeys(("none", "flip", tta_mode(tta)) if tta_mode(tta) != "none" else ("none",))
-    return {mode: score_views(views, labels, mode, names) for mode in modes}
+    """The metrics of `tta` (one mode or several) and the simpler modes the first one's views include (none, and
+    flip for a richer mode), keyed by mode; one prediction per mode named."""
+    named = [tta_mode(mode) for mode in ([tta] if tta is None or isinstance(tta, bool | np.bool_ | str) else tta)]
+    if not named:
+        raise FerError("Expected at least one TTA mode to evaluate; received none")
+    evaluations: dict[str, dict[str, Any]] = {}
+    for index, mode in enumerate(dict.fromkeys(named)):
+        views = predict_views(model, images, tta=mode)
+        names = class_names or class_names_of(model, views.shape[-1])
+        included = ("none", "flip", mode) if index == 0 and mode != "none" else (mode,)
+        evaluations |= {
+            shown: score_views(views, labels, shown, names) for shown in included if shown not in evaluations
+        }
+    return evaluations
+
+
+def card_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """The TTA modes a shipped model's card records beyond none and flip: its ten-view mode and the zooms."""
+    return (ten_view_mode(config), "zooms")
 
 
 def evaluate_model(

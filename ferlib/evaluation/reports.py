@@ -173,6 +173,7 @@ def shipped_report(model_path: str | os.PathLike, card: dict[str, Any] | None = 
         # Ten views per face cost ten times the inference, so it is a figure to read, not the page's TTA toggle.
         accuracy_with_10_view_tta=summary.get(metric_key("accuracy", ten_view_mode(config))),
         macro_f1_with_10_view_tta=summary.get(metric_key("macro_f1", ten_view_mode(config))),
+        accuracy_with_zoom_tta=summary.get(metric_key("accuracy", "zooms")),
         notes=[f"{label}: {note}" for label, note in labelled_notes(card)] or None,
         config=config,
     )

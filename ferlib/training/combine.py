@@ -19,7 +19,7 @@ from ferlib.classes import ClassSet
 from ferlib.data.datasets import load_dataset
 from ferlib.errors import FerError
 from ferlib.evaluation.lineage import model_file_name, model_lineage
-from ferlib.evaluation.metrics import evaluate_modes, metric_key, summary_metrics, ten_view_mode
+from ferlib.evaluation.metrics import card_modes, evaluate_modes, metric_key, summary_metrics
 from ferlib.jobs import folder
 from ferlib.jobs.ensembles import KIND
 from ferlib.nets.ensemble import ENSEMBLE_ARCHITECTURE, build_ensemble, ensemble_weights
@@ -134,7 +134,7 @@ def ship_ensemble(
     images = images[keep]
     if len(labels) == 0:
         raise FerError(f"Expected a validation split in {str(data)!r}; received none")
-    evaluations = evaluate_modes(model, images, labels, ten_view_mode(config), classes.names)
+    evaluations = evaluate_modes(model, images, labels, card_modes(config), classes.names)
     plain, tta = evaluations["none"], evaluations["flip"]
     metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
     train_images, train_labels = dataset.subset("train")
@@ -193,8 +193,9 @@ def ship_ensemble_job(job_dir: str | os.PathLike) -> dict[str, Any]:
         request = [config.get(key) for key in ("models", "data", "output", "weights")]
         card = ship_ensemble(*request, notes=config.get("notes") or (), before_moving=guard.close)
         guard.close()
-        metrics, ten = card["metrics"], ten_view_mode(card["config"])
-        figures = {mode: metrics.get(metric_key("accuracy", mode)) for mode in dict.fromkeys(("none", "flip", ten))}
+        metrics = card["metrics"]
+        modes = ("none", "flip", *card_modes(card["config"]))
+        figures = {mode: metrics.get(metric_key("accuracy", mode)) for mode in modes}
         result = {"output": request[2], "accuracy": figures, "int8_accuracy": card.get("int8_validation_accuracy")}
         folder.write_status(job_dir, "finished", result=result)
     except _Stopped:

@@ -21,7 +21,7 @@ from ferlib.data.preprocess import IMAGE_SIZE
 from ferlib.errors import FerError
 from ferlib.evaluation.cards import render_model_card
 from ferlib.evaluation.lineage import lineage_summary
-from ferlib.evaluation.metrics import evaluate_model, evaluate_modes, summary_metrics, ten_view_mode
+from ferlib.evaluation.metrics import card_modes, evaluate_model, evaluate_modes, summary_metrics
 from ferlib.jobs.runs import AVERAGE_MODEL, BEST_MODEL
 from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.export import count_flops, export_tflite, export_tflite_int8, tflite_agreement
@@ -85,7 +85,7 @@ def ship_model(
     if len(labels) == 0:
         raise FerError(f"Expected a validation split in {str(data)!r}; received none")
     classes = run_config.class_set.names
-    evaluations = evaluate_modes(model, images, labels, ten_view_mode(config), classes)  # one pass scores all
+    evaluations = evaluate_modes(model, images, labels, card_modes(config), classes)
     plain, tta = evaluations["none"], evaluations["flip"]
     metrics = {"split": describe_validation_split(dataset), **summary_metrics(evaluations), "n": plain["n"]}
     write = lambda staged: _write_shipped_files(model, dataset, metrics, config, run_dir, staged, plain, tta, notes)  # noqa: E731

@@ -20,7 +20,7 @@ REFRESH_SECONDS, JOB_KEY = 2.0, "metrics_ensemble_job"
 NAME_HELP = "Letters, digits, - and _. It is saved beside the shipped models, with its card and TFLite exports."
 SAVE_HELP = "Combines the models into one .keras model in its own process (a few minutes: it measures the ensemble "
 SAVE_HELP += "with every test-time augmentation and exports float and int8 TFLite). You may leave this page meanwhile."
-VIEWS = {"none": "plain", "flip": "flip", "shifts": "ten shifts", "crops": "ten crops"}
+VIEWS = {"none": "plain", "flip": "flip", "shifts": "ten shifts", "crops": "ten crops", "zooms": "18 zooms and tilts"}
 
 
 def suggested_name(names: Sequence[str]) -> str:

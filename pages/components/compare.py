@@ -25,7 +25,7 @@ DATASET_HELP += "classes answers with the likelier of those. Compare a model bef
 ENSEMBLE_HELP = "An ensemble averages its models' probabilities, each scaled by its weight: its row in the table "
 ENSEMBLE_HELP += "above is what one model combining them scores on these faces. Models that err differently gain most."
 TTA_HELP = "Average each face's probabilities over views of it (the ensemble's too): its mirror image, shifted "
-TTA_HELP += "copies or ten crops."
+TTA_HELP += "copies, ten crops or zoomed and tilted copies."
 SCORES = {"n": "Faces", "macro_f1": "Macro-F1"}
 WEIGHT_RANGE = dict(min_value=0.1, max_value=10.0, step=0.1, help="Relative: 2 counts twice as much as 1.")
 SEARCH_KEY = "metrics_weight_search"

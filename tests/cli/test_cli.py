@@ -284,7 +284,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
     assert last["no readable photo"] == (
         "error: Expected readable image files; received 1, none of which could be read and analysed"
     )
-    assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts, crops; received 'ten'"
+    assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts, crops, zooms; received 'ten'"
     assert last["video with json"] == (
         "error: Expected --csv or --video-out with a video; received --json or --annotated-dir"
     )

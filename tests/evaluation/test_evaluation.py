@@ -4,6 +4,7 @@ import pytest
 import ferlib.evaluation.metrics
 from ferlib.classes import EMOTIONS
 from ferlib.evaluation.metrics import (
+    TTA_MODES,
     average_views,
     classification_metrics,
     confusion_matrix,
@@ -16,6 +17,7 @@ from ferlib.evaluation.metrics import (
     summary_metrics,
     tta_mode,
     tta_views,
+    warped,
 )
 
 
@@ -65,7 +67,7 @@ def test_shift_tta_averages_ten_views_of_which_only_the_unchanged_one_keeps_the_
     np.testing.assert_allclose(averaged[0, [0, 3]], [0.1, 0.9], rtol=1e-6)
     assert predict_probabilities(CentrePixel(), faces, tta="flip")[0, 0] == pytest.approx(0.5)
     assert [len(tta_views(np.zeros((1, 48, 48, 1)), mode)) for mode in ("none", "flip", "shifts")] == [1, 2, 10]
-    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts, crops; received 'ten'$"):
+    with pytest.raises(ValueError, match=rf"^Expected a TTA mode among {', '.join(TTA_MODES)}; received 'ten'$"):
         predict_probabilities(CentrePixel(), faces, tta="ten")
 
 
@@ -95,6 +97,33 @@ def test_evaluating_ten_crops_also_scores_the_plain_and_flip_views():
     faces = np.zeros((2, 48, 48), np.uint8)
     modes = evaluate_modes(CentrePixel(), faces, np.array([3, 3]), "crops")
     assert list(modes) == ["none", "flip", "crops"] and modes["crops"]["tta"] == "crops"
+
+
+def test_zoom_views_scale_and_tilt_the_face_about_its_centre():
+    face = np.zeros((1, 48, 48, 1), np.float32)
+    face[0, 14:34, 14:34] = 200.0  # a bright 20-pixel square centred on the face
+    bright = lambda view: int((view[0, :, :, 0] > 100).sum())  # noqa: E731
+    assert bright(warped(face, 1.1, 0)) == 22 * 22 and bright(warped(face, 0.9, 0)) == 18 * 18
+    turned = warped(face, 1.0, 5.0)[0, :, :, 0]
+    assert turned[14, 16] < 100 < turned[14, 31]  # turned counter-clockwise, its top edge rises to the right
+    np.testing.assert_allclose(warped(face, 1.0, 0.0), face)
+    face = np.random.default_rng(4).integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
+    views = tta_views(face, "zooms")
+    assert len(views) == 18 and np.array_equal(views[0], face) and len({view.tobytes() for view in views}) == 18
+    for index in range(9):
+        np.testing.assert_array_equal(views[9 + index], views[index][:, :, ::-1, :])
+    assert warped(face[:0], 0.9, 5.0).shape == (0, 48, 48, 1)
+
+
+def test_evaluating_several_modes_scores_each_and_the_plain_and_flip_views_once():
+    faces = np.random.default_rng(2).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    every = evaluate_modes(MeanBrightness(), faces, labels, ("crops", "zooms"))
+    assert list(every) == ["none", "flip", "crops", "zooms"]
+    for mode in every:
+        assert every[mode] == evaluate_model(MeanBrightness(), faces, labels, tta=mode), mode
+    with pytest.raises(ValueError, match=r"^Expected at least one TTA mode to evaluate; received none$"):
+        evaluate_modes(MeanBrightness(), faces, labels, ())
 
 
 def test_the_second_half_of_the_views_mirrors_the_first():
@@ -165,7 +194,7 @@ def test_each_tta_modes_summary_figures_have_their_own_card_keys():
         "validation_top2_accuracy_tta_shifts": 0.75,
     }  # fmt: skip
     assert metric_key("accuracy", "crops") == "validation_accuracy_tta_crops"
-    with pytest.raises(ValueError, match=r"^Expected a TTA mode among none, flip, shifts, crops; received 'ten'$"):
+    with pytest.raises(ValueError, match=rf"^Expected a TTA mode among {', '.join(TTA_MODES)}; received 'ten'$"):
         metric_key("accuracy", "ten")
 
 

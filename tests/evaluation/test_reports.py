@@ -121,6 +121,9 @@ def test_the_shipped_models_card_becomes_an_evaluation_shaped_report(tmp_path):
     completed["metrics"]["validation_macro_f1_tta_shifts"] = 0.66
     details = reports.shipped_report(tmp_path / "fer_vgg.keras", completed).details
     assert (details["accuracy_with_10_view_tta"], details["macro_f1_with_10_view_tta"]) == (0.72, 0.66)
+    assert "accuracy_with_zoom_tta" not in details
+    completed["metrics"]["validation_accuracy_tta_zooms"] = 0.73
+    assert reports.shipped_report(tmp_path / "fer_vgg.keras", completed).details["accuracy_with_zoom_tta"] == 0.73
     noted = reports.shipped_report(tmp_path / "fer_vgg.keras", {**card, "notes": ["Epochs 1-2 on old code.", " "]})
     assert noted.details["notes"] == ["Note: Epochs 1-2 on old code."]
     staged = {**card, "stages": [{"source_run": "a", "notes": ["Shared seed."]}, {"source_run": "b"}, "damaged"]}

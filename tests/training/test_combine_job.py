@@ -83,6 +83,7 @@ def test_the_job_ships_the_ensemble_and_records_its_figures(tmp_path, pair, trai
             ("none", "validation_accuracy"),
             ("flip", "validation_accuracy_tta"),
             ("shifts", "validation_accuracy_tta_shifts"),
+            ("zooms", "validation_accuracy_tta_zooms"),
         )
     }
     assert job.result["int8_accuracy"] == card["int8_validation_accuracy"]

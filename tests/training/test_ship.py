@@ -35,13 +35,14 @@ def test_ship_writes_model_tflite_and_card(tmp_path, tiny_model_path, training_d
         assert key in stored, key
     assert stored["metrics"]["n"] == 56
     assert set(stored["metrics"]) >= {"validation_accuracy", "validation_macro_f1", "validation_accuracy_tta"}
-    # One pass of ten views is scored three ways: each figure is what a separate evaluation of that mode gives.
+    # One pass of ten views is scored three ways, the zooms by a second: each figure is what a separate evaluation
+    # of that mode gives.
     from ferlib.data.datasets import load_dataset
     from ferlib.evaluation.metrics import evaluate_model
 
     model, _ = load_model(target)
     images, labels = load_dataset(training_data).subset("validation")
-    for mode, key in (("none", ""), ("flip", "_tta"), ("shifts", "_tta_shifts")):
+    for mode, key in (("none", ""), ("flip", "_tta"), ("shifts", "_tta_shifts"), ("zooms", "_tta_zooms")):
         expected = evaluate_model(model, images, labels, tta=mode)
         assert stored["metrics"][f"validation_accuracy{key}"] == pytest.approx(expected["accuracy"]), mode
         assert stored["metrics"][f"validation_macro_f1{key}"] == pytest.approx(expected["macro_f1"]), mode
@@ -163,7 +164,7 @@ def test_a_crop_model_trained_in_mixed_bfloat16_ships_in_float32_with_ten_crop_f
     target = tmp_path / "models" / "crops.keras"
     assert main(["ship", "--run-dir", str(run_dir), "--data", str(training_data), "--output", str(target)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "accuracy_tta_crops=" in last and "shifts" not in last
+    assert "accuracy_tta_crops=" in last and "accuracy_tta_zooms=" in last and "shifts" not in last
     model, card = load_model(target)
     assert precision_of(model) == FLOAT32 and card["config"]["precision"] == "mixed_bfloat16"
     assert "validation_accuracy_tta_crops" in card["metrics"] and card["tflite_top1_agreement"] >= 0.95
@@ -184,6 +185,8 @@ def test_ship_writes_a_markdown_model_card(tmp_path, tiny_model_path, training_d
     assert f"| Keras model | {card['metrics']['validation_accuracy']:.4f} |" in text
     shifts = card["metrics"]["validation_accuracy_tta_shifts"]
     assert f"| with TTA over flips and ±2-pixel shifts (10 views) | {shifts:.4f} |" in text
+    zooms = card["metrics"]["validation_accuracy_tta_zooms"]
+    assert f"| with TTA over flips, ±10% zooms and ±5° tilts (18 views) | {zooms:.4f} |" in text
     assert "| **angry** |" in text and f"{card['parameters']:,} parameters" in text
 
 
