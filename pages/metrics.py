@@ -32,7 +32,7 @@ HELP = {
     "json": "Everything on this page for the model (with the latest dataset evaluation, when there is one).",
     "dataset": "The model predicts every face of the split once (then cached); the gallery shows its surest errors.",
     "tta": "Average each face's probabilities over views of it: its mirror image, shifted copies, ten crops or "
-    "zoomed and tilted copies (the most accurate, at 18 predictions per face).",
+    "zoomed and tilted copies (usually the most accurate, at 18 predictions per face).",
     "predicted": "Only faces wrongly predicted as this class: with a true class, one cell of the confusion matrix.",
     "faces": "Grad-CAM colours the regions that pushed the model towards a class: red is strong evidence, blue none.",
     "target": "The predicted class shows why the model said it; the true class, what evidence it saw for the answer.",

@@ -70,6 +70,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--detector", default="haar", help="face detector: haar (default), mtcnn, or none (image is a face)"
     )
+    predict.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        default="none",
+        metavar="MODE",
+        help="photos: read each face through the views of this test-time augmentation and average them, as "
+        "`evaluate --tta` does (flip, shifts, crops, or zooms: 18 views, usually the most accurate); by default "
+        "each face is read once",
+    )
     predict.add_argument("--annotated-dir", help="also write each photo with its faces drawn on it here")
     predict.add_argument("--json", help="write all predictions to this JSON file")
     predict.add_argument("--csv", help="video: write one row per face per frame here (default: standard output)")
@@ -178,15 +188,19 @@ def _searched_average(
 
 
 def _predict(arguments: argparse.Namespace) -> int:
+    from ferlib.evaluation.metrics import tta_mode
     from ferlib.live.video import is_video_path
 
     _check_output_paths(arguments)
+    arguments.tta = tta_mode(arguments.tta)  # a wrong mode is named before any model is loaded
     videos = [path for path in arguments.images if is_video_path(path)]
     if videos:
         if len(arguments.images) > 1:
             raise FerError(f"Expected photos or a single video; received {len(arguments.images)} files with a video")
         if arguments.json or arguments.annotated_dir:
             raise FerError("Expected --csv or --video-out with a video; received --json or --annotated-dir")
+        if arguments.tta != "none":
+            raise FerError(f"Expected --tta with photos (a video is read one view per frame); received {videos[0]!r}")
         return _predict_video(arguments, videos[0])
     if arguments.csv or arguments.video_out:
         raise FerError("Expected a video file with --csv or --video-out; received only photos")
@@ -265,11 +279,15 @@ def _predict_photos(arguments: argparse.Namespace) -> int:
 
     from ferlib.atomic import atomic_write_bytes, atomic_write_json
     from ferlib.data.preprocess import read_image
+    from ferlib.evaluation.metrics import AveragedViews
     from ferlib.live.detection import make_detector
     from ferlib.live.pipeline import EmotionPipeline, annotate
     from ferlib.nets.classifier import make_classifier
 
-    pipeline = EmotionPipeline(make_detector(arguments.detector), make_classifier(arguments.model))
+    classifier = make_classifier(arguments.model)
+    if arguments.tta != "none":
+        classifier = AveragedViews(classifier, arguments.tta)
+    pipeline = EmotionPipeline(make_detector(arguments.detector), classifier)
     results: list[dict] = []
     written: set[Path] = set()
     failures = 0

@@ -59,7 +59,7 @@ def data_line(card: dict[str, Any]) -> str:
     if _members(card):
         faces = f"{metrics.get('n', '?')} faces"
         line = (
-            f"Each member's own card says what trained it. Measured on {split}, {faces}; the members' checkpoints "
+            f"Its members are listed below. Measured on {split}, {faces}; the members' checkpoints "
             "and these weights may have been chosen on the same faces, so its figures can flatter it slightly."
         )
     if "PublicTest" in split:
@@ -100,10 +100,15 @@ def ensemble_lines(card: dict[str, Any]) -> list[str]:
     header = ["member", "weight", "network", "parameters", "epochs", "wall time", "its accuracy", "its accuracy (flip)"]
     return [
         f"An ensemble of {len(members)} networks, combined by `python -m ferlib ensemble`: each face's probabilities "
-        "are the weighted average of its members' (each member's own card tells how it was trained). Every face "
-        f"passes through every member, so it costs their sum. {effort}",
+        "are the weighted average of its members'. Every face passes through every member, so it costs their sum. "
+        f"{effort}",
         "",
         *_table(header, rows),
+        "",
+        *(
+            f"- `{member.get('model', '?')}`: {describe_hyperparameters(member.get('hyperparameters'))}."
+            for member in members
+        ),
         *([""] if notes else []),
         *(f"- Note: {note}" for note in notes),
     ]

@@ -127,7 +127,7 @@ def tta_views(batch: np.ndarray, tta: bool | str) -> list[np.ndarray]:
 
 
 def view_count(tta: bool | str) -> int:
-    """How many views of each face `tta` averages (1, 2 or 10)."""
+    """How many views of each face `tta` averages (1, 2, 10 or 18)."""
     return len(tta_views(np.zeros((1, 8, 8, 1), np.float32), tta))
 
 
@@ -192,6 +192,20 @@ def predict_probabilities(
     `tta` (a mode of TTA_MODES, or True for "flip") averages the probabilities of each face's views.
     """
     return average_views(predict_views(model, images, tta=tta, batch_size=batch_size), tta)
+
+
+class AveragedViews:
+    """A classifier that reads each face through the views of a TTA mode and answers their average: a photo read
+    the way `evaluate --tta` reads the validation faces, at the cost of one prediction per view."""
+
+    def __init__(self, classifier: Any, tta: bool | str) -> None:
+        self.classifier, self.tta = classifier, tta_mode(tta)
+        self.class_names = tuple(getattr(classifier, "class_names", EMOTIONS))
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        if len(faces) == 0:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return predict_probabilities(self.classifier, faces, tta=self.tta)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -273,19 +287,20 @@ def evaluate_modes(
     tta: bool | str | Sequence[str],
     class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The metrics of `tta` (one mode or several) and the simpler modes the first one's views include (none, and
-    flip for a richer mode), keyed by mode; one prediction per mode named."""
+    """The metrics of `tta` (one mode or several) and of the simpler modes their views include (none, and flip for
+    any richer mode), keyed by mode: one prediction of the views of each mode richer than flip, else of the richest
+    mode named."""
     named = [tta_mode(mode) for mode in ([tta] if tta is None or isinstance(tta, bool | np.bool_ | str) else tta)]
     if not named:
         raise FerError("Expected at least one TTA mode to evaluate; received none")
+    richer = [mode for mode in dict.fromkeys(named) if mode not in ("none", "flip")]
     evaluations: dict[str, dict[str, Any]] = {}
-    for index, mode in enumerate(dict.fromkeys(named)):
+    for mode in richer or [max(named, key=view_count)]:
         views = predict_views(model, images, tta=mode)
         names = class_names or class_names_of(model, views.shape[-1])
-        included = ("none", "flip", mode) if index == 0 and mode != "none" else (mode,)
-        evaluations |= {
-            shown: score_views(views, labels, shown, names) for shown in included if shown not in evaluations
-        }
+        for shown in dict.fromkeys(("none", "flip", mode) if mode != "none" else ("none",)):
+            if shown not in evaluations:
+                evaluations[shown] = score_views(views, labels, shown, names)
     return evaluations
 
 

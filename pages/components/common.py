@@ -133,7 +133,7 @@ def entry_label(entry: CatalogEntry) -> str:
 FACTS = {"architecture": "Network", "parameters": "Parameters", "epochs_completed": "Epochs trained"}
 FACTS |= {"best_epoch": "Best weights after epoch", "train_seconds": "Training time", "split": "Measured on"}
 FACTS |= {"accuracy_with_10_view_tta": "Accuracy reading ten views of each face", "train_images": "Training faces"}
-FACTS |= {"accuracy_with_zoom_tta": "Accuracy reading 18 zoomed and tilted views"}
+FACTS |= {"accuracy_with_zoom_tta": "Accuracy reading 18 zoomed, tilted and mirrored views"}
 
 
 def model_facts(details: dict) -> None:

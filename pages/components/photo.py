@@ -37,21 +37,28 @@ def read_photo(photo: bytes) -> np.ndarray | None:
 
 
 @st.cache_data(show_spinner="Finding and reading the faces…", max_entries=16, ttl=3600)
-def analyze_photo(_image, photo: bytes, model_path: str, detector: str, backend: str, threads: int, version: Any):
-    """The faces found and read in a photo (`_image`, decoded from `photo`), cached for an hour per photo, model
-    version and settings: a rerun (a slider moved) redraws them without finding them again."""
+def analyze_photo(
+    _image, photo: bytes, model_path: str, detector: str, backend: str, threads: int, tta: str, version: Any
+):
+    """The faces found and read in a photo (`_image`, decoded from `photo`), each read through the views of `tta`
+    ("none": once), cached for an hour per photo, model version and settings: a rerun (a slider moved) redraws them
+    without finding them again."""
+    from ferlib.evaluation.metrics import AveragedViews
     from ferlib.live.pipeline import EmotionPipeline
 
-    return EmotionPipeline(load_detector(detector), load_classifier(model_path, backend, threads)).analyze(_image)
+    classifier = load_classifier(model_path, backend, threads)
+    classifier = AveragedViews(classifier, tta) if tta != "none" else classifier
+    return EmotionPipeline(load_detector(detector), classifier).analyze(_image)
 
 
 def photo_analysis(photo: bytes, model_path: str, *, key: str, settings: LiveSettings | None = None, **pipeline):
     """The photo with every face drawn on it beside each face's emotion and probabilities, and the annotated photo to
-    download (none when no face was found); `pipeline`: the detector, backend and num_threads to analyse it with.
+    download (none when no face was found); `pipeline`: the detector, backend, num_threads and TTA mode (tta) to
+    analyse it with.
     Returns the faces found (None when the photo or the model failed)."""
     if (image := read_photo(photo)) is None:
         return None
-    options = {"detector": "haar", "backend": "auto", "num_threads": None, **pipeline}
+    options = {"detector": "haar", "backend": "auto", "num_threads": None, "tta": "none", **pipeline}
     analyze = lambda: analyze_photo(image, photo, model_path, *options.values(), model_version(model_path))  # noqa: E731
     analysis = attempt("The model could not be run.", analyze)
     if analysis is None:

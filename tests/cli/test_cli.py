@@ -264,6 +264,27 @@ def test_predict_an_annotated_copy_that_cannot_be_written_keeps_the_analysis(tin
     assert lines[1].startswith(f"{photo}: the annotated copy could not be written to {blocked}")
 
 
+def test_predict_reads_each_face_through_the_views_asked_for(tiny_model_path, tmp_path):
+    from ferlib.evaluation.metrics import AveragedViews
+    from ferlib.live.detection import make_detector
+    from ferlib.live.pipeline import EmotionPipeline
+    from ferlib.nets.classifier import make_classifier
+
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), np.random.default_rng(5).integers(0, 256, (64, 64), dtype=np.uint8))
+    result = run_cli("predict", photo, "--model", tiny_model_path, "--detector", "none", "--tta", "zooms")
+    assert result.returncode == 0, result.stderr
+    printed = dict(re.findall(r" (\w+)=(0\.\d{3})", result.stdout.splitlines()[1]))
+    printed.pop("confidence")
+    image = cv2.imread(str(photo))
+    plain = make_classifier(tiny_model_path)
+    pipeline = EmotionPipeline(make_detector("none"), AveragedViews(plain, "zooms"))
+    (face,) = pipeline.analyze(image).faces
+    assert printed == {name: f"{value:.3f}" for name, value in face.probabilities.items()}
+    (once,) = EmotionPipeline(make_detector("none"), plain).analyze(image).faces
+    assert not np.allclose(face.probability_vector(), once.probability_vector(), atol=1e-6)  # the views count
+
+
 def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
     """A folder given as a config file, an output that is a folder, --epochs 0: exit 2, no traceback."""
     results = {
@@ -273,6 +294,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
         "video with json": run_cli("predict", tmp_path / "clip.mp4", "--json", tmp_path / "out.json"),
         "no readable photo": run_cli("predict", tmp_path / "missing.jpg"),
         "tta mode": run_cli("evaluate", "--data", tmp_path / "missing.zip", "--tta", "ten"),  # named before the data
+        "predict tta": run_cli("predict", tmp_path / "missing.jpg", "--tta", "ten"),  # named before the photos
     }
     for name, result in results.items():
         assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
@@ -285,6 +307,7 @@ def test_paths_and_values_that_cannot_work_are_one_error_line(tmp_path):
         "error: Expected readable image files; received 1, none of which could be read and analysed"
     )
     assert last["tta mode"] == "error: Expected a TTA mode among none, flip, shifts, crops, zooms; received 'ten'"
+    assert last["predict tta"] == last["tta mode"]
     assert last["video with json"] == (
         "error: Expected --csv or --video-out with a video; received --json or --annotated-dir"
     )

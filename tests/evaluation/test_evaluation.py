@@ -5,6 +5,7 @@ import ferlib.evaluation.metrics
 from ferlib.classes import EMOTIONS
 from ferlib.evaluation.metrics import (
     TTA_MODES,
+    AveragedViews,
     average_views,
     classification_metrics,
     confusion_matrix,
@@ -124,6 +125,15 @@ def test_evaluating_several_modes_scores_each_and_the_plain_and_flip_views_once(
         assert every[mode] == evaluate_model(MeanBrightness(), faces, labels, tta=mode), mode
     with pytest.raises(ValueError, match=r"^Expected at least one TTA mode to evaluate; received none$"):
         evaluate_modes(MeanBrightness(), faces, labels, ())
+
+
+def test_a_classifier_averaging_views_answers_what_evaluation_computes():
+    faces = np.random.default_rng(6).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    averaged = AveragedViews(MeanBrightness(), "zooms")
+    np.testing.assert_allclose(averaged(faces), predict_probabilities(MeanBrightness(), faces, tta="zooms"))
+    assert averaged.class_names == EMOTIONS and averaged(faces[:0]).shape == (0, 7)
+    with pytest.raises(ValueError, match=r"^Expected a TTA mode among .*; received 'ten'$"):
+        AveragedViews(MeanBrightness(), "ten")
 
 
 def test_the_second_half_of_the_views_mirrors_the_first():

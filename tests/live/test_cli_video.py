@@ -62,6 +62,10 @@ def test_predict_video_mistakes_are_one_line_errors(astronaut_mp4, tiny_model_pa
     assert mixed.returncode == 2 and mixed.stderr.strip().splitlines()[-1] == (
         "error: Expected photos or a single video; received 2 files with a video"
     )
+    views = run_cli("predict", astronaut_mp4, "--tta", "zooms", "--model", tiny_model_path)
+    assert views.returncode == 2 and views.stderr.strip().splitlines()[-1] == (
+        f"error: Expected --tta with photos (a video is read one view per frame); received {str(astronaut_mp4)!r}"
+    )
     photos_only = run_cli("predict", photo, "--csv", tmp_path / "x.csv", "--model", tiny_model_path)
     assert photos_only.returncode == 2 and "Expected a video file with --csv" in photos_only.stderr
     broken = tmp_path / "broken.mp4"

@@ -10,6 +10,7 @@ import pytest
 
 from ferlib.classes import ClassSet
 from ferlib.errors import FerError
+from ferlib.evaluation.cards import describe_hyperparameters
 from ferlib.evaluation.metrics import ten_view_mode
 from ferlib.nets.classifier import TFLiteClassifier
 from ferlib.nets.ensemble import ensemble_members
@@ -51,6 +52,8 @@ def test_two_models_ship_as_one_ensemble_with_exports_and_a_card(tmp_path, tiny_
     markdown = target.with_suffix(".md").read_text()
     assert "An ensemble of 2 networks, combined by `python -m ferlib ensemble`" in markdown
     assert "| `other.keras` | 25% | compact_cnn |" in markdown and "- Note: A pair." in markdown
+    settings = describe_hyperparameters(members[1]["hyperparameters"])
+    assert f"- `other.keras`: {settings}." in markdown and "filters" in settings  # what each network is
 
 
 def test_an_ensemble_card_sums_its_members_training_each_run_once(tmp_path, tiny_model_path, training_data):
