@@ -31,10 +31,16 @@ def test_live_camera_shows_happy_for_the_smiling_astronaut(tmp_path):
         wait_for_app(page)
         assert page.inner_text("h1").strip().endswith("Live")
         component = page.frame_locator("iframe[title*='webrtc']")
-        component.get_by_role("button", name=re.compile("^start$", re.I)).click(timeout=90000)
-        deadline = time.time() + 120
+        start = component.get_by_role("button", name=re.compile("^start$", re.I))
+        start.click(timeout=90000)
+        deadline, clicked = time.time() + 120, time.time()
         text, happy_pixels = "", 0
         while time.time() < deadline:
+            if time.time() - clicked > 20 and start.count() and start.is_enabled():
+                # Still START 20 s later: on a loaded machine the click can land while the component is still being
+                # set up and be lost; a person would press it again.
+                start.click()
+                clicked = time.time()
             text = page.inner_text("[data-testid='stMain']")
             if re.search(r"Face \d+: \S+ happy \d+%", text) and re.search(r"\d+ fps to your browser", text):
                 happy_pixels = max(happy_pixels, overlay_pixels(component, EMOTION_COLORS_BGR["happy"]))
