@@ -32,6 +32,12 @@ def weights_or_search(text: str) -> list[float] | str:
         raise argparse.ArgumentTypeError(f"Expected weights such as 0.6,0.4, or search; received {text!r}") from None
 
 
+def add_tta_option(parser: argparse.ArgumentParser, description: str) -> None:
+    """`--tta [MODE]`: none by default, flip when given bare (a mode is checked by `tta_mode` where it is used, so a
+    wrong one is the usual one-line error)."""
+    parser.add_argument("--tta", nargs="?", const="flip", default="none", metavar="MODE", help=description)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split")
     evaluate.add_argument("--data", required=True)
@@ -48,13 +54,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "whole-number weights 1-4 and scores the best on this split (chosen on it, so it flatters the average)",
     )
     evaluate.add_argument("--split", default="validation", choices=["train", "validation", "test", "all"])
-    evaluate.add_argument(
-        "--tta",
-        nargs="?",
-        const="flip",
-        default="none",
-        metavar="MODE",
-        help="test-time augmentation: flip (the default of a bare --tta) averages each face with its mirror image; "
+    add_tta_option(
+        evaluate,
+        "test-time augmentation: flip (the default of a bare --tta) averages each face with its mirror image; "
         "shifts averages 10 views (flips, each moved 2 pixels up, down, left and right); crops averages ten "
         "40-pixel crops (centre and corners, each mirrored), for models that look at a 40-pixel crop; zooms "
         "averages 18 views (flips, each scaled by 0.9, 1 and 1.1 and tilted by -5, 0 and 5 degrees)",
@@ -70,13 +72,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--detector", default="haar", help="face detector: haar (default), mtcnn, or none (image is a face)"
     )
-    predict.add_argument(
-        "--tta",
-        nargs="?",
-        const="flip",
-        default="none",
-        metavar="MODE",
-        help="photos: read each face through the views of this test-time augmentation and average them, as "
+    add_tta_option(
+        predict,
+        "photos: read each face through the views of this test-time augmentation and average them, as "
         "`evaluate --tta` does (flip, shifts, crops, or zooms: 18 views, usually the most accurate); by default "
         "each face is read once",
     )
